@@ -1,0 +1,5 @@
+//! The kproxy daemon.
+
+fn main() {
+    println!("kproxy: the daemon is not yet available");
+}

@@ -1,0 +1,177 @@
+//! `ChangeTracker`: the Service, EndpointSlice and Node trackers of both IP families behind
+//! one API object interface, and their checkout into a [`ProxyState`].
+
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::convert::{EndpointSliceInfo, LABEL_SERVICE_NAME, NodeInfo, ServiceInfo};
+use crate::endpoints_change_tracker::EndpointsChangeTracker;
+use crate::error::ConversionError;
+use crate::names::{IpFamily, NamespacedName};
+use crate::proxy_state::{Changes, ProxyState};
+use crate::service_change_tracker::ServiceChangeTracker;
+
+/// Folds API events into pending changes until the next sync checks them out.
+///
+/// Every `on_*` method returns whether changes are pending. A malformed object yields a
+/// [`ConversionError`] and changes nothing: the object's previous state stays in force.
+#[derive(Debug)]
+pub struct ChangeTracker {
+    services: [ServiceChangeTracker; 2],
+    endpoints: [EndpointsChangeTracker; 2],
+    node: NodeInfo,
+    node_changed: bool,
+    needs_full_sync: bool,
+}
+
+impl ChangeTracker {
+    /// Trackers for node `node_name`; trigger times before `start_time` are ignored.
+    pub fn new(node_name: &str, start_time: SystemTime) -> Self {
+        Self {
+            services: IpFamily::ALL.map(ServiceChangeTracker::new),
+            endpoints: IpFamily::ALL.map(|f| EndpointsChangeTracker::new(f, node_name, start_time)),
+            node: NodeInfo::named(node_name),
+            node_changed: false,
+            needs_full_sync: true,
+        }
+    }
+
+    /// A Service was added or updated.
+    pub fn on_service_update(&mut self, service: &Service) -> Result<bool, ConversionError> {
+        let info = ServiceInfo::from_service(service)?;
+        let name = crate::convert::object_name(&service.metadata);
+        for tracker in &mut self.services {
+            tracker.update(&name, info.as_ref());
+        }
+        Ok(self.pending())
+    }
+
+    /// A Service was deleted.
+    pub fn on_service_delete(&mut self, name: &NamespacedName) -> bool {
+        for tracker in &mut self.services {
+            tracker.update(name, None);
+        }
+        self.pending()
+    }
+
+    /// A relist: `services` is the complete set. Services not in it are deleted; every
+    /// malformed one is returned and keeps its previous state.
+    pub fn on_services_reset(&mut self, services: &[Service]) -> Vec<ConversionError> {
+        let listed: std::collections::HashSet<NamespacedName> =
+            services.iter().map(|s| crate::convert::object_name(&s.metadata)).collect();
+        let gone: Vec<NamespacedName> =
+            self.services.iter().flat_map(|t| t.known_services()).filter(|n| !listed.contains(*n)).cloned().collect();
+        for name in gone {
+            self.on_service_delete(&name);
+        }
+        services.iter().filter_map(|s| self.on_service_update(s).err()).collect()
+    }
+
+    /// An EndpointSlice was added or updated.
+    pub fn on_slice_update(&mut self, slice: &EndpointSlice) -> Result<bool, ConversionError> {
+        if let Some(info) = EndpointSliceInfo::from_slice(slice)? {
+            for tracker in &mut self.endpoints {
+                tracker.update(&info);
+            }
+        }
+        Ok(self.pending())
+    }
+
+    /// An EndpointSlice was deleted.
+    pub fn on_slice_delete(&mut self, slice: &EndpointSlice) -> bool {
+        let name = crate::convert::object_name(&slice.metadata);
+        let labels = slice.metadata.labels.as_ref();
+        if let Some(service) = labels.and_then(|l| l.get(LABEL_SERVICE_NAME)) {
+            let service = NamespacedName::new(name.namespace, service.clone());
+            for tracker in &mut self.endpoints {
+                tracker.delete(&service, &name.name);
+            }
+        }
+        self.pending()
+    }
+
+    /// A relist: `slices` is the complete set. Slices not in it are deleted; every
+    /// malformed one is returned and keeps its previous state.
+    pub fn on_slices_reset(&mut self, slices: &[EndpointSlice]) -> Vec<ConversionError> {
+        let listed: std::collections::HashSet<(NamespacedName, String)> = slices
+            .iter()
+            .filter_map(|s| {
+                let name = crate::convert::object_name(&s.metadata);
+                let service = s.metadata.labels.as_ref()?.get(LABEL_SERVICE_NAME)?;
+                Some((NamespacedName::new(name.namespace, service.clone()), name.name))
+            })
+            .collect();
+        for tracker in &mut self.endpoints {
+            for (service, slice_name) in tracker.known_slices() {
+                if !listed.contains(&(service.clone(), slice_name.clone())) {
+                    tracker.delete(&service, &slice_name);
+                }
+            }
+        }
+        slices.iter().filter_map(|s| self.on_slice_update(s).err()).collect()
+    }
+
+    /// This node's object was added or updated. A change of its labels (topology) asks
+    /// for a full sync.
+    pub fn on_node_update(&mut self, node: &Node) -> Result<bool, ConversionError> {
+        let info = NodeInfo::from_node(node)?;
+        if info != self.node {
+            self.needs_full_sync |= info.labels != self.node.labels;
+            self.node = info;
+            self.node_changed = true;
+        }
+        Ok(self.pending())
+    }
+
+    /// Asks the next checkout for a full sync.
+    pub fn request_full_sync(&mut self) {
+        self.needs_full_sync = true;
+    }
+
+    /// Whether anything waits for a sync.
+    pub fn pending(&self) -> bool {
+        self.needs_full_sync
+            || self.node_changed
+            || self.services.iter().any(|t| t.pending() > 0)
+            || self.endpoints.iter().any(|t| t.pending() > 0)
+    }
+
+    /// Pending Service changes, summed over families (`..._service_changes_pending`).
+    pub fn service_changes_pending(&self) -> usize {
+        self.services.iter().map(ServiceChangeTracker::pending).sum()
+    }
+
+    /// Pending endpoint changes, summed over families (`..._endpoint_changes_pending`).
+    pub fn endpoint_changes_pending(&self) -> usize {
+        self.endpoints.iter().map(EndpointsChangeTracker::pending).sum()
+    }
+
+    /// Applies every pending change to `state` and says what changed.
+    pub fn checkout_into(&mut self, state: &mut ProxyState) -> Changes {
+        let mut changes = Changes::default();
+        if std::mem::take(&mut self.needs_full_sync) {
+            changes.set_full();
+        }
+        if std::mem::take(&mut self.node_changed) {
+            state.node = self.node.clone();
+        }
+        for family in IpFamily::ALL {
+            let service_changes = self.services[family.index()].checkout();
+            let endpoint_changes = self.endpoints[family.index()].checkout();
+            let view = state.family_mut(family);
+            let out = changes.family_mut(family);
+            out.service_ports = view.services.apply(&service_changes);
+            let result = view.endpoints.apply(&endpoint_changes.changes);
+            out.service_ports.extend(result.changed_ports);
+            out.stale_udp_endpoints = result.stale_udp_endpoints;
+            changes.trigger_times.extend(endpoint_changes.trigger_times.into_values().flatten());
+        }
+        changes
+    }
+}
+
+#[cfg(test)]
+#[path = "change_tracker_tests.rs"]
+mod tests;

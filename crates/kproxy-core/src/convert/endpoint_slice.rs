@@ -1,0 +1,157 @@
+//! EndpointSlice → [`EndpointSliceInfo`]: a compact, validated copy of what proxies use.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use k8s_openapi::api::discovery::v1::{Endpoint as ApiEndpoint, EndpointSlice};
+
+use super::fields::FieldParser;
+use super::service::object_name;
+use super::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_SERVICE_NAME};
+use crate::error::{ConversionError, Invalid, ObjectKind};
+use crate::names::{IpFamily, NamespacedName, Protocol};
+
+/// One port of a slice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SlicePort {
+    /// The port's name (matches the Service port's name); empty when unnamed.
+    pub name: String,
+    /// The target port number.
+    pub port: u16,
+    /// The protocol.
+    pub protocol: Protocol,
+}
+
+/// One endpoint of a slice, before it is combined with a port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointInfo {
+    /// The first address (upstream uses only that one).
+    pub ip: IpAddr,
+    /// `nodeName`.
+    pub node_name: Option<String>,
+    /// `zone`.
+    pub zone: Option<String>,
+    /// `conditions.ready`, true when absent.
+    pub ready: bool,
+    /// `conditions.serving`, true when absent.
+    pub serving: bool,
+    /// `conditions.terminating`, false when absent.
+    pub terminating: bool,
+    /// `hints.forZones`.
+    pub zone_hints: BTreeSet<String>,
+    /// `hints.forNodes`.
+    pub node_hints: BTreeSet<String>,
+}
+
+/// A validated EndpointSlice of an IP address type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointSliceInfo {
+    /// The Service the slice belongs to (`kubernetes.io/service-name` label).
+    pub service: NamespacedName,
+    /// The slice's own name.
+    pub slice_name: String,
+    /// `addressType`.
+    pub family: IpFamily,
+    /// The slice's ports.
+    pub ports: Vec<SlicePort>,
+    /// The slice's endpoints.
+    pub endpoints: Vec<EndpointInfo>,
+    /// `endpoints.kubernetes.io/last-change-trigger-time`, when present and well formed.
+    pub trigger_time: Option<SystemTime>,
+}
+
+impl EndpointSliceInfo {
+    /// Validates `slice`. `Ok(None)` means it is well formed but not for proxies: an FQDN
+    /// slice, or one without the `kubernetes.io/service-name` label.
+    pub fn from_slice(slice: &EndpointSlice) -> Result<Option<Self>, ConversionError> {
+        let name = object_name(&slice.metadata);
+        let p = FieldParser { kind: ObjectKind::EndpointSlice, object: &name };
+        if name.name.is_empty() {
+            return Err(p.error("metadata.name", Invalid::Missing));
+        }
+        let family = match slice.address_type.as_str() {
+            "IPv4" => IpFamily::V4,
+            "IPv6" => IpFamily::V6,
+            "FQDN" => return Ok(None),
+            other => return Err(p.error("addressType", Invalid::Value(other.to_owned()))),
+        };
+        let labels = slice.metadata.labels.as_ref();
+        let Some(service_name) = labels.and_then(|l| l.get(LABEL_SERVICE_NAME)).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let annotations = slice.metadata.annotations.as_ref();
+        let trigger_time = annotations
+            .and_then(|a| a.get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME))
+            .and_then(|t| humantime::parse_rfc3339_weak(t.trim()).ok());
+        Ok(Some(Self {
+            service: NamespacedName::new(name.namespace.clone(), service_name.clone()),
+            slice_name: name.name.clone(),
+            family,
+            ports: slice_ports(&p, slice)?,
+            endpoints: endpoints(&p, slice, family)?,
+            trigger_time,
+        }))
+    }
+}
+
+fn slice_ports(p: &FieldParser<'_>, slice: &EndpointSlice) -> Result<Vec<SlicePort>, ConversionError> {
+    let ports = slice.ports.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(ports.len());
+    for (i, port) in ports.iter().enumerate() {
+        // A slice port without a number means "all ports" and is of no use to a proxy;
+        // upstream ignores it, so do we.
+        let Some(number) = port.port else { continue };
+        out.push(SlicePort {
+            name: port.name.clone().unwrap_or_default(),
+            port: p.port(format!("ports[{i}].port"), number)?,
+            protocol: p.protocol(format!("ports[{i}].protocol"), port.protocol.as_deref())?,
+        });
+    }
+    Ok(out)
+}
+
+fn endpoints(
+    p: &FieldParser<'_>,
+    slice: &EndpointSlice,
+    family: IpFamily,
+) -> Result<Vec<EndpointInfo>, ConversionError> {
+    let endpoints = slice.endpoints.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(endpoints.len());
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        // An endpoint without addresses is skipped, as upstream does.
+        let Some(first) = endpoint.addresses.first() else { continue };
+        let field = format!("endpoints[{i}].addresses[0]");
+        let ip = p.ip(field.as_str(), first)?;
+        if IpFamily::of(&ip) != family {
+            return Err(p.error(field, Invalid::Value(format!("{first} is not an {family} address"))));
+        }
+        out.push(endpoint_info(ip, endpoint));
+    }
+    Ok(out)
+}
+
+fn endpoint_info(ip: IpAddr, endpoint: &ApiEndpoint) -> EndpointInfo {
+    let conditions = endpoint.conditions.as_ref();
+    let hints = endpoint.hints.as_ref();
+    EndpointInfo {
+        ip,
+        node_name: endpoint.node_name.clone(),
+        zone: endpoint.zone.clone(),
+        ready: conditions.and_then(|c| c.ready).unwrap_or(true),
+        serving: conditions.and_then(|c| c.serving).unwrap_or(true),
+        terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
+        zone_hints: hints
+            .and_then(|h| h.for_zones.as_ref())
+            .map(|z| z.iter().map(|z| z.name.clone()).collect())
+            .unwrap_or_default(),
+        node_hints: hints
+            .and_then(|h| h.for_nodes.as_ref())
+            .map(|n| n.iter().map(|n| n.name.clone()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+#[path = "endpoint_slice_tests.rs"]
+mod tests;

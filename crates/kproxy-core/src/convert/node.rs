@@ -1,0 +1,64 @@
+//! Node → [`NodeInfo`]: this node's name, topology labels, addresses and pod CIDRs.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Node;
+
+use super::LABEL_TOPOLOGY_ZONE;
+use super::fields::FieldParser;
+use crate::error::{ConversionError, Invalid, ObjectKind};
+use crate::names::NamespacedName;
+
+/// What the proxy uses of its own Node object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// The node's name (the proxy's hostname).
+    pub name: String,
+    /// The node's labels (the zone label drives topology).
+    pub labels: BTreeMap<String, String>,
+    /// `status.addresses`, parsed.
+    pub addresses: Vec<IpAddr>,
+    /// `spec.podCIDRs`, parsed.
+    pub pod_cidrs: Vec<IpNet>,
+}
+
+impl NodeInfo {
+    /// A node known only by name (before its object has been seen).
+    pub fn named(name: impl Into<String>) -> Self {
+        Self { name: name.into(), ..Self::default() }
+    }
+
+    /// The `topology.kubernetes.io/zone` label, if set.
+    pub fn zone(&self) -> Option<&str> {
+        self.labels.get(LABEL_TOPOLOGY_ZONE).map(String::as_str)
+    }
+
+    /// Validates `node`.
+    pub fn from_node(node: &Node) -> Result<Self, ConversionError> {
+        let object = NamespacedName::new("", node.metadata.name.as_deref().unwrap_or_default());
+        let p = FieldParser { kind: ObjectKind::Node, object: &object };
+        if object.name.is_empty() {
+            return Err(p.error("metadata.name", Invalid::Missing));
+        }
+        let addresses = node.status.as_ref().and_then(|s| s.addresses.as_deref()).unwrap_or_default();
+        let cidrs = node.spec.as_ref().and_then(|s| s.pod_cidrs.as_deref()).unwrap_or_default();
+        Ok(Self {
+            name: object.name.clone(),
+            labels: node.metadata.labels.clone().unwrap_or_default(),
+            addresses: addresses
+                .iter()
+                .enumerate()
+                // Hostname and DNS entries are not IPs; only IP-typed addresses are parsed.
+                .filter(|(_, a)| a.type_.ends_with("IP"))
+                .map(|(i, a)| p.ip(format!("status.addresses[{i}].address"), &a.address))
+                .collect::<Result<_, _>>()?,
+            pod_cidrs: cidrs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| p.cidr(format!("spec.podCIDRs[{i}]"), c))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}

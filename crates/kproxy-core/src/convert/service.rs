@@ -1,0 +1,264 @@
+//! Service → [`ServiceInfo`] → per-family [`ServicePort`]s (upstream's `newBaseServiceInfo`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::LABEL_SERVICE_PROXY_NAME;
+use super::fields::FieldParser;
+use crate::error::{ConversionError, Invalid, ObjectKind};
+use crate::names::{IpFamily, NamespacedName, Protocol, ServicePortName};
+use crate::service_port::{DEFAULT_STICKY_MAX_AGE_SECONDS, MAX_STICKY_MAX_AGE_SECONDS, ServicePort, SessionAffinity};
+
+/// Why a well-formed Service is not proxied (upstream's `ShouldSkipService`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `type: ExternalName`: DNS only.
+    ExternalName,
+    /// `clusterIP: None`.
+    Headless,
+    /// No cluster IP assigned.
+    NoClusterIp,
+    /// Labelled `service.kubernetes.io/service-proxy-name`: another proxy's.
+    OtherProxy,
+}
+
+/// One port entry of a Service spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PortSpec {
+    name: String,
+    port: u16,
+    protocol: Protocol,
+    node_port: Option<u16>,
+}
+
+/// A validated, proxied Service, for every IP family at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// The Service's namespace and name.
+    pub name: NamespacedName,
+    cluster_ips: Vec<IpAddr>,
+    ports: Vec<PortSpec>,
+    external_ips: Vec<IpAddr>,
+    load_balancer_vips: Vec<IpAddr>,
+    source_ranges: Vec<IpNet>,
+    session_affinity: SessionAffinity,
+    external_policy_local: bool,
+    internal_policy_local: bool,
+    health_check_node_port: Option<u16>,
+    traffic_distribution: Option<String>,
+}
+
+/// The object name of any API object, `default` standing in for an absent namespace.
+pub(crate) fn object_name(meta: &ObjectMeta) -> NamespacedName {
+    NamespacedName::new(meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
+}
+
+impl ServiceInfo {
+    /// Why `service` is not proxied, if it is not.
+    pub fn skip_reason(service: &Service) -> Option<SkipReason> {
+        let labels = service.metadata.labels.as_ref();
+        if labels.is_some_and(|l| l.contains_key(LABEL_SERVICE_PROXY_NAME)) {
+            return Some(SkipReason::OtherProxy);
+        }
+        let spec = service.spec.as_ref()?;
+        if spec.type_.as_deref() == Some("ExternalName") {
+            return Some(SkipReason::ExternalName);
+        }
+        match primary_cluster_ip(spec) {
+            None | Some("") => Some(SkipReason::NoClusterIp),
+            Some("None") => Some(SkipReason::Headless),
+            Some(_) => None,
+        }
+    }
+
+    /// Validates `service`. `Ok(None)` means it is well formed but not proxied
+    /// (see [`ServiceInfo::skip_reason`]); a Service without a spec is skipped too.
+    pub fn from_service(service: &Service) -> Result<Option<Self>, ConversionError> {
+        let name = object_name(&service.metadata);
+        let p = FieldParser { kind: ObjectKind::Service, object: &name };
+        if name.name.is_empty() {
+            return Err(p.error("metadata.name", Invalid::Missing));
+        }
+        let Some(spec) = service.spec.as_ref() else {
+            return Ok(None);
+        };
+        let type_ = service_type(&p, spec)?;
+        if Self::skip_reason(service).is_some() {
+            return Ok(None);
+        }
+        let external_ips = parse_ips(&p, "spec.externalIPs", spec.external_ips.as_deref())?;
+        let accessible = type_ != "ClusterIP" || !external_ips.is_empty();
+        let external_policy_local =
+            accessible && traffic_policy(&p, "spec.externalTrafficPolicy", &spec.external_traffic_policy)?;
+        let needs_health_check = type_ == "LoadBalancer" && external_policy_local;
+        Ok(Some(Self {
+            cluster_ips: cluster_ips(&p, spec)?,
+            ports: ports(&p, spec)?,
+            external_ips,
+            load_balancer_vips: load_balancer_vips(&p, service)?,
+            source_ranges: source_ranges(&p, spec)?,
+            session_affinity: session_affinity(&p, spec)?,
+            external_policy_local,
+            internal_policy_local: traffic_policy(&p, "spec.internalTrafficPolicy", &spec.internal_traffic_policy)?,
+            health_check_node_port: match needs_health_check {
+                true => p.optional_port("spec.healthCheckNodePort", spec.health_check_node_port)?,
+                false => None,
+            },
+            traffic_distribution: spec.traffic_distribution.clone(),
+            name,
+        }))
+    }
+
+    /// The cluster IP of `family`, if the Service has one.
+    pub fn cluster_ip(&self, family: IpFamily) -> Option<IpAddr> {
+        self.cluster_ips.iter().copied().find(|ip| IpFamily::of(ip) == family)
+    }
+
+    /// The Service's ports as seen in `family`; empty when it has no cluster IP of that family.
+    pub fn ports(&self, family: IpFamily) -> BTreeMap<ServicePortName, ServicePort> {
+        let Some(cluster_ip) = self.cluster_ip(family) else {
+            return BTreeMap::new();
+        };
+        let of_family =
+            |ips: &[IpAddr]| ips.iter().copied().filter(|ip| IpFamily::of(ip) == family).collect::<Vec<_>>();
+        let ranges: Vec<IpNet> =
+            self.source_ranges.iter().copied().filter(|net| IpFamily::of(&net.addr()) == family).collect();
+        self.ports
+            .iter()
+            .map(|spec| {
+                let name = ServicePortName::new(self.name.clone(), spec.name.clone(), spec.protocol);
+                let port = ServicePort {
+                    node_port: spec.node_port,
+                    external_ips: of_family(&self.external_ips),
+                    load_balancer_vips: of_family(&self.load_balancer_vips),
+                    load_balancer_source_ranges: ranges.clone(),
+                    session_affinity: self.session_affinity,
+                    external_policy_local: self.external_policy_local,
+                    internal_policy_local: self.internal_policy_local,
+                    health_check_node_port: self.health_check_node_port,
+                    traffic_distribution: self.traffic_distribution.clone(),
+                    ..ServicePort::new(cluster_ip, spec.port, spec.protocol)
+                };
+                (name, port)
+            })
+            .collect()
+    }
+}
+
+fn primary_cluster_ip(spec: &ServiceSpec) -> Option<&str> {
+    match spec.cluster_ips.as_deref() {
+        Some([first, ..]) => Some(first.as_str()),
+        _ => spec.cluster_ip.as_deref(),
+    }
+}
+
+fn service_type<'s>(p: &FieldParser<'_>, spec: &'s ServiceSpec) -> Result<&'s str, ConversionError> {
+    match spec.type_.as_deref() {
+        None | Some("") => Ok("ClusterIP"),
+        Some(t @ ("ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName")) => Ok(t),
+        Some(other) => Err(p.error("spec.type", Invalid::Value(other.to_owned()))),
+    }
+}
+
+fn cluster_ips(p: &FieldParser<'_>, spec: &ServiceSpec) -> Result<Vec<IpAddr>, ConversionError> {
+    match spec.cluster_ips.as_deref() {
+        Some(ips) if !ips.is_empty() => parse_ips(p, "spec.clusterIPs", Some(ips)),
+        _ => {
+            let ip = spec.cluster_ip.as_deref().unwrap_or_default();
+            Ok(vec![p.ip("spec.clusterIP", ip)?])
+        }
+    }
+}
+
+fn parse_ips(p: &FieldParser<'_>, field: &str, ips: Option<&[String]>) -> Result<Vec<IpAddr>, ConversionError> {
+    let ips = ips.unwrap_or_default();
+    ips.iter().enumerate().map(|(i, ip)| p.ip(format!("{field}[{i}]"), ip)).collect()
+}
+
+fn ports(p: &FieldParser<'_>, spec: &ServiceSpec) -> Result<Vec<PortSpec>, ConversionError> {
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Ok(PortSpec {
+                name: port.name.clone().unwrap_or_default(),
+                port: p.port(format!("spec.ports[{i}].port"), port.port)?,
+                protocol: p.protocol(format!("spec.ports[{i}].protocol"), port.protocol.as_deref())?,
+                node_port: p.optional_port(format!("spec.ports[{i}].nodePort"), port.node_port)?,
+            })
+        })
+        .collect()
+}
+
+fn load_balancer_vips(p: &FieldParser<'_>, service: &Service) -> Result<Vec<IpAddr>, ConversionError> {
+    let ingress = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_deref())
+        .unwrap_or_default();
+    let mut vips = Vec::new();
+    for (i, ing) in ingress.iter().enumerate() {
+        let Some(ip) = ing.ip.as_deref().filter(|ip| !ip.is_empty()) else {
+            continue;
+        };
+        match ing.ip_mode.as_deref() {
+            None | Some("VIP") => vips.push(p.ip(format!("status.loadBalancer.ingress[{i}].ip"), ip)?),
+            Some("Proxy") => {}
+            Some(other) => {
+                return Err(
+                    p.error(format!("status.loadBalancer.ingress[{i}].ipMode"), Invalid::Value(other.to_owned()))
+                );
+            }
+        }
+    }
+    Ok(vips)
+}
+
+fn source_ranges(p: &FieldParser<'_>, spec: &ServiceSpec) -> Result<Vec<IpNet>, ConversionError> {
+    let ranges = spec.load_balancer_source_ranges.as_deref().unwrap_or_default();
+    ranges.iter().enumerate().map(|(i, r)| p.cidr(format!("spec.loadBalancerSourceRanges[{i}]"), r)).collect()
+}
+
+fn session_affinity(p: &FieldParser<'_>, spec: &ServiceSpec) -> Result<SessionAffinity, ConversionError> {
+    match spec.session_affinity.as_deref() {
+        None | Some("") | Some("None") => Ok(SessionAffinity::None),
+        Some("ClientIP") => {
+            let timeout = spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds);
+            let timeout_seconds = match timeout {
+                None => DEFAULT_STICKY_MAX_AGE_SECONDS,
+                Some(t) => {
+                    u32::try_from(t).ok().filter(|t| (1..=MAX_STICKY_MAX_AGE_SECONDS).contains(t)).ok_or_else(|| {
+                        let range =
+                            Invalid::Range { value: i64::from(t), min: 1, max: i64::from(MAX_STICKY_MAX_AGE_SECONDS) };
+                        p.error("spec.sessionAffinityConfig.clientIP.timeoutSeconds", range)
+                    })?
+                }
+            };
+            Ok(SessionAffinity::ClientIp { timeout_seconds })
+        }
+        Some(other) => Err(p.error("spec.sessionAffinity", Invalid::Value(other.to_owned()))),
+    }
+}
+
+/// `true` for `Local`, `false` for `Cluster` or absent.
+fn traffic_policy(p: &FieldParser<'_>, field: &str, value: &Option<String>) -> Result<bool, ConversionError> {
+    match value.as_deref() {
+        None | Some("") | Some("Cluster") => Ok(false),
+        Some("Local") => Ok(true),
+        Some(other) => Err(p.error(field, Invalid::Value(other.to_owned()))),
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,138 @@
+//! The `Dataplane` trait: how a backend (nftables, iptables, userspace, eBPF or yours) is
+//! driven.
+
+use crate::proxy_state::{Changes, ProxyState};
+
+/// Programs the node so that traffic to service IPs reaches the endpoints in a [`ProxyState`].
+///
+/// # Contract
+///
+/// - **Call order.** The runner calls [`sync`](Dataplane::sync) only after every initial list
+///   (Services, EndpointSlices, this Node) has completed, and never concurrently: one call
+///   ends before the next begins. The first call after start-up, and the first after an
+///   error, has [`Changes::full`] set. [`cleanup`](Dataplane::cleanup) is called alone
+///   (`kproxy --cleanup`), never interleaved with syncs.
+/// - **Idempotence.** `sync` makes the dataplane match `state`; calling it twice with the
+///   same state programs the same result. `changes` is a hint of which service ports
+///   changed since the last *successful* sync; a dataplane may always do more (a full
+///   rebuild is always correct), never less. When `changes.full()` is set it must not trust
+///   any memory of what it programmed before.
+/// - **Partial failure.** An error means the previous programming may still be in force, in
+///   whole or in part, and traffic must keep flowing as well as it can: a dataplane applies
+///   each change as one transaction where the kernel allows it. After an error the runner
+///   retries with a full sync, and with the changes it failed to apply merged into new ones.
+/// - **Errors.** [`SyncError::is_retryable`] tells the runner whether trying again can help
+///   (a busy lock, a transient kernel error) or not (a missing kernel feature, no
+///   permission); a fatal error stops the daemon.
+/// - **Ownership.** A dataplane touches only what it installed itself (its own tables,
+///   chains, maps, programs and sockets); `cleanup` removes all of that and nothing else,
+///   and succeeds when there is nothing to remove.
+/// - **Threads.** Implementations are `Send` so the runner can drive them from a task.
+///
+/// # Example: a downstream dataplane
+///
+/// ```
+/// use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
+///
+/// /// Counts what it would program; a real one would write rules.
+/// #[derive(Default)]
+/// struct CountingDataplane {
+///     service_ports: usize,
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Dataplane for CountingDataplane {
+///     fn name(&self) -> &'static str {
+///         "counting"
+///     }
+///
+///     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+///         self.service_ports = state.families().map(|f| f.services.len()).sum();
+///         let touched = IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum();
+///         Ok(SyncStats { full: changes.full(), service_ports: self.service_ports, touched_service_ports: touched, rules: 0 })
+///     }
+///
+///     async fn cleanup(&mut self) -> Result<(), SyncError> {
+///         self.service_ports = 0;
+///         Ok(())
+///     }
+/// }
+///
+/// const _: () = {
+///     const fn assert_dataplane<T: Dataplane>() {}
+///     assert_dataplane::<CountingDataplane>()
+/// };
+/// ```
+#[async_trait::async_trait]
+pub trait Dataplane: Send {
+    /// A stable name, e.g. `"nftables"`; used in logs, metrics and `/proxyMode`.
+    fn name(&self) -> &'static str;
+
+    /// Makes the dataplane match `state`; see the trait's contract.
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError>;
+
+    /// Removes everything this dataplane ever installed, and nothing else.
+    async fn cleanup(&mut self) -> Result<(), SyncError>;
+}
+
+/// What one successful sync did, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncStats {
+    /// It was a full rebuild.
+    pub full: bool,
+    /// Service ports programmed in all (both families).
+    pub service_ports: usize,
+    /// Service ports rewritten by this sync.
+    pub touched_service_ports: usize,
+    /// Rules, map elements or listeners written, as the dataplane counts them.
+    pub rules: usize,
+}
+
+/// Whether trying the same sync again can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Transient: the runner retries after its retry interval, with a full sync.
+    Retryable,
+    /// Permanent: retrying cannot help; the daemon reports it and exits.
+    Fatal,
+}
+
+/// A failed sync or cleanup.
+#[derive(Debug, thiserror::Error)]
+#[error("{dataplane} {step} failed: {source}")]
+pub struct SyncError {
+    /// The dataplane's name.
+    pub dataplane: &'static str,
+    /// The step that failed, e.g. `"nft -f"` or `"iptables-restore"`.
+    pub step: &'static str,
+    /// Whether a retry can help.
+    pub retry: Retry,
+    /// The cause.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl SyncError {
+    /// A transient failure of `step`.
+    pub fn retryable(
+        dataplane: &'static str,
+        step: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self { dataplane, step, retry: Retry::Retryable, source: source.into() }
+    }
+
+    /// A permanent failure of `step`.
+    pub fn fatal(
+        dataplane: &'static str,
+        step: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self { dataplane, step, retry: Retry::Fatal, source: source.into() }
+    }
+
+    /// Whether the runner should try again.
+    pub fn is_retryable(&self) -> bool {
+        self.retry == Retry::Retryable
+    }
+}

@@ -1,0 +1,128 @@
+//! `ProxyState`: the model a dataplane programs, and `Changes`: what changed since the
+//! last successful sync.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use crate::convert::NodeInfo;
+use crate::endpoint::Endpoint;
+use crate::endpoints_map::EndpointsMap;
+use crate::names::{IpFamily, ServicePortName};
+use crate::service_port_map::ServicePortMap;
+use crate::topology::TopologyNode;
+
+/// The model of one IP family: its service ports and their endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyState {
+    /// The family.
+    pub family: IpFamily,
+    /// Every proxied service port of this family.
+    pub services: ServicePortMap,
+    /// The endpoints of those ports (of this family).
+    pub endpoints: EndpointsMap,
+}
+
+impl FamilyState {
+    /// An empty state of `family`.
+    pub fn new(family: IpFamily) -> Self {
+        Self { family, services: ServicePortMap::default(), endpoints: EndpointsMap::default() }
+    }
+}
+
+/// Everything a dataplane needs to program this node: one [`FamilyState`] per IP family and
+/// this node's own information.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyState {
+    /// This node.
+    pub node: NodeInfo,
+    families: [FamilyState; 2],
+}
+
+impl ProxyState {
+    /// An empty state for node `node_name`.
+    pub fn new(node_name: impl Into<String>) -> Self {
+        Self { node: NodeInfo::named(node_name), families: IpFamily::ALL.map(FamilyState::new) }
+    }
+
+    /// The view of one family.
+    pub fn family(&self, family: IpFamily) -> &FamilyState {
+        &self.families[family.index()]
+    }
+
+    /// The view of one family, to change it.
+    pub fn family_mut(&mut self, family: IpFamily) -> &mut FamilyState {
+        &mut self.families[family.index()]
+    }
+
+    /// Both families, IPv4 first.
+    pub fn families(&self) -> impl Iterator<Item = &FamilyState> {
+        self.families.iter()
+    }
+
+    /// This node as topology sees it.
+    pub fn topology_node(&self) -> TopologyNode<'_> {
+        TopologyNode { name: &self.node.name, zone: self.node.zone() }
+    }
+}
+
+/// What changed in one family since the last successful sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FamilyChanges {
+    /// Service ports whose Service or endpoints changed (added, removed or modified).
+    pub service_ports: BTreeSet<ServicePortName>,
+    /// UDP endpoints that are gone or stopped serving: their conntrack entries are stale.
+    pub stale_udp_endpoints: Vec<(ServicePortName, Endpoint)>,
+}
+
+/// What a sync has to do: a full resync, or the service ports that changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    full: bool,
+    families: [FamilyChanges; 2],
+    /// `last-change-trigger-time`s of the endpoint changes included, for
+    /// `kubeproxy_network_programming_duration_seconds` after a successful sync.
+    pub trigger_times: Vec<SystemTime>,
+}
+
+impl Changes {
+    /// A request to rebuild everything.
+    pub fn full_sync() -> Self {
+        Self { full: true, ..Self::default() }
+    }
+
+    /// Whether the dataplane must rebuild everything rather than only the changed ports.
+    pub fn full(&self) -> bool {
+        self.full
+    }
+
+    /// Marks these changes as a full resync.
+    pub fn set_full(&mut self) {
+        self.full = true;
+    }
+
+    /// The changes of one family.
+    pub fn family(&self, family: IpFamily) -> &FamilyChanges {
+        &self.families[family.index()]
+    }
+
+    /// The changes of one family, to fill them in.
+    pub fn family_mut(&mut self, family: IpFamily) -> &mut FamilyChanges {
+        &mut self.families[family.index()]
+    }
+
+    /// Nothing to do: not a full sync, no changed port and no stale flow.
+    pub fn is_empty(&self) -> bool {
+        !self.full && self.families.iter().all(|f| f.service_ports.is_empty() && f.stale_udp_endpoints.is_empty())
+    }
+
+    /// Folds `later` into these changes, for a sync that failed and is retried with what
+    /// arrived since.
+    pub fn merge(&mut self, later: Changes) {
+        self.full |= later.full;
+        for (mine, theirs) in self.families.iter_mut().zip(later.families) {
+            mine.service_ports.extend(theirs.service_ports);
+            mine.stale_udp_endpoints.extend(theirs.stale_udp_endpoints);
+        }
+        self.trigger_times.extend(later.trigger_times);
+    }
+}

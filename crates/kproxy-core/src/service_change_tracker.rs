@@ -1,0 +1,95 @@
+//! `ServiceChangeTracker`: pending Service changes of one IP family (upstream's
+//! `servicechangetracker.go`).
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::{Entry, HashMap};
+
+use crate::convert::ServiceInfo;
+use crate::names::{IpFamily, NamespacedName, ServicePortName};
+use crate::service_port::ServicePort;
+
+/// The ports of one Service, by name.
+pub type ServicePorts = BTreeMap<ServicePortName, ServicePort>;
+
+/// The change of one Service since the last checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceChange {
+    /// The ports as last checked out (empty: the Service was unknown).
+    pub previous: ServicePorts,
+    /// The ports now (empty: the Service is gone or no longer proxied).
+    pub current: ServicePorts,
+}
+
+/// Accumulates Service changes between syncs.
+///
+/// The first change of a Service after a checkout records its `previous` ports; every later
+/// change only replaces `current`. When `current` comes back to `previous` (an add followed
+/// by a delete, or an update that changed nothing the proxy uses) the Service drops out of
+/// the pending set.
+#[derive(Debug)]
+pub struct ServiceChangeTracker {
+    family: IpFamily,
+    /// The latest ports of every Service seen, checked out or not.
+    known: HashMap<NamespacedName, ServicePorts>,
+    items: HashMap<NamespacedName, ServiceChange>,
+    changes_total: u64,
+}
+
+impl ServiceChangeTracker {
+    /// An empty tracker for `family`.
+    pub fn new(family: IpFamily) -> Self {
+        Self { family, known: HashMap::new(), items: HashMap::new(), changes_total: 0 }
+    }
+
+    /// Records the latest state of Service `name`: `None` when it was deleted or is not
+    /// proxied. Returns whether any change is pending.
+    pub fn update(&mut self, name: &NamespacedName, info: Option<&ServiceInfo>) -> bool {
+        self.changes_total += 1;
+        let current = info.map(|i| i.ports(self.family)).unwrap_or_default();
+        let previous = match current.is_empty() {
+            true => self.known.remove(name),
+            false => self.known.insert(name.clone(), current.clone()),
+        };
+        match self.items.entry(name.clone()) {
+            Entry::Occupied(mut entry) => {
+                entry.get_mut().current = current;
+                if entry.get().previous == entry.get().current {
+                    entry.remove();
+                }
+            }
+            Entry::Vacant(entry) => {
+                let previous = previous.unwrap_or_default();
+                if previous != current {
+                    entry.insert(ServiceChange { previous, current });
+                }
+            }
+        }
+        !self.items.is_empty()
+    }
+
+    /// The names of every Service this tracker knows with ports, for a relist.
+    pub fn known_services(&self) -> impl Iterator<Item = &NamespacedName> {
+        self.known.keys()
+    }
+
+    /// How many Services have pending changes (`sync_proxy_rules_service_changes_pending`).
+    pub fn pending(&self) -> usize {
+        self.items.len()
+    }
+
+    /// How many updates were recorded (`sync_proxy_rules_service_changes_total`).
+    pub fn changes_total(&self) -> u64 {
+        self.changes_total
+    }
+
+    /// Takes every pending change, leaving none.
+    pub fn checkout(&mut self) -> Vec<(NamespacedName, ServiceChange)> {
+        let mut changes: Vec<_> = self.items.drain().collect();
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        changes
+    }
+}
+
+#[cfg(test)]
+#[path = "service_change_tracker_tests.rs"]
+mod tests;

@@ -1,0 +1,36 @@
+//! Test support for kproxy crates: builders for Services, EndpointSlices and Nodes, and the
+//! fixed IP plan every test uses (after upstream's "Conventions for tests using NewFakeProxier").
+//!
+//! ```
+//! use kproxy_testkit::{service, slice};
+//! let svc = service("ns1", "svc1").cluster_ip("172.30.0.41").tcp("p80", 80).build();
+//! let eps = slice("ns1", "svc1", "svc1-abc").tcp("p80", 8080).endpoint("10.180.0.1", |e| e.node("node1")).build();
+//! assert_eq!(svc.metadata.name.as_deref(), Some("svc1"));
+//! assert_eq!(eps.endpoints.unwrap().len(), 1);
+//! ```
+
+mod endpoint_slice;
+mod node;
+mod service;
+
+pub use endpoint_slice::{EndpointBuilder, SliceBuilder, slice};
+pub use node::{NodeBuilder, node};
+pub use service::{ServiceBuilder, service};
+
+/// The fixed IP plan of kproxy's tests.
+pub mod ip_plan {
+    /// This node's name.
+    pub const NODE_NAME: &str = "node1";
+    /// Another node's name.
+    pub const OTHER_NODE_NAME: &str = "node2";
+    /// This node's IP.
+    pub const NODE_IP: &str = "192.168.0.2";
+    /// Pod IPs are in this range.
+    pub const POD_CIDR: &str = "10.0.0.0/8";
+    /// Cluster IPs are in this range.
+    pub const SERVICE_CIDR: &str = "172.30.0.0/16";
+    /// A load-balancer ingress IP.
+    pub const LB_IP: &str = "1.2.3.4";
+    /// An external IP.
+    pub const EXTERNAL_IP: &str = "192.168.99.11";
+}
