@@ -44,7 +44,8 @@ impl EndpointSliceCache {
     }
 
     /// Records a new or updated slice; returns whether it differs from what is pending or
-    /// applied. The trigger time is not part of the comparison.
+    /// applied. The trigger time is not part of the comparison. A slice that comes back to
+    /// its applied state drops out of the pending set.
     pub fn update(&mut self, slice: &EndpointSliceInfo) -> bool {
         let data = Arc::new(EndpointSliceInfo { trigger_time: None, ..slice.clone() });
         self.set_pending(&slice.service, &slice.slice_name, Some(data))
@@ -69,7 +70,13 @@ impl EndpointSliceCache {
         if known == data.as_ref() {
             return false;
         }
-        slices.pending.insert(slice_name.to_owned(), data);
+        // Back to what is applied (an add followed by a delete, or an update undone): nothing
+        // is pending for this slice any more.
+        if slices.applied.get(slice_name) == data.as_ref() {
+            slices.pending.remove(slice_name);
+        } else {
+            slices.pending.insert(slice_name.to_owned(), data);
+        }
         true
     }
 

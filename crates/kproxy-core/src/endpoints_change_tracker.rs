@@ -53,10 +53,13 @@ impl EndpointsChangeTracker {
     }
 
     /// Records the removal of a slice. Deletions carry no trigger time: their annotation
-    /// is stale by definition. Returns whether any change is pending.
+    /// is stale by definition. As upstream does, a deletion also drops the trigger times
+    /// already recorded for the Service, so they are not reported for a state that will never
+    /// be programmed. Returns whether any change is pending.
     pub fn delete(&mut self, service: &NamespacedName, slice_name: &str) -> bool {
         if self.cache.delete(service, slice_name) {
             self.changes_total += 1;
+            self.trigger_times.remove(service);
         }
         self.pending() > 0
     }

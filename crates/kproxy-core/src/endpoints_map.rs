@@ -62,12 +62,14 @@ impl EndpointsMap {
     }
 
     /// Per Service, how many distinct IPs of local, ready endpoints it has (feeds the
-    /// health-check node ports).
+    /// health-check node ports). Services without any are absent, as upstream's
+    /// `LocalReadyEndpoints`.
     pub fn local_ready_endpoints(&self) -> BTreeMap<NamespacedName, usize> {
         let mut ips: BTreeMap<NamespacedName, BTreeSet<std::net::IpAddr>> = BTreeMap::new();
         for (name, endpoints) in &self.endpoints {
-            let set = ips.entry(name.service.clone()).or_default();
-            set.extend(endpoints.iter().filter(|e| e.is_local && e.ready).map(|e| e.ip));
+            for endpoint in endpoints.iter().filter(|e| e.is_local && e.ready) {
+                ips.entry(name.service.clone()).or_default().insert(endpoint.ip);
+            }
         }
         ips.into_iter().map(|(svc, set)| (svc, set.len())).collect()
     }

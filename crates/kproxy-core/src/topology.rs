@@ -110,7 +110,7 @@ fn available_for_topology(endpoint: &Endpoint, mode: TopologyMode, node: Topolog
     }
 }
 
-fn filter<'a>(endpoints: &'a [Endpoint], keep: impl Fn(&Endpoint) -> bool) -> Vec<&'a Endpoint> {
+fn filter(endpoints: &[Endpoint], keep: impl Fn(&Endpoint) -> bool) -> Vec<&Endpoint> {
     endpoints.iter().filter(|e| keep(e)).collect()
 }
 

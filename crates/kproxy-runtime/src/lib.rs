@@ -1,1 +1,49 @@
-//! kproxy runtime.
+//! kproxy's runtime: what drives a [`Dataplane`](kproxy_core::Dataplane) over time.
+//!
+//! - [`runner`]: the sync runner. A [`SyncRunner`] calls a [`SyncFn`] when a [`SyncHandle`]
+//!   asks, at most once per minimum interval (measured from the end of the previous run),
+//!   at least once per maximum interval (a full sync), and again after a retryable error
+//!   (a full sync). It is upstream kube-proxy's bounded-frequency runner, on tokio time.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use kproxy_runtime::{RunError, StopReason, SyncConfig, SyncKind, SyncRunner};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = SyncConfig { min_interval: Duration::from_secs(1), ..SyncConfig::default() };
+//! let (runner, handle) = SyncRunner::new(config)?;
+//!
+//! // Events from the watches ask for a sync; a burst of them causes one run.
+//! for _ in 0..10 {
+//!     handle.request();
+//! }
+//! drop(handle); // No more events: the runner stops once the pending run is done.
+//!
+//! let syncer = |kind: SyncKind| async move {
+//!     println!("sync, full: {}", kind.is_full());
+//!     Ok::<(), RunError<std::io::Error>>(())
+//! };
+//! assert_eq!(runner.run(syncer).await?, StopReason::HandlesDropped);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+pub mod health;
+pub mod health_server;
+pub mod metrics;
+pub mod metrics_server;
+pub mod runner;
+pub mod source;
+pub mod service_health;
+#[cfg(test)]
+mod test_http;
+
+pub use runner::{
+    DEFAULT_MIN_INTERVAL, DEFAULT_SYNC_PERIOD, RetryableError, RunError, StopReason, SyncConfig, SyncConfigError,
+    SyncFn, SyncHandle, SyncKind, SyncRunner,
+};

@@ -1,5 +1,6 @@
 //! Test support for kproxy crates: builders for Services, EndpointSlices and Nodes, and the
 //! fixed IP plan every test uses (after upstream's "Conventions for tests using NewFakeProxier").
+//! With the `apiserver` feature, [`fake_apiserver`] adds an in-process fake kube-apiserver.
 //!
 //! ```
 //! use kproxy_testkit::{service, slice};
@@ -10,10 +11,14 @@
 //! ```
 
 mod endpoint_slice;
+#[cfg(feature = "apiserver")]
+pub mod fake_apiserver;
 mod node;
 mod service;
 
 pub use endpoint_slice::{EndpointBuilder, SliceBuilder, slice};
+#[cfg(feature = "apiserver")]
+pub use fake_apiserver::{FakeApiServer, FakeApiServerOptions, ResourceKind};
 pub use node::{NodeBuilder, node};
 pub use service::{ServiceBuilder, service};
 

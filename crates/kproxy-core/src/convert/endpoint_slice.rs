@@ -8,7 +8,7 @@ use k8s_openapi::api::discovery::v1::{Endpoint as ApiEndpoint, EndpointSlice};
 
 use super::fields::FieldParser;
 use super::service::object_name;
-use super::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_SERVICE_NAME};
+use super::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_HEADLESS, LABEL_SERVICE_NAME, LABEL_SERVICE_PROXY_NAME};
 use crate::error::{ConversionError, Invalid, ObjectKind};
 use crate::names::{IpFamily, NamespacedName, Protocol};
 
@@ -63,7 +63,9 @@ pub struct EndpointSliceInfo {
 
 impl EndpointSliceInfo {
     /// Validates `slice`. `Ok(None)` means it is well formed but not for proxies: an FQDN
-    /// slice, or one without the `kubernetes.io/service-name` label.
+    /// slice, one without the `kubernetes.io/service-name` label, or one labelled
+    /// `service.kubernetes.io/headless` or `service.kubernetes.io/service-proxy-name`
+    /// (upstream's informers filter those out, as they do the Services).
     pub fn from_slice(slice: &EndpointSlice) -> Result<Option<Self>, ConversionError> {
         let name = object_name(&slice.metadata);
         let p = FieldParser { kind: ObjectKind::EndpointSlice, object: &name };
@@ -80,6 +82,9 @@ impl EndpointSliceInfo {
         let Some(service_name) = labels.and_then(|l| l.get(LABEL_SERVICE_NAME)).filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
+        if labels.is_some_and(|l| l.contains_key(LABEL_HEADLESS) || l.contains_key(LABEL_SERVICE_PROXY_NAME)) {
+            return Ok(None);
+        }
         let annotations = slice.metadata.annotations.as_ref();
         let trigger_time = annotations
             .and_then(|a| a.get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME))
@@ -100,8 +105,9 @@ fn slice_ports(p: &FieldParser<'_>, slice: &EndpointSlice) -> Result<Vec<SlicePo
     let mut out = Vec::with_capacity(ports.len());
     for (i, port) in ports.iter().enumerate() {
         // A slice port without a number means "all ports" and is of no use to a proxy;
-        // upstream ignores it, so do we.
-        let Some(number) = port.port else { continue };
+        // upstream ignores it, and port 0 with it (`port.Port == nil || *port.Port == 0`),
+        // so do we. Other out-of-range numbers are errors.
+        let Some(number) = port.port.filter(|n| *n != 0) else { continue };
         out.push(SlicePort {
             name: port.name.clone().unwrap_or_default(),
             port: p.port(format!("ports[{i}].port"), number)?,

@@ -62,3 +62,7 @@ impl NodeInfo {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

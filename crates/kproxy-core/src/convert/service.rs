@@ -7,8 +7,8 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::LABEL_SERVICE_PROXY_NAME;
 use super::fields::FieldParser;
+use super::{LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME};
 use crate::error::{ConversionError, Invalid, ObjectKind};
 use crate::names::{IpFamily, NamespacedName, Protocol, ServicePortName};
 use crate::service_port::{DEFAULT_STICKY_MAX_AGE_SECONDS, MAX_STICKY_MAX_AGE_SECONDS, ServicePort, SessionAffinity};
@@ -18,9 +18,10 @@ use crate::service_port::{DEFAULT_STICKY_MAX_AGE_SECONDS, MAX_STICKY_MAX_AGE_SEC
 pub enum SkipReason {
     /// `type: ExternalName`: DNS only.
     ExternalName,
-    /// `clusterIP: None`.
+    /// `clusterIP: None`, or labelled `service.kubernetes.io/headless` (which upstream's
+    /// informers filter out).
     Headless,
-    /// No cluster IP assigned.
+    /// No cluster IP assigned (or no spec at all).
     NoClusterIp,
     /// Labelled `service.kubernetes.io/service-proxy-name`: another proxy's.
     OtherProxy,
@@ -59,12 +60,21 @@ pub(crate) fn object_name(meta: &ObjectMeta) -> NamespacedName {
 
 impl ServiceInfo {
     /// Why `service` is not proxied, if it is not.
+    ///
+    /// Upstream never sees Services labelled `service.kubernetes.io/service-proxy-name` or
+    /// `service.kubernetes.io/headless`: its informers select on the absence of both labels.
     pub fn skip_reason(service: &Service) -> Option<SkipReason> {
         let labels = service.metadata.labels.as_ref();
         if labels.is_some_and(|l| l.contains_key(LABEL_SERVICE_PROXY_NAME)) {
             return Some(SkipReason::OtherProxy);
         }
-        let spec = service.spec.as_ref()?;
+        if labels.is_some_and(|l| l.contains_key(LABEL_HEADLESS)) {
+            return Some(SkipReason::Headless);
+        }
+        // A Service without a spec has no cluster IP; `from_service` skips it too.
+        let Some(spec) = service.spec.as_ref() else {
+            return Some(SkipReason::NoClusterIp);
+        };
         if spec.type_.as_deref() == Some("ExternalName") {
             return Some(SkipReason::ExternalName);
         }
@@ -91,9 +101,11 @@ impl ServiceInfo {
             return Ok(None);
         }
         let external_ips = parse_ips(&p, "spec.externalIPs", spec.external_ips.as_deref())?;
+        // The value is validated whatever the type; it only counts for externally accessible
+        // Services (upstream's `apiservice.ExternalPolicyLocal`).
+        let external_local = traffic_policy(&p, "spec.externalTrafficPolicy", &spec.external_traffic_policy)?;
         let accessible = type_ != "ClusterIP" || !external_ips.is_empty();
-        let external_policy_local =
-            accessible && traffic_policy(&p, "spec.externalTrafficPolicy", &spec.external_traffic_policy)?;
+        let external_policy_local = accessible && external_local;
         let needs_health_check = type_ == "LoadBalancer" && external_policy_local;
         Ok(Some(Self {
             cluster_ips: cluster_ips(&p, spec)?,

@@ -1,0 +1,120 @@
+use super::*;
+
+use k8s_openapi::api::core::v1::NodeAddress;
+use kproxy_testkit::node;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test IP")
+}
+
+fn net(text: &str) -> IpNet {
+    text.parse().expect("test CIDR")
+}
+
+fn address(type_: &str, address: &str) -> NodeAddress {
+    NodeAddress { type_: type_.to_owned(), address: address.to_owned() }
+}
+
+fn with_addresses(mut n: Node, addresses: Vec<NodeAddress>) -> Node {
+    n.status.get_or_insert_with(Default::default).addresses = Some(addresses);
+    n
+}
+
+#[test]
+fn named_node_has_nothing_else() {
+    let info = NodeInfo::named("node1");
+    assert_eq!(info.name, "node1");
+    assert_eq!(info.zone(), None);
+    assert!(info.labels.is_empty() && info.addresses.is_empty() && info.pod_cidrs.is_empty());
+}
+
+#[test]
+fn full_node() {
+    let n = node("node1")
+        .zone("zone-a")
+        .label("kubernetes.io/hostname", "node1")
+        .internal_ip("192.168.0.2")
+        .internal_ip("fd00:192:168::2")
+        .pod_cidr("10.0.1.0/24")
+        .pod_cidr("fd00:10:0:1::/64")
+        .build();
+    let info = NodeInfo::from_node(&n).expect("valid node");
+    assert_eq!(info.name, "node1");
+    assert_eq!(info.zone(), Some("zone-a"));
+    assert_eq!(info.labels.get("kubernetes.io/hostname").map(String::as_str), Some("node1"));
+    assert_eq!(info.addresses, vec![ip("192.168.0.2"), ip("fd00:192:168::2")]);
+    assert_eq!(info.pod_cidrs, vec![net("10.0.1.0/24"), net("fd00:10:0:1::/64")]);
+}
+
+#[test]
+fn only_ip_typed_addresses_are_parsed() {
+    let n = with_addresses(
+        node("node1").build(),
+        vec![
+            address("Hostname", "node1"),
+            address("InternalDNS", "node1.cluster.local"),
+            address("InternalIP", "192.168.0.2"),
+            address("ExternalIP", " 203.0.113.7 "),
+            address("ExternalDNS", "node1.example.com"),
+        ],
+    );
+    let info = NodeInfo::from_node(&n).expect("valid node");
+    assert_eq!(info.addresses, vec![ip("192.168.0.2"), ip("203.0.113.7")]);
+}
+
+#[test]
+fn pod_cidr_host_bits_are_dropped() {
+    let info = NodeInfo::from_node(&node("node1").pod_cidr(" 10.0.1.7/24 ").build()).expect("valid node");
+    assert_eq!(info.pod_cidrs, vec![net("10.0.1.0/24")]);
+}
+
+#[test]
+fn node_without_spec_status_or_labels() {
+    let mut n = node("node1").build();
+    n.spec = None;
+    n.status = None;
+    let info = NodeInfo::from_node(&n).expect("valid node");
+    assert_eq!(info, NodeInfo::named("node1"));
+}
+
+#[test]
+fn malformed_nodes_name_the_field() {
+    let mut unnamed = node("node1").build();
+    unnamed.metadata.name = None;
+    let cases: Vec<(&str, Node, &str, &str, Invalid)> = vec![
+        ("missing name", unnamed, "", "metadata.name", Invalid::Missing),
+        ("empty name", node("").build(), "", "metadata.name", Invalid::Missing),
+        (
+            "bad pod CIDR",
+            node("node1").pod_cidr("10.0.1.0/24").pod_cidr("fd00::/129").build(),
+            "node1",
+            "spec.podCIDRs[1]",
+            Invalid::Cidr("fd00::/129".into()),
+        ),
+        (
+            "garbage pod CIDR",
+            node("node1").pod_cidr("ten-dot-zero").build(),
+            "node1",
+            "spec.podCIDRs[0]",
+            Invalid::Cidr("ten-dot-zero".into()),
+        ),
+        (
+            "bad IP address",
+            with_addresses(
+                node("node1").build(),
+                vec![address("Hostname", "node1"), address("InternalIP", "192.168.0")],
+            ),
+            "node1",
+            "status.addresses[1].address",
+            Invalid::Ip("192.168.0".into()),
+        ),
+    ];
+    for (desc, n, object, field, reason) in cases {
+        let err = NodeInfo::from_node(&n).expect_err(desc);
+        assert_eq!(err.kind, ObjectKind::Node, "{desc}");
+        assert_eq!(err.object, NamespacedName::new("", object), "{desc}");
+        assert_eq!(err.field, field, "{desc}");
+        assert_eq!(err.reason, reason, "{desc}");
+        assert!(err.to_string().starts_with("Node /"), "{desc}: {err}");
+    }
+}

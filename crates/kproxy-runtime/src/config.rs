@@ -1,0 +1,13 @@
+//! Configuration: kube-proxy's `KubeProxyConfiguration` file, `KPROXY_*` environment
+//! variables and flags, layered once at start-up (defaults < file < env < flags), then
+//! validated into an immutable [`ProxyConfig`].
+
+mod duration;
+mod file;
+mod layers;
+mod validate;
+
+pub use duration::{format_go_duration, parse_go_duration};
+pub use file::KubeProxyConfiguration;
+pub use layers::{ConfigLayers, PartialConfig};
+pub use validate::{ConfigError, DetectLocalMode, LogFormat, NodePortAddresses, ProxyConfig, ProxyMode};

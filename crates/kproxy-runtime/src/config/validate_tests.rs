@@ -1,0 +1,117 @@
+use super::*;
+use crate::config::{ConfigLayers, KubeProxyConfiguration};
+
+fn resolve(file: Option<&str>, env: &[(&str, &str)], flags: PartialConfig) -> Result<ProxyConfig, ConfigError> {
+    let layers = ConfigLayers {
+        file: file.map(|f| KubeProxyConfiguration::from_yaml(f).expect("test file parses")),
+        env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        flags,
+    };
+    layers.resolve()
+}
+
+#[test]
+fn defaults_are_upstreams() {
+    let c = resolve(None, &[], PartialConfig::default()).unwrap();
+    assert_eq!(c.mode, ProxyMode::Nftables);
+    assert_eq!(c.healthz_bind_address, Some("0.0.0.0:10256".parse().unwrap()));
+    assert_eq!(c.metrics_bind_address, Some("127.0.0.1:10249".parse().unwrap()));
+    assert_eq!(c.sync_period, Duration::from_secs(30));
+    assert_eq!(c.min_sync_period, Duration::from_secs(1));
+    assert_eq!(c.masquerade_mark(), 0x4000);
+    assert_eq!(c.nodeport_addresses, NodePortAddresses::All);
+    assert_eq!(c.health_timeout(), Duration::from_secs(60));
+}
+
+const FILE: &str = r#"
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+clusterCIDR: 10.244.0.0/16,fd00:10:244::/56
+iptables:
+  syncPeriod: 10s
+  minSyncPeriod: 2s
+  masqueradeAll: true
+nodePortAddresses: ["192.168.0.0/24"]
+metricsBindAddress: 0.0.0.0:10249
+"#;
+
+#[test]
+fn file_overrides_defaults() {
+    let c = resolve(Some(FILE), &[], PartialConfig::default()).unwrap();
+    assert_eq!(c.mode, ProxyMode::Iptables);
+    assert_eq!(c.cluster_cidrs.len(), 2);
+    assert_eq!(c.sync_period, Duration::from_secs(10));
+    assert_eq!(c.min_sync_period, Duration::from_secs(2));
+    assert!(c.masquerade_all);
+    assert_eq!(c.nodeport_addresses, NodePortAddresses::Cidrs(vec!["192.168.0.0/24".parse().unwrap()]));
+}
+
+#[test]
+fn env_overrides_file_and_flags_override_env() {
+    let env = [("KPROXY_SYNC_PERIOD", "20s"), ("KPROXY_MIN_SYNC_PERIOD", "3s"), ("KPROXY_MASQUERADE_ALL", "false")];
+    let c = resolve(Some(FILE), &env, PartialConfig::default()).unwrap();
+    assert_eq!(c.sync_period, Duration::from_secs(20));
+    assert!(!c.masquerade_all);
+    let flags = PartialConfig { min_sync_period: Some("5s".into()), ..PartialConfig::default() };
+    let c = resolve(Some(FILE), &env, flags).unwrap();
+    assert_eq!(c.min_sync_period, Duration::from_secs(5));
+    assert_eq!(c.sync_period, Duration::from_secs(20));
+}
+
+#[test]
+fn nftables_section_is_read_in_nftables_mode() {
+    let file = "mode: nftables\niptables:\n  syncPeriod: 10s\nnftables:\n  syncPeriod: 7s\n";
+    let c = resolve(Some(file), &[], PartialConfig::default()).unwrap();
+    assert_eq!(c.sync_period, Duration::from_secs(7));
+}
+
+#[test]
+fn unknown_file_field_is_an_error() {
+    let err = KubeProxyConfiguration::from_yaml("kind: KubeProxyConfiguration\nbogusField: 1\n").unwrap_err();
+    assert!(err.contains("bogusField"), "{err}");
+}
+
+#[test]
+fn wrong_kind_or_version_is_an_error() {
+    assert!(KubeProxyConfiguration::from_yaml("kind: Pod\n").is_err());
+    assert!(KubeProxyConfiguration::from_yaml("apiVersion: kubeproxy.config.k8s.io/v9\n").is_err());
+}
+
+#[test]
+fn unknown_env_key_is_an_error() {
+    assert!(resolve(None, &[("KPROXY_NO_SUCH_SETTING", "1")], PartialConfig::default()).is_err());
+}
+
+#[test]
+fn bad_values_are_errors() {
+    let cases: Vec<PartialConfig> = vec![
+        PartialConfig { mode: Some("ipvs".into()), ..Default::default() },
+        PartialConfig { sync_period: Some("0s".into()), ..Default::default() },
+        PartialConfig { sync_period: Some("1s".into()), min_sync_period: Some("2s".into()), ..Default::default() },
+        PartialConfig { sync_period: Some("soon".into()), ..Default::default() },
+        PartialConfig { cluster_cidr: Some("10.0.0.0/8,10.1.0.0/16".into()), ..Default::default() },
+        PartialConfig { cluster_cidr: Some("not-a-cidr".into()), ..Default::default() },
+        PartialConfig { nodeport_addresses: Some("1.2.3.4".into()), ..Default::default() },
+        PartialConfig { healthz_bind_address: Some("0.0.0.0:0".into()), ..Default::default() },
+        PartialConfig { metrics_bind_address: Some("localhost:1".into()), ..Default::default() },
+        PartialConfig { masquerade_bit: Some(32), ..Default::default() },
+        PartialConfig { detect_local_mode: Some("BridgeInterface".into()), ..Default::default() },
+        PartialConfig { log_format: Some("xml".into()), ..Default::default() },
+    ];
+    for flags in cases {
+        assert!(resolve(None, &[], flags.clone()).is_err(), "{flags:?} should be rejected");
+    }
+}
+
+#[test]
+fn bind_address_accepts_bare_ip_and_empty() {
+    let flags = PartialConfig {
+        healthz_bind_address: Some("127.0.0.1".into()),
+        metrics_bind_address: Some(String::new()),
+        ..Default::default()
+    };
+    let c = resolve(None, &[], flags).unwrap();
+    assert_eq!(c.healthz_bind_address, Some("127.0.0.1:10256".parse().unwrap()));
+    assert_eq!(c.metrics_bind_address, None);
+}

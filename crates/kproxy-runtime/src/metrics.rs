@@ -1,0 +1,328 @@
+//! Prometheus metrics with upstream kube-proxy's names, types, labels and buckets
+//! (`pkg/proxy/metrics/metrics.go`, subsystem `kubeproxy`), so existing dashboards and
+//! alerts keep working.
+//!
+//! prometheus-client writes the OpenMetrics text format and appends `_total` to counter
+//! samples itself, so counters are registered without it; gauges whose upstream name ends
+//! in `_total` (`kubeproxy_sync_proxy_rules_no_local_endpoints_total`) keep it. No unit is
+//! registered, so no unit suffix is added. Like the nftables proxier, the metrics carry no
+//! `ip_family` label: one sync programs both families.
+
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kproxy_core::ObjectKind;
+use prometheus_client::encoding::{EncodeLabelSet, text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
+use prometheus_client::registry::Registry;
+
+#[cfg(test)]
+mod tests;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A traffic policy, the `traffic_policy` label of
+/// `kubeproxy_sync_proxy_rules_no_local_endpoints_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrafficPolicy {
+    /// `internalTrafficPolicy: Local`.
+    Internal,
+    /// `externalTrafficPolicy: Local`.
+    External,
+}
+
+impl TrafficPolicy {
+    /// The label value: `internal` or `external`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::External => "external",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TrafficPolicyLabel {
+    traffic_policy: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The daemon's metrics and the registry that exposes them. Cheap to share behind an `Arc`;
+/// every method takes `&self`.
+pub struct Metrics {
+    registry: Registry,
+    sync_duration: Histogram,
+    sync_full_duration: Histogram,
+    sync_partial_duration: Histogram,
+    network_programming_duration: Histogram,
+    last_sync: FloatGauge,
+    last_queued: FloatGauge,
+    service_changes_pending: Gauge,
+    service_changes: Counter,
+    endpoint_changes_pending: Gauge,
+    endpoint_changes: Counter,
+    no_local_endpoints: Family<TrafficPolicyLabel, Gauge>,
+    healthz: Family<CodeLabel, Counter>,
+    livez: Family<CodeLabel, Counter>,
+    malformed_objects: Family<KindLabel, Counter>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Upstream's sync-duration buckets: `ExponentialBuckets(0.001, 2, 15)`.
+pub fn sync_duration_buckets() -> Vec<f64> {
+    exponential_buckets(0.001, 2.0, 15).collect()
+}
+
+/// Upstream's network-programming buckets: `MergeBuckets` (which starts with a 0 bucket) of
+/// 0.25 s and 0.5 s, 1..=59 s, 60..=115 s by 5 s and 120..=300 s by 30 s.
+pub fn network_programming_buckets() -> Vec<f64> {
+    std::iter::once(0.0)
+        .chain(linear_buckets(0.25, 0.25, 2))
+        .chain(linear_buckets(1.0, 1.0, 59))
+        .chain(linear_buckets(60.0, 5.0, 12))
+        .chain(linear_buckets(120.0, 30.0, 7))
+        .collect()
+}
+
+impl Metrics {
+    /// Every metric, registered and initialised (labelled series start at 0).
+    pub fn new() -> Self {
+        let mut metrics = Self {
+            registry: Registry::default(),
+            sync_duration: Histogram::new(sync_duration_buckets()),
+            sync_full_duration: Histogram::new(sync_duration_buckets()),
+            sync_partial_duration: Histogram::new(sync_duration_buckets()),
+            network_programming_duration: Histogram::new(network_programming_buckets()),
+            last_sync: FloatGauge::default(),
+            last_queued: FloatGauge::default(),
+            service_changes_pending: Gauge::default(),
+            service_changes: Counter::default(),
+            endpoint_changes_pending: Gauge::default(),
+            endpoint_changes: Counter::default(),
+            no_local_endpoints: Family::default(),
+            healthz: Family::default(),
+            livez: Family::default(),
+            malformed_objects: Family::default(),
+        };
+        metrics.register_sync();
+        metrics.register_changes();
+        metrics.register_health();
+        metrics.initialise_labels();
+        metrics
+    }
+
+    fn register_sync(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "kubeproxy_sync_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds",
+            self.sync_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_full_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for full resyncs",
+            self.sync_full_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for partial resyncs",
+            self.sync_partial_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_network_programming_duration_seconds",
+            "In Cluster Network Programming Latency in seconds",
+            self.network_programming_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+            "The last time proxy rules were successfully synced",
+            self.last_sync.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+            "The last time a sync of proxy rules was queued",
+            self.last_queued.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+            "Number of services with a Local traffic policy and no endpoints",
+            self.no_local_endpoints.clone(),
+        );
+    }
+
+    fn register_changes(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+            "Pending proxy rules Endpoint changes",
+            self.endpoint_changes_pending.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_endpoint_changes",
+            "Cumulative proxy rules Endpoint changes",
+            self.endpoint_changes.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_service_changes_pending",
+            "Pending proxy rules Service changes",
+            self.service_changes_pending.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_service_changes",
+            "Cumulative proxy rules Service changes",
+            self.service_changes.clone(),
+        );
+        r.register(
+            "kubeproxy_malformed_objects",
+            "Cumulative API objects skipped because they could not be used",
+            self.malformed_objects.clone(),
+        );
+    }
+
+    fn register_health(&mut self) {
+        let r = &mut self.registry;
+        r.register("kubeproxy_proxy_healthz", "Cumulative proxy healthz HTTP status", self.healthz.clone());
+        r.register("kubeproxy_proxy_livez", "Cumulative proxy livez HTTP status", self.livez.clone());
+    }
+
+    /// Creates the labelled series so they are exposed (at 0) before first use.
+    fn initialise_labels(&self) {
+        for policy in [TrafficPolicy::Internal, TrafficPolicy::External] {
+            drop(self.no_local_endpoints.get_or_create(&TrafficPolicyLabel { traffic_policy: policy.as_str() }));
+        }
+        for code in [200, 503] {
+            drop(self.healthz.get_or_create(&code_label(code)));
+            drop(self.livez.get_or_create(&code_label(code)));
+        }
+        for kind in [ObjectKind::Service, ObjectKind::EndpointSlice, ObjectKind::Node] {
+            drop(self.malformed_objects.get_or_create(&KindLabel { kind: kind.to_string() }));
+        }
+    }
+
+    /// The registry, to add more metrics (e.g. a dataplane's own).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The registry in the OpenMetrics text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> Result<String, fmt::Error> {
+        let mut text = String::new();
+        text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    /// One sync took `duration`: observed into the all-syncs histogram and the full or
+    /// partial one.
+    pub fn observe_sync(&self, duration: Duration, full: bool) {
+        let seconds = duration.as_secs_f64();
+        self.sync_duration.observe(seconds);
+        let kind = if full { &self.sync_full_duration } else { &self.sync_partial_duration };
+        kind.observe(seconds);
+    }
+
+    /// After a successful sync at `now`, observes `now − t` for every endpoint-slice
+    /// `last-change-trigger-time` `t` the sync programmed (as upstream, a trigger time in
+    /// the future, i.e. clock skew, lands in the 0 bucket).
+    pub fn observe_network_programming(&self, now: SystemTime, trigger_times: &[SystemTime]) {
+        for &trigger in trigger_times {
+            let latency = match now.duration_since(trigger) {
+                Ok(elapsed) => elapsed.as_secs_f64(),
+                Err(ahead) => -ahead.duration().as_secs_f64(),
+            };
+            self.network_programming_duration.observe(latency);
+        }
+    }
+
+    /// Proxy rules were last synced successfully at `at`.
+    pub fn set_last_sync(&self, at: SystemTime) {
+        self.last_sync.set(unix_seconds(at));
+    }
+
+    /// A sync was last queued (a change arrived) at `at`.
+    pub fn set_last_queued(&self, at: SystemTime) {
+        self.last_queued.set(unix_seconds(at));
+    }
+
+    /// `count` more Service changes were received.
+    pub fn add_service_changes(&self, count: u64) {
+        self.service_changes.inc_by(count);
+    }
+
+    /// `pending` Service changes are waiting for a sync.
+    pub fn set_service_changes_pending(&self, pending: usize) {
+        self.service_changes_pending.set(saturating_i64(pending));
+    }
+
+    /// `count` more EndpointSlice changes were received.
+    pub fn add_endpoint_changes(&self, count: u64) {
+        self.endpoint_changes.inc_by(count);
+    }
+
+    /// `pending` endpoint changes are waiting for a sync.
+    pub fn set_endpoint_changes_pending(&self, pending: usize) {
+        self.endpoint_changes_pending.set(saturating_i64(pending));
+    }
+
+    /// `services` services with a Local `policy` have no local endpoints.
+    pub fn set_no_local_endpoints(&self, policy: TrafficPolicy, services: usize) {
+        let label = TrafficPolicyLabel { traffic_policy: policy.as_str() };
+        self.no_local_endpoints.get_or_create(&label).set(saturating_i64(services));
+    }
+
+    /// `/healthz` answered `code`.
+    pub fn record_healthz(&self, code: u16) {
+        self.healthz.get_or_create(&code_label(code)).inc();
+    }
+
+    /// `/livez` answered `code`.
+    pub fn record_livez(&self, code: u16) {
+        self.livez.get_or_create(&code_label(code)).inc();
+    }
+
+    /// An API object of `kind` was skipped because it could not be used.
+    pub fn inc_malformed(&self, kind: ObjectKind) {
+        self.malformed_objects.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
+    }
+}
+
+fn code_label(code: u16) -> CodeLabel {
+    CodeLabel { code: code.to_string() }
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
+fn saturating_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

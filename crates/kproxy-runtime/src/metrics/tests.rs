@@ -1,0 +1,175 @@
+use std::collections::BTreeSet;
+use std::time::{Duration, UNIX_EPOCH};
+
+use kproxy_core::ObjectKind;
+
+use super::*;
+
+const HISTOGRAMS: [&str; 4] = [
+    "kubeproxy_sync_proxy_rules_duration_seconds",
+    "kubeproxy_sync_full_proxy_rules_duration_seconds",
+    "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+    "kubeproxy_network_programming_duration_seconds",
+];
+
+const GAUGES: [&str; 5] = [
+    "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+    "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+    "kubeproxy_sync_proxy_rules_service_changes_pending",
+    "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+    "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+];
+
+const COUNTERS: [&str; 5] = [
+    "kubeproxy_sync_proxy_rules_service_changes_total",
+    "kubeproxy_sync_proxy_rules_endpoint_changes_total",
+    "kubeproxy_proxy_healthz_total",
+    "kubeproxy_proxy_livez_total",
+    "kubeproxy_malformed_objects_total",
+];
+
+fn render(metrics: &Metrics) -> String {
+    metrics.encode().expect("encodes")
+}
+
+/// The series names a scraper ingests: each sample line's name, without labels.
+fn sample_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| line.split(['{', ' ']).next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The sample line of `series` (name plus labels, exactly), e.g. `x_total{code="200"}`.
+fn value_of(text: &str, series: &str) -> String {
+    let prefix = format!("{series} ");
+    let line = text.lines().find(|line| line.starts_with(&prefix)).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    line[prefix.len()..].to_owned()
+}
+
+fn le_values(text: &str, histogram: &str) -> Vec<String> {
+    let prefix = format!("{histogram}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn exposed_names_are_exactly_upstreams() {
+    let text = render(&Metrics::new());
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    for h in HISTOGRAMS {
+        expected.extend(["_bucket", "_sum", "_count"].map(|suffix| format!("{h}{suffix}")));
+    }
+    expected.extend(GAUGES.map(str::to_owned));
+    expected.extend(COUNTERS.map(str::to_owned));
+    assert_eq!(sample_names(&text), expected, "\n{text}");
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[test]
+fn exposed_types_match_upstream() {
+    let text = render(&Metrics::new());
+    for h in HISTOGRAMS {
+        assert!(text.contains(&format!("# TYPE {h} histogram\n")), "{h}");
+    }
+    for g in GAUGES {
+        assert!(text.contains(&format!("# TYPE {g} gauge\n")), "{g}");
+    }
+    for c in COUNTERS {
+        // OpenMetrics names a counter family without its `_total` sample suffix.
+        let family = c.strip_suffix("_total").unwrap_or(c);
+        assert!(text.contains(&format!("# TYPE {family} counter\n")), "{c}");
+    }
+    assert!(!text.contains("# UNIT"), "no unit suffix is added");
+}
+
+#[test]
+fn labelled_series_exist_from_the_start() {
+    let text = render(&Metrics::new());
+    for series in [
+        r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal"}"#,
+        r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external"}"#,
+        r#"kubeproxy_proxy_healthz_total{code="200"}"#,
+        r#"kubeproxy_proxy_healthz_total{code="503"}"#,
+        r#"kubeproxy_proxy_livez_total{code="200"}"#,
+        r#"kubeproxy_proxy_livez_total{code="503"}"#,
+        r#"kubeproxy_malformed_objects_total{kind="Service"}"#,
+        r#"kubeproxy_malformed_objects_total{kind="EndpointSlice"}"#,
+        r#"kubeproxy_malformed_objects_total{kind="Node"}"#,
+    ] {
+        assert_eq!(value_of(&text, series), "0", "{series}");
+    }
+}
+
+#[test]
+fn sync_duration_buckets_are_exponential_from_1ms() {
+    let buckets = sync_duration_buckets();
+    assert_eq!(buckets.len(), 15);
+    assert_eq!(buckets[0], 0.001);
+    assert_eq!(buckets[14], 0.001 * 16384.0);
+    let text = render(&Metrics::new());
+    for h in &HISTOGRAMS[..3] {
+        let les = le_values(&text, h);
+        let got: Vec<f64> = les.iter().filter(|v| *v != "+Inf").filter_map(|v| v.parse().ok()).collect();
+        assert_eq!(got, buckets, "{h}");
+        assert_eq!(les.last().map(String::as_str), Some("+Inf"), "{h}");
+    }
+}
+
+#[test]
+fn network_programming_buckets_follow_upstream_layout() {
+    let buckets = network_programming_buckets();
+    assert_eq!(buckets.len(), 1 + 2 + 59 + 12 + 7);
+    assert_eq!(&buckets[..4], &[0.0, 0.25, 0.5, 1.0]);
+    assert_eq!(buckets[61], 59.0);
+    assert_eq!(&buckets[62..64], &[60.0, 65.0]);
+    assert_eq!(buckets[73], 115.0);
+    assert_eq!(&buckets[74..], &[120.0, 150.0, 180.0, 210.0, 240.0, 270.0, 300.0]);
+    let text = render(&Metrics::new());
+    assert_eq!(le_values(&text, HISTOGRAMS[3]).len(), buckets.len() + 1);
+}
+
+#[test]
+fn observations_and_setters_show_up() {
+    let metrics = Metrics::new();
+    metrics.observe_sync(Duration::from_millis(3), true);
+    metrics.observe_sync(Duration::from_millis(1), false);
+    let now = UNIX_EPOCH + Duration::from_secs(1_000);
+    metrics.observe_network_programming(now, &[now - Duration::from_secs(2), now + Duration::from_secs(1)]);
+    metrics.set_last_sync(now);
+    metrics.set_last_queued(UNIX_EPOCH + Duration::from_millis(1_500));
+    metrics.add_service_changes(3);
+    metrics.set_service_changes_pending(2);
+    metrics.add_endpoint_changes(5);
+    metrics.set_endpoint_changes_pending(4);
+    metrics.set_no_local_endpoints(TrafficPolicy::External, 7);
+    metrics.record_healthz(503);
+    metrics.record_livez(200);
+    metrics.record_livez(200);
+    metrics.inc_malformed(ObjectKind::EndpointSlice);
+    let text = render(&metrics);
+
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_duration_seconds_count"), "2");
+    assert_eq!(value_of(&text, "kubeproxy_sync_full_proxy_rules_duration_seconds_count"), "1");
+    assert_eq!(value_of(&text, r#"kubeproxy_sync_full_proxy_rules_duration_seconds_bucket{le="0.002"}"#), "0");
+    assert_eq!(value_of(&text, r#"kubeproxy_sync_full_proxy_rules_duration_seconds_bucket{le="0.004"}"#), "1");
+    assert_eq!(value_of(&text, "kubeproxy_sync_partial_proxy_rules_duration_seconds_count"), "1");
+    assert_eq!(value_of(&text, r#"kubeproxy_network_programming_duration_seconds_bucket{le="0.0"}"#), "1");
+    assert_eq!(value_of(&text, r#"kubeproxy_network_programming_duration_seconds_bucket{le="1.0"}"#), "1");
+    assert_eq!(value_of(&text, r#"kubeproxy_network_programming_duration_seconds_bucket{le="2.0"}"#), "2");
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_last_timestamp_seconds"), "1000.0");
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds"), "1.5");
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_service_changes_total"), "3");
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_service_changes_pending"), "2");
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_endpoint_changes_total"), "5");
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_endpoint_changes_pending"), "4");
+    assert_eq!(
+        value_of(&text, r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external"}"#),
+        "7"
+    );
+    assert_eq!(value_of(&text, r#"kubeproxy_proxy_healthz_total{code="503"}"#), "1");
+    assert_eq!(value_of(&text, r#"kubeproxy_proxy_livez_total{code="200"}"#), "2");
+    assert_eq!(value_of(&text, r#"kubeproxy_malformed_objects_total{kind="EndpointSlice"}"#), "1");
+}

@@ -1,0 +1,41 @@
+//! Sources of API objects: a Kubernetes apiserver (watchers) or a manifest directory.
+//!
+//! A source only emits [`SourceEvent`]s; it never touches the model. Every relist (the
+//! initial list included) arrives as one [`ObjectEvent::Reset`] carrying the complete set,
+//! so the state is replaced atomically, never flushed first.
+
+mod kube_source;
+mod manifest_source;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+pub use kube_source::{KubeSource, KubeSourceError};
+pub use manifest_source::{ManifestSource, ManifestSet, read_manifests};
+
+/// One change of one kind of object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectEvent<K> {
+    /// An object was added or updated.
+    Apply(K),
+    /// An object was deleted.
+    Delete(K),
+    /// The complete set of objects after a (re)list.
+    Reset(Vec<K>),
+}
+
+/// An event of any kind a proxy watches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent {
+    /// A Service event.
+    Service(ObjectEvent<Service>),
+    /// An EndpointSlice event.
+    EndpointSlice(ObjectEvent<EndpointSlice>),
+    /// An event of this node's Node object.
+    Node(ObjectEvent<Node>),
+}
+
+/// Label selector of the Services a proxy watches: not handed to another proxy.
+pub const SERVICE_LABEL_SELECTOR: &str = "!service.kubernetes.io/service-proxy-name";
+/// Label selector of the EndpointSlices a proxy watches: not of headless Services.
+pub const ENDPOINT_SLICE_LABEL_SELECTOR: &str = "!service.kubernetes.io/headless";

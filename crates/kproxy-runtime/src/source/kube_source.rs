@@ -1,0 +1,136 @@
+//! Watchers of Services, EndpointSlices and this node's Node on a Kubernetes apiserver.
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Config, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use super::{ENDPOINT_SLICE_LABEL_SELECTOR, ObjectEvent, SERVICE_LABEL_SELECTOR, SourceEvent};
+
+/// A source that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeSourceError {
+    /// The kubeconfig cannot be read.
+    #[error("reading kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// No kubeconfig given and no in-cluster configuration found.
+    #[error("no --kubeconfig or --master given and no in-cluster configuration: {0}")]
+    Infer(#[source] kube::config::InferConfigError),
+    /// `--master` is not a URL.
+    #[error("--master {0:?} is not a valid URL")]
+    Master(String),
+    /// The client cannot be built.
+    #[error("building the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// Watches a Kubernetes apiserver. Each watch relists with backoff after any failure
+/// (a dropped connection, 410 Gone, an unreachable apiserver) and keeps going forever.
+pub struct KubeSource {
+    client: Client,
+    node_name: String,
+}
+
+impl KubeSource {
+    /// Connects with `--kubeconfig` and `--master` as kube-proxy does: the kubeconfig (or
+    /// in-cluster config) with the apiserver URL replaced by `master` when given.
+    pub async fn connect(
+        kubeconfig: Option<&PathBuf>,
+        master: Option<&str>,
+        node_name: &str,
+    ) -> Result<Self, KubeSourceError> {
+        let mut config = match kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|source| KubeSourceError::Kubeconfig { path: path.clone(), source })?;
+                Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                    .await
+                    .map_err(|source| KubeSourceError::Kubeconfig { path: path.clone(), source })?
+            }
+            None => match master {
+                Some(url) => Config::new(url.parse().map_err(|_| KubeSourceError::Master(url.to_owned()))?),
+                None => Config::infer().await.map_err(KubeSourceError::Infer)?,
+            },
+        };
+        if let Some(url) = master {
+            config.cluster_url = url.parse().map_err(|_| KubeSourceError::Master(url.to_owned()))?;
+        }
+        let client = Client::try_from(config).map_err(KubeSourceError::Client)?;
+        Ok(Self { client, node_name: node_name.to_owned() })
+    }
+
+    /// Runs the three watchers until `events` is closed.
+    pub async fn run(self, events: mpsc::Sender<SourceEvent>) {
+        let services = watcher::Config::default().labels(SERVICE_LABEL_SELECTOR);
+        let slices = watcher::Config::default().labels(ENDPOINT_SLICE_LABEL_SELECTOR);
+        let node = watcher::Config::default().fields(&format!("metadata.name={}", self.node_name));
+        tokio::join!(
+            forward(Api::<Service>::all(self.client.clone()), services, events.clone(), SourceEvent::Service),
+            forward(Api::<EndpointSlice>::all(self.client.clone()), slices, events.clone(), SourceEvent::EndpointSlice),
+            forward(Api::<Node>::all(self.client), node, events, SourceEvent::Node),
+        );
+    }
+}
+
+/// Turns one watcher's stream into source events until the receiver is gone.
+async fn forward<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    events: mpsc::Sender<SourceEvent>,
+    wrap: fn(ObjectEvent<K>) -> SourceEvent,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
+    let stream = watcher::watcher(api, config).default_backoff();
+    let mut batches = std::pin::pin!(batch_relists(stream));
+    while let Some(item) = batches.next().await {
+        match item {
+            Ok(event) => {
+                if events.send(wrap(event)).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => tracing::warn!(kind, %error, "watch failed; relisting with backoff"),
+        }
+    }
+}
+
+/// Folds `Init`, `InitApply`… `InitDone` into one `Reset` with the complete set.
+fn batch_relists<K, S>(stream: S) -> impl Stream<Item = Result<ObjectEvent<K>, watcher::Error>>
+where
+    S: Stream<Item = Result<Event<K>, watcher::Error>>,
+{
+    stream
+        .scan(None::<Vec<K>>, |buffer, item| {
+            let out = match item {
+                Err(e) => Some(Err(e)),
+                Ok(Event::Init) => {
+                    *buffer = Some(Vec::new());
+                    None
+                }
+                Ok(Event::InitApply(obj)) => {
+                    buffer.get_or_insert_with(Vec::new).push(obj);
+                    None
+                }
+                Ok(Event::InitDone) => Some(Ok(ObjectEvent::Reset(buffer.take().unwrap_or_default()))),
+                Ok(Event::Apply(obj)) => Some(Ok(ObjectEvent::Apply(obj))),
+                Ok(Event::Delete(obj)) => Some(Ok(ObjectEvent::Delete(obj))),
+            };
+            futures::future::ready(Some(out))
+        })
+        .filter_map(futures::future::ready)
+}

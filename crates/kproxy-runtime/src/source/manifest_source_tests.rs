@@ -1,0 +1,85 @@
+use super::*;
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: demo
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints:
+  - addresses: [10.244.1.2]
+    nodeName: node1
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node1, labels: {topology.kubernetes.io/zone: z1}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ignored}
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kproxy-manifests-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn reads_multi_document_files() {
+    let dir = temp_dir("multi");
+    std::fs::write(dir.join("demo.yaml"), MANIFEST).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a manifest").unwrap();
+    let set = read_manifests(&dir);
+    assert_eq!(set.services.len(), 1);
+    assert_eq!(set.slices.len(), 1);
+    assert_eq!(set.nodes.len(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn broken_file_keeps_previous_objects_and_bad_document_is_skipped() {
+    let dir = temp_dir("broken");
+    let path = dir.join("demo.yaml");
+    std::fs::write(&path, MANIFEST).unwrap();
+    let mut reader = DirReader::default();
+    assert_eq!(reader.read(&dir).services.len(), 1);
+    std::fs::write(&path, "kind: Service\nmetadata: [unclosed\n").unwrap();
+    assert_eq!(reader.read(&dir).services.len(), 1, "a file that does not parse keeps its objects");
+    std::fs::write(&path, "kind: Service\nmetadata: {name: x}\nspec: {ports: [{port: notanumber}]}\n").unwrap();
+    assert_eq!(reader.read(&dir).services.len(), 0, "a document that does not fit its kind is skipped");
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(reader.read(&dir), ManifestSet::default(), "a removed file removes its objects");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn source_emits_resets_at_start_and_on_change() {
+    let dir = temp_dir("follow");
+    std::fs::write(dir.join("demo.yaml"), MANIFEST).unwrap();
+    let (tx, mut rx) = mpsc::channel(16);
+    let source = ManifestSource::new(dir.clone(), "node1", Duration::from_millis(20));
+    let task = tokio::spawn(source.run(tx));
+    let first = rx.recv().await.unwrap();
+    assert!(matches!(first, SourceEvent::Service(ObjectEvent::Reset(ref s)) if s.len() == 1));
+    let _slices = rx.recv().await.unwrap();
+    let node = rx.recv().await.unwrap();
+    assert!(matches!(node, SourceEvent::Node(ObjectEvent::Reset(ref n)) if n.len() == 1));
+    std::fs::remove_file(dir.join("demo.yaml")).unwrap();
+    let after = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert!(matches!(after, SourceEvent::Service(ObjectEvent::Reset(ref s)) if s.is_empty()));
+    drop(rx);
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
