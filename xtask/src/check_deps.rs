@@ -13,7 +13,9 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let mut violations = Vec::new();
     for (krate, forbidden) in RULES {
         let deps = normal_dependencies(krate)?;
-        violations.extend(forbidden.iter().filter(|f| deps.iter().any(|d| d == *f)).map(|f| format!("{krate} depends on {f}")));
+        violations.extend(
+            forbidden.iter().filter(|f| deps.iter().any(|d| d == *f)).map(|f| format!("{krate} depends on {f}")),
+        );
     }
     anyhow::ensure!(violations.is_empty(), "dependency rules broken:\n  {}", violations.join("\n  "));
     println!("check-deps: {} rules hold", RULES.len());

@@ -70,10 +70,17 @@ impl ChangeTracker {
     }
 
     /// An EndpointSlice was added or updated.
+    /// A slice that is not for proxies (FQDN, headless, no Service label) counts as deleted,
+    /// as upstream's informer would stop delivering it.
     pub fn on_slice_update(&mut self, slice: &EndpointSlice) -> Result<bool, ConversionError> {
-        if let Some(info) = EndpointSliceInfo::from_slice(slice)? {
-            for tracker in &mut self.endpoints {
-                tracker.update(&info);
+        match EndpointSliceInfo::from_slice(slice)? {
+            Some(info) => {
+                for tracker in &mut self.endpoints {
+                    tracker.update(&info);
+                }
+            }
+            None => {
+                self.on_slice_delete(slice);
             }
         }
         Ok(self.pending())
@@ -113,12 +120,12 @@ impl ChangeTracker {
         slices.iter().filter_map(|s| self.on_slice_update(s).err()).collect()
     }
 
-    /// This node's object was added or updated. A change of its labels (topology) asks
-    /// for a full sync.
+    /// This node's object was added or updated. A change of what the proxy uses of it
+    /// (labels for topology, addresses, pod CIDRs) asks for a full sync.
     pub fn on_node_update(&mut self, node: &Node) -> Result<bool, ConversionError> {
         let info = NodeInfo::from_node(node)?;
         if info != self.node {
-            self.needs_full_sync |= info.labels != self.node.labels;
+            self.needs_full_sync = true;
             self.node = info;
             self.node_changed = true;
         }

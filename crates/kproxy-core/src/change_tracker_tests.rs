@@ -22,8 +22,8 @@ fn udp(namespace: &str, name: &str, port: &str) -> ServicePortName {
     ServicePortName::new(nsn(namespace, name), port, Protocol::Udp)
 }
 
-fn ports(names: &[ServicePortName]) -> BTreeSet<ServicePortName> {
-    names.iter().cloned().collect()
+fn ports<const N: usize>(names: [ServicePortName; N]) -> BTreeSet<ServicePortName> {
+    names.into_iter().collect()
 }
 
 fn ip(text: &str) -> IpAddr {
@@ -71,7 +71,7 @@ fn first_checkout_is_full_later_ones_only_when_requested() {
 
     let first = tracker.checkout_into(&mut state);
     assert!(first.full());
-    assert_eq!(first.family(IpFamily::V4).service_ports, ports(&[tcp("ns1", "svc1", "p80")]));
+    assert_eq!(first.family(IpFamily::V4).service_ports, ports([tcp("ns1", "svc1", "p80")]));
     assert!(!tracker.pending());
 
     let idle = tracker.checkout_into(&mut state);
@@ -81,7 +81,7 @@ fn first_checkout_is_full_later_ones_only_when_requested() {
     tracker.on_slice_update(&v4_slice("svc1-a", &["10.180.0.1"])).unwrap();
     let later = tracker.checkout_into(&mut state);
     assert!(!later.full(), "changes alone do not ask for a full sync");
-    assert_eq!(later.family(IpFamily::V4).service_ports, ports(&[tcp("ns1", "svc1", "p80")]));
+    assert_eq!(later.family(IpFamily::V4).service_ports, ports([tcp("ns1", "svc1", "p80")]));
 
     tracker.request_full_sync();
     assert!(tracker.pending());
@@ -101,7 +101,7 @@ fn checkout_gives_changed_ports_per_family() {
 
     let changes = tracker.checkout_into(&mut state);
     for family in IpFamily::ALL {
-        assert_eq!(changes.family(family).service_ports, ports(&[name.clone()]), "{family}");
+        assert_eq!(changes.family(family).service_ports, ports([name.clone()]), "{family}");
     }
     assert_eq!(state.family(IpFamily::V4).services.get(&name).map(|p| p.cluster_ip), Some(ip("172.30.0.41")));
     assert_eq!(state.family(IpFamily::V6).services.get(&name).map(|p| p.cluster_ip), Some(ip("fd00:172:30::41")));
@@ -112,7 +112,7 @@ fn checkout_gives_changed_ports_per_family() {
     tracker.on_slice_update(&v6_slice("svc1-v6", &["fd00:10:180::2"])).unwrap();
     let changes = tracker.checkout_into(&mut state);
     assert!(changes.family(IpFamily::V4).service_ports.is_empty());
-    assert_eq!(changes.family(IpFamily::V6).service_ports, ports(&[name.clone()]));
+    assert_eq!(changes.family(IpFamily::V6).service_ports, ports([name.clone()]));
     assert_eq!(endpoint_addrs(&state, IpFamily::V6, &name), addrs(&["[fd00:10:180::2]:8080"]));
     assert_eq!(endpoint_addrs(&state, IpFamily::V4, &name), addrs(&["10.180.0.1:8080"]));
 
@@ -121,8 +121,9 @@ fn checkout_gives_changed_ports_per_family() {
     tracker.on_service_update(&svc1()).unwrap();
     let changes = tracker.checkout_into(&mut state);
     assert!(changes.family(IpFamily::V4).service_ports.is_empty());
-    assert_eq!(changes.family(IpFamily::V6).service_ports, ports(&[name.clone()]));
+    assert_eq!(changes.family(IpFamily::V6).service_ports, ports([name.clone()]));
     assert!(state.family(IpFamily::V6).services.is_empty());
+    assert_eq!(endpoint_addrs(&state, IpFamily::V6, &name), addrs(&["[fd00:10:180::2]:8080"]));
 }
 
 #[test]
@@ -173,7 +174,7 @@ fn service_delete_removes_both_families() {
     assert!(tracker.on_service_delete(&nsn("ns1", "svc1")));
     let changes = tracker.checkout_into(&mut state);
     for family in IpFamily::ALL {
-        assert_eq!(changes.family(family).service_ports, ports(&[tcp("ns1", "svc1", "p80")]), "{family}");
+        assert_eq!(changes.family(family).service_ports, ports([tcp("ns1", "svc1", "p80")]), "{family}");
         assert!(state.family(family).services.is_empty(), "{family}");
     }
 }
@@ -191,7 +192,7 @@ fn slice_delete_uses_the_service_label() {
 
     assert!(tracker.on_slice_delete(&s));
     let changes = tracker.checkout_into(&mut state);
-    assert_eq!(changes.family(IpFamily::V4).service_ports, ports(&[tcp("ns1", "svc1", "p80")]));
+    assert_eq!(changes.family(IpFamily::V4).service_ports, ports([tcp("ns1", "svc1", "p80")]));
     assert_eq!(state.family(IpFamily::V4).endpoints.iter().count(), 0);
 }
 
@@ -199,11 +200,8 @@ fn slice_delete_uses_the_service_label() {
 fn slices_not_for_proxies_are_ignored() {
     let (mut tracker, mut state) = synced();
     let fqdn = slice("ns1", "svc1", "svc1-fqdn").address_type("FQDN").tcp("p80", 80).ready("example.com").build();
-    let unlabelled = slice("ns1", "svc1", "svc1-x")
-        .tcp("p80", 80)
-        .ready("10.180.0.1")
-        .with(|s| s.metadata.labels = None)
-        .build();
+    let unlabelled =
+        slice("ns1", "svc1", "svc1-x").tcp("p80", 80).ready("10.180.0.1").with(|s| s.metadata.labels = None).build();
     assert_eq!(tracker.on_slice_update(&fqdn), Ok(false));
     assert_eq!(tracker.on_slice_update(&unlabelled), Ok(false));
     assert!(tracker.checkout_into(&mut state).is_empty());
@@ -225,7 +223,7 @@ fn stale_udp_endpoints_and_trigger_times_reach_the_changes() {
     tracker.on_slice_update(&after.trigger_time("2018-01-01T00:00:05Z").build()).unwrap();
     let changes = tracker.checkout_into(&mut state);
     let v4 = changes.family(IpFamily::V4);
-    assert_eq!(v4.service_ports, ports(&[udp("ns1", "dns", "dns")]));
+    assert_eq!(v4.service_ports, ports([udp("ns1", "dns", "dns")]));
     let stale: Vec<_> = v4.stale_udp_endpoints.iter().map(|(n, e)| (n.clone(), e.socket_addr())).collect();
     assert_eq!(stale, [(udp("ns1", "dns", "dns"), "10.180.0.2:53".parse().unwrap())]);
     assert!(changes.family(IpFamily::V6).stale_udp_endpoints.is_empty());
@@ -234,13 +232,13 @@ fn stale_udp_endpoints_and_trigger_times_reach_the_changes() {
 }
 
 #[test]
-fn node_label_change_forces_a_full_sync() {
+fn node_changes_force_a_full_sync() {
     let (mut tracker, mut state) = synced();
 
-    // New addresses are recorded but need no full sync.
+    // New addresses are recorded and resync everything (NodePorts may depend on them).
     assert_eq!(tracker.on_node_update(&node(NODE_NAME).internal_ip(NODE_IP).build()), Ok(true));
     let changes = tracker.checkout_into(&mut state);
-    assert!(!changes.full());
+    assert!(changes.full());
     assert_eq!(state.node.addresses, [ip(NODE_IP)]);
 
     // The same node again is no change.
@@ -273,11 +271,12 @@ fn services_relist_deletes_what_is_gone_and_keeps_malformed_state() {
     assert!(tracker.on_services_reset(std::slice::from_ref(&a)).is_empty());
     let changes = tracker.checkout_into(&mut state);
     for family in IpFamily::ALL {
-        assert_eq!(changes.family(family).service_ports, ports(&[tcp("ns1", "b", "p")]), "{family}");
+        assert_eq!(changes.family(family).service_ports, ports([tcp("ns1", "b", "p")]), "{family}");
     }
-    assert_eq!(state.family(IpFamily::V4).services.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), [tcp(
-        "ns1", "a", "p"
-    )]);
+    assert_eq!(
+        state.family(IpFamily::V4).services.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        [tcp("ns1", "a", "p")]
+    );
     assert!(state.family(IpFamily::V6).services.is_empty());
 
     // a is now malformed: it keeps its previous state and its error is returned; c is new.
@@ -286,12 +285,14 @@ fn services_relist_deletes_what_is_gone_and_keeps_malformed_state() {
     assert_eq!(errors.len(), 1);
     assert_eq!((errors[0].kind, &errors[0].object), (ObjectKind::Service, &nsn("ns1", "a")));
     let changes = tracker.checkout_into(&mut state);
-    assert_eq!(changes.family(IpFamily::V4).service_ports, ports(&[tcp("ns1", "c", "p")]));
+    assert_eq!(changes.family(IpFamily::V4).service_ports, ports([tcp("ns1", "c", "p")]));
     let names: Vec<_> = state.family(IpFamily::V4).services.iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(names, [tcp("ns1", "a", "p"), tcp("ns1", "c", "p")]);
 
     // A relist identical to the state changes nothing.
-    assert!(tracker.on_services_reset(&[a, service("ns1", "c").cluster_ip("172.30.0.3").tcp("p", 80).build()]).is_empty());
+    assert!(
+        tracker.on_services_reset(&[a, service("ns1", "c").cluster_ip("172.30.0.3").tcp("p", 80).build()]).is_empty()
+    );
     assert!(tracker.checkout_into(&mut state).is_empty());
 }
 
@@ -315,8 +316,8 @@ fn slices_relist_deletes_what_is_gone_and_keeps_malformed_state() {
     assert_eq!((errors[0].kind, &errors[0].object), (ObjectKind::EndpointSlice, &nsn("ns1", "svc1-c")));
 
     let changes = tracker.checkout_into(&mut state);
-    assert_eq!(changes.family(IpFamily::V4).service_ports, ports(&[name.clone()]));
-    assert_eq!(changes.family(IpFamily::V6).service_ports, ports(&[name.clone()]));
+    assert_eq!(changes.family(IpFamily::V4).service_ports, ports([name.clone()]));
+    assert_eq!(changes.family(IpFamily::V6).service_ports, ports([name.clone()]));
     assert_eq!(endpoint_addrs(&state, IpFamily::V4, &name), addrs(&["10.180.0.1:8080", "10.180.0.3:8080"]));
     assert!(endpoint_addrs(&state, IpFamily::V6, &name).is_empty());
 
@@ -361,6 +362,6 @@ fn malformed_update_keeps_pending_changes() {
     assert!(tracker.on_service_update(&bad_service).is_err());
     assert_eq!(tracker.service_changes_pending(), 1, "the earlier, valid update is still pending");
     let changes = tracker.checkout_into(&mut state);
-    assert_eq!(changes.family(IpFamily::V4).service_ports, ports(&[tcp("ns1", "svc1", "p80")]));
+    assert_eq!(changes.family(IpFamily::V4).service_ports, ports([tcp("ns1", "svc1", "p80")]));
     assert_eq!(state.family(IpFamily::V4).services.len(), 1);
 }

@@ -73,6 +73,13 @@ pub trait Dataplane: Send {
 
     /// Removes everything this dataplane ever installed, and nothing else.
     async fn cleanup(&mut self) -> Result<(), SyncError>;
+
+    /// What [`sync`](Dataplane::sync) would program for `state` from scratch, as text
+    /// (rules, map elements, listeners), without touching the kernel: `kproxy render`.
+    fn render(&self, state: &ProxyState) -> String {
+        let ports: usize = state.families().map(|f| f.services.len()).sum();
+        format!("# {}: no text rendering; {ports} service ports\n", self.name())
+    }
 }
 
 /// What one successful sync did, for logs and metrics.

@@ -89,7 +89,13 @@ impl Ep {
     }
 
     fn of(e: &Endpoint) -> Self {
-        Self { addr: e.socket_addr(), local: e.is_local, ready: e.ready, serving: e.serving, terminating: e.terminating }
+        Self {
+            addr: e.socket_addr(),
+            local: e.is_local,
+            ready: e.ready,
+            serving: e.serving,
+            terminating: e.terminating,
+        }
     }
 }
 
@@ -765,7 +771,10 @@ fn endpoint_slice_update() {
         },
         Case {
             name: "transition some endpoints to ready state",
-            starting: vec![gen_slice("svc1", "ns1", 1, 3, 2, 999, H1, P80_443), gen_slice("svc1", "ns1", 2, 2, 2, 999, H1, P80_443)],
+            starting: vec![
+                gen_slice("svc1", "ns1", 1, 3, 2, 999, H1, P80_443),
+                gen_slice("svc1", "ns1", 2, 2, 2, 999, H1, P80_443),
+            ],
             param: gen_slice("svc1", "ns1", 1, 3, 3, 999, H1, P80_443),
             remove: false,
             expected_return: true,
@@ -779,7 +788,10 @@ fn endpoint_slice_update() {
         },
         Case {
             name: "transition some endpoints to terminating state",
-            starting: vec![gen_slice("svc1", "ns1", 1, 3, 2, 2, H1, P80_443), gen_slice("svc1", "ns1", 2, 2, 2, 2, H1, P80_443)],
+            starting: vec![
+                gen_slice("svc1", "ns1", 1, 3, 2, 2, H1, P80_443),
+                gen_slice("svc1", "ns1", 2, 2, 2, 2, H1, P80_443),
+            ],
             param: gen_slice("svc1", "ns1", 1, 3, 3, 2, H1, P80_443),
             remove: false,
             expected_return: true,
@@ -836,7 +848,11 @@ fn checkout_changes() {
                 snap(vec![]),
                 snap(vec![(
                     port0.clone(),
-                    vec![ep("10.0.1.1:80"), ep("10.0.1.2:80").conds(false, true, true), ep("10.0.1.3:80").conds(false, false, false)],
+                    vec![
+                        ep("10.0.1.1:80"),
+                        ep("10.0.1.2:80").conds(false, true, true),
+                        ep("10.0.1.3:80").conds(false, false, false),
+                    ],
                 )]),
             )),
         },
@@ -846,8 +862,14 @@ fn checkout_changes() {
             pending: vec![gen_slice("svc1", "ns1", 1, 3, 3, 999, H1, P80)],
             expected: Some((
                 snap(vec![
-                    (port0.clone(), vec![ep("10.0.1.1:80"), ep("10.0.1.2:80"), ep("10.0.1.3:80").conds(false, false, false)]),
-                    (port1, vec![ep("10.0.1.1:443"), ep("10.0.1.2:443"), ep("10.0.1.3:443").conds(false, false, false)]),
+                    (
+                        port0.clone(),
+                        vec![ep("10.0.1.1:80"), ep("10.0.1.2:80"), ep("10.0.1.3:80").conds(false, false, false)],
+                    ),
+                    (
+                        port1,
+                        vec![ep("10.0.1.1:443"), ep("10.0.1.2:443"), ep("10.0.1.3:443").conds(false, false, false)],
+                    ),
                 ]),
                 snap(vec![(
                     port0.clone(),
@@ -903,7 +925,10 @@ fn endpoints_map_from_slice_cache() {
         ),
         (
             "2 slices, same port",
-            vec![gen_slice("svc1", "ns1", 1, 3, 999, 999, &[], P80), gen_slice("svc1", "ns1", 2, 3, 999, 999, &[], P80)],
+            vec![
+                gen_slice("svc1", "ns1", 1, 3, 999, 999, &[], P80),
+                gen_slice("svc1", "ns1", 2, 3, 999, 999, &[], P80),
+            ],
             snap(vec![(
                 port0.clone(),
                 vec![
@@ -919,7 +944,10 @@ fn endpoints_map_from_slice_cache() {
         (
             // Both are slice svc1-1: the second replaces the first.
             "2 overlapping slices, same port",
-            vec![gen_slice("svc1", "ns1", 1, 3, 999, 999, &[], P80), gen_slice("svc1", "ns1", 1, 4, 999, 999, &[], P80)],
+            vec![
+                gen_slice("svc1", "ns1", 1, 3, 999, 999, &[], P80),
+                gen_slice("svc1", "ns1", 1, 4, 999, 999, &[], P80),
+            ],
             snap(vec![(port0.clone(), ready_row(1..=4, &[]))]),
         ),
         (
@@ -1096,7 +1124,9 @@ fn absent_conditions_default_to_ready_serving_not_terminating() {
 fn endpoint_fields_are_carried_over() {
     let s = slice("ns1", "svc1", "svc1-a")
         .tcp("p", 80)
-        .endpoint("10.0.0.1", |e| e.node(NODE_NAME).zone("zone-a").zone_hints(&["zone-a", "zone-b"]).node_hints(&[NODE_NAME]))
+        .endpoint("10.0.0.1", |e| {
+            e.node(NODE_NAME).zone("zone-a").zone_hints(&["zone-a", "zone-b"]).node_hints(&[NODE_NAME])
+        })
         .build();
     let mut fp = FakeProxier::new(NODE_NAME, UNIX_EPOCH);
     fp.update(&s);
@@ -1196,7 +1226,7 @@ fn wrong_family_slices_are_ignored() {
 }
 
 #[test]
-fn known_slices_include_pending_additions_not_pending_removals_of_unapplied_slices() {
+fn known_slices_include_applied_and_pending_slices() {
     let mut tracker = EndpointsChangeTracker::new(IpFamily::V4, NODE_NAME, UNIX_EPOCH);
     let a = info(&slice("ns1", "svc1", "svc1-a").tcp("p", 80).ready("10.0.0.1").build());
     let b = info(&slice("ns1", "svc1", "svc1-b").tcp("p", 80).ready("10.0.0.2").build());
@@ -1204,7 +1234,10 @@ fn known_slices_include_pending_additions_not_pending_removals_of_unapplied_slic
     tracker.checkout();
     tracker.update(&b);
     let known: BTreeSet<_> = tracker.known_slices().into_iter().collect();
-    assert_eq!(known, BTreeSet::from([(nsn("ns1", "svc1"), "svc1-a".to_owned()), (nsn("ns1", "svc1"), "svc1-b".to_owned())]));
+    assert_eq!(
+        known,
+        BTreeSet::from([(nsn("ns1", "svc1"), "svc1-a".to_owned()), (nsn("ns1", "svc1"), "svc1-b".to_owned())])
+    );
 }
 
 #[test]
@@ -1228,11 +1261,14 @@ fn pending_counts_services_and_changes_total_counts_changes() {
 #[test]
 fn stale_udp_endpoints() {
     let base = || slice("ns1", "svc1", "svc1-a").udp("dns", 53).tcp("http", 80);
-    let cases: Vec<(&str, SliceBuilder, Option<SliceBuilder>, Vec<(ServicePortName, &str)>)> = vec![
-        ("endpoint removed", base().ready("10.0.0.1").ready("10.0.0.2"), Some(base().ready("10.0.0.1")), vec![(
-            udp("ns1", "svc1", "dns"),
-            "10.0.0.2:53",
-        )]),
+    type Stale = Vec<(ServicePortName, &'static str)>;
+    let cases: Vec<(&str, SliceBuilder, Option<SliceBuilder>, Stale)> = vec![
+        (
+            "endpoint removed",
+            base().ready("10.0.0.1").ready("10.0.0.2"),
+            Some(base().ready("10.0.0.1")),
+            vec![(udp("ns1", "svc1", "dns"), "10.0.0.2:53")],
+        ),
         (
             "endpoint stops serving",
             base().ready("10.0.0.1"),
@@ -1251,7 +1287,12 @@ fn stale_udp_endpoints() {
             Some(base().ready("10.0.0.1")),
             vec![],
         ),
-        ("endpoint becomes serving", base().endpoint("10.0.0.1", |e| e.serving(false)), Some(base().ready("10.0.0.1")), vec![]),
+        (
+            "endpoint becomes serving",
+            base().endpoint("10.0.0.1", |e| e.serving(false)),
+            Some(base().ready("10.0.0.1")),
+            vec![],
+        ),
         ("slice deleted", base().ready("10.0.0.1"), None, vec![(udp("ns1", "svc1", "dns"), "10.0.0.1:53")]),
         (
             "UDP port renumbered",
@@ -1298,7 +1339,8 @@ fn last_change_trigger_time() {
         slice(ns, name, name).tcp("p11", port).ready("1.1.1.1").trigger_time(&rfc3339(t)).build()
     };
     type Scenario = Box<dyn Fn(&mut FakeProxier)>;
-    let cases: Vec<(&str, Scenario, Vec<(NamespacedName, Vec<SystemTime>)>)> = vec![
+    type Expected = Vec<(NamespacedName, Vec<SystemTime>)>;
+    let cases: Vec<(&str, Scenario, Expected)> = vec![
         (
             "Single addEndpoints",
             Box::new(move |fp| {
@@ -1398,10 +1440,16 @@ fn endpoint(ip: &str, port: u16, is_local: bool, ready: bool, serving: bool, ter
 fn local_ready_endpoints_count_unique_ips() {
     let t = |ip: &str, port: u16, local: bool| endpoint(ip, port, local, true, true, false);
     let term = |ip: &str, port: u16, local: bool| endpoint(ip, port, local, false, true, true);
-    let cases: Vec<(&str, Vec<(ServicePortName, Vec<Endpoint>)>, Vec<(NamespacedName, usize)>)> = vec![
+    type Entries = Vec<(ServicePortName, Vec<Endpoint>)>;
+    type Counts = Vec<(NamespacedName, usize)>;
+    let cases: Vec<(&str, Entries, Counts)> = vec![
         ("nothing", vec![], vec![]),
         ("unnamed port", vec![(tcp("ns1", "ep1", ""), vec![t("1.1.1.1", 11, false)])], vec![]),
-        ("unnamed port local", vec![(tcp("ns1", "ep1", ""), vec![t("1.1.1.1", 11, true)])], vec![(nsn("ns1", "ep1"), 1)]),
+        (
+            "unnamed port local",
+            vec![(tcp("ns1", "ep1", ""), vec![t("1.1.1.1", 11, true)])],
+            vec![(nsn("ns1", "ep1"), 1)],
+        ),
         (
             "named local and non-local ports for the same IP",
             vec![

@@ -192,7 +192,8 @@ fn service_to_service_map() {
     use Protocol::{Tcp, Udp};
     let v4 = IpFamily::V4;
     let v6 = IpFamily::V6;
-    let cases: Vec<(&str, IpFamily, Service, Vec<(ServicePortName, Compared)>)> = vec![
+    type Expected = Vec<(ServicePortName, Compared)>;
+    let cases: Vec<(&str, IpFamily, Service, Expected)> = vec![
         ("headless service", v4, headless(), vec![]),
         ("headless sctp service", v4, service("ns2", "headless").cluster_ip("None").sctp("sip", 7777).build(), vec![]),
         ("headless service without port", v4, headless_without_port(), vec![]),
@@ -326,7 +327,11 @@ fn service_to_service_map() {
         (
             "service with extra space in LoadBalancerSourceRanges",
             v4,
-            service("test", "extra-space").cluster_ip(CLUSTER_V4).tcp("testPort", 12345).source_ranges(&[" 10.1.2.0/28"]).build(),
+            service("test", "extra-space")
+                .cluster_ip(CLUSTER_V4)
+                .tcp("testPort", 12345)
+                .source_ranges(&[" 10.1.2.0/28"])
+                .build(),
             vec![(
                 spn("test", "extra-space", "testPort", Tcp),
                 expect(CLUSTER_V4, 12345, Tcp, 0).source_ranges(&["10.1.2.0/28"]),
@@ -435,12 +440,10 @@ fn build_service_map_add_remove() {
     fp.delete(&services[3]);
 
     let changed = fp.sync();
-    assert_eq!(fp.map.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>(), [spn(
-        "ns2",
-        "cluster-ip",
-        "p2",
-        Protocol::Udp
-    )]);
+    assert_eq!(
+        fp.map.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>(),
+        [spn("ns2", "cluster-ip", "p2", Protocol::Udp)]
+    );
     assert_eq!(services_of(&changed).len(), 4, "4 updated services");
     assert!(changed.contains(&spn("ns2", "cluster-ip", "port1", Protocol::Udp)), "removed port is a change");
     assert!(changed.contains(&spn("ns2", "cluster-ip", "p2", Protocol::Udp)), "added port is a change");
@@ -528,8 +531,7 @@ fn update_back_to_the_original_collapses() {
 fn change_keeps_the_first_previous_and_the_last_current() {
     let mut tracker = ServiceChangeTracker::new(IpFamily::V4);
     let name = nsn("ns1", "svc1");
-    let versions =
-        [80, 81, 82].map(|port| service("ns1", "svc1").cluster_ip("172.30.0.41").tcp("p", port).build());
+    let versions = [80, 81, 82].map(|port| service("ns1", "svc1").cluster_ip("172.30.0.41").tcp("p", port).build());
     tracker.update(&name, info_of(&versions[0]).as_ref());
     tracker.checkout();
 
@@ -557,10 +559,7 @@ fn add_update_delete_report_changed_ports() {
 
     // p80 is unchanged, p53 is modified, p7 is new.
     fp.update(&v2);
-    assert_eq!(
-        fp.sync(),
-        BTreeSet::from([spn("ns1", "svc1", "p53", Udp), spn("ns1", "svc1", "p7", Protocol::Sctp)])
-    );
+    assert_eq!(fp.sync(), BTreeSet::from([spn("ns1", "svc1", "p53", Udp), spn("ns1", "svc1", "p7", Protocol::Sctp)]));
     assert_eq!(fp.map.get(&spn("ns1", "svc1", "p53", Udp)).map(|p| p.port), Some(5353));
     assert_eq!(fp.map.len(), 3);
 

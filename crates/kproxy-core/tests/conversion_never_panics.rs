@@ -511,11 +511,11 @@ fn check_state(state: &ProxyState) -> Result<(), TestCaseError> {
 
 #[derive(Debug, Clone)]
 enum Event {
-    ServiceUpdate(Service),
+    ServiceUpdate(Box<Service>),
     ServiceDelete(NamespacedName),
-    SliceUpdate(EndpointSlice),
-    SliceDelete(EndpointSlice),
-    NodeUpdate(Node),
+    SliceUpdate(Box<EndpointSlice>),
+    SliceDelete(Box<EndpointSlice>),
+    NodeUpdate(Box<Node>),
     ServicesReset(Vec<Service>),
     SlicesReset(Vec<EndpointSlice>),
     FullSync,
@@ -526,11 +526,11 @@ fn event(g: u32) -> BoxedStrategy<Event> {
     let name = (select(vec!["ns1", "ns2", "default"]), select(vec!["a", "b", "c"]))
         .prop_map(|(ns, name)| NamespacedName::new(ns, name));
     prop_oneof![
-        8 => any_service(g).prop_map(Event::ServiceUpdate),
+        8 => any_service(g).prop_map(|s| Event::ServiceUpdate(Box::new(s))),
         2 => name.prop_map(Event::ServiceDelete),
-        8 => any_slice(g).prop_map(Event::SliceUpdate),
-        2 => any_slice(g).prop_map(Event::SliceDelete),
-        1 => any_node(g).prop_map(Event::NodeUpdate),
+        8 => any_slice(g).prop_map(|s| Event::SliceUpdate(Box::new(s))),
+        2 => any_slice(g).prop_map(|s| Event::SliceDelete(Box::new(s))),
+        1 => any_node(g).prop_map(|n| Event::NodeUpdate(Box::new(n))),
         1 => vec(any_service(g), 0..4).prop_map(Event::ServicesReset),
         1 => vec(any_slice(g), 0..4).prop_map(Event::SlicesReset),
         1 => Just(Event::FullSync),

@@ -67,10 +67,7 @@ struct ProxierBody {
 
 /// The router serving `/healthz` and `/livez` (any method, as Go's `ServeMux`).
 pub fn router(health: Arc<ProxyHealth>, metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/healthz", any(healthz))
-        .route("/livez", any(livez))
-        .with_state(AppState { health, metrics })
+    Router::new().route("/healthz", any(healthz)).route("/livez", any(livez)).with_state(AppState { health, metrics })
 }
 
 /// Serves [`router`] on an already-bound listener until an I/O error; abort the task to
@@ -116,7 +113,8 @@ fn body(report: HealthReport, node_eligible: Option<bool>, healthy: bool) -> Hea
         .status
         .into_iter()
         .map(|(family, proxier)| {
-            let body = ProxierBody { last_updated: format_go_time(Some(proxier.last_updated)), healthy: proxier.healthy };
+            let body =
+                ProxierBody { last_updated: format_go_time(Some(proxier.last_updated)), healthy: proxier.healthy };
             (family.as_str(), body)
         })
         .collect();

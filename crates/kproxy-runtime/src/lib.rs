@@ -33,13 +33,15 @@
 //! ```
 
 pub mod config;
+pub mod daemon;
+pub mod event_handler;
 pub mod health;
 pub mod health_server;
 pub mod metrics;
 pub mod metrics_server;
 pub mod runner;
-pub mod source;
 pub mod service_health;
+pub mod source;
 #[cfg(test)]
 mod test_http;
 

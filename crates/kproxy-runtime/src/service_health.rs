@@ -175,11 +175,8 @@ impl ServiceHealthServer {
     async fn open(&mut self, name: NamespacedName, port: u16) {
         tracing::info!(service = %name, port, "opening health check");
         let endpoints = Arc::new(AtomicUsize::new(0));
-        let state = HandlerState {
-            service: Arc::new(name.clone()),
-            endpoints: endpoints.clone(),
-            health: self.health.clone(),
-        };
+        let state =
+            HandlerState { service: Arc::new(name.clone()), endpoints: endpoints.clone(), health: self.health.clone() };
         match listen_all(&self.addresses, port, &state).await {
             Ok(servers) => {
                 self.services.insert(name, Instance { port, endpoints, servers });

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 pub use kube_source::{KubeSource, KubeSourceError};
-pub use manifest_source::{ManifestSource, ManifestSet, read_manifests};
+pub use manifest_source::{ManifestSet, ManifestSource, read_manifests};
 
 /// One change of one kind of object.
 #[derive(Debug, Clone, PartialEq)]

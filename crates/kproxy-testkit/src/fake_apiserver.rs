@@ -207,12 +207,20 @@ impl FakeApiServer {
         std::fs::write(path, self.kubeconfig_yaml())
     }
 
-    /// A `kube::Client` for this server, built from [`FakeApiServer::kubeconfig_yaml`].
-    pub async fn client(&self) -> Result<kube::Client, kube::Error> {
+    /// A `kube::Config` for this server, loaded from [`FakeApiServer::kubeconfig_yaml`].
+    ///
+    /// Tests may adjust it before building a client: kube retries 503 answers up to 15 times with
+    /// growing delays, so tests that want to see [`FakeApiServer::set_unavailable`] as watcher errors
+    /// set `default_retry = false`.
+    pub async fn config(&self) -> Result<kube::Config, kube::Error> {
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())?;
         let options = kube::config::KubeConfigOptions::default();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
-        kube::Client::try_from(config)
+        Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)
+    }
+
+    /// A `kube::Client` for this server, built from [`FakeApiServer::config`] unchanged.
+    pub async fn client(&self) -> Result<kube::Client, kube::Error> {
+        kube::Client::try_from(self.config().await?)
     }
 }
 

@@ -114,15 +114,43 @@ async fn compaction_and_dropped_watches_force_a_relist() {
 async fn unavailable_apiserver_errors_then_recovers() {
     let server = FakeApiServer::start().await;
     server.apply(&service("ns1", "svc1").build());
-    let client = server.client().await.expect("client");
+    let mut config = server.config().await.expect("config");
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).expect("client");
     let mut watch = Watch::new(watcher(Api::<Service>::all(client), watcher::Config::default()).default_backoff());
     assert_eq!(watch.next_init().await, ["svc1"]);
     server.set_unavailable(true);
-    while watch.next().await.is_ok() {}
+    let err = loop {
+        if let Err(err) = watch.next().await {
+            break err;
+        }
+    };
+    assert!(matches!(&err, watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 503), "{err:?}");
     server.apply(&service("ns1", "svc2").build());
     server.set_unavailable(false);
     assert_eq!(watch.next_change().await, "Apply svc2");
-    assert!(server.requests().iter().any(|r| r.contains("watch=true")));
+}
+
+#[tokio::test]
+async fn unavailable_apiserver_is_retried_by_the_default_client() {
+    let server = FakeApiServer::start().await;
+    let mut watch = services(&server, watcher::Config::default()).await;
+    assert_eq!(watch.next_init().await, Vec::<String>::new());
+    let before = server.requests().len();
+    server.set_unavailable(true);
+    // kube retries 503s inside the client: the watcher yields nothing while it is refused a few times.
+    let refused = async {
+        while server.requests().len() < before + 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        () = refused => {}
+        event = watch.next() => panic!("unexpected {event:?}"),
+    }
+    server.apply(&service("ns1", "svc1").build());
+    server.set_unavailable(false);
+    assert_eq!(watch.next_change().await, "Apply svc1");
 }
 
 #[tokio::test]
@@ -181,7 +209,8 @@ async fn malformed_objects_are_served_verbatim() {
 #[tokio::test]
 async fn kubeconfig_file_points_at_the_server() {
     let server = FakeApiServer::start().await;
-    let path = std::env::temp_dir().join(format!("kproxy-fake-apiserver-{}.yaml", server.url().replace([':', '/'], "_")));
+    let path =
+        std::env::temp_dir().join(format!("kproxy-fake-apiserver-{}.yaml", server.url().replace([':', '/'], "_")));
     server.write_kubeconfig(&path).expect("write");
     let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("read");
     std::fs::remove_file(&path).expect("remove");

@@ -182,6 +182,11 @@ impl ProxyConfig {
         1 << self.masquerade_bit
     }
 
+    /// The address health-check node ports listen on: the bind address (0.0.0.0: all).
+    pub fn bind_address_for_health(&self) -> IpAddr {
+        self.bind_address
+    }
+
     /// The health timeout: a queued change older than this makes `/healthz` fail.
     pub fn health_timeout(&self) -> Duration {
         2 * self.sync_period

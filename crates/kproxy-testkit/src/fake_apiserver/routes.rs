@@ -61,7 +61,9 @@ fn kind_routes(router: Router<Arc<Shared>>, kind: ResourceKind) -> Router<Arc<Sh
         )
         .route(
             &format!("{prefix}/namespaces/{{ns}}/{plural}/{{name}}"),
-            get(move |State(s): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>| object(s, kind, ns, name)),
+            get(move |State(s): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>| {
+                object(s, kind, ns, name)
+            }),
         )
 }
 

@@ -36,15 +36,19 @@ impl Filter {
         label_selector: Option<&str>,
         field_selector: Option<&str>,
     ) -> Result<Filter, String> {
-        let labels = split_terms(label_selector.unwrap_or("")).into_iter().map(parse_label).collect::<Result<_, _>>()?;
-        let fields = split_terms(field_selector.unwrap_or("")).into_iter().map(parse_field).collect::<Result<_, _>>()?;
+        let labels =
+            split_terms(label_selector.unwrap_or("")).into_iter().map(parse_label).collect::<Result<_, _>>()?;
+        let fields =
+            split_terms(field_selector.unwrap_or("")).into_iter().map(parse_field).collect::<Result<_, _>>()?;
         Ok(Filter { namespace, labels, fields })
     }
 
     /// Whether `obj` passes the namespace and both selectors.
     pub(crate) fn matches(&self, obj: &Value) -> bool {
         let namespace_ok = self.namespace.as_deref().is_none_or(|ns| field(obj, "metadata.namespace") == ns);
-        namespace_ok && self.labels.iter().all(|r| label_matches(r, obj)) && self.fields.iter().all(|r| field_matches(r, obj))
+        namespace_ok
+            && self.labels.iter().all(|r| label_matches(r, obj))
+            && self.fields.iter().all(|r| field_matches(r, obj))
     }
 }
 

@@ -106,7 +106,11 @@ impl Store {
 
     /// The current objects of `kind` that pass `filter`, in namespace/name order.
     pub(crate) fn list(&self, kind: ResourceKind, filter: &Filter) -> Vec<Value> {
-        self.objects.iter().filter(|((k, _, _), obj)| *k == kind && filter.matches(obj)).map(|(_, o)| o.clone()).collect()
+        self.objects
+            .iter()
+            .filter(|((k, _, _), obj)| *k == kind && filter.matches(obj))
+            .map(|(_, o)| o.clone())
+            .collect()
     }
 
     /// One object, if it exists.
@@ -137,7 +141,10 @@ impl Store {
 
 /// `metadata` of an object, created if absent.
 fn metadata_mut(root: &mut Map<String, Value>) -> Result<&mut Map<String, Value>, String> {
-    root.entry("metadata").or_insert_with(|| Value::Object(Map::new())).as_object_mut().ok_or_else(|| "metadata is not a JSON object".to_owned())
+    root.entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| "metadata is not a JSON object".to_owned())
 }
 
 /// The store key of an object; defaults (and writes back) namespace `default` for namespaced kinds.

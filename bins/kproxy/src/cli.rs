@@ -1,0 +1,243 @@
+//! Command-line flags, compatible with kube-proxy's, turned into a configuration layer.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use kproxy_runtime::config::PartialConfig;
+
+/// kproxy: a Kubernetes service proxy (kube-proxy replacement).
+#[derive(Debug, Parser)]
+#[command(name = "kproxy", version, about, long_about = None)]
+pub struct Cli {
+    /// A subcommand; without one, the daemon runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Daemon flags.
+    #[command(flatten)]
+    pub flags: Flags,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print what a dataplane would program for the objects of a manifest directory (dry run).
+    Render {
+        /// The dataplane (iptables, nftables, nft, userspace, ebpf).
+        #[arg(long, visible_alias = "proxy-mode", default_value = "nftables")]
+        mode: String,
+        /// Directory of Service, EndpointSlice and Node manifests.
+        #[arg(long)]
+        manifests: PathBuf,
+        /// This node's name.
+        #[arg(long, default_value = "node1")]
+        hostname_override: String,
+        /// `--cluster-cidr`, as for the daemon.
+        #[arg(long)]
+        cluster_cidr: Option<String>,
+    },
+}
+
+/// The daemon's flags. Every one is optional: what is not given comes from the
+/// environment (`KPROXY_*`), the `--config` file or the defaults, in that order.
+#[derive(Debug, Args)]
+pub struct Flags {
+    /// Path to a KubeProxyConfiguration (v1alpha1) file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Path to a kubeconfig with authorization and apiserver location.
+    #[arg(long)]
+    pub kubeconfig: Option<String>,
+    /// The apiserver URL (overrides the kubeconfig's server).
+    #[arg(long)]
+    pub master: Option<String>,
+    /// Read objects from this manifest directory instead of an apiserver.
+    #[arg(long)]
+    pub manifests: Option<String>,
+    /// This node's name, instead of the hostname.
+    #[arg(long)]
+    pub hostname_override: Option<String>,
+    /// The dataplane: iptables, nftables (or nft), userspace, ebpf.
+    #[arg(long = "proxy-mode", visible_alias = "mode")]
+    pub mode: Option<String>,
+    /// Pod CIDRs (one per family, comma-separated): traffic from elsewhere is masqueraded.
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
+    /// CIDRs (comma-separated), `primary` or `all`: which local addresses accept NodePorts.
+    #[arg(long)]
+    pub nodeport_addresses: Option<String>,
+    /// Masquerade all traffic sent to service IPs.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub masquerade_all: Option<bool>,
+    /// The fwmark bit marking packets to masquerade (0-31).
+    #[arg(long = "iptables-masquerade-bit")]
+    pub masquerade_bit: Option<i32>,
+    /// Accept NodePort traffic to localhost (iptables mode).
+    #[arg(long = "iptables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub localhost_nodeports: Option<bool>,
+    /// Least time between syncs (e.g. 1s).
+    #[arg(long, visible_alias = "iptables-min-sync-period")]
+    pub min_sync_period: Option<String>,
+    /// Sync retry and periodic full resync interval (e.g. 30s).
+    #[arg(long, visible_alias = "iptables-sync-period")]
+    pub sync_period: Option<String>,
+    /// The node IP override; 0.0.0.0 means detect.
+    #[arg(long)]
+    pub bind_address: Option<String>,
+    /// `/healthz` and `/livez` address (IP:port); empty disables.
+    #[arg(long)]
+    pub healthz_bind_address: Option<String>,
+    /// `/metrics` address (IP:port); empty disables.
+    #[arg(long)]
+    pub metrics_bind_address: Option<String>,
+    /// How local pod traffic is detected: ClusterCIDR or NodeCIDR.
+    #[arg(long)]
+    pub detect_local_mode: Option<String>,
+    /// How often the watches resync (accepted for compatibility).
+    #[arg(long)]
+    pub config_sync_period: Option<String>,
+    /// Remove every rule kproxy installed, in every mode, and exit.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub cleanup: Option<bool>,
+    /// klog-style verbosity: 0-1 info, 2-4 debug, 5+ trace.
+    #[arg(short = 'v', long = "v")]
+    pub verbosity: Option<u8>,
+    /// Log level: error, warn, info, debug, trace (overrides -v).
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, visible_alias = "logging-format")]
+    pub log_format: Option<String>,
+    /// kube-proxy flags kproxy accepts and ignores (logged at start).
+    #[command(flatten)]
+    pub ignored: IgnoredFlags,
+}
+
+/// kube-proxy flags accepted for compatibility that have no effect in kproxy.
+#[derive(Debug, Args, Default)]
+pub struct IgnoredFlags {
+    #[arg(long, hide = true)]
+    conntrack_max_per_core: Option<String>,
+    #[arg(long, hide = true)]
+    conntrack_min: Option<String>,
+    #[arg(long, hide = true)]
+    conntrack_tcp_timeout_established: Option<String>,
+    #[arg(long, hide = true)]
+    conntrack_tcp_timeout_close_wait: Option<String>,
+    #[arg(long, hide = true)]
+    oom_score_adj: Option<String>,
+    #[arg(long, hide = true)]
+    feature_gates: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    profiling: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    bind_address_hard_fail: Option<String>,
+    #[arg(long, hide = true)]
+    kube_api_qps: Option<String>,
+    #[arg(long, hide = true)]
+    kube_api_burst: Option<String>,
+    #[arg(long, hide = true)]
+    kube_api_content_type: Option<String>,
+}
+
+impl IgnoredFlags {
+    /// The names of the ignored flags that were given.
+    pub fn given(&self) -> Vec<&'static str> {
+        let all: [(&'static str, bool); 11] = [
+            ("conntrack-max-per-core", self.conntrack_max_per_core.is_some()),
+            ("conntrack-min", self.conntrack_min.is_some()),
+            ("conntrack-tcp-timeout-established", self.conntrack_tcp_timeout_established.is_some()),
+            ("conntrack-tcp-timeout-close-wait", self.conntrack_tcp_timeout_close_wait.is_some()),
+            ("oom-score-adj", self.oom_score_adj.is_some()),
+            ("feature-gates", self.feature_gates.is_some()),
+            ("profiling", self.profiling.is_some()),
+            ("bind-address-hard-fail", self.bind_address_hard_fail.is_some()),
+            ("kube-api-qps", self.kube_api_qps.is_some()),
+            ("kube-api-burst", self.kube_api_burst.is_some()),
+            ("kube-api-content-type", self.kube_api_content_type.is_some()),
+        ];
+        all.into_iter().filter(|(_, given)| *given).map(|(name, _)| name).collect()
+    }
+}
+
+impl Flags {
+    /// The flags as a configuration layer.
+    pub fn to_layer(&self) -> PartialConfig {
+        PartialConfig {
+            mode: self.mode.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            master: self.master.clone(),
+            manifests: self.manifests.clone(),
+            hostname_override: self.hostname_override.clone(),
+            bind_address: self.bind_address.clone(),
+            healthz_bind_address: self.healthz_bind_address.clone(),
+            metrics_bind_address: self.metrics_bind_address.clone(),
+            cluster_cidr: self.cluster_cidr.clone(),
+            nodeport_addresses: self.nodeport_addresses.clone(),
+            masquerade_all: self.masquerade_all,
+            masquerade_bit: self.masquerade_bit,
+            localhost_nodeports: self.localhost_nodeports,
+            sync_period: self.sync_period.clone(),
+            min_sync_period: self.min_sync_period.clone(),
+            detect_local_mode: self.detect_local_mode.clone(),
+            config_sync_period: self.config_sync_period.clone(),
+            log_level: self.log_level.clone().or_else(|| self.verbosity.map(klog_level)),
+            log_format: self.log_format.clone(),
+        }
+    }
+}
+
+/// klog verbosity to a log level.
+fn klog_level(v: u8) -> String {
+    match v {
+        0 | 1 => "info",
+        2..=4 => "debug",
+        _ => "trace",
+    }
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kproxy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn accepts_kube_proxy_flags() {
+        let cli = parse(&[
+            "--proxy-mode=nftables",
+            "--kubeconfig",
+            "/k",
+            "--hostname-override=node1",
+            "--cluster-cidr=10.244.0.0/16",
+            "--masquerade-all",
+            "--iptables-min-sync-period=2s",
+            "--v=2",
+            "--conntrack-max-per-core=0",
+        ])
+        .unwrap();
+        let layer = cli.flags.to_layer();
+        assert_eq!(layer.mode.as_deref(), Some("nftables"));
+        assert_eq!(layer.masquerade_all, Some(true));
+        assert_eq!(layer.min_sync_period.as_deref(), Some("2s"));
+        assert_eq!(layer.log_level.as_deref(), Some("debug"));
+        assert_eq!(cli.flags.ignored.given(), vec!["conntrack-max-per-core"]);
+    }
+
+    #[test]
+    fn mode_alias_and_bool_values() {
+        let cli = parse(&["--mode", "iptables", "--masquerade-all=false", "-v", "5"]).unwrap();
+        let layer = cli.flags.to_layer();
+        assert_eq!(layer.mode.as_deref(), Some("iptables"));
+        assert_eq!(layer.masquerade_all, Some(false));
+        assert_eq!(layer.log_level.as_deref(), Some("trace"));
+    }
+
+    #[test]
+    fn unknown_flag_is_a_usage_error_with_status_2() {
+        let err = parse(&["--no-such-flag"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,54 @@
+//! `kproxy render`: what a dataplane would program for a manifest directory (dry run).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use kproxy_core::{ChangeTracker, ProxyState};
+use kproxy_runtime::source::read_manifests;
+
+/// Reads the manifests into a state and prints the dataplane's rendering of it.
+pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>) -> ExitCode {
+    let flags = kproxy_runtime::config::PartialConfig {
+        mode: Some(mode.to_owned()),
+        hostname_override: Some(node.to_owned()),
+        cluster_cidr: cluster_cidr.map(str::to_owned),
+        ..Default::default()
+    };
+    let config = match (kproxy_runtime::config::ConfigLayers { flags, ..Default::default() }).resolve() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kproxy render: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let state = state_from(manifests, node);
+    match crate::dataplanes::build(&config) {
+        Ok(dataplane) => {
+            print!("{}", dataplane.render(&state));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("kproxy render: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The state a daemon would reach from these manifests.
+fn state_from(dir: &Path, node: &str) -> ProxyState {
+    let set = read_manifests(dir);
+    let mut tracker = ChangeTracker::new(node, SystemTime::now());
+    let errors = tracker.on_services_reset(&set.services).into_iter().chain(tracker.on_slices_reset(&set.slices));
+    for error in errors {
+        eprintln!("kproxy render: skipping malformed object: {error}");
+    }
+    for n in set.nodes.iter().filter(|n| n.metadata.name.as_deref() == Some(node)) {
+        if let Err(error) = tracker.on_node_update(n) {
+            eprintln!("kproxy render: skipping malformed object: {error}");
+        }
+    }
+    let mut state = ProxyState::new(node);
+    tracker.checkout_into(&mut state);
+    state
+}

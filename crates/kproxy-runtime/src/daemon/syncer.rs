@@ -1,0 +1,125 @@
+//! `Syncer`: one sync, as the runner calls it: check out the changes, program the
+//! dataplane, then report to metrics, health and the health-check node ports.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use kproxy_core::{ChangeTracker, Changes, Dataplane, IpFamily, ProxyState, SyncError, categorize_endpoints};
+
+use crate::health::ProxyHealth;
+use crate::metrics::{Metrics, TrafficPolicy};
+use crate::runner::{SyncFn, SyncKind};
+use crate::service_health::ServiceHealthServer;
+
+/// Programs the dataplane from the trackers' pending changes.
+pub(super) struct Syncer {
+    dataplane: Box<dyn Dataplane>,
+    state: ProxyState,
+    tracker: Arc<Mutex<ChangeTracker>>,
+    /// Changes a failed sync did not apply, merged into the next attempt.
+    failed: Option<Changes>,
+    metrics: Arc<Metrics>,
+    health: Arc<ProxyHealth>,
+    service_health: ServiceHealthServer,
+}
+
+impl Syncer {
+    pub(super) fn new(
+        dataplane: Box<dyn Dataplane>,
+        node: &str,
+        tracker: Arc<Mutex<ChangeTracker>>,
+        metrics: Arc<Metrics>,
+        health: Arc<ProxyHealth>,
+        service_health: ServiceHealthServer,
+    ) -> Self {
+        Self { dataplane, state: ProxyState::new(node), tracker, failed: None, metrics, health, service_health }
+    }
+
+    /// Checks out pending changes into the state, with a failed sync's changes merged in.
+    fn checkout(&mut self, kind: SyncKind) -> Changes {
+        let mut changes = self.tracker.lock().unwrap_or_else(PoisonError::into_inner).checkout_into(&mut self.state);
+        if kind.is_full() {
+            changes.set_full();
+        }
+        match self.failed.take() {
+            Some(mut failed) => {
+                failed.merge(changes);
+                failed
+            }
+            None => changes,
+        }
+    }
+
+    async fn report_success(&mut self, changes: &Changes, took: std::time::Duration) {
+        let now = SystemTime::now();
+        self.metrics.observe_sync(took, changes.full());
+        self.metrics.set_last_sync(now);
+        self.metrics.observe_network_programming(now, &changes.trigger_times);
+        IpFamily::ALL.into_iter().for_each(|f| self.health.updated(f));
+        let (internal, external) = no_local_endpoints(&self.state);
+        self.metrics.set_no_local_endpoints(TrafficPolicy::Internal, internal);
+        self.metrics.set_no_local_endpoints(TrafficPolicy::External, external);
+        let (ports, local) = health_check_inputs(&self.state);
+        self.service_health.sync_services(ports).await;
+        self.service_health.sync_endpoints(local);
+    }
+}
+
+impl SyncFn for Syncer {
+    type Error = SyncError;
+
+    async fn sync(&mut self, kind: SyncKind) -> Result<(), SyncError> {
+        let changes = self.checkout(kind);
+        let started = tokio::time::Instant::now();
+        match self.dataplane.sync(&self.state, &changes).await {
+            Ok(stats) => {
+                tracing::debug!(
+                    full = stats.full,
+                    ports = stats.service_ports,
+                    touched = stats.touched_service_ports,
+                    "synced"
+                );
+                self.report_success(&changes, started.elapsed()).await;
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "sync failed");
+                let mut retry = changes;
+                retry.set_full();
+                self.failed = Some(retry);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Per traffic policy, how many service ports with Local policy have no local endpoint.
+fn no_local_endpoints(state: &ProxyState) -> (usize, usize) {
+    let (mut internal, mut external) = (0, 0);
+    for family in state.families() {
+        for (name, port) in family.services.iter() {
+            let categorized = categorize_endpoints(family.endpoints.get(name), port, state.topology_node());
+            if categorized.local.is_empty() {
+                internal += usize::from(port.internal_policy_local);
+                external += usize::from(port.external_policy_local && port.externally_accessible());
+            }
+        }
+    }
+    (internal, external)
+}
+
+/// Health-check node ports and local endpoint counts, over both families.
+fn health_check_inputs(
+    state: &ProxyState,
+) -> (BTreeMap<kproxy_core::NamespacedName, u16>, BTreeMap<kproxy_core::NamespacedName, usize>) {
+    let mut ports = BTreeMap::new();
+    let mut local = BTreeMap::new();
+    for family in state.families() {
+        ports.extend(family.services.health_check_node_ports());
+        for (service, count) in family.endpoints.local_ready_endpoints() {
+            *local.entry(service).or_insert(0) += count;
+        }
+    }
+    (ports, local)
+}
