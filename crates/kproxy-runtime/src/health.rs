@@ -265,5 +265,5 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     // Both are in range by construction (1..=31 and 1..=12).
-    (year, u32::try_from(day).unwrap_or(1), u32::try_from(month).unwrap_or(1))
+    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
 }

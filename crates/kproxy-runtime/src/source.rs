@@ -25,6 +25,7 @@ pub enum ObjectEvent<K> {
 }
 
 /// An event of any kind a proxy watches.
+#[expect(clippy::large_enum_variant, reason = "events move through a channel once; boxing buys nothing")]
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
     /// A Service event.

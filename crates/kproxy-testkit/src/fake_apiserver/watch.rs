@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, interval_at, sleep_until};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
 use super::discovery::failure;
 use super::kind::ResourceKind;
@@ -55,6 +55,7 @@ async fn run(shared: Arc<Shared>, req: WatchRequest, tx: mpsc::Sender<Chunk>) {
     let deadline = Instant::now() + req.timeout;
     let period = shared.bookmark_interval.max(Duration::from_millis(1));
     let mut ticks = interval_at(Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let first = start(&shared.store(), &req);
     let Some(mut cursor) = send(&tx, first).await else { return };
     loop {
