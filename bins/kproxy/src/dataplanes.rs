@@ -8,16 +8,53 @@ use kproxy_runtime::config::{ConfigError, ProxyConfig, ProxyMode};
 /// Builds the dataplane of `config.mode`.
 pub fn build(config: &ProxyConfig) -> Result<Box<dyn Dataplane>, ConfigError> {
     match config.mode {
-        mode @ (ProxyMode::Nftables | ProxyMode::Iptables | ProxyMode::Userspace | ProxyMode::Ebpf) => {
-            let _ = config;
-            Err(ConfigError::ModeNotCompiled { mode: mode.name(), feature: mode.name() })
-        }
+        #[cfg(feature = "nftables")]
+        ProxyMode::Nftables => Ok(Box::new(nftables::build(config))),
+        mode => Err(ConfigError::ModeNotCompiled { mode: mode.name(), feature: mode.name() }),
     }
+}
+
+/// Every compiled-in dataplane, for `--cleanup`.
+fn all(config: &ProxyConfig) -> Vec<Box<dyn Dataplane>> {
+    let mut all: Vec<Box<dyn Dataplane>> = Vec::new();
+    #[cfg(feature = "nftables")]
+    all.push(Box::new(nftables::build(config)));
+    let _ = config;
+    all
 }
 
 /// `--cleanup`: removes what every compiled-in mode installed.
 pub async fn cleanup_all(config: &ProxyConfig) -> ExitCode {
-    let _ = config;
-    tracing::info!("cleanup: no dataplane is compiled in; nothing to remove");
-    ExitCode::SUCCESS
+    let mut status = ExitCode::SUCCESS;
+    for mut dataplane in all(config) {
+        match dataplane.cleanup().await {
+            Ok(()) => tracing::info!(mode = dataplane.name(), "cleaned up"),
+            Err(error) => {
+                tracing::error!(mode = dataplane.name(), %error, "cleanup failed");
+                status = ExitCode::FAILURE;
+            }
+        }
+    }
+    status
+}
+
+#[cfg(feature = "nftables")]
+mod nftables {
+    use kproxy_nftables::{NftablesConfig, NftablesDataplane, NodePortAddresses};
+    use kproxy_runtime::config::{self, ProxyConfig};
+
+    /// The nftables dataplane configured from the daemon's configuration.
+    pub fn build(config: &ProxyConfig) -> NftablesDataplane {
+        NftablesDataplane::new(NftablesConfig {
+            cluster_cidrs: config.cluster_cidrs.clone(),
+            masquerade_all: config.masquerade_all,
+            masquerade_mark: config.masquerade_mark(),
+            nodeport_addresses: match &config.nodeport_addresses {
+                config::NodePortAddresses::Cidrs(cidrs) => NodePortAddresses::Cidrs(cidrs.clone()),
+                // `primary` narrows to the node's IPs upstream; kproxy accepts every local address.
+                config::NodePortAddresses::All | config::NodePortAddresses::Primary => NodePortAddresses::All,
+            },
+            ..NftablesConfig::default()
+        })
+    }
 }

@@ -5,12 +5,13 @@ mod syncer;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use kproxy_core::{ChangeTracker, Dataplane, IpFamily};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ProxyConfig;
 use crate::event_handler::EventHandler;
@@ -65,10 +66,25 @@ pub async fn run(
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let source = spawn_source(&config, &node, events_tx).await?;
     let (runner, handle) = SyncRunner::new(sync_config(&config))?;
-    let handler = spawn_handler(events_rx, tracker.clone(), handle, metrics.clone(), health.clone());
-    let service_health = ServiceHealthServer::new([config.bind_address_for_health()], health.clone());
-    let syncer = Syncer::new(dataplane, &node, tracker, metrics, health, service_health);
-    let result = runner.run_until(syncer, shutdown).await;
+    let (initialized_tx, initialized) = oneshot::channel();
+    let handler = spawn_handler(events_rx, tracker.clone(), handle, metrics.clone(), health.clone(), initialized_tx);
+    // As upstream's SyncLoop: a proxy whose syncs never succeed turns unhealthy.
+    IpFamily::ALL.into_iter().for_each(|f| health.updated(f));
+    let mut shutdown = pin!(shutdown);
+    // No sync, not even the periodic one, before every initial list has arrived: programming
+    // a partial (or empty) state would break traffic that the previous rules still carry.
+    tracing::info!("waiting for the initial lists of Services, EndpointSlices and this Node");
+    let result = tokio::select! {
+        biased;
+        () = shutdown.as_mut() => Ok(StopReason::Shutdown),
+        // An error means the handler ended first (the source stopped); the runner then stops
+        // at once, its handle being gone.
+        _ = initialized => {
+            let service_health = ServiceHealthServer::new([config.bind_address_for_health()], health.clone());
+            let syncer = Syncer::new(dataplane, &node, tracker, metrics, health, service_health);
+            runner.run_until(syncer, shutdown).await
+        }
+    };
     source.abort();
     handler.abort();
     match result {
@@ -135,20 +151,30 @@ async fn spawn_source(
 }
 
 /// Feeds events to the trackers and asks for syncs; the first sync is requested once every
-/// initial list has arrived.
+/// initial list has arrived, when `initialized` is told too.
 fn spawn_handler(
     mut events: mpsc::Receiver<SourceEvent>,
     tracker: Arc<Mutex<ChangeTracker>>,
     handle: SyncHandle,
     metrics: Arc<Metrics>,
     health: Arc<ProxyHealth>,
+    initialized: oneshot::Sender<()>,
 ) -> tokio::task::JoinHandle<()> {
     let counter = metrics.clone();
     let mut handler = EventHandler::new(tracker.clone(), Box::new(move |error| counter.inc_malformed(error.kind)));
+    let mut initialized = Some(initialized);
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             count_change(&metrics, &event);
-            if handler.handle(event) {
+            let sync = handler.handle(event);
+            if handler.initialized()
+                && let Some(initialized) = initialized.take()
+            {
+                tracing::info!("initial lists complete; syncing");
+                // Ignored: the daemon is shutting down.
+                let _ = initialized.send(());
+            }
+            if sync {
                 IpFamily::ALL.into_iter().for_each(|f| health.queued_update(f));
                 metrics.set_last_queued(SystemTime::now());
                 handle.request();

@@ -1,0 +1,251 @@
+//! The harness: a [`Cluster`], the dataplane under test on node1, and the model that feeds it.
+//!
+//! API objects go into a [`ChangeTracker`] exactly as the daemon's sources would put them;
+//! [`Harness::sync`] checks the changes out into the [`ProxyState`] and runs
+//! `Dataplane::sync` on node1 (see [`DataplaneFactory`] for where the dataplane runs).
+
+mod alloc;
+mod host;
+mod requests;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kproxy_core::{ChangeTracker, Changes, NamespacedName, ProxyState, SyncStats};
+
+use crate::topology::{Cluster, NodeEnv};
+use crate::{Error, plan};
+use alloc::Allocator;
+use host::DataplaneHost;
+
+pub(crate) use host::panic_text;
+pub use host::{BoxError, DataplaneFactory};
+pub use requests::{Proto, SPREAD_FAILED, SPREAD_REFUSED, SPREAD_TIMED_OUT, eventually, spread_key};
+
+/// The request timeout by default: a request with no answer by then counts as dropped.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// See the module docs.
+pub struct Harness {
+    host: Option<DataplaneHost>,
+    factory: Arc<DataplaneFactory>,
+    masquerade_all: bool,
+    tracker: ChangeTracker,
+    state: ProxyState,
+    failed: Option<Changes>,
+    services: BTreeMap<(String, String), Service>,
+    slices: BTreeMap<(String, String), EndpointSlice>,
+    alloc: Allocator,
+    request_timeout: Duration,
+    // Last: the dataplane thread leaves node1 before the namespaces go.
+    cluster: Cluster,
+}
+
+/// node1's Node object as the cluster has it: addresses, pod CIDRs, no labels.
+pub fn default_node() -> Node {
+    kproxy_testkit::node(plan::NODE1)
+        .internal_ip(&plan::NODE1_IPV4.to_string())
+        .internal_ip(&plan::NODE1_IPV6.to_string())
+        .pod_cidr(&plan::NODE1_POD_CIDR_V4.to_string())
+        .pod_cidr(&plan::NODE1_POD_CIDR_V6.to_string())
+        .build()
+}
+
+fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
+    (namespace.cloned().unwrap_or_default(), name.cloned().unwrap_or_default())
+}
+
+impl Harness {
+    /// Builds node1's dataplane with `factory`, feeds it node1's Node and syncs once.
+    pub async fn new(cluster: Cluster, factory: Arc<DataplaneFactory>) -> Result<Self, Error> {
+        let host = DataplaneHost::start(factory.clone(), cluster.node_env(false)?)?;
+        let mut harness = Self {
+            host: Some(host),
+            factory,
+            masquerade_all: false,
+            tracker: ChangeTracker::new(plan::NODE1, SystemTime::now()),
+            state: ProxyState::new(plan::NODE1),
+            failed: None,
+            services: BTreeMap::new(),
+            slices: BTreeMap::new(),
+            alloc: Allocator::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            cluster,
+        };
+        harness.set_node(&default_node()).await?;
+        Ok(harness)
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The dataplane's name.
+    pub fn dataplane_name(&self) -> &'static str {
+        self.host.as_ref().map_or("(none)", DataplaneHost::name)
+    }
+
+    /// The model as of the last sync.
+    pub fn state(&self) -> &ProxyState {
+        &self.state
+    }
+
+    /// How long a request waits for an answer.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Changes how long a request waits for an answer.
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    /// Adds or updates a Service, without syncing.
+    pub fn stage_service(&mut self, service: Service) -> Result<(), Error> {
+        self.tracker.on_service_update(&service).map_err(|e| Error::new(format!("service: {e}")))?;
+        self.services.insert(key(service.metadata.namespace.as_ref(), service.metadata.name.as_ref()), service);
+        Ok(())
+    }
+
+    /// Adds or updates an EndpointSlice, without syncing.
+    pub fn stage_slice(&mut self, slice: EndpointSlice) -> Result<(), Error> {
+        self.tracker.on_slice_update(&slice).map_err(|e| Error::new(format!("slice: {e}")))?;
+        self.slices.insert(key(slice.metadata.namespace.as_ref(), slice.metadata.name.as_ref()), slice);
+        Ok(())
+    }
+
+    /// Adds or updates a Service, then syncs.
+    pub async fn apply_service(&mut self, service: Service) -> Result<SyncStats, Error> {
+        self.stage_service(service)?;
+        self.sync().await
+    }
+
+    /// Adds or updates an EndpointSlice, then syncs.
+    pub async fn apply_slice(&mut self, slice: EndpointSlice) -> Result<SyncStats, Error> {
+        self.stage_slice(slice)?;
+        self.sync().await
+    }
+
+    /// Deletes a Service, then syncs.
+    pub async fn delete_service(&mut self, namespace: &str, name: &str) -> Result<SyncStats, Error> {
+        self.services.remove(&(namespace.to_owned(), name.to_owned()));
+        self.tracker.on_service_delete(&NamespacedName::new(namespace, name));
+        self.sync().await
+    }
+
+    /// Deletes an EndpointSlice, then syncs.
+    pub async fn delete_slice(&mut self, namespace: &str, name: &str) -> Result<SyncStats, Error> {
+        let slice = self.slices.remove(&(namespace.to_owned(), name.to_owned()));
+        let slice = slice.ok_or_else(|| Error::new(format!("no slice {namespace}/{name} was applied")))?;
+        self.tracker.on_slice_delete(&slice);
+        self.sync().await
+    }
+
+    /// Replaces node1's Node object (labels for topology), then syncs.
+    pub async fn set_node(&mut self, node: &Node) -> Result<SyncStats, Error> {
+        self.tracker.on_node_update(node).map_err(|e| Error::new(format!("node: {e}")))?;
+        self.sync().await
+    }
+
+    /// Rebuilds the dataplane with `masquerade_all` (after `cleanup` of the old one) and
+    /// syncs everything into it.
+    pub async fn set_masquerade_all(&mut self, masquerade_all: bool) -> Result<SyncStats, Error> {
+        if let Some(old) = self.host.take() {
+            if old.is_alive() {
+                old.cleanup().await?;
+            }
+        }
+        self.masquerade_all = masquerade_all;
+        self.host = Some(DataplaneHost::start(self.factory.clone(), self.cluster.node_env(masquerade_all)?)?);
+        self.tracker.request_full_sync();
+        self.sync().await
+    }
+
+    /// Checks the pending changes out and runs `Dataplane::sync`. After a failure the next
+    /// sync is a full one and carries the failed changes too, as the daemon's runner does;
+    /// a dataplane thread that died (panicked) is rebuilt first.
+    pub async fn sync(&mut self) -> Result<SyncStats, Error> {
+        let mut changes = self.tracker.checkout_into(&mut self.state);
+        if let Some(mut failed) = self.failed.take() {
+            failed.merge(changes);
+            changes = failed;
+        }
+        let result = self.sync_changes(&mut changes).await;
+        if result.is_err() {
+            changes.set_full();
+            self.failed = Some(changes);
+        }
+        result
+    }
+
+    async fn sync_changes(&mut self, changes: &mut Changes) -> Result<SyncStats, Error> {
+        if !self.host.as_ref().is_some_and(DataplaneHost::is_alive) {
+            self.host = None;
+            self.host = Some(DataplaneHost::start(self.factory.clone(), self.cluster.node_env(self.masquerade_all)?)?);
+            changes.set_full();
+        }
+        let host = self.host.as_ref().ok_or_else(|| Error::new("no dataplane"))?;
+        host.sync(&self.state, changes.clone()).await
+    }
+
+    /// Deletes every Service and EndpointSlice applied, restores node1's Node and
+    /// `masquerade_all: false`, and syncs: the state between cases.
+    pub async fn reset(&mut self) -> Result<(), Error> {
+        for (namespace, name) in std::mem::take(&mut self.services).into_keys() {
+            self.tracker.on_service_delete(&NamespacedName::new(namespace, name));
+        }
+        for slice in std::mem::take(&mut self.slices).into_values() {
+            self.tracker.on_slice_delete(&slice);
+        }
+        self.tracker.on_node_update(&default_node()).map_err(|e| Error::new(format!("node: {e}")))?;
+        if self.masquerade_all {
+            self.set_masquerade_all(false).await?;
+        } else {
+            self.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the dataplane's `cleanup`, then stops it; the cluster goes with the harness.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        match self.host.take() {
+            Some(host) if host.is_alive() => host.cleanup().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// node1 as the factory saw it last.
+    pub fn node_env(&self) -> Result<NodeEnv, Error> {
+        self.cluster.node_env(self.masquerade_all)
+    }
+
+    /// A cluster IP (IPv4) not used before in this run.
+    pub fn alloc_cluster_ipv4(&mut self) -> Ipv4Addr {
+        self.alloc.cluster_ipv4()
+    }
+
+    /// A cluster IP (IPv6) not used before in this run.
+    pub fn alloc_cluster_ipv6(&mut self) -> Ipv6Addr {
+        self.alloc.cluster_ipv6()
+    }
+
+    /// A node port not used before in this run.
+    pub fn alloc_node_port(&mut self) -> u16 {
+        self.alloc.node_port()
+    }
+
+    /// A load-balancer ingress IP not used recently in this run.
+    pub fn alloc_lb_ip(&mut self) -> Ipv4Addr {
+        self.alloc.lb_ip()
+    }
+
+    /// An external IP not used recently in this run.
+    pub fn alloc_external_ip(&mut self) -> Ipv4Addr {
+        self.alloc.external_ip()
+    }
+}

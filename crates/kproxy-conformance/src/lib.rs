@@ -1,0 +1,72 @@
+//! kproxy's conformance suite: real packets through any [`kproxy_core::Dataplane`].
+//!
+//! - [`Cluster`] builds a two-node cluster out of network namespaces (layout and addresses
+//!   in [`plan`]) with TCP, UDP (and, where the kernel has it, SCTP) servers in every pod
+//!   that answer `<pod-name> <peer-ip>:<peer-port>`.
+//! - [`Harness`] runs the dataplane under test on node1, feeds it Services, EndpointSlices
+//!   and node1's Node through a [`kproxy_core::ChangeTracker`], and sends traffic from any
+//!   host ([`Harness::tcp_request`], [`Harness::spread`], [`eventually`]).
+//! - [`cases()`] is the table of kube-proxy behaviours; [`run_conformance`] runs it.
+//!
+//! # Plugging a dataplane in
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use kproxy_conformance::{BoxError, NodeEnv, run_conformance};
+//! use kproxy_core::Dataplane;
+//!
+//! fn build(env: &NodeEnv) -> Result<Box<dyn Dataplane>, BoxError> {
+//!     // Called on a thread inside node1's namespace: `env.netns` is there for dataplanes
+//!     // that prefer `ip netns exec`, the rest just work.
+//!     # let _ = env; todo!()
+//! }
+//!
+//! let skips = [("sctp-clusterip", "this dataplane has no SCTP")];
+//! let report = run_conformance(build, &skips, None).await;
+//! report.assert_all_passed();
+//! # }
+//! ```
+//!
+//! Needs root; every change (links, routes, sysctls, rules) happens in namespaces it made
+//! and is removed with them.
+
+mod cases;
+mod harness;
+mod netns;
+pub mod plan;
+mod runner;
+mod topology;
+pub mod traffic;
+
+use std::fmt;
+
+pub use cases::{Case, CaseError, CaseFuture, CaseResult, cases};
+pub use harness::{
+    BoxError, DEFAULT_REQUEST_TIMEOUT, DataplaneFactory, Harness, Proto, SPREAD_FAILED, SPREAD_REFUSED,
+    SPREAD_TIMED_OUT, default_node, eventually, spread_key,
+};
+pub use netns::{NETNS_DIR, netns_path};
+pub use runner::{CaseReport, Report, Verdict, run_cases, run_conformance};
+pub use topology::{Cluster, HOSTS, LAN, NodeEnv, leftover_namespaces};
+pub use traffic::{Outcome, Reply};
+
+/// A failure of the cluster or the harness (not of a case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    /// An error saying `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

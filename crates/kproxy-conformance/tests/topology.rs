@@ -1,0 +1,206 @@
+//! The cluster and the harness themselves, with a dataplane that does nothing: direct
+//! traffic, reply format, refused vs dropped, cleanup after drop and panic, the runner.
+//! Every test skips (saying why) unless run as root.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kproxy_conformance::plan::{
+    CLIENT, CLIENT_IPV4, CLIENT_IPV6, NODE1, NODE1_IPV4, NODE2, POD1A, POD1B, POD2A, POD2B, PORT_ALT, PORT_CLOSED,
+    PORT_DNS, PORT_HTTP,
+};
+use kproxy_conformance::{
+    Case, CaseError, CaseFuture, Cluster, DataplaneFactory, Harness, NodeEnv, Outcome, Proto, Verdict, cases,
+    leftover_namespaces, run_cases, run_conformance,
+};
+use kproxy_core::{Changes, Dataplane, ProxyState, SyncError, SyncStats};
+
+/// A dataplane that programs nothing: the cluster's own routing is all there is.
+struct Noop;
+
+#[async_trait::async_trait]
+impl Dataplane for Noop {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+
+    async fn sync(&mut self, state: &ProxyState, _: &Changes) -> Result<SyncStats, SyncError> {
+        Ok(SyncStats { service_ports: state.families().map(|f| f.services.len()).sum(), ..SyncStats::default() })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+fn noop_factory() -> Arc<DataplaneFactory> {
+    Arc::new(|_: &NodeEnv| Ok(Box::new(Noop) as Box<dyn Dataplane>))
+}
+
+fn root_or_skip(test: &str) -> bool {
+    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let root = uid.as_ref().is_ok_and(|u| u == "0");
+    if !root {
+        eprintln!("skipping {test}: needs root to create network namespaces (id -u = {uid:?})");
+    }
+    root
+}
+
+fn at(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.into(), port)
+}
+
+fn root_links() -> String {
+    let out = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines().filter_map(|l| l.split(':').nth(1)).map(str::trim).collect::<Vec<_>>().join(",")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_cluster_carries_direct_traffic() {
+    if !root_or_skip("bare_cluster_carries_direct_traffic") {
+        return;
+    }
+    let links_before = root_links();
+    let cluster = tokio::task::spawn_blocking(Cluster::create).await.unwrap().unwrap();
+    let prefix = cluster.prefix().to_owned();
+    assert_eq!(leftover_namespaces(&prefix).len(), 9);
+    let mut h = Harness::new(cluster, noop_factory()).await.unwrap();
+    assert_eq!(h.dataplane_name(), "noop");
+
+    // Pod to pod across nodes, both families and protocols; the reply names pod and source.
+    let r = h.tcp_request(POD1A.name, at(POD2A.ipv4, PORT_HTTP)).await.unwrap();
+    assert_eq!((r.pod.as_str(), r.source.ip()), ("pod2a", IpAddr::from(POD1A.ipv4)));
+    let r = h.tcp_request(POD1A.name, at(POD2B.ipv6, PORT_ALT)).await.unwrap();
+    assert_eq!((r.pod.as_str(), r.source.ip()), ("pod2b", IpAddr::from(POD1A.ipv6)));
+    let r = h.udp_request(POD1B.name, at(POD2A.ipv4, PORT_DNS)).await.unwrap();
+    assert_eq!((r.pod.as_str(), r.source.ip()), ("pod2a", IpAddr::from(POD1B.ipv4)));
+    let r = h.udp_request(POD2B.name, at(POD1A.ipv6, PORT_HTTP)).await.unwrap();
+    assert_eq!((r.pod.as_str(), r.source.ip()), ("pod1a", IpAddr::from(POD2B.ipv6)));
+
+    // Clients and nodes to pods.
+    let r = h.tcp_request(CLIENT, at(POD1A.ipv4, PORT_HTTP)).await.unwrap();
+    assert_eq!((r.pod.as_str(), r.source.ip()), ("pod1a", IpAddr::from(CLIENT_IPV4)));
+    let r = h.tcp_request(CLIENT, at(POD2B.ipv6, PORT_HTTP)).await.unwrap();
+    assert_eq!((r.pod.as_str(), r.source.ip()), ("pod2b", IpAddr::from(CLIENT_IPV6)));
+    let r = h.tcp_request(NODE1, at(POD2A.ipv4, PORT_HTTP)).await.unwrap();
+    assert_eq!((r.pod.as_str(), r.source.ip()), ("pod2a", IpAddr::from(NODE1_IPV4)));
+    assert_eq!(h.tcp_request(NODE2, at(POD1B.ipv4, PORT_HTTP)).await.unwrap().pod, "pod1b");
+    let spread = h.spread(CLIENT, at(POD2A.ipv4, PORT_HTTP), 5).await;
+    assert_eq!(spread, BTreeMap::from([("pod2a".to_owned(), 5)]));
+
+    // A fixed UDP source port works for consecutive requests.
+    for _ in 0..2 {
+        let r = h.request(Proto::UdpFrom(41999), POD1A.name, at(POD2B.ipv4, PORT_DNS)).await.unwrap();
+        assert_eq!(r.source, at(POD1A.ipv4, 41999));
+    }
+
+    // Refused (RST, ICMP port unreachable) comes at once; a drop times out.
+    h.set_request_timeout(Duration::from_secs(1));
+    let start = Instant::now();
+    assert!(matches!(h.tcp_request(CLIENT, at(POD1A.ipv4, PORT_CLOSED)).await, Err(Outcome::Refused(_))));
+    assert!(matches!(h.udp_request(POD1A.name, at(POD2A.ipv4, PORT_CLOSED)).await, Err(Outcome::Refused(_))));
+    assert!(start.elapsed() < Duration::from_millis(500), "refusals took {:?}", start.elapsed());
+    let unassigned = at(std::net::Ipv4Addr::new(172, 30, 255, 254), 80);
+    let start = Instant::now();
+    assert_eq!(h.tcp_request(CLIENT, unassigned).await, Err(Outcome::TimedOut));
+    assert_eq!(h.udp_request(POD1A.name, unassigned).await, Err(Outcome::TimedOut));
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    assert_eq!(h.spread(CLIENT, unassigned, 3).await, BTreeMap::from([("!timed-out".to_owned(), 1)]));
+    assert!(matches!(h.tcp_request("nowhere", unassigned).await, Err(Outcome::Failed(_))));
+
+    // The model path: objects in, a sync out, and a reset clears them.
+    let svc = kproxy_testkit::service("ns", "s").cluster_ip("172.30.9.9").tcp("p", 80).build();
+    assert_eq!(h.apply_service(svc).await.unwrap().service_ports, 1);
+    h.reset().await.unwrap();
+    assert_eq!(h.state().families().map(|f| f.services.len()).sum::<usize>(), 0);
+
+    h.shutdown().await.unwrap();
+    assert!(leftover_namespaces(&prefix).is_empty(), "left: {:?}", leftover_namespaces(&prefix));
+    assert_eq!(root_links(), links_before, "the root namespace's links changed");
+}
+
+#[test]
+fn namespaces_go_with_the_cluster() {
+    if !root_or_skip("namespaces_go_with_the_cluster") {
+        return;
+    }
+    let cluster = Cluster::create().unwrap();
+    let prefix = cluster.prefix().to_owned();
+    assert_eq!(leftover_namespaces(&prefix).len(), 9);
+    drop(cluster);
+    assert!(leftover_namespaces(&prefix).is_empty(), "left: {:?}", leftover_namespaces(&prefix));
+}
+
+#[test]
+fn namespaces_go_after_a_panic() {
+    if !root_or_skip("namespaces_go_after_a_panic") {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::spawn(move || {
+        let cluster = Cluster::create().unwrap();
+        tx.send(cluster.prefix().to_owned()).unwrap();
+        panic!("deliberate panic while holding a cluster");
+    })
+    .join();
+    assert!(outcome.is_err());
+    let prefix = rx.recv().unwrap();
+    assert!(leftover_namespaces(&prefix).is_empty(), "left: {:?}", leftover_namespaces(&prefix));
+}
+
+fn direct(h: &mut Harness) -> CaseFuture<'_> {
+    Box::pin(async move {
+        let reply =
+            h.tcp_request(CLIENT, at(POD2A.ipv4, PORT_HTTP)).await.map_err(|o| CaseError::Fail(o.to_string()))?;
+        if reply.pod == "pod2a" { Ok(()) } else { Err(CaseError::Fail(reply.pod)) }
+    })
+}
+
+fn panics(_: &mut Harness) -> CaseFuture<'_> {
+    Box::pin(async { panic!("deliberate panic in a case") })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_reports_pass_fail_and_skip() {
+    if !root_or_skip("runner_reports_pass_fail_and_skip") {
+        return;
+    }
+    let mut table = vec![
+        Case { name: "direct", proves: "the cluster routes", run: direct },
+        Case { name: "panics", proves: "nothing", run: panics },
+    ];
+    // Against a dataplane that does nothing, a real case must fail, never pass.
+    table.extend(cases().into_iter().filter(|c| ["hairpin", "no-endpoints-reject"].contains(&c.name)));
+    let report = run_cases(noop_factory(), &table, &[("hairpin", "noop cannot hairpin")], None).await;
+    let verdicts: BTreeMap<&str, &Verdict> = report.cases.iter().map(|c| (c.name, &c.verdict)).collect();
+    assert_eq!(verdicts["direct"], &Verdict::Pass);
+    assert!(matches!(verdicts["panics"], Verdict::Fail(why) if why.contains("deliberate panic")));
+    assert_eq!(verdicts["hairpin"], &Verdict::Skip("noop cannot hairpin".to_owned()));
+    assert!(matches!(verdicts["no-endpoints-reject"], Verdict::Fail(why) if why.contains("timed out")));
+    assert_eq!(report.summary(), "1 passed, 2 failed, 1 skipped");
+    assert!(std::panic::catch_unwind(|| report.assert_all_passed()).is_err());
+}
+
+#[tokio::test]
+async fn skipped_cases_need_no_cluster() {
+    let report = run_conformance(
+        |_: &NodeEnv| Ok(Box::new(Noop) as Box<dyn Dataplane>),
+        &[("sctp-clusterip", "no")],
+        Some("sctp"),
+    )
+    .await;
+    assert_eq!(report.summary(), "0 passed, 0 failed, 1 skipped");
+    report.assert_all_passed();
+    let names: Vec<&str> = cases().iter().map(|c| c.name).collect();
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "case names must be unique");
+    assert!(cases().iter().all(|c| !c.proves.is_empty()));
+}

@@ -1,0 +1,16 @@
+//! Netfilter tools behind seams: every kernel change a kproxy dataplane makes goes through
+//! one of these traits, so that rendering and diffing are tested against fakes.
+//!
+//! - [`NftRunner`]: runs an `nft -f -` transaction ([`ExecNft`], [`FakeNft`]).
+//! - [`Conntrack`]: deletes conntrack flows ([`ExecConntrack`], [`FakeConntrack`]).
+//!
+//! Each real runner can run inside a named network namespace (`ip netns exec`), which is
+//! how tests program a namespace they created without touching the host's.
+
+mod command;
+mod conntrack;
+mod nft;
+
+pub use command::{CommandError, Netns};
+pub use conntrack::{Conntrack, ExecConntrack, FakeConntrack, FlowFilter};
+pub use nft::{ExecNft, FakeNft, NftRunner};

@@ -1,0 +1,96 @@
+//! `nft -f -` transactions.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::command::{CommandError, Netns};
+
+/// Runs nft scripts. A script is one transaction: it applies whole or not at all.
+#[async_trait::async_trait]
+pub trait NftRunner: Send + Sync {
+    /// Applies `script` (`nft -f -`).
+    async fn apply(&self, script: &str) -> Result<(), CommandError>;
+    /// Runs a listing command (e.g. `list chains ip kproxy`) and returns its text.
+    async fn list(&self, what: &str) -> Result<String, CommandError>;
+}
+
+/// The real `nft`, in this namespace or a named one.
+#[derive(Debug, Clone, Default)]
+pub struct ExecNft {
+    netns: Netns,
+}
+
+impl ExecNft {
+    /// `nft` in `netns` (`None`: this process's namespace).
+    pub fn new(netns: Option<String>) -> Self {
+        Self { netns: Netns(netns) }
+    }
+}
+
+#[async_trait::async_trait]
+impl NftRunner for ExecNft {
+    async fn apply(&self, script: &str) -> Result<(), CommandError> {
+        self.netns.run(&["nft", "-f", "-"], script).await.map(drop)
+    }
+
+    async fn list(&self, what: &str) -> Result<String, CommandError> {
+        let mut args = vec!["nft"];
+        args.extend(what.split_whitespace());
+        self.netns.run(&args, "").await
+    }
+}
+
+/// A fake `nft`: records every script, answers listings from a canned text, and can be
+/// told to fail.
+#[derive(Debug, Clone, Default)]
+pub struct FakeNft {
+    inner: Arc<Mutex<FakeNftState>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeNftState {
+    scripts: Vec<String>,
+    listing: String,
+    fail_next: usize,
+}
+
+impl FakeNft {
+    /// Every script applied so far (failed ones included).
+    pub fn scripts(&self) -> Vec<String> {
+        self.lock().scripts.clone()
+    }
+
+    /// Makes the next `n` applies fail.
+    pub fn fail_next(&self, n: usize) {
+        self.lock().fail_next = n;
+    }
+
+    /// Sets what `list` answers.
+    pub fn set_listing(&self, text: &str) {
+        text.clone_into(&mut self.lock().listing);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeNftState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl NftRunner for FakeNft {
+    async fn apply(&self, script: &str) -> Result<(), CommandError> {
+        let mut state = self.lock();
+        state.scripts.push(script.to_owned());
+        if state.fail_next > 0 {
+            state.fail_next -= 1;
+            return Err(CommandError::Failed {
+                tool: "nft -f -".to_owned(),
+                status: "exit status: 1".to_owned(),
+                stderr: "fake failure".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn list(&self, _what: &str) -> Result<String, CommandError> {
+        Ok(self.lock().listing.clone())
+    }
+}

@@ -1,0 +1,43 @@
+//! The nftables dataplane's configuration.
+
+use ipnet::IpNet;
+
+/// Which local addresses accept NodePort traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NodePortAddresses {
+    /// Every local address except loopback (`fib daddr type local`).
+    #[default]
+    All,
+    /// Local addresses inside these CIDRs (addresses of the other family are ignored).
+    Cidrs(Vec<IpNet>),
+}
+
+/// What the nftables dataplane needs to know, besides the state it programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftablesConfig {
+    /// The table name in each family (`kproxy`).
+    pub table: String,
+    /// Pod CIDRs: traffic from them is "local" and not masqueraded on the cluster path.
+    pub cluster_cidrs: Vec<IpNet>,
+    /// Masquerade every packet sent to a service.
+    pub masquerade_all: bool,
+    /// The fwmark bit(s) marking packets to masquerade (`0x4000`).
+    pub masquerade_mark: u32,
+    /// Addresses that accept NodePort traffic.
+    pub nodeport_addresses: NodePortAddresses,
+    /// Run `nft` and `conntrack` inside this network namespace (tests); `None`: this one.
+    pub netns: Option<String>,
+}
+
+impl Default for NftablesConfig {
+    fn default() -> Self {
+        Self {
+            table: "kproxy".to_owned(),
+            cluster_cidrs: Vec::new(),
+            masquerade_all: false,
+            masquerade_mark: 0x4000,
+            nodeport_addresses: NodePortAddresses::All,
+            netns: None,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `NftablesDataplane`: keeps what it committed per family, sends only differences, and
+//! falls back to a full load whenever its memory cannot be trusted.
+
+use std::sync::Arc;
+
+use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, ServicePortName, SyncError, SyncStats};
+use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecNft, FlowFilter, NftRunner};
+
+use crate::config::NftablesConfig;
+use crate::render::{PortRender, RenderContext, render_family, render_port, render_text};
+use crate::transaction::{Committed, cleanup_script, existing_objects, full_script, partial_script, replace_script};
+
+const NAME: &str = "nftables";
+
+/// The nftables dataplane. See the crate documentation for the table's shape.
+pub struct NftablesDataplane {
+    config: NftablesConfig,
+    nft: Arc<dyn NftRunner>,
+    conntrack: Arc<dyn Conntrack>,
+    /// What each family's table holds, when known (`None`: load it fully next time).
+    committed: [Option<Committed>; 2],
+}
+
+const _: () = {
+    const fn assert_dataplane<T: Dataplane>() {}
+    assert_dataplane::<NftablesDataplane>()
+};
+
+impl NftablesDataplane {
+    /// A dataplane running the real `nft` and `conntrack` (in `config.netns` if set).
+    pub fn new(config: NftablesConfig) -> Self {
+        let nft = Arc::new(ExecNft::new(config.netns.clone()));
+        let conntrack = Arc::new(ExecConntrack::new(config.netns.clone()));
+        Self::with_runners(config, nft, conntrack)
+    }
+
+    /// A dataplane using the given runners (fakes in tests).
+    pub fn with_runners(config: NftablesConfig, nft: Arc<dyn NftRunner>, conntrack: Arc<dyn Conntrack>) -> Self {
+        Self { config, nft, conntrack, committed: [None, None] }
+    }
+
+    async fn sync_family(
+        &mut self,
+        state: &ProxyState,
+        changes: &Changes,
+        family: IpFamily,
+    ) -> Result<usize, SyncError> {
+        let trusted = !changes.full() && self.committed[family.index()].is_some();
+        if trusted {
+            match self.partial_sync(state, changes, family).await {
+                Ok(touched) => return Ok(touched),
+                Err(error) => tracing::warn!(%error, ?family, "partial nftables sync failed; loading the table fully"),
+            }
+        }
+        self.full_sync(state, family).await
+    }
+
+    async fn full_sync(&mut self, state: &ProxyState, family: IpFamily) -> Result<usize, SyncError> {
+        self.committed[family.index()] = None;
+        let desired = render_family(&self.config, state, family);
+        let listing = self.listing().await;
+        let existing = existing_objects(&listing, desired.family.keyword(), &self.config.table);
+        if let Err(error) = self.nft.apply(&full_script(&desired, &self.config.table, &existing)).await {
+            tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
+            self.nft.apply(&replace_script(&desired, &self.config.table)).await.map_err(sync_error)?;
+        }
+        let touched = desired.ports.len();
+        self.committed[family.index()] = Some(Committed::from_table(&desired));
+        Ok(touched)
+    }
+
+    /// The chains and sets of every table, as `nft` lists them (empty if listing fails).
+    async fn listing(&self) -> String {
+        let chains = self.nft.list("list chains").await.unwrap_or_default();
+        let sets = self.nft.list("-t list sets").await.unwrap_or_default();
+        format!("{chains}\n{sets}")
+    }
+
+    async fn partial_sync(
+        &mut self,
+        state: &ProxyState,
+        changes: &Changes,
+        family: IpFamily,
+    ) -> Result<usize, SyncError> {
+        let ctx = RenderContext { family: crate::Family(family), config: &self.config, node: state.topology_node() };
+        let view = state.family(family);
+        let renders: Vec<(ServicePortName, Option<PortRender>)> = changes
+            .family(family)
+            .service_ports
+            .iter()
+            .map(|name| {
+                (name.clone(), view.services.get(name).map(|p| render_port(&ctx, name, p, view.endpoints.get(name))))
+            })
+            .collect();
+        let touched = renders.len();
+        let committed = self.committed[family.index()].take().unwrap_or_default();
+        let mut committed = committed;
+        let delta = committed.update(renders);
+        if !delta.is_empty() {
+            let script = partial_script(ctx.family.keyword(), &self.config.table, &delta);
+            self.nft.apply(&script).await.map_err(sync_error)?;
+        }
+        self.committed[family.index()] = Some(committed);
+        Ok(touched)
+    }
+
+    /// Deletes conntrack flows of UDP endpoints that went away, so their clients move on.
+    async fn clear_stale_flows(&self, state: &ProxyState, changes: &Changes) {
+        for family in IpFamily::ALL {
+            for (name, endpoint) in &changes.family(family).stale_udp_endpoints {
+                for filter in flow_filters(state, family, name, endpoint) {
+                    if let Err(error) = self.conntrack.delete_udp_flows(&filter).await {
+                        tracing::warn!(%error, service = %name, "cannot delete stale UDP flows");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The flows of `endpoint` behind each address (and the node port) of service port `name`.
+fn flow_filters(
+    state: &ProxyState,
+    family: IpFamily,
+    name: &ServicePortName,
+    endpoint: &kproxy_core::Endpoint,
+) -> Vec<FlowFilter> {
+    let Some(port) = state.family(family).services.get(name) else {
+        // The service is gone: flows to its addresses match nothing any more; clear the
+        // endpoint's flows on any address.
+        return vec![];
+    };
+    let mut vips = vec![port.cluster_ip];
+    vips.extend(port.external_ips.iter().chain(&port.load_balancer_vips).copied());
+    let mut filters: Vec<FlowFilter> =
+        vips.into_iter().map(|vip| FlowFilter { service: Some(vip), port: port.port, endpoint: endpoint.ip }).collect();
+    if let Some(node_port) = port.node_port {
+        filters.push(FlowFilter { service: None, port: node_port, endpoint: endpoint.ip });
+    }
+    filters
+}
+
+fn sync_error(error: CommandError) -> SyncError {
+    if error.is_spawn_failure() {
+        SyncError::fatal(NAME, "nft -f", error)
+    } else {
+        SyncError::retryable(NAME, "nft -f", error)
+    }
+}
+
+#[async_trait::async_trait]
+impl Dataplane for NftablesDataplane {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+        let full = changes.full() || self.committed.iter().any(Option::is_none);
+        let mut touched = 0;
+        for family in IpFamily::ALL {
+            touched += self.sync_family(state, changes, family).await?;
+        }
+        self.clear_stale_flows(state, changes).await;
+        let service_ports = state.families().map(|f| f.services.len()).sum();
+        Ok(SyncStats { full, service_ports, touched_service_ports: touched, rules: 0 })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        self.committed = [None, None];
+        for family in IpFamily::ALL {
+            let script = cleanup_script(crate::Family(family).keyword(), &self.config.table);
+            self.nft.apply(&script).await.map_err(|e| SyncError::retryable(NAME, "nft delete table", e))?;
+        }
+        Ok(())
+    }
+
+    fn render(&self, state: &ProxyState) -> String {
+        IpFamily::ALL.iter().map(|f| render_text(&render_family(&self.config, state, *f), &self.config.table)).collect()
+    }
+}

@@ -1,0 +1,113 @@
+//! Pure rendering: a [`ProxyState`] becomes, per IP family, a [`TableRender`]: the static
+//! declarations of the table plus, per service port, the chains, map elements and sets
+//! it needs. Nothing here touches the kernel.
+
+mod chains;
+pub mod names;
+mod port;
+mod static_table;
+pub(crate) mod text;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use kproxy_core::{IpFamily, ProxyState, ServicePortName, TopologyNode};
+
+use crate::config::NftablesConfig;
+use crate::family::Family;
+
+pub use port::render_port;
+pub use static_table::{StaticTable, render_static};
+pub use text::render_text;
+
+/// A chain and its rules. Chains with the same name always have the same rules: generic
+/// chains are named after what they do.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Chain {
+    /// The chain's name.
+    pub name: String,
+    /// Its rules, in order.
+    pub rules: Vec<String>,
+}
+
+/// One element of a set or map: `key` (and `: value` for maps).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Element {
+    /// The set or map.
+    pub set: &'static str,
+    /// The key, in nft syntax (`172.30.0.1 . tcp . 80`).
+    pub key: String,
+    /// The value of a map element (`goto cluster-2`, `10.0.0.1 . 8080`).
+    pub value: Option<String>,
+}
+
+/// A set owned by one service port (ClientIP affinity), declared and removed with it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OwnedSet {
+    /// The set's name.
+    pub name: String,
+    /// Its declaration body (`type ipv4_addr; flags dynamic,timeout; timeout 10800s;`).
+    pub spec: String,
+}
+
+/// What one service port adds to a table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortRender {
+    /// Chains it uses (generic ones are shared with other ports).
+    pub chains: Vec<Chain>,
+    /// Map and set elements.
+    pub elements: Vec<Element>,
+    /// Sets of its own.
+    pub sets: Vec<OwnedSet>,
+    /// The addresses clients reach it on (cluster IP, external IPs, LB IPs).
+    pub vips: Vec<IpAddr>,
+    /// Its node port, if any.
+    pub node_port: Option<u16>,
+    /// The service port number.
+    pub port: u16,
+}
+
+/// Everything one family's table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRender {
+    /// The family.
+    pub family: Family,
+    /// Sets, maps and chains that do not depend on services.
+    pub statics: StaticTable,
+    /// Per service port.
+    pub ports: BTreeMap<ServicePortName, PortRender>,
+}
+
+/// What rendering needs besides the port itself.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderContext<'a> {
+    /// The family being rendered.
+    pub family: Family,
+    /// The dataplane's configuration.
+    pub config: &'a NftablesConfig,
+    /// This node, for topology.
+    pub node: TopologyNode<'a>,
+}
+
+impl RenderContext<'_> {
+    /// Whether a cluster CIDR of this family is configured (the local-traffic detector).
+    pub fn has_cluster_cidrs(&self) -> bool {
+        self.config.cluster_cidrs.iter().any(|c| IpFamily::of(&c.addr()) == self.family.0)
+    }
+}
+
+/// Renders one family's table for `state`.
+pub fn render_family(config: &NftablesConfig, state: &ProxyState, family: IpFamily) -> TableRender {
+    let ctx = RenderContext { family: Family(family), config, node: state.topology_node() };
+    let view = state.family(family);
+    let ports = view
+        .services
+        .iter()
+        .map(|(name, port)| (name.clone(), render_port(&ctx, name, port, view.endpoints.get(name))))
+        .collect();
+    TableRender { family: Family(family), statics: render_static(&ctx, state), ports }
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

@@ -1,0 +1,10 @@
+//! Turning renders into nft transactions: a full load, or the difference between what was
+//! committed and what is wanted for the service ports that changed.
+
+mod committed;
+mod listing;
+mod script;
+
+pub(crate) use committed::Committed;
+pub(crate) use listing::existing_objects;
+pub(crate) use script::{cleanup_script, full_script, partial_script, replace_script};

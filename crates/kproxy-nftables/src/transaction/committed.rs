@@ -1,0 +1,151 @@
+//! `Committed`: what the dataplane believes one family's table holds, with reference
+//! counts for chains, elements and sets that several service ports share.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kproxy_core::ServicePortName;
+
+use crate::render::{Chain, Element, OwnedSet, PortRender, TableRender};
+
+/// Chains, elements and sets of the service ports, counted by how many ports use them.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    pub(crate) ports: BTreeMap<ServicePortName, PortRender>,
+    chains: BTreeMap<String, (Vec<String>, usize)>,
+    elements: BTreeMap<Element, usize>,
+    sets: BTreeMap<String, (String, usize)>,
+}
+
+/// What a partial sync changes in the kernel.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Delta {
+    pub(crate) added_sets: Vec<OwnedSet>,
+    pub(crate) added_chains: Vec<Chain>,
+    pub(crate) replaced_chains: Vec<Chain>,
+    pub(crate) removed_elements: Vec<Element>,
+    pub(crate) added_elements: Vec<Element>,
+    pub(crate) removed_chains: Vec<String>,
+    pub(crate) removed_sets: Vec<String>,
+}
+
+impl Delta {
+    /// Nothing to send.
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl Committed {
+    /// The bookkeeping of a freshly loaded table.
+    pub(crate) fn from_table(table: &TableRender) -> Self {
+        let mut committed = Self::default();
+        for (name, render) in &table.ports {
+            committed.count(render, 1);
+            committed.ports.insert(name.clone(), render.clone());
+        }
+        committed
+    }
+
+    /// Replaces the renders of some ports (`None`: the port is gone) and says what that
+    /// changes in the kernel.
+    pub(crate) fn update(&mut self, changes: Vec<(ServicePortName, Option<PortRender>)>) -> Delta {
+        let touched = touched_names(&self.ports, &changes);
+        let before = self.snapshot(&touched);
+        for (name, render) in changes {
+            if let Some(old) = self.ports.remove(&name) {
+                self.count(&old, -1);
+            }
+            if let Some(new) = render {
+                self.count(&new, 1);
+                self.ports.insert(name, new);
+            }
+        }
+        let after = self.snapshot(&touched);
+        delta(before, after)
+    }
+
+    fn count(&mut self, render: &PortRender, sign: i64) {
+        let unique_elements: BTreeSet<&Element> = render.elements.iter().collect();
+        for element in unique_elements {
+            bump(self.elements.entry(element.clone()).or_insert(0), sign);
+        }
+        for chain in &render.chains {
+            let entry = self.chains.entry(chain.name.clone()).or_insert_with(|| (chain.rules.clone(), 0));
+            if sign > 0 {
+                entry.0.clone_from(&chain.rules);
+            }
+            bump(&mut entry.1, sign);
+        }
+        for set in &render.sets {
+            let entry = self.sets.entry(set.name.clone()).or_insert_with(|| (set.spec.clone(), 0));
+            bump(&mut entry.1, sign);
+        }
+        self.chains.retain(|_, (_, n)| *n > 0);
+        self.elements.retain(|_, n| *n > 0);
+        self.sets.retain(|_, (_, n)| *n > 0);
+    }
+
+    fn snapshot(&self, touched: &Touched) -> Snapshot {
+        Snapshot {
+            chains: touched
+                .chains
+                .iter()
+                .filter_map(|n| self.chains.get(n).map(|(r, _)| (n.clone(), r.clone())))
+                .collect(),
+            elements: touched.elements.iter().filter(|e| self.elements.contains_key(e)).cloned().collect(),
+            sets: touched.sets.iter().filter_map(|n| self.sets.get(n).map(|(s, _)| (n.clone(), s.clone()))).collect(),
+        }
+    }
+}
+
+fn bump(count: &mut usize, sign: i64) {
+    *count = if sign > 0 { *count + 1 } else { count.saturating_sub(1) };
+}
+
+#[derive(Default)]
+struct Touched {
+    chains: BTreeSet<String>,
+    elements: BTreeSet<Element>,
+    sets: BTreeSet<String>,
+}
+
+fn touched_names(
+    ports: &BTreeMap<ServicePortName, PortRender>,
+    changes: &[(ServicePortName, Option<PortRender>)],
+) -> Touched {
+    let mut touched = Touched::default();
+    let renders = changes.iter().flat_map(|(name, new)| ports.get(name).into_iter().chain(new.as_ref()));
+    for render in renders {
+        touched.chains.extend(render.chains.iter().map(|c| c.name.clone()));
+        touched.elements.extend(render.elements.iter().cloned());
+        touched.sets.extend(render.sets.iter().map(|s| s.name.clone()));
+    }
+    touched
+}
+
+struct Snapshot {
+    chains: BTreeMap<String, Vec<String>>,
+    elements: BTreeSet<Element>,
+    sets: BTreeMap<String, String>,
+}
+
+fn delta(before: Snapshot, after: Snapshot) -> Delta {
+    let mut delta = Delta::default();
+    for (name, spec) in &after.sets {
+        if before.sets.get(name) != Some(spec) {
+            delta.added_sets.push(OwnedSet { name: name.clone(), spec: spec.clone() });
+        }
+    }
+    for (name, rules) in &after.chains {
+        match before.chains.get(name) {
+            None => delta.added_chains.push(Chain { name: name.clone(), rules: rules.clone() }),
+            Some(old) if old != rules => delta.replaced_chains.push(Chain { name: name.clone(), rules: rules.clone() }),
+            Some(_) => {}
+        }
+    }
+    delta.removed_elements = before.elements.difference(&after.elements).cloned().collect();
+    delta.added_elements = after.elements.difference(&before.elements).cloned().collect();
+    delta.removed_chains = before.chains.keys().filter(|n| !after.chains.contains_key(*n)).cloned().collect();
+    delta.removed_sets = before.sets.keys().filter(|n| !after.sets.contains_key(*n)).cloned().collect();
+    delta
+}

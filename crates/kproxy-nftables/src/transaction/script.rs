@@ -1,0 +1,152 @@
+//! nft scripts: full load (keeping affinity state), from-scratch replace, partial update,
+//! cleanup.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::committed::Delta;
+use crate::render::text::{element_text, group_elements, port_chains};
+use crate::render::{Chain, Element, TableRender, render_text};
+
+/// How many elements one `add element` command carries.
+const ELEMENTS_PER_COMMAND: usize = 1000;
+
+struct Script<'a> {
+    out: String,
+    table: &'a str,
+}
+
+impl<'a> Script<'a> {
+    fn new(table: &'a str) -> Self {
+        Self { out: String::new(), table }
+    }
+
+    fn line(&mut self, text: std::fmt::Arguments<'_>) {
+        let _ = self.out.write_fmt(text);
+        self.out.push('\n');
+    }
+
+    fn chain_rules(&mut self, chain: &Chain) {
+        for rule in &chain.rules {
+            let table = self.table;
+            self.line(format_args!("add rule {table} {} {rule}", chain.name));
+        }
+    }
+
+    fn elements(&mut self, verb: &str, elements: &[&Element]) {
+        let grouped = group_elements(elements.iter().copied());
+        for (set, items) in grouped {
+            let items: Vec<&String> = items.iter().collect();
+            for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
+                let body = chunk.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+                let table = self.table;
+                self.line(format_args!("{verb} element {table} {set} {{ {body} }}"));
+            }
+        }
+    }
+}
+
+/// Loads `desired` over whatever the table holds, in one transaction: every chain and
+/// static set is emptied and refilled, objects no longer wanted (`existing` minus wanted)
+/// are deleted, and the dynamic affinity sets that are still wanted keep their entries.
+pub(crate) fn full_script(
+    desired: &TableRender,
+    name: &str,
+    existing: &(BTreeSet<String>, BTreeSet<String>),
+) -> String {
+    let table = format!("{} {name}", desired.family.keyword());
+    let mut s = Script::new(&table);
+    s.line(format_args!("add table {table}"));
+    for set in &desired.statics.sets {
+        s.line(format_args!("add {} {table} {} {{ {} }}", set.kind, set.name, set.spec));
+    }
+    let port_sets: BTreeSet<(&str, &str)> =
+        desired.ports.values().flat_map(|p| &p.sets).map(|x| (x.name.as_str(), x.spec.as_str())).collect();
+    for (set, spec) in &port_sets {
+        s.line(format_args!("add set {table} {set} {{ {spec} }}"));
+    }
+    for chain in &desired.statics.chains {
+        match chain.hook {
+            Some(hook) => s.line(format_args!("add chain {table} {} {{ {hook} }}", chain.chain.name)),
+            None => s.line(format_args!("add chain {table} {}", chain.chain.name)),
+        }
+    }
+    let chains = port_chains(desired);
+    for chain in &chains {
+        s.line(format_args!("add chain {table} {}", chain.name));
+    }
+    s.line(format_args!("flush table {table}"));
+    for set in &desired.statics.sets {
+        s.line(format_args!("flush {} {table} {}", set.kind, set.name));
+    }
+    let wanted_chains: BTreeSet<&str> = desired
+        .statics
+        .chains
+        .iter()
+        .map(|c| c.chain.name.as_str())
+        .chain(chains.iter().map(|c| c.name.as_str()))
+        .collect();
+    for stale in existing.0.iter().filter(|c| !wanted_chains.contains(c.as_str())) {
+        s.line(format_args!("delete chain {table} {stale}"));
+    }
+    let wanted_sets: BTreeSet<&str> =
+        desired.statics.sets.iter().map(|x| x.name).chain(port_sets.iter().map(|(n, _)| *n)).collect();
+    for stale in existing.1.iter().filter(|x| !wanted_sets.contains(x.as_str())) {
+        s.line(format_args!("delete set {table} {stale}"));
+    }
+    for chain in desired.statics.chains.iter().map(|c| &c.chain).chain(chains.iter().copied()) {
+        s.chain_rules(chain);
+    }
+    let elements: Vec<&Element> =
+        desired.statics.elements.iter().chain(desired.ports.values().flat_map(|p| &p.elements)).collect();
+    s.elements("add", &elements);
+    s.out
+}
+
+/// Deletes the table and loads `desired` from scratch, in one transaction (affinity state
+/// is lost): the fallback when the table holds something `full_script` cannot reuse.
+pub(crate) fn replace_script(desired: &TableRender, name: &str) -> String {
+    let table = format!("{} {name}", desired.family.keyword());
+    format!("add table {table}\ndelete table {table}\n{}", render_text(desired, name))
+}
+
+/// Applies `delta` to table `family name`.
+pub(crate) fn partial_script(family: &str, name: &str, delta: &Delta) -> String {
+    let table = format!("{family} {name}");
+    let mut s = Script::new(&table);
+    for set in &delta.added_sets {
+        s.line(format_args!("add set {table} {} {{ {} }}", set.name, set.spec));
+    }
+    for chain in &delta.added_chains {
+        s.line(format_args!("add chain {table} {}", chain.name));
+    }
+    for chain in &delta.added_chains {
+        s.chain_rules(chain);
+    }
+    for chain in &delta.replaced_chains {
+        s.line(format_args!("flush chain {table} {}", chain.name));
+        s.chain_rules(chain);
+    }
+    for element in &delta.removed_elements {
+        let key = Element { value: None, ..element.clone() };
+        s.line(format_args!("delete element {table} {} {{ {} }}", element.set, element_text(&key)));
+    }
+    let added: Vec<&Element> = delta.added_elements.iter().collect();
+    s.elements("add", &added);
+    for chain in &delta.removed_chains {
+        s.line(format_args!("flush chain {table} {chain}"));
+    }
+    for chain in &delta.removed_chains {
+        s.line(format_args!("delete chain {table} {chain}"));
+    }
+    for set in &delta.removed_sets {
+        s.line(format_args!("delete set {table} {set}"));
+    }
+    s.out
+}
+
+/// Removes table `family name` if it exists (creating it first makes the delete succeed
+/// when it does not).
+pub(crate) fn cleanup_script(family: &str, name: &str) -> String {
+    format!("add table {family} {name}\ndelete table {family} {name}\n")
+}
