@@ -2,6 +2,9 @@
 
 mod check_deps;
 mod demo;
+mod netns;
+mod packages;
+mod pod_tools;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -19,15 +22,40 @@ enum Command {
     Test,
     /// Fail if a crate depends on something the architecture forbids.
     CheckDeps,
-    /// Build a small cluster from network namespaces and run kproxy on it.
+    /// Build a small cluster from network namespaces and run kproxy on it (as root).
     Demo,
+    /// (inside a demo pod) Answer TCP connections with this pod's name.
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        port: u16,
+    },
+    /// (inside a demo namespace) Connect several times and count answers per pod.
+    #[command(hide = true)]
+    Request {
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
+    /// (inside a demo namespace) One request; print the answer.
+    #[command(hide = true)]
+    Ask {
+        #[arg(long)]
+        addr: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test => test::run(),
         Command::CheckDeps => check_deps::run(),
-        Command::Demo => demo::run(),
+        Command::Demo => demo::run_demo(),
+        Command::Serve { name, port } => pod_tools::serve(&name, port),
+        Command::Request { addr, count } => pod_tools::request(&addr, count),
+        Command::Ask { addr } => pod_tools::ask(&addr).map(|answer| println!("{answer}")),
     }
 }
 

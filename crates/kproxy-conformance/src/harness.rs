@@ -155,10 +155,10 @@ impl Harness {
     /// Rebuilds the dataplane with `masquerade_all` (after `cleanup` of the old one) and
     /// syncs everything into it.
     pub async fn set_masquerade_all(&mut self, masquerade_all: bool) -> Result<SyncStats, Error> {
-        if let Some(old) = self.host.take() {
-            if old.is_alive() {
-                old.cleanup().await?;
-            }
+        if let Some(old) = self.host.take()
+            && old.is_alive()
+        {
+            old.cleanup().await?;
         }
         self.masquerade_all = masquerade_all;
         self.host = Some(DataplaneHost::start(self.factory.clone(), self.cluster.node_env(masquerade_all)?)?);

@@ -128,10 +128,10 @@ pub async fn run_cases(
         println!("{line}");
         report.cases.push(line);
     }
-    if let Some(Ok(h)) = harness {
-        if let Err(e) = h.shutdown().await {
-            println!("NOTE dataplane cleanup failed: {e}");
-        }
+    if let Some(Ok(h)) = harness
+        && let Err(e) = h.shutdown().await
+    {
+        println!("NOTE dataplane cleanup failed: {e}");
     }
     println!("{}", report.summary());
     report

@@ -38,6 +38,34 @@ impl Dataplane for Noop {
     }
 }
 
+/// Records, at each sync, which network namespace its thread, a blocking task and a child
+/// process are in.
+struct Probe(std::sync::mpsc::Sender<[String; 3]>);
+
+fn netns_of(path: &str) -> String {
+    std::fs::read_link(path).map(|p| p.display().to_string()).unwrap_or_else(|e| e.to_string())
+}
+
+#[async_trait::async_trait]
+impl Dataplane for Probe {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    async fn sync(&mut self, _: &ProxyState, _: &Changes) -> Result<SyncStats, SyncError> {
+        let thread = netns_of("/proc/thread-self/ns/net");
+        let blocking = tokio::task::spawn_blocking(|| netns_of("/proc/thread-self/ns/net")).await.unwrap();
+        let child = Command::new("readlink").arg("/proc/self/ns/net").output().unwrap();
+        let child = String::from_utf8_lossy(&child.stdout).trim().to_owned();
+        self.0.send([thread, blocking, child]).unwrap();
+        Ok(SyncStats::default())
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
 fn noop_factory() -> Arc<DataplaneFactory> {
     Arc::new(|_: &NodeEnv| Ok(Box::new(Noop) as Box<dyn Dataplane>))
 }
@@ -123,6 +151,25 @@ async fn bare_cluster_carries_direct_traffic() {
     h.shutdown().await.unwrap();
     assert!(leftover_namespaces(&prefix).is_empty(), "left: {:?}", leftover_namespaces(&prefix));
     assert_eq!(root_links(), links_before, "the root namespace's links changed");
+}
+
+#[tokio::test]
+async fn dataplane_runs_inside_node1() {
+    if !root_or_skip("dataplane_runs_inside_node1") {
+        return;
+    }
+    let cluster = tokio::task::spawn_blocking(Cluster::create).await.unwrap().unwrap();
+    let node1 = cluster.exec(NODE1, "readlink", &["/proc/self/ns/net"]).unwrap().trim().to_owned();
+    let mine = netns_of("/proc/thread-self/ns/net");
+    assert_ne!(node1, mine);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let factory: Arc<DataplaneFactory> =
+        Arc::new(move |_: &NodeEnv| Ok(Box::new(Probe(tx.lock().unwrap().clone())) as Box<dyn Dataplane>));
+    let h = Harness::new(cluster, factory).await.unwrap();
+    assert_eq!(rx.recv().unwrap(), [node1.clone(), node1.clone(), node1]);
+    assert_eq!(netns_of("/proc/thread-self/ns/net"), mine);
+    h.shutdown().await.unwrap();
 }
 
 #[test]

@@ -89,6 +89,42 @@ async fn nothing_is_synced_before_every_initial_list_and_the_first_sync_is_full(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_before_the_initial_lists_is_clean() {
+    bounded(async {
+        let dir = TempDir::new("daemon-early-stop");
+        let (server, kubeconfig) = cluster(&dir).await;
+        server.set_unavailable(true);
+        let recorder = Recorder::default();
+        let daemon = Daemon::start(&Source::Kubeconfig(kubeconfig), &recorder).await;
+        let livez = get(daemon.healthz, "/livez").await;
+        assert_eq!(livez.status, 200, "alive while waiting for the apiserver: {}", livez.body);
+        daemon.stop().await;
+        assert_eq!(recorder.len(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_sync_error_stops_the_daemon_with_that_error() {
+    bounded(async {
+        let dir = TempDir::new("daemon-fatal");
+        let (_server, kubeconfig) = cluster(&dir).await;
+        let recorder = Recorder::default();
+        recorder.fail_fatally();
+        let mut daemon = Daemon::start(&Source::Kubeconfig(kubeconfig), &recorder).await;
+        match daemon.finished().await {
+            Err(kproxy_runtime::daemon::DaemonError::Sync(error)) => {
+                assert!(!error.is_retryable());
+                assert!(error.to_string().contains("told to fail fatally"), "{error}");
+            }
+            other => panic!("expected the fatal sync error, got {other:?}"),
+        }
+        assert_eq!(recorder.len(), 1, "no retry after a fatal error:\n{}", recorder.describe());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_are_synced_partially_and_other_proxies_services_are_not_programmed() {
     bounded(async {
         let dir = TempDir::new("daemon-update");
@@ -207,6 +243,8 @@ async fn apiserver_outage_keeps_the_last_state_and_recovers() {
         let daemon = started(&kubeconfig, &recorder).await;
         let from = recorder.len();
         server.set_unavailable(true);
+        // Let the cut watches end before the change, so none of them carries it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         server.apply(&service("ns1", "during").cluster_ip("172.30.0.45").tcp("p80", 80).build());
         // The periodic full sync runs during the outage with the last state, not an empty one.
         let (_, periodic) = recorder.wait_for("a periodic sync during the outage", from, |s| s.changes.full()).await;

@@ -7,11 +7,14 @@ use super::support::{HTTP, NS, Want, at, expect_no_answer, expect_spread, http_e
 use crate::plan::{POD1A, POD1B, POD2A, POD2B, PODS, PodPlan};
 use crate::{Harness, Proto};
 
+/// How one endpoint of a slice is shaped (node set already).
+type Shape = fn(EndpointBuilder) -> EndpointBuilder;
+
 /// A Service `name` on port 80 with an IPv4 slice whose endpoints are shaped one by one.
 async fn shaped(
     h: &mut Harness,
     name: &str,
-    endpoints: &[(PodPlan, fn(EndpointBuilder) -> EndpointBuilder)],
+    endpoints: &[(PodPlan, Shape)],
 ) -> Result<std::net::Ipv4Addr, super::CaseError> {
     let ip = h.alloc_cluster_ipv4();
     h.apply_service(svc(name, ip).tcp("http", 80).build()).await?;
@@ -20,11 +23,7 @@ async fn shaped(
 }
 
 /// (Re)applies the slice of `shaped`.
-async fn apply_shaped(
-    h: &mut Harness,
-    name: &str,
-    endpoints: &[(PodPlan, fn(EndpointBuilder) -> EndpointBuilder)],
-) -> CaseResult {
+async fn apply_shaped(h: &mut Harness, name: &str, endpoints: &[(PodPlan, Shape)]) -> CaseResult {
     let mut b = slice(NS, name, &format!("{name}-v4")).tcp(HTTP.0, i32::from(HTTP.1));
     for (pod, shape) in endpoints {
         b = b.endpoint(&pod.ipv4.to_string(), |e| shape(e.node(pod.node)));
@@ -100,7 +99,7 @@ fn ready(e: EndpointBuilder) -> EndpointBuilder {
 /// Only serving-terminating endpoints (pod2a, pod2b; pod1a not serving): they serve. Then
 /// pod1b ready: it alone serves.
 pub(super) async fn terminating_fallback(h: &mut Harness) -> CaseResult {
-    let mut endpoints = vec![(POD1A, gone as fn(_) -> _), (POD2A, serving_terminating), (POD2B, serving_terminating)];
+    let mut endpoints = vec![(POD1A, gone as Shape), (POD2A, serving_terminating), (POD2B, serving_terminating)];
     let ip = shaped(h, "terminating", &endpoints).await?;
     expect_spread(h, Proto::Tcp, POD1A.name, at(ip, 80), &[POD2A.name, POD2B.name]).await?;
     endpoints.push((POD1B, ready));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -91,6 +91,7 @@ impl Recorded {
 pub struct Recorder {
     syncs: Arc<Mutex<Vec<Recorded>>>,
     fail_next: Arc<AtomicUsize>,
+    fatal: Arc<AtomicBool>,
 }
 
 impl Recorder {
@@ -112,6 +113,11 @@ impl Recorder {
     /// Makes the next `n` syncs fail with a retryable error (replacing any earlier count).
     pub fn fail_next(&self, n: usize) {
         self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes every sync fail with a fatal error.
+    pub fn fail_fatally(&self) {
+        self.fatal.store(true, Ordering::SeqCst);
     }
 
     /// Waits (bounded) for a sync at index `from` or later that satisfies `pred`; returns
@@ -149,8 +155,12 @@ impl Dataplane for RecordingDataplane {
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let fail =
             self.recorder.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        let recorded = Recorded { state: state.clone(), changes: changes.clone(), failed: fail };
+        let fatal = self.recorder.fatal.load(Ordering::SeqCst);
+        let recorded = Recorded { state: state.clone(), changes: changes.clone(), failed: fail || fatal };
         self.recorder.syncs.lock().unwrap_or_else(PoisonError::into_inner).push(recorded);
+        if fatal {
+            return Err(SyncError::fatal(RECORDING, "sync", "told to fail fatally"));
+        }
         if fail {
             return Err(SyncError::retryable(RECORDING, "sync", "told to fail"));
         }
@@ -235,12 +245,21 @@ impl Daemon {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Err(error) = self.finished().await {
+            panic!("daemon failed: {error}");
+        }
+        for addr in [self.healthz, self.metrics] {
+            eventually("the daemon's servers to close", || std::net::TcpStream::connect(addr).err()).await;
+        }
+    }
+
+    /// Waits (bounded) for the daemon to end on its own; what it returned.
+    pub async fn finished(&mut self) -> Result<(), DaemonError> {
         let task = self.task.take().expect("running");
         match tokio::time::timeout(Duration::from_secs(10), task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => panic!("daemon failed: {error}"),
+            Ok(Ok(result)) => result,
             Ok(Err(join)) => panic!("daemon task panicked: {join}"),
-            Err(_) => panic!("daemon did not stop within 10s of shutdown"),
+            Err(_) => panic!("daemon did not end within 10s"),
         }
     }
 
