@@ -1,7 +1,9 @@
 //! `cargo xtask <command>`: every workflow that needs more than one cargo command.
 
+mod bench;
 mod check_deps;
 mod demo;
+mod golden;
 mod netns;
 mod packages;
 mod pod_tools;
@@ -22,8 +24,32 @@ enum Command {
     Test,
     /// Fail if a crate depends on something the architecture forbids.
     CheckDeps,
+    /// Compare the nftables rendering with its golden files (`--bless`: rewrite them).
+    Golden {
+        /// Rewrite the golden files from the current rendering.
+        #[arg(long)]
+        bless: bool,
+    },
     /// Build a small cluster from network namespaces and run kproxy on it (as root).
     Demo,
+    /// Benchmarks in network namespaces, as ratios to baselines measured in the same run (as root).
+    Bench,
+    /// (inside a namespace) HTTP GET; print the body.
+    #[command(hide = true)]
+    HttpGet {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        path: String,
+    },
+    /// (inside a namespace) Connect repeatedly; print each latency in microseconds.
+    #[command(hide = true)]
+    Latency {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        count: usize,
+    },
     /// (inside a demo pod) Answer TCP connections with this pod's name.
     #[command(hide = true)]
     Serve {
@@ -52,7 +78,11 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test => test::run(),
         Command::CheckDeps => check_deps::run(),
+        Command::Golden { bless } => golden::run(bless),
         Command::Demo => demo::run_demo(),
+        Command::Bench => bench::run(),
+        Command::HttpGet { addr, path } => pod_tools::http_get(&addr, &path).map(|body| print!("{body}")),
+        Command::Latency { addr, count } => pod_tools::latency(&addr, count),
         Command::Serve { name, port } => pod_tools::serve(&name, port),
         Command::Request { addr, count } => pod_tools::request(&addr, count),
         Command::Ask { addr } => pod_tools::ask(&addr).map(|answer| println!("{answer}")),

@@ -39,3 +39,29 @@ pub(crate) fn ask(addr: &str) -> anyhow::Result<String> {
     stream.read_to_string(&mut text)?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
+
+/// A plain HTTP/1.0 GET of `http://addr/path`: the response body.
+pub(crate) fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr.parse()?, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
+}
+
+/// Connects `count` times to `addr`, reading the first byte each time; prints the
+/// connect-plus-first-byte latencies in microseconds, one per line.
+pub(crate) fn latency(addr: &str, count: usize) -> anyhow::Result<()> {
+    let addr = addr.parse()?;
+    let mut out = String::new();
+    for _ in 0..count {
+        let started = std::time::Instant::now();
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte)?;
+        out.push_str(&format!("{}\n", started.elapsed().as_micros()));
+    }
+    print!("{out}");
+    Ok(())
+}

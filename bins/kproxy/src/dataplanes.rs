@@ -16,11 +16,17 @@ pub fn build(config: &ProxyConfig) -> Result<Box<dyn Dataplane>, ConfigError> {
 
 /// Every compiled-in dataplane, for `--cleanup`.
 fn all(config: &ProxyConfig) -> Vec<Box<dyn Dataplane>> {
-    let mut all: Vec<Box<dyn Dataplane>> = Vec::new();
-    #[cfg(feature = "nftables")]
-    all.push(Box::new(nftables::build(config)));
-    let _ = config;
-    all
+    [nftables_dataplane(config)].into_iter().flatten().collect()
+}
+
+#[cfg(feature = "nftables")]
+fn nftables_dataplane(config: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    Some(Box::new(nftables::build(config)))
+}
+
+#[cfg(not(feature = "nftables"))]
+fn nftables_dataplane(_: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    None
 }
 
 /// `--cleanup`: removes what every compiled-in mode installed.

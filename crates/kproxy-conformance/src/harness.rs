@@ -3,8 +3,11 @@
 //! API objects go into a [`ChangeTracker`] exactly as the daemon's sources would put them;
 //! [`Harness::sync`] checks the changes out into the [`ProxyState`] and runs
 //! `Dataplane::sync` on node1 (see [`DataplaneFactory`] for where the dataplane runs).
+//! In end-to-end mode (feature `e2e`) every write also goes to a fake apiserver and
+//! [`Harness::sync`] waits for the `kproxy` daemon on node1 to program it instead.
 
 mod alloc;
+mod backend;
 mod host;
 mod requests;
 
@@ -20,7 +23,8 @@ use kproxy_core::{ChangeTracker, Changes, NamespacedName, ProxyState, SyncStats}
 use crate::topology::{Cluster, NodeEnv};
 use crate::{Error, plan};
 use alloc::Allocator;
-use host::DataplaneHost;
+pub(crate) use backend::{BackendSpec, Write};
+use backend::Backend;
 
 pub(crate) use host::panic_text;
 pub use host::{BoxError, DataplaneFactory};
@@ -31,8 +35,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// See the module docs.
 pub struct Harness {
-    host: Option<DataplaneHost>,
-    factory: Arc<DataplaneFactory>,
+    backend: Option<Backend>,
     masquerade_all: bool,
     tracker: ChangeTracker,
     state: ProxyState,
@@ -41,7 +44,7 @@ pub struct Harness {
     slices: BTreeMap<(String, String), EndpointSlice>,
     alloc: Allocator,
     request_timeout: Duration,
-    // Last: the dataplane thread leaves node1 before the namespaces go.
+    // Last: the dataplane thread (or daemon) leaves node1 before the namespaces go.
     cluster: Cluster,
 }
 
@@ -62,10 +65,14 @@ fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
 impl Harness {
     /// Builds node1's dataplane with `factory`, feeds it node1's Node and syncs once.
     pub async fn new(cluster: Cluster, factory: Arc<DataplaneFactory>) -> Result<Self, Error> {
-        let host = DataplaneHost::start(factory.clone(), cluster.node_env(false)?)?;
+        Self::start(cluster, BackendSpec::Dataplane(factory)).await
+    }
+
+    /// Starts the backend `spec` on node1, feeds it node1's Node and syncs once.
+    pub(crate) async fn start(cluster: Cluster, spec: BackendSpec) -> Result<Self, Error> {
+        let backend = Backend::start(spec, &cluster).await?;
         let mut harness = Self {
-            host: Some(host),
-            factory,
+            backend: Some(backend),
             masquerade_all: false,
             tracker: ChangeTracker::new(plan::NODE1, SystemTime::now()),
             state: ProxyState::new(plan::NODE1),
@@ -85,9 +92,13 @@ impl Harness {
         &self.cluster
     }
 
-    /// The dataplane's name.
+    /// The dataplane's name (`kproxy daemon` end to end).
     pub fn dataplane_name(&self) -> &'static str {
-        self.host.as_ref().map_or("(none)", DataplaneHost::name)
+        self.backend.as_ref().map_or("(none)", Backend::name)
+    }
+
+    fn backend(&mut self) -> Result<&mut Backend, Error> {
+        self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))
     }
 
     /// The model as of the last sync.
@@ -108,6 +119,7 @@ impl Harness {
     /// Adds or updates a Service, without syncing.
     pub fn stage_service(&mut self, service: Service) -> Result<(), Error> {
         self.tracker.on_service_update(&service).map_err(|e| Error::new(format!("service: {e}")))?;
+        self.backend()?.mirror(Write::Service(&service))?;
         self.services.insert(key(service.metadata.namespace.as_ref(), service.metadata.name.as_ref()), service);
         Ok(())
     }
@@ -115,6 +127,7 @@ impl Harness {
     /// Adds or updates an EndpointSlice, without syncing.
     pub fn stage_slice(&mut self, slice: EndpointSlice) -> Result<(), Error> {
         self.tracker.on_slice_update(&slice).map_err(|e| Error::new(format!("slice: {e}")))?;
+        self.backend()?.mirror(Write::Slice(&slice))?;
         self.slices.insert(key(slice.metadata.namespace.as_ref(), slice.metadata.name.as_ref()), slice);
         Ok(())
     }
@@ -135,6 +148,7 @@ impl Harness {
     pub async fn delete_service(&mut self, namespace: &str, name: &str) -> Result<SyncStats, Error> {
         self.services.remove(&(namespace.to_owned(), name.to_owned()));
         self.tracker.on_service_delete(&NamespacedName::new(namespace, name));
+        self.backend()?.mirror(Write::DeleteService(namespace, name))?;
         self.sync().await
     }
 
@@ -143,32 +157,31 @@ impl Harness {
         let slice = self.slices.remove(&(namespace.to_owned(), name.to_owned()));
         let slice = slice.ok_or_else(|| Error::new(format!("no slice {namespace}/{name} was applied")))?;
         self.tracker.on_slice_delete(&slice);
+        self.backend()?.mirror(Write::DeleteSlice(namespace, name))?;
         self.sync().await
     }
 
     /// Replaces node1's Node object (labels for topology), then syncs.
     pub async fn set_node(&mut self, node: &Node) -> Result<SyncStats, Error> {
         self.tracker.on_node_update(node).map_err(|e| Error::new(format!("node: {e}")))?;
+        self.backend()?.mirror_node(node).await?;
         self.sync().await
     }
 
     /// Rebuilds the dataplane with `masquerade_all` (after `cleanup` of the old one) and
     /// syncs everything into it.
     pub async fn set_masquerade_all(&mut self, masquerade_all: bool) -> Result<SyncStats, Error> {
-        if let Some(old) = self.host.take()
-            && old.is_alive()
-        {
-            old.cleanup().await?;
-        }
+        let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
+        backend.restart(&self.cluster, masquerade_all).await?;
         self.masquerade_all = masquerade_all;
-        self.host = Some(DataplaneHost::start(self.factory.clone(), self.cluster.node_env(masquerade_all)?)?);
         self.tracker.request_full_sync();
         self.sync().await
     }
 
-    /// Checks the pending changes out and runs `Dataplane::sync`. After a failure the next
-    /// sync is a full one and carries the failed changes too, as the daemon's runner does;
-    /// a dataplane thread that died (panicked) is rebuilt first.
+    /// Checks the pending changes out and runs `Dataplane::sync` (end to end: waits until
+    /// the daemon has programmed every write). After a failure the next sync is a full one
+    /// and carries the failed changes too, as the daemon's runner does; a dataplane thread
+    /// (or daemon) that died is started again first.
     pub async fn sync(&mut self) -> Result<SyncStats, Error> {
         let mut changes = self.tracker.checkout_into(&mut self.state);
         if let Some(mut failed) = self.failed.take() {
@@ -184,25 +197,24 @@ impl Harness {
     }
 
     async fn sync_changes(&mut self, changes: &mut Changes) -> Result<SyncStats, Error> {
-        if !self.host.as_ref().is_some_and(DataplaneHost::is_alive) {
-            self.host = None;
-            self.host = Some(DataplaneHost::start(self.factory.clone(), self.cluster.node_env(self.masquerade_all)?)?);
-            changes.set_full();
-        }
-        let host = self.host.as_ref().ok_or_else(|| Error::new("no dataplane"))?;
-        host.sync(&self.state, changes.clone()).await
+        let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
+        backend.sync(&self.cluster, self.masquerade_all, &self.state, changes).await
     }
 
     /// Deletes every Service and EndpointSlice applied, restores node1's Node and
     /// `masquerade_all: false`, and syncs: the state between cases.
     pub async fn reset(&mut self) -> Result<(), Error> {
         for (namespace, name) in std::mem::take(&mut self.services).into_keys() {
-            self.tracker.on_service_delete(&NamespacedName::new(namespace, name));
+            self.tracker.on_service_delete(&NamespacedName::new(&namespace, &name));
+            self.backend()?.mirror(Write::DeleteService(&namespace, &name))?;
         }
-        for slice in std::mem::take(&mut self.slices).into_values() {
+        for ((namespace, name), slice) in std::mem::take(&mut self.slices) {
             self.tracker.on_slice_delete(&slice);
+            self.backend()?.mirror(Write::DeleteSlice(&namespace, &name))?;
         }
-        self.tracker.on_node_update(&default_node()).map_err(|e| Error::new(format!("node: {e}")))?;
+        let node = default_node();
+        self.tracker.on_node_update(&node).map_err(|e| Error::new(format!("node: {e}")))?;
+        self.backend()?.mirror_node(&node).await?;
         if self.masquerade_all {
             self.set_masquerade_all(false).await?;
         } else {
@@ -211,11 +223,12 @@ impl Harness {
         Ok(())
     }
 
-    /// Runs the dataplane's `cleanup`, then stops it; the cluster goes with the harness.
+    /// Runs the dataplane's `cleanup` (end to end: stops the daemon and runs
+    /// `kproxy --cleanup` on node1), then stops it; the cluster goes with the harness.
     pub async fn shutdown(mut self) -> Result<(), Error> {
-        match self.host.take() {
-            Some(host) if host.is_alive() => host.cleanup().await,
-            _ => Ok(()),
+        match self.backend.take() {
+            Some(backend) => backend.shutdown().await,
+            None => Ok(()),
         }
     }
 

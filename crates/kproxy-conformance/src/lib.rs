@@ -15,10 +15,12 @@
 //! use kproxy_conformance::{BoxError, NodeEnv, run_conformance};
 //! use kproxy_core::Dataplane;
 //!
+//! # fn my_dataplane(_: &NodeEnv) -> Box<dyn Dataplane> { unimplemented!() }
 //! fn build(env: &NodeEnv) -> Result<Box<dyn Dataplane>, BoxError> {
-//!     // Called on a thread inside node1's namespace: `env.netns` is there for dataplanes
-//!     // that prefer `ip netns exec`, the rest just work.
-//!     # let _ = env; todo!()
+//!     // Called on a thread inside node1's namespace: commands, netlink sockets and
+//!     // blocking tasks of the dataplane act there. `env.netns` is there for dataplanes that
+//!     // prefer `ip netns exec` anyway; `env.masquerade_all` must be honoured.
+//!     Ok(my_dataplane(env))
 //! }
 //!
 //! let skips = [("sctp-clusterip", "this dataplane has no SCTP")];
@@ -27,10 +29,19 @@
 //! # }
 //! ```
 //!
+//! # End to end
+//!
+//! With feature `e2e`, [`run_conformance_e2e`] runs the same cases through the `kproxy`
+//! binary: a fake apiserver and the daemon run inside node1, every object the harness
+//! applies or deletes goes to the apiserver, and [`Harness::sync`] waits until the daemon
+//! has programmed it (see the `e2e` module).
+//!
 //! Needs root; every change (links, routes, sysctls, rules) happens in namespaces it made
 //! and is removed with them.
 
 mod cases;
+#[cfg(feature = "e2e")]
+mod e2e;
 mod harness;
 mod netns;
 pub mod plan;
@@ -41,6 +52,8 @@ pub mod traffic;
 use std::fmt;
 
 pub use cases::{Case, CaseError, CaseFuture, CaseResult, cases};
+#[cfg(feature = "e2e")]
+pub use e2e::run_conformance_e2e;
 pub use harness::{
     BoxError, DEFAULT_REQUEST_TIMEOUT, DataplaneFactory, Harness, Proto, SPREAD_FAILED, SPREAD_REFUSED,
     SPREAD_TIMED_OUT, default_node, eventually, spread_key,

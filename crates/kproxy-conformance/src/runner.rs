@@ -9,7 +9,7 @@ use kproxy_core::Dataplane;
 
 use crate::Error;
 use crate::cases::{Case, CaseError, cases};
-use crate::harness::{BoxError, DataplaneFactory, Harness, panic_text};
+use crate::harness::{BackendSpec, BoxError, DataplaneFactory, Harness, panic_text};
 use crate::topology::{Cluster, NodeEnv};
 
 /// How long one case may take, its own setup included.
@@ -108,13 +108,18 @@ pub async fn run_cases(
     skips: &[(&str, &str)],
     filter: Option<&str>,
 ) -> Report {
+    run_with(BackendSpec::Dataplane(factory), table, skips, filter).await
+}
+
+/// [`run_cases`] with any backend: the case table is the same in every mode.
+pub(crate) async fn run_with(spec: BackendSpec, table: &[Case], skips: &[(&str, &str)], filter: Option<&str>) -> Report {
     for (name, _) in skips.iter().filter(|(name, _)| !table.iter().any(|c| c.name == *name)) {
         println!("NOTE skip given for unknown case {name}");
     }
     let selected: Vec<&Case> = table.iter().filter(|c| filter.is_none_or(|f| c.name.contains(f))).collect();
     let skip_of = |name: &str| skips.iter().find(|(n, _)| *n == name).map(|(_, why)| (*why).to_owned());
     let needs_cluster = selected.iter().any(|c| skip_of(c.name).is_none());
-    let mut harness = if needs_cluster { Some(setup(factory).await) } else { None };
+    let mut harness = if needs_cluster { Some(setup(spec).await) } else { None };
     let mut report = Report::default();
     for case in selected {
         let start = Instant::now();
@@ -137,11 +142,11 @@ pub async fn run_cases(
     report
 }
 
-async fn setup(factory: Arc<DataplaneFactory>) -> Result<Harness, Error> {
+async fn setup(spec: BackendSpec) -> Result<Harness, Error> {
     let cluster = tokio::task::spawn_blocking(Cluster::create)
         .await
         .map_err(|e| Error::new(format!("cluster creation panicked: {e}")))??;
-    Harness::new(cluster, factory).await
+    Harness::start(cluster, spec).await
 }
 
 async fn run_one(h: &mut Harness, case: &Case) -> Verdict {

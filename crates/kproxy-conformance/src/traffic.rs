@@ -109,7 +109,7 @@ pub fn sctp_available() -> bool {
     std::path::Path::new("/proc/sys/net/sctp").exists()
 }
 
-/// A new SCTP one-to-one socket of `addr`'s family, as a std stream for reading and writing.
+/// A new SCTP one-to-one (stream) socket, IPv4 or IPv6.
 pub(crate) fn sctp_socket(ipv4: bool) -> nix::Result<std::os::fd::OwnedFd> {
     let family = if ipv4 { AddressFamily::Inet } else { AddressFamily::Inet6 };
     socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, SockProtocol::Sctp)

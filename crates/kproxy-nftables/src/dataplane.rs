@@ -178,3 +178,7 @@ impl Dataplane for NftablesDataplane {
         IpFamily::ALL.iter().map(|f| render_text(&render_family(&self.config, state, *f), &self.config.table)).collect()
     }
 }
+
+#[cfg(test)]
+#[path = "dataplane_tests.rs"]
+mod tests;

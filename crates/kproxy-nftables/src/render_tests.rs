@@ -1,1 +1,215 @@
 use super::*;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kproxy_core::{Endpoint, NamespacedName, Protocol, ServicePort, SessionAffinity};
+
+use crate::config::NodePortAddresses;
+use crate::render::names::{NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, SHORT_CIRCUIT_OR_DROP};
+
+fn config() -> NftablesConfig {
+    NftablesConfig { cluster_cidrs: vec!["10.0.0.0/8".parse().unwrap()], ..NftablesConfig::default() }
+}
+
+fn endpoint(ip: &str, local: bool) -> Endpoint {
+    Endpoint { is_local: local, ..Endpoint::new(ip.parse().unwrap(), 8080) }
+}
+
+fn port_name(namespace: &str, service: &str) -> ServicePortName {
+    ServicePortName::new(NamespacedName::new(namespace, service), "p80", Protocol::Tcp)
+}
+
+/// Every combination of policies, affinity, external access and endpoint placement, one
+/// service port each.
+fn every_shape() -> ProxyState {
+    let mut state = ProxyState::new("node1");
+    let placements: [&[(&str, bool)]; 4] =
+        [&[], &[("10.180.1.1", false)], &[("10.180.0.1", true)], &[("10.180.0.2", true), ("10.180.1.2", false)]];
+    let mut n = 0u8;
+    for etp_local in [false, true] {
+        for itp_local in [false, true] {
+            for affinity in [false, true] {
+                for external in [false, true] {
+                    for placement in placements {
+                        n += 1;
+                        let name = port_name("ns1", &format!("svc{n}"));
+                        let mut port = ServicePort::new(format!("172.30.0.{n}").parse().unwrap(), 80, Protocol::Tcp);
+                        port.external_policy_local = etp_local;
+                        port.internal_policy_local = itp_local;
+                        if affinity {
+                            port.session_affinity = SessionAffinity::ClientIp { timeout_seconds: 60 };
+                        }
+                        if external {
+                            port.node_port = Some(30000 + u16::from(n));
+                            port.load_balancer_vips = vec![format!("1.2.3.{n}").parse().unwrap()];
+                            port.load_balancer_source_ranges = vec!["203.0.113.0/25".parse().unwrap()];
+                        }
+                        let endpoints = placement.iter().map(|(ip, local)| endpoint(ip, *local)).collect();
+                        state.family_mut(IpFamily::V4).services.insert(name.clone(), port);
+                        state.family_mut(IpFamily::V4).endpoints.insert(name, endpoints);
+                    }
+                }
+            }
+        }
+    }
+    state
+}
+
+/// Names following `word` (`goto`, `jump`) or `@` in `text`.
+fn references(text: &str, word: &str) -> Vec<String> {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    tokens
+        .windows(2)
+        .filter(|w| w[0] == word)
+        .map(|w| w[1].trim_end_matches([',', '}']).to_owned())
+        .collect()
+}
+
+fn set_references(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter_map(|t| t.strip_prefix('@'))
+        .map(|t| t.trim_end_matches([',', '}']).to_owned())
+        .collect()
+}
+
+/// Every chain and set a rule or element names exists, and a chain name always carries the
+/// same rules (what `Committed`'s sharing relies on).
+fn assert_consistent(table: &TableRender) {
+    let mut chains: BTreeMap<&str, &Vec<String>> = BTreeMap::new();
+    for chain in table.statics.chains.iter().map(|c| &c.chain).chain(table.ports.values().flat_map(|p| &p.chains)) {
+        if let Some(rules) = chains.insert(&chain.name, &chain.rules) {
+            assert_eq!(rules, &chain.rules, "chain {} rendered with two rule sets", chain.name);
+        }
+        assert!(chain.name.len() <= 255, "nft refuses chain names over 255 characters: {}", chain.name);
+    }
+    let sets: BTreeSet<&str> = table
+        .statics
+        .sets
+        .iter()
+        .map(|s| s.name)
+        .chain(table.ports.values().flat_map(|p| &p.sets).map(|s| s.name.as_str()))
+        .collect();
+    let rules = chains.values().flat_map(|r| r.iter().cloned());
+    let values = table.ports.values().flat_map(|p| &p.elements).filter_map(|e| e.value.clone());
+    for text in rules.chain(values) {
+        for target in references(&text, "goto").into_iter().chain(references(&text, "jump")) {
+            assert!(chains.contains_key(target.as_str()), "`{text}` names a missing chain {target}");
+        }
+        for set in set_references(&text) {
+            assert!(sets.contains(set.as_str()), "`{text}` names a missing set {set}");
+        }
+    }
+}
+
+#[test]
+fn every_shape_references_only_what_exists() {
+    let state = every_shape();
+    for config in [
+        config(),
+        NftablesConfig::default(),
+        NftablesConfig { masquerade_all: true, ..config() },
+        NftablesConfig { nodeport_addresses: NodePortAddresses::Cidrs(vec!["192.168.0.0/24".parse().unwrap()]), ..config() },
+    ] {
+        let table = render_family(&config, &state, IpFamily::V4);
+        assert_eq!(table.ports.len(), 64);
+        assert_consistent(&table);
+    }
+}
+
+#[test]
+fn restricted_node_ports_match_only_local_addresses() {
+    let config = NftablesConfig {
+        nodeport_addresses: NodePortAddresses::Cidrs(vec!["192.168.0.0/24".parse().unwrap()]),
+        ..config()
+    };
+    let table = render_family(&config, &ProxyState::new("node1"), IpFamily::V4);
+    let services = table.statics.chains.iter().find(|c| c.chain.name == "services").unwrap();
+    assert_eq!(
+        services.chain.rules[1],
+        "fib daddr type local ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"
+    );
+    // No CIDR of this family: no node port at all.
+    let v6 = render_family(&config, &ProxyState::new("node1"), IpFamily::V6);
+    let services = v6.statics.chains.iter().find(|c| c.chain.name == "services").unwrap();
+    assert_eq!(services.chain.rules.len(), 1);
+    let check = v6.statics.chains.iter().find(|c| c.chain.name == "nodeport-endpoints-check").unwrap();
+    assert!(check.chain.rules.is_empty());
+}
+
+fn etp_local_without_local_endpoints(itp_local: bool) -> PortRender {
+    let mut state = ProxyState::new("node1");
+    let name = port_name("ns1", "remote");
+    let mut port = ServicePort::new("172.30.0.1".parse().unwrap(), 80, Protocol::Tcp);
+    port.external_policy_local = true;
+    port.internal_policy_local = itp_local;
+    port.node_port = Some(30001);
+    port.load_balancer_vips = vec!["1.2.3.4".parse().unwrap()];
+    state.family_mut(IpFamily::V4).services.insert(name.clone(), port);
+    state.family_mut(IpFamily::V4).endpoints.insert(name.clone(), vec![endpoint("10.180.1.1", false)]);
+    let mut table = render_family(&config(), &state, IpFamily::V4);
+    table.ports.remove(&name).unwrap()
+}
+
+fn verdict<'a>(render: &'a PortRender, set: &str, key: &str) -> Option<&'a str> {
+    render.elements.iter().find(|e| e.set == set && e.key == key).and_then(|e| e.value.as_deref())
+}
+
+#[test]
+fn external_traffic_without_local_endpoints_spares_short_circuited_traffic() {
+    let render = etp_local_without_local_endpoints(false);
+    let spare = format!("goto {SHORT_CIRCUIT_OR_DROP}");
+    assert_eq!(verdict(&render, NO_ENDPOINT_SERVICES, "1.2.3.4 . tcp . 80"), Some(spare.as_str()));
+    assert_eq!(verdict(&render, NO_ENDPOINT_NODEPORTS, "tcp . 30001"), Some(spare.as_str()));
+    assert_eq!(verdict(&render, NO_ENDPOINT_SERVICES, "172.30.0.1 . tcp . 80"), None, "the cluster IP has endpoints");
+    assert_eq!(
+        verdict(&render, "service-ips", "1.2.3.4 . tcp . 80"),
+        Some("goto external-local-to-none-via-internal-to-cluster-tcp-1")
+    );
+    let table = render_family(&config(), &ProxyState::new("node1"), IpFamily::V4);
+    let chain = table.statics.chains.iter().find(|c| c.chain.name == SHORT_CIRCUIT_OR_DROP).unwrap();
+    assert_eq!(chain.chain.rules, ["ip saddr @cluster-cidrs return", "fib saddr type local return", "drop"]);
+    // Without a local-traffic detector only the node's own traffic is short-circuited.
+    let table = render_family(&NftablesConfig::default(), &ProxyState::new("node1"), IpFamily::V4);
+    let chain = table.statics.chains.iter().find(|c| c.chain.name == SHORT_CIRCUIT_OR_DROP).unwrap();
+    assert_eq!(chain.chain.rules, ["fib saddr type local return", "drop"]);
+}
+
+#[test]
+fn nothing_to_short_circuit_to_drops_plainly() {
+    // Internal policy Local without local endpoints: no cluster-IP path to short-circuit to.
+    let render = etp_local_without_local_endpoints(true);
+    assert_eq!(verdict(&render, NO_ENDPOINT_SERVICES, "1.2.3.4 . tcp . 80"), Some("drop"));
+    assert_eq!(verdict(&render, NO_ENDPOINT_SERVICES, "172.30.0.1 . tcp . 80"), Some("drop"));
+    assert_eq!(verdict(&render, "service-ips", "1.2.3.4 . tcp . 80"), None);
+}
+
+#[test]
+fn overlong_chain_names_are_cut_and_hashed_consistently() {
+    let long = "x".repeat(63);
+    let mut state = ProxyState::new("node1");
+    for service in [format!("{long}a"), format!("{long}b")] {
+        let name = port_name(&long, &service[..63]);
+        let name = ServicePortName { service: NamespacedName::new(&long, &service), ..name };
+        let mut port = ServicePort::new("172.30.0.1".parse().unwrap(), 80, Protocol::Tcp);
+        port.external_policy_local = true;
+        port.node_port = Some(30001);
+        port.session_affinity = SessionAffinity::ClientIp { timeout_seconds: 60 };
+        state.family_mut(IpFamily::V4).services.insert(name.clone(), port);
+        state.family_mut(IpFamily::V4).endpoints.insert(name, vec![endpoint("10.180.0.1", true)]);
+    }
+    let table = render_family(&config(), &state, IpFamily::V4);
+    assert_consistent(&table);
+    let external: Vec<&str> = table
+        .ports
+        .values()
+        .flat_map(|p| &p.chains)
+        .map(|c| c.name.as_str())
+        .filter(|n| n.starts_with("external-local-"))
+        .collect();
+    assert_eq!(external.len(), 2);
+    assert_ne!(external[0], external[1], "the hash keeps cut names apart");
+    assert!(external.iter().all(|n| n.len() == 255));
+    // Rendering again gives the same names.
+    let again = render_family(&config(), &state, IpFamily::V4);
+    assert_eq!(again, table);
+}

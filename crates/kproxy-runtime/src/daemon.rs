@@ -61,11 +61,12 @@ pub async fn run(
     tracing::info!(mode, node, "kproxy starting");
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(ProxyHealth::new(config.health_timeout()));
-    spawn_servers(&config, &health, &metrics, mode).await;
+    // The servers report on this run only: they stop with it, whichever way it ends.
+    let _servers = AbortOnDrop(spawn_servers(&config, &health, &metrics, mode).await);
     let tracker = Arc::new(Mutex::new(ChangeTracker::new(&node, SystemTime::now())));
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-    let source = spawn_source(&config, &node, events_tx).await?;
     let (runner, handle) = SyncRunner::new(sync_config(&config))?;
+    let source = spawn_source(&config, &node, events_tx).await?;
     let (initialized_tx, initialized) = oneshot::channel();
     let handler = spawn_handler(events_rx, tracker.clone(), handle, metrics.clone(), health.clone(), initialized_tx);
     // As upstream's SyncLoop: a proxy whose syncs never succeed turns unhealthy.
@@ -101,19 +102,36 @@ fn sync_config(config: &ProxyConfig) -> SyncConfig {
     }
 }
 
-async fn spawn_servers(config: &ProxyConfig, health: &Arc<ProxyHealth>, metrics: &Arc<Metrics>, mode: &str) {
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// Starts the health and metrics servers; their tasks, to stop them.
+async fn spawn_servers(
+    config: &ProxyConfig,
+    health: &Arc<ProxyHealth>,
+    metrics: &Arc<Metrics>,
+    mode: &str,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut servers = Vec::new();
     if let Some(addr) = config.healthz_bind_address
         && let Some(listener) = bind("healthz", addr).await
     {
         let server = crate::health_server::serve(listener, health.clone(), metrics.clone());
-        tokio::spawn(async move { log_server_end("healthz", server.await) });
+        servers.push(tokio::spawn(async move { log_server_end("healthz", server.await) }));
     }
     if let Some(addr) = config.metrics_bind_address
         && let Some(listener) = bind("metrics", addr).await
     {
         let server = crate::metrics_server::serve(listener, metrics.clone(), mode);
-        tokio::spawn(async move { log_server_end("metrics", server.await) });
+        servers.push(tokio::spawn(async move { log_server_end("metrics", server.await) }));
     }
+    servers
 }
 
 /// Binds a server's address; failure is logged, not fatal (kube-proxy's default).

@@ -139,8 +139,11 @@ pub(super) async fn expect_spread(
 /// Every reply saw source IP `ip`.
 pub(super) fn expect_source(replies: &[Reply], ip: impl Into<IpAddr>, why: &str) -> CaseResult {
     let ip = ip.into();
-    let wrong: BTreeSet<SocketAddr> = replies.iter().map(|r| r.source).filter(|s| s.ip() != ip).collect();
-    ensure!(wrong.is_empty(), "pods saw sources {wrong:?}, expected {ip} ({why})");
+    let wrong = replies.iter().map(|r| r.source.ip()).filter(|s| *s != ip).fold(BTreeMap::new(), |mut m, s| {
+        *m.entry(s).or_insert(0usize) += 1;
+        m
+    });
+    ensure!(wrong.is_empty(), "pods saw sources {wrong:?} (ip: count), expected only {ip} ({why})");
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub(crate) struct ChainSink {
 
 impl ChainSink {
     fn add(&mut self, name: String, rules: Vec<String>) -> String {
+        let name = bounded(name);
         if !self.chains.iter().any(|c| c.name == name) {
             self.chains.push(Chain { name: name.clone(), rules });
         }
@@ -134,6 +135,25 @@ impl ChainSink {
         let name = format!("external-local-to-{}-via-{}", target.unwrap_or("none"), internal.unwrap_or("none"));
         Some(self.add(name, rules))
     }
+}
+
+/// The longest name nft accepts for a chain.
+const NAME_MAX: usize = 255;
+
+/// `name`, or when nft would refuse it as too long, its head followed by a hash of the
+/// whole (composite names such as `external-local-to-affinity-…-via-internal-to-…` reach
+/// 350 characters with long namespace and service names).
+fn bounded(name: String) -> String {
+    if name.len() <= NAME_MAX {
+        return name;
+    }
+    // FNV-1a: stable across Rust releases and runs.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let mut cut = NAME_MAX - 17;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{hash:016x}", &name[..cut])
 }
 
 /// `ns/name/proto/port`, upstream's chain suffix for a service port.

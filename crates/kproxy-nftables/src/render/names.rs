@@ -29,6 +29,9 @@ pub const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 pub const MASQUERADING: &str = "masquerading";
 /// Chain rejecting a packet (connection refused).
 pub const REJECT: &str = "reject-chain";
+/// Chain dropping external traffic (policy Local, no local endpoint) that the external
+/// chain does not short-circuit to the cluster-IP path.
+pub const SHORT_CIRCUIT_OR_DROP: &str = "short-circuit-or-drop";
 /// Chain dropping traffic from sources outside a load balancer's ranges.
 pub const FIREWALL_CHECK: &str = "firewall-check";
 /// Chain refusing traffic to services without endpoints.

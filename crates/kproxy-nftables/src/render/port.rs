@@ -139,8 +139,14 @@ impl PortWriter<'_> {
             EndpointKind::Cluster => target.as_deref().map(|t| sink.external_cluster(t)),
             EndpointKind::Local => sink.external_local(self.ctx, target.as_deref(), internal),
         };
-        let dispatch = chain.map(|c| format!("goto {c}"));
-        let refuse = target.is_none().then(|| self.no_endpoint_verdict());
+        let dispatch = chain.as_ref().map(|c| format!("goto {c}"));
+        let refuse = target.is_none().then(|| match &chain {
+            // Policy Local without local endpoints, but pods and the node itself are
+            // short-circuited to the cluster-IP path: drop only the rest. (The check runs
+            // before DNAT, so a plain `drop` would also drop the short-circuited traffic.)
+            Some(_) => format!("goto {SHORT_CIRCUIT_OR_DROP}"),
+            None => self.no_endpoint_verdict(),
+        });
         let external_vips = self.port.external_ips.iter().chain(&self.port.load_balancer_vips);
         for vip in external_vips {
             push(render, SERVICE_IPS, self.vip_key(*vip), &dispatch);

@@ -102,7 +102,9 @@ pub(crate) fn nodeport_match(ctx: &RenderContext<'_>) -> Option<String> {
         NodePortAddresses::Cidrs(cidrs) => cidrs
             .iter()
             .any(|c| IpFamily::of(&c.addr()) == ctx.family.0)
-            .then(|| format!("{fam} daddr @{NODEPORT_IPS}")),
+            // Only local addresses: a packet routed through this node to another host in
+            // one of the CIDRs is not a node-port packet.
+            .then(|| format!("fib daddr type local {fam} daddr @{NODEPORT_IPS}")),
     }
 }
 
@@ -164,6 +166,7 @@ fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
             on_nodeport(format!("meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}")).into_iter().collect(),
         ),
         plain(REJECT, vec!["reject".to_owned()]),
+        plain(SHORT_CIRCUIT_OR_DROP, short_circuit_or_drop(ctx)),
         plain(MARK_FOR_MASQUERADE, vec![format!("meta mark set meta mark | {mark}")]),
         plain(
             MASQUERADING,
@@ -181,6 +184,19 @@ fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
                 .collect(),
         ),
     ]
+}
+
+/// The no-endpoint verdict of external destinations with policy Local and no local
+/// endpoint: the traffic the external chain short-circuits to the cluster-IP path (from
+/// pods, from the node itself) goes on; the rest is dropped.
+fn short_circuit_or_drop(ctx: &RenderContext<'_>) -> Vec<String> {
+    let mut rules = Vec::new();
+    if ctx.has_cluster_cidrs() {
+        rules.push(format!("{} saddr @{CLUSTER_CIDRS} return", ctx.family.keyword()));
+    }
+    rules.push("fib saddr type local return".to_owned());
+    rules.push("drop".to_owned());
+    rules
 }
 
 fn chain(name: &str, rules: Vec<String>) -> Chain {

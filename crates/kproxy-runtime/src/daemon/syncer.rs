@@ -63,6 +63,16 @@ impl Syncer {
         let (ports, local) = health_check_inputs(&self.state);
         self.service_health.sync_services(ports).await;
         self.service_health.sync_endpoints(local);
+        self.report_pending();
+    }
+
+    /// Sets the pending gauges to what arrived during the sync: after a successful sync
+    /// they read 0 unless more changes wait. (Upstream zeroes them when a sync starts;
+    /// keeping them until the sync has succeeded makes 0 mean "programmed".)
+    fn report_pending(&self) {
+        let tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
+        self.metrics.set_service_changes_pending(tracker.service_changes_pending());
+        self.metrics.set_endpoint_changes_pending(tracker.endpoint_changes_pending());
     }
 }
 

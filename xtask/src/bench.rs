@@ -1,0 +1,53 @@
+//! `cargo xtask bench`: dataplane benchmarks, each reported as a ratio to a baseline
+//! measured in the same run, inside network namespaces created for the run.
+
+mod latency;
+mod nftables;
+mod rss;
+mod state;
+
+use std::time::Duration;
+
+/// Runs every benchmark and prints the table.
+pub(crate) fn run() -> anyhow::Result<()> {
+    if crate::netns::run(&["id", "-u"])?.trim() != "0" {
+        anyhow::bail!("benchmarks create network namespaces: run them as root");
+    }
+    crate::packages::ensure(&[("nft", "nftables"), ("ip", "iproute2")])?;
+    crate::cargo(&["build", "--quiet", "--release", "-p", "kproxy", "-p", "xtask"])?;
+    let mut rows = Vec::new();
+    rows.extend(nftables::run()?);
+    rows.push(rss::run()?);
+    rows.extend(latency::run()?);
+    print_table(&rows);
+    Ok(())
+}
+
+/// One line of the results table.
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) value: String,
+    pub(crate) baseline: String,
+    pub(crate) ratio: Option<f64>,
+    pub(crate) goal: String,
+}
+
+fn print_table(rows: &[Row]) {
+    println!("\n| benchmark | kproxy | baseline | ratio | goal |");
+    println!("|---|---|---|---|---|");
+    for row in rows {
+        let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".to_owned());
+        println!("| {} | {} | {} | {ratio} | {} |", row.name, row.value, row.baseline, row.goal);
+    }
+}
+
+/// Milliseconds with one decimal.
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The median of `samples`.
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}

@@ -1,0 +1,102 @@
+//! nftables: cold full sync against `nft -f` of the same text, and one endpoint change.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use kproxy_core::{Changes, Dataplane, Endpoint, IpFamily, ProxyState};
+use kproxy_nftables::{NftablesConfig, NftablesDataplane};
+
+use super::state::{endpoint_ip, port_name, synthetic};
+use super::{Row, median, ms};
+use crate::netns::run as sh;
+
+const ENDPOINTS: usize = 10;
+const CHANGE_SAMPLES: usize = 15;
+
+/// Cold sync at 1k and 10k service ports, and one change at 10k.
+pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let ns = Namespace::create(&format!("kpbench{}", std::process::id() % 100_000))?;
+    let mut rows = Vec::new();
+    for services in [1_000, 10_000] {
+        let state = synthetic(services, ENDPOINTS);
+        let (cold, raw) = runtime.block_on(cold_sync(&ns.0, &state))?;
+        rows.push(Row {
+            name: format!("nftables cold full sync, {services} svc x {ENDPOINTS} ep"),
+            value: ms(cold),
+            baseline: format!("nft -f same text {}", ms(raw)),
+            ratio: Some(cold.as_secs_f64() / raw.as_secs_f64()),
+            goal: if services == 10_000 { "< 2 s".to_owned() } else { "-".to_owned() },
+        });
+        if services == 10_000 {
+            let change = runtime.block_on(one_change(&ns.0, state))?;
+            rows.push(Row {
+                name: "nftables one endpoint change, 10k svc present".to_owned(),
+                value: ms(change),
+                baseline: "-".to_owned(),
+                ratio: None,
+                goal: "< 50 ms".to_owned(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn dataplane(ns: &str) -> NftablesDataplane {
+    NftablesDataplane::new(NftablesConfig { netns: Some(ns.to_owned()), ..NftablesConfig::default() })
+}
+
+async fn cold_sync(ns: &str, state: &ProxyState) -> anyhow::Result<(Duration, Duration)> {
+    let mut dp = dataplane(ns);
+    dp.cleanup().await?;
+    let started = Instant::now();
+    dp.sync(state, &Changes::full_sync()).await?;
+    let cold = started.elapsed();
+    let text = dp.render(state);
+    dp.cleanup().await?;
+    let file = std::env::temp_dir().join(format!("kproxy-bench-{}.nft", std::process::id()));
+    std::fs::write(&file, text)?;
+    let started = Instant::now();
+    sh(&["ip", "netns", "exec", ns, "nft", "-f", file.to_str().unwrap_or_default()])?;
+    let raw = started.elapsed();
+    std::fs::remove_file(&file)?;
+    dp.cleanup().await?;
+    Ok((cold, raw))
+}
+
+async fn one_change(ns: &str, mut state: ProxyState) -> anyhow::Result<Duration> {
+    let mut dp = dataplane(ns);
+    dp.sync(&state, &Changes::full_sync()).await?;
+    let mut samples = Vec::new();
+    for round in 0..CHANGE_SAMPLES {
+        let name = port_name(round * 7);
+        let replacement = Endpoint::new(IpAddr::V4(endpoint_ip(20_000 + round, 0, ENDPOINTS)), 8080);
+        let view = state.family_mut(IpFamily::V4);
+        let mut endpoints = view.endpoints.get(&name).to_vec();
+        endpoints[0] = replacement;
+        view.endpoints.insert(name.clone(), endpoints);
+        let mut changes = Changes::default();
+        changes.family_mut(IpFamily::V4).service_ports.insert(name);
+        let started = Instant::now();
+        dp.sync(&state, &changes).await?;
+        samples.push(started.elapsed());
+    }
+    dp.cleanup().await?;
+    Ok(median(samples))
+}
+
+/// A namespace for the benchmark, removed on drop.
+struct Namespace(String);
+
+impl Namespace {
+    fn create(name: &str) -> anyhow::Result<Self> {
+        sh(&["ip", "netns", "add", name])?;
+        Ok(Self(name.to_owned()))
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.0]);
+    }
+}
