@@ -16,9 +16,30 @@ pub(crate) fn run() -> anyhow::Result<()> {
     crate::packages::ensure(&[("nft", "nftables"), ("ip", "iproute2")])?;
     crate::cargo(&["build", "--quiet", "--release", "-p", "kproxy", "-p", "xtask"])?;
     let mut rows = Vec::new();
-    rows.extend(nftables::run()?);
-    rows.push(rss::run()?);
-    rows.extend(latency::run()?);
+    type Phase = fn() -> anyhow::Result<Vec<Row>>;
+    let phases: [(&str, Phase); 3] = [
+        ("nftables sync", nftables::run),
+        ("daemon memory", || rss::run().map(|r| vec![r])),
+        ("connect latency", latency::run),
+    ];
+    for (name, phase) in phases {
+        match phase() {
+            Ok(measured) => {
+                measured.iter().for_each(|r| println!("measured: {} = {} (baseline {})", r.name, r.value, r.baseline));
+                rows.extend(measured);
+            }
+            Err(error) => {
+                println!("{name} failed: {error:#}");
+                rows.push(Row {
+                    name: name.to_owned(),
+                    value: format!("failed: {error}"),
+                    baseline: "-".to_owned(),
+                    ratio: None,
+                    goal: "-".to_owned(),
+                });
+            }
+        }
+    }
     print_table(&rows);
     Ok(())
 }

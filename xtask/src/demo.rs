@@ -24,22 +24,45 @@ pub(crate) fn run_demo() -> anyhow::Result<()> {
     let manifests = write_manifests()?;
     println!("== creating a node, {PODS} pods and a client in network namespaces");
     let mut cluster = Cluster::create(&format!("kpdemo{}", std::process::id() % 10_000), PODS)?;
-    let me = std::env::current_exe()?;
-    let me = me.to_str().context("xtask path")?;
+    let me = crate::netns::tool_path()?;
+    let me = me.as_str();
     for i in 0..PODS {
         let name = format!("pod-{}", (b'a' + i as u8) as char);
         cluster.spawn(&format!("pod{i}"), &[me, "serve", "--name", &name, "--port", "8080"], true)?;
     }
     let dir = manifests.to_str().context("manifest path")?.to_owned();
     let kproxy_path = kproxy.to_str().context("kproxy path")?.to_owned();
-    println!("== starting: kproxy --mode nftables --manifests {dir} --hostname-override node1 --cluster-cidr 10.0.0.0/8");
-    cluster.spawn("node", &[&kproxy_path, "--mode", "nftables", "--manifests", &dir, "--hostname-override", "node1",
-        "--cluster-cidr", "10.0.0.0/8", "--healthz-bind-address", "127.0.0.1:10256",
-        "--metrics-bind-address", "127.0.0.1:10249", "--log-level", "warn"], false)?;
+    println!(
+        "== starting: kproxy --mode nftables --manifests {dir} --hostname-override node1 --cluster-cidr 10.0.0.0/8"
+    );
+    cluster.spawn(
+        "node",
+        &[
+            &kproxy_path,
+            "--mode",
+            "nftables",
+            "--manifests",
+            &dir,
+            "--hostname-override",
+            "node1",
+            "--cluster-cidr",
+            "10.0.0.0/8",
+            "--healthz-bind-address",
+            "127.0.0.1:10256",
+            "--metrics-bind-address",
+            "127.0.0.1:10249",
+            "--log-level",
+            "warn",
+        ],
+        false,
+    )?;
     wait_for_service(&cluster, me)?;
     show_requests(&cluster, me)?;
     println!("\n== kproxy render --mode nftables --manifests {dir}");
-    print!("{}", run(&[&kproxy_path, "render", "--mode", "nftables", "--manifests", &dir, "--cluster-cidr", "10.0.0.0/8"])?);
+    print!(
+        "{}",
+        run(&[&kproxy_path, "render", "--mode", "nftables", "--manifests", &dir, "--cluster-cidr", "10.0.0.0/8"])?
+    );
     println!("== cleaning up");
     drop(cluster);
     let _ = std::fs::remove_dir_all(&manifests);
@@ -79,9 +102,8 @@ fn write_manifests() -> anyhow::Result<PathBuf> {
 }
 
 fn manifest() -> String {
-    let endpoints: String = (0..PODS)
-        .map(|i| format!("  - addresses: [{}]\n    nodeName: node1\n", Cluster::pod_ip(i)))
-        .collect();
+    let endpoints: String =
+        (0..PODS).map(|i| format!("  - addresses: [{}]\n    nodeName: node1\n", Cluster::pod_ip(i))).collect();
     format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: demo}}\nspec:\n  type: NodePort\n  clusterIP: {CLUSTER_IP}\n  ports: [{{name: http, port: 80, protocol: TCP, nodePort: {NODE_PORT}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: demo, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\nendpoints:\n{endpoints}---\napiVersion: v1\nkind: Node\nmetadata: {{name: node1}}\n"
     )

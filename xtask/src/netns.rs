@@ -8,11 +8,20 @@ use anyhow::{Context, bail};
 
 /// Runs a command, failing with its standard error when it fails.
 pub(crate) fn run(args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("running {}", args.join(" ")))?;
+    let output =
+        Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("running {}", args.join(" ")))?;
     if !output.status.success() {
         bail!("{} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// This program's path, for running its hidden subcommands inside namespaces. A rebuild
+/// while it runs leaves `/proc/self/exe` reading `… (deleted)`; the new file serves too.
+pub(crate) fn tool_path() -> anyhow::Result<String> {
+    let path = std::env::current_exe()?;
+    let path = path.to_str().context("program path is not UTF-8")?;
+    Ok(path.trim_end_matches(" (deleted)").to_owned())
 }
 
 /// The namespaces of one small cluster, removed on drop (also on panic).

@@ -69,7 +69,9 @@ fn svc(name: &str, ip: &str) -> Service {
 /// A slice of `name` with ready endpoints on node2 (none is local).
 fn eps(name: &str, ips: &[&str]) -> EndpointSlice {
     ips.iter()
-        .fold(slice("ns1", name, &format!("{name}-1")).tcp("p80", 8080), |b, ip| b.endpoint(ip, |e| e.node(OTHER_NODE_NAME)))
+        .fold(slice("ns1", name, &format!("{name}-1")).tcp("p80", 8080), |b, ip| {
+            b.endpoint(ip, |e| e.node(OTHER_NODE_NAME))
+        })
         .build()
 }
 
@@ -96,15 +98,18 @@ async fn first_sync_loads_both_tables_fully() {
     assert!(v4.contains("\nflush table ip kproxy\n"));
     assert!(v4.contains("add chain ip kproxy cluster-tcp-3\n"));
     assert!(v4.contains("add chain ip kproxy internal-to-cluster-tcp-3\n"));
-    assert!(v4.contains(
-        "add element ip kproxy service-ips { 172.30.0.41 . tcp . 80 : goto internal-to-cluster-tcp-3 }\n"
-    ));
+    assert!(
+        v4.contains("add element ip kproxy service-ips { 172.30.0.41 . tcp . 80 : goto internal-to-cluster-tcp-3 }\n")
+    );
     assert!(v4.contains(
         "add element ip kproxy cluster-endpoints-tcp { 172.30.0.41 . 80 . 0 : 10.180.1.1 . 8080, 172.30.0.41 . 80 . 1 : 10.180.1.2 . 8080, 172.30.0.41 . 80 . 2 : 10.180.1.3 . 8080 }\n"
     ));
     assert!(v4.contains("add element ip kproxy cluster-cidrs { 10.0.0.0/8 }\n"));
     // Elements are added after the flush, rules after the chains exist.
-    assert!(position(v4, "flush table ip kproxy") < position(v4, "add rule ip kproxy services ip daddr . meta l4proto . th dport vmap @service-ips"));
+    assert!(
+        position(v4, "flush table ip kproxy")
+            < position(v4, "add rule ip kproxy services ip daddr . meta l4proto . th dport vmap @service-ips")
+    );
     let v6 = &scripts[1];
     assert_eq!(v6.lines().next(), Some("add table ip6 kproxy"));
     assert!(v6.contains("\nflush table ip6 kproxy\n"));
@@ -142,7 +147,10 @@ async fn endpoint_count_change_swaps_the_generic_chain() {
     let (_, scripts) = h.sync_scripts().await;
     let script = &scripts[0];
     assert!(!script.contains("flush table"));
-    assert_eq!(lines(script, "add chain"), ["add chain ip kproxy cluster-tcp-2", "add chain ip kproxy internal-to-cluster-tcp-2"]);
+    assert_eq!(
+        lines(script, "add chain"),
+        ["add chain ip kproxy cluster-tcp-2", "add chain ip kproxy internal-to-cluster-tcp-2"]
+    );
     assert_eq!(
         lines(script, "delete chain"),
         ["delete chain ip kproxy cluster-tcp-3", "delete chain ip kproxy internal-to-cluster-tcp-3"]
@@ -224,15 +232,27 @@ async fn an_affinity_service_adds_and_removes_its_own_chains_and_sets() {
         "add rule ip kproxy endpoint-cluster-ns1/sticky/tcp/p80__10.180.1.1/8080 update @{set1} {{ ip saddr }}\n"
     )));
     assert!(lines(script, "add element ip kproxy cluster-endpoints-tcp").is_empty(), "affinity chains DNAT themselves");
-    assert!(position(script, &format!("add set ip kproxy {set1} {{ type ipv4_addr; flags dynamic,timeout; timeout 300s; }}"))
-        < position(script, &format!("add rule ip kproxy endpoint-cluster-ns1/sticky/tcp/p80__10.180.1.1/8080 update @{set1} {{ ip saddr }}")));
+    assert!(
+        position(
+            script,
+            &format!("add set ip kproxy {set1} {{ type ipv4_addr; flags dynamic,timeout; timeout 300s; }}")
+        ) < position(
+            script,
+            &format!(
+                "add rule ip kproxy endpoint-cluster-ns1/sticky/tcp/p80__10.180.1.1/8080 update @{set1} {{ ip saddr }}"
+            )
+        )
+    );
 
     // One endpoint goes: its chain and set go, the port's choice chain is rewritten.
     h.apply(&[], &[eps("sticky", &["10.180.1.1"])]);
     let (_, scripts) = h.sync_scripts().await;
     let script = &scripts[0];
     assert!(script.contains("flush chain ip kproxy affinity-cluster-ns1/sticky/tcp/p80\n"));
-    assert_eq!(lines(script, "delete chain"), ["delete chain ip kproxy endpoint-cluster-ns1/sticky/tcp/p80__10.180.1.2/8080"]);
+    assert_eq!(
+        lines(script, "delete chain"),
+        ["delete chain ip kproxy endpoint-cluster-ns1/sticky/tcp/p80__10.180.1.2/8080"]
+    );
     assert_eq!(lines(script, "delete set"), [format!("delete set ip kproxy {set2}")]);
     assert!(lines(script, "add set").is_empty(), "the remaining set is kept, not re-added");
     assert!(
@@ -271,7 +291,10 @@ async fn a_failed_partial_update_falls_back_to_a_full_load_in_the_same_sync() {
     assert!(!scripts[0].contains("flush table"), "the partial update came first");
     assert!(scripts[1].starts_with("add table ip kproxy\n"));
     assert!(scripts[1].contains("\nflush table ip kproxy\n"));
-    assert!(scripts[1].contains("add element ip kproxy cluster-endpoints-tcp { 172.30.0.41 . 80 . 0 : 10.180.1.2 . 8080 }\n"));
+    assert!(
+        scripts[1]
+            .contains("add element ip kproxy cluster-endpoints-tcp { 172.30.0.41 . 80 . 0 : 10.180.1.2 . 8080 }\n")
+    );
 
     // What the full load committed is trusted again: the next change is partial.
     h.apply(&[], &[eps("svc1", &["10.180.1.3"])]);
@@ -395,7 +418,11 @@ async fn an_ipv6_change_touches_only_the_ip6_table() {
     let mut h = Harness::new();
     let v6 = service("ns1", "v6").cluster_ip("fd00:172:30::1").tcp("p80", 80).build();
     let v6_eps = |ip: &str| {
-        slice("ns1", "v6", "v6-1").address_type("IPv6").tcp("p80", 8080).endpoint(ip, |e| e.node(OTHER_NODE_NAME)).build()
+        slice("ns1", "v6", "v6-1")
+            .address_type("IPv6")
+            .tcp("p80", 8080)
+            .endpoint(ip, |e| e.node(OTHER_NODE_NAME))
+            .build()
     };
     h.apply(&[v6, svc("svc1", "172.30.0.41")], &[v6_eps("fd00:10::1"), eps("svc1", &["10.180.1.1"])]);
     h.sync().await;
@@ -421,7 +448,11 @@ async fn a_requested_full_sync_reloads_everything() {
     assert!(stats.full);
     assert_eq!(scripts.len(), 2);
     assert!(scripts[0].contains("\nflush table ip kproxy\n"));
-    assert!(scripts[0].contains("add element ip kproxy service-ips { 172.30.0.41 . tcp . 80 : goto internal-to-cluster-tcp-1 }\n"));
+    assert!(
+        scripts[0].contains(
+            "add element ip kproxy service-ips { 172.30.0.41 . tcp . 80 : goto internal-to-cluster-tcp-1 }\n"
+        )
+    );
 }
 
 #[tokio::test]
@@ -467,10 +498,10 @@ async fn render_is_the_text_of_both_tables() {
 mod committed {
     use kproxy_core::{Endpoint, IpFamily, NamespacedName, Protocol, ServicePort, ServicePortName, TopologyNode};
 
+    use crate::Family;
     use crate::config::NftablesConfig;
     use crate::render::{PortRender, RenderContext, render_port};
     use crate::transaction::Committed;
-    use crate::Family;
 
     fn name(service: &str) -> ServicePortName {
         ServicePortName::new(NamespacedName::new("ns1", service), "p80", Protocol::Tcp)
@@ -549,8 +580,13 @@ mod committed {
             (name("b"), Some(render("b", "172.30.0.2", &["10.0.0.2"], false))),
         ]);
         assert!(delta.added_chains.is_empty() && delta.removed_chains.is_empty(), "{delta:?}");
-        assert!(delta.added_elements.iter().any(|e| e.key == "172.30.0.1 . tcp . 80"
-            && e.value.as_deref() == Some("goto internal-to-cluster-tcp-2")));
+        assert!(
+            delta
+                .added_elements
+                .iter()
+                .any(|e| e.key == "172.30.0.1 . tcp . 80"
+                    && e.value.as_deref() == Some("goto internal-to-cluster-tcp-2"))
+        );
     }
 
     #[test]
@@ -585,4 +621,3 @@ mod committed {
         assert!(c.update(vec![(name("ghost"), None)]).is_empty());
     }
 }
-

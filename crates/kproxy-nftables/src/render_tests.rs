@@ -58,11 +58,7 @@ fn every_shape() -> ProxyState {
 /// Names following `word` (`goto`, `jump`) or `@` in `text`.
 fn references(text: &str, word: &str) -> Vec<String> {
     let tokens: Vec<&str> = text.split_whitespace().collect();
-    tokens
-        .windows(2)
-        .filter(|w| w[0] == word)
-        .map(|w| w[1].trim_end_matches([',', '}']).to_owned())
-        .collect()
+    tokens.windows(2).filter(|w| w[0] == word).map(|w| w[1].trim_end_matches([',', '}']).to_owned()).collect()
 }
 
 fn set_references(text: &str) -> Vec<String> {
@@ -108,7 +104,10 @@ fn every_shape_references_only_what_exists() {
         config(),
         NftablesConfig::default(),
         NftablesConfig { masquerade_all: true, ..config() },
-        NftablesConfig { nodeport_addresses: NodePortAddresses::Cidrs(vec!["192.168.0.0/24".parse().unwrap()]), ..config() },
+        NftablesConfig {
+            nodeport_addresses: NodePortAddresses::Cidrs(vec!["192.168.0.0/24".parse().unwrap()]),
+            ..config()
+        },
     ] {
         let table = render_family(&config, &state, IpFamily::V4);
         assert_eq!(table.ports.len(), 64);

@@ -77,7 +77,9 @@ fn check(name: &str, case: Case) {
         .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask golden --bless` to create it", path.display()));
     if expected != actual {
         let diff = unified_diff(&expected, &actual, &format!("{} (golden)", path.display()), "rendered");
-        panic!("{name}: rendering differs from the golden file:\n{diff}\nIf the change is intended, run `cargo xtask golden --bless` and review the diff.");
+        panic!(
+            "{name}: rendering differs from the golden file:\n{diff}\nIf the change is intended, run `cargo xtask golden --bless` and review the diff."
+        );
     }
 }
 
@@ -199,11 +201,8 @@ mod cases {
             .endpoint("10.180.0.6", on(NODE_NAME))
             .endpoint("10.180.1.6", on(OTHER_NODE_NAME))
             .build();
-        let default = service("ns5", "sticky-default")
-            .cluster_ip("172.30.0.46")
-            .udp("dns", 53)
-            .client_ip_affinity(None)
-            .build();
+        let default =
+            service("ns5", "sticky-default").cluster_ip("172.30.0.46").udp("dns", 53).client_ip_affinity(None).build();
         let default_eps =
             slice("ns5", "sticky-default", "sd-1").udp("dns", 5353).endpoint("10.180.1.7", on(OTHER_NODE_NAME)).build();
         case(
@@ -249,16 +248,22 @@ mod cases {
     }
 
     pub(super) fn itp_local() -> Case {
-        let local = service("ns7", "itp").cluster_ip("172.30.0.49").tcp("p80", 80).internal_traffic_policy("Local").build();
+        let local =
+            service("ns7", "itp").cluster_ip("172.30.0.49").tcp("p80", 80).internal_traffic_policy("Local").build();
         let local_eps = slice("ns7", "itp", "itp-1")
             .tcp("p80", 8080)
             .endpoint("10.180.0.10", on(NODE_NAME))
             .endpoint("10.180.1.10", on(OTHER_NODE_NAME))
             .build();
-        let none =
-            service("ns7", "itp-none").cluster_ip("172.30.0.50").tcp("p80", 80).internal_traffic_policy("Local").build();
-        let none_eps =
-            slice("ns7", "itp-none", "itp-none-1").tcp("p80", 8080).endpoint("10.180.1.11", on(OTHER_NODE_NAME)).build();
+        let none = service("ns7", "itp-none")
+            .cluster_ip("172.30.0.50")
+            .tcp("p80", 80)
+            .internal_traffic_policy("Local")
+            .build();
+        let none_eps = slice("ns7", "itp-none", "itp-none-1")
+            .tcp("p80", 8080)
+            .endpoint("10.180.1.11", on(OTHER_NODE_NAME))
+            .build();
         case(
             "internalTrafficPolicy Local: itp uses its local endpoint; itp-none has none here and drops",
             &[local, none],
@@ -274,16 +279,24 @@ mod cases {
             .endpoint("10.180.1.12", |e| e.node(OTHER_NODE_NAME).conditions_rst(false, false, false))
             .endpoint("10.180.1.13", |e| e.node(OTHER_NODE_NAME).conditions_rst(false, false, true))
             .build();
-        let itp = service("ns8", "itp-remote").cluster_ip("172.30.0.53").tcp("p80", 80).internal_traffic_policy("Local").build();
-        let itp_eps =
-            slice("ns8", "itp-remote", "itp-remote-1").tcp("p80", 8080).endpoint("10.180.1.14", on(OTHER_NODE_NAME)).build();
+        let itp = service("ns8", "itp-remote")
+            .cluster_ip("172.30.0.53")
+            .tcp("p80", 80)
+            .internal_traffic_policy("Local")
+            .build();
+        let itp_eps = slice("ns8", "itp-remote", "itp-remote-1")
+            .tcp("p80", 8080)
+            .endpoint("10.180.1.14", on(OTHER_NODE_NAME))
+            .build();
         let etp = service("ns8", "etp-remote")
             .cluster_ip("172.30.0.54")
             .node_port("p80", 80, 30086)
             .external_traffic_policy("Local")
             .build();
-        let etp_eps =
-            slice("ns8", "etp-remote", "etp-remote-1").tcp("p80", 8080).endpoint("10.180.1.15", on(OTHER_NODE_NAME)).build();
+        let etp_eps = slice("ns8", "etp-remote", "etp-remote-1")
+            .tcp("p80", 8080)
+            .endpoint("10.180.1.15", on(OTHER_NODE_NAME))
+            .build();
         case(
             "No usable endpoints: empty and unready reject (cluster IP and node port); itp-remote drops; etp-remote drops external traffic only",
             &[empty, unready, itp, etp],
@@ -360,7 +373,11 @@ mod cases {
             .endpoint("fd00:10::22", on(NODE_NAME))
             .endpoint("fd00:10::1:22", on(OTHER_NODE_NAME))
             .build();
-        let sticky6 = service("ns11", "sticky6").cluster_ip("fd00:172:30::61").udp("dns", 53).client_ip_affinity(Some(60)).build();
+        let sticky6 = service("ns11", "sticky6")
+            .cluster_ip("fd00:172:30::61")
+            .udp("dns", 53)
+            .client_ip_affinity(Some(60))
+            .build();
         let sticky6_eps = slice("ns11", "sticky6", "sticky6-1")
             .address_type("IPv6")
             .udp("dns", 5353)
@@ -402,13 +419,18 @@ mod cases {
     }
 
     pub(super) fn nodeport_addresses_cidrs() -> Case {
-        let np = service("ns13", "np").cluster_ips(&["172.30.0.64", "fd00:172:30::64"]).node_port("p80", 80, 30090).build();
+        let np =
+            service("ns13", "np").cluster_ips(&["172.30.0.64", "fd00:172:30::64"]).node_port("p80", 80, 30090).build();
         let v4 = slice("ns13", "np", "np-v4")
             .tcp("p80", 8080)
             .endpoint("10.180.0.26", on(NODE_NAME))
             .endpoint("10.180.1.26", on(OTHER_NODE_NAME))
             .build();
-        let v6 = slice("ns13", "np", "np-v6").address_type("IPv6").tcp("p80", 8080).endpoint("fd00:10::26", on(NODE_NAME)).build();
+        let v6 = slice("ns13", "np", "np-v6")
+            .address_type("IPv6")
+            .tcp("p80", 8080)
+            .endpoint("fd00:10::26", on(NODE_NAME))
+            .build();
         let mut case = Case {
             families: &[IpFamily::V4, IpFamily::V6],
             ..case(
@@ -463,8 +485,11 @@ fn no_stale_golden_files() {
 #[test]
 fn dataplane_render_is_both_tables() {
     let case = cases::dual_stack();
-    let dataplane =
-        NftablesDataplane::with_runners(case.config.clone(), Arc::new(FakeNft::default()), Arc::new(FakeConntrack::default()));
+    let dataplane = NftablesDataplane::with_runners(
+        case.config.clone(),
+        Arc::new(FakeNft::default()),
+        Arc::new(FakeConntrack::default()),
+    );
     let text = render_case("dual_stack", &case);
     let body: String = text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
     assert_eq!(dataplane.render(&case.cluster.state), body);

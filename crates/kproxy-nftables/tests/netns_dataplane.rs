@@ -35,7 +35,10 @@ impl NftRunner for Recording {
     async fn apply(&self, script: &str) -> Result<(), CommandError> {
         let result = self.nft.apply(script).await;
         if let Err(error) = &result {
-            self.failures.lock().unwrap_or_else(PoisonError::into_inner).push(format!("{error}\n--- script:\n{script}"));
+            self.failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(format!("{error}\n--- script:\n{script}"));
         }
         result
     }
@@ -54,7 +57,9 @@ fn web_eps(ips: &[&str]) -> EndpointSlice {
 }
 
 fn sticky_eps(ips: &[&str]) -> EndpointSlice {
-    ips.iter().fold(slice("ns1", "sticky", "sticky-1").tcp("p80", 8080), |b, ip| b.endpoint(ip, on(OTHER_NODE_NAME))).build()
+    ips.iter()
+        .fold(slice("ns1", "sticky", "sticky-1").tcp("p80", 8080), |b, ip| b.endpoint(ip, on(OTHER_NODE_NAME)))
+        .build()
 }
 
 fn local_eps(local: bool) -> EndpointSlice {
@@ -120,7 +125,10 @@ fn assert_matches_scratch(step: &str, live: &Netns, scratch: &Netns, dataplane: 
     let expected = listing(scratch).join("\n");
     let actual = listing(live).join("\n");
     if expected != actual {
-        panic!("{step}: the live table differs from a fresh load:\n{}", unified_diff(&expected, &actual, "fresh load", "live"));
+        panic!(
+            "{step}: the live table differs from a fresh load:\n{}",
+            unified_diff(&expected, &actual, "fresh load", "live")
+        );
     }
 }
 
@@ -162,7 +170,10 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
             Box::new(|c| {
                 c.apply(
                     &[service("ns1", "new").cluster_ip("172.30.0.46").tcp("p80", 80).build()],
-                    &[slice("ns1", "new", "new-1").tcp("p80", 8080).endpoint("10.180.1.50", on(OTHER_NODE_NAME)).build()],
+                    &[slice("ns1", "new", "new-1")
+                        .tcp("p80", 8080)
+                        .endpoint("10.180.1.50", on(OTHER_NODE_NAME))
+                        .build()],
                 )
             }),
         ),
@@ -181,16 +192,16 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
                 let sticky = sticky.expect("sticky").clone();
                 let mut sticky = sticky;
                 let spec = sticky.spec.as_mut().expect("spec");
-                spec.session_affinity_config.as_mut().and_then(|a| a.client_ip.as_mut()).expect("config").timeout_seconds =
-                    Some(600);
+                spec.session_affinity_config
+                    .as_mut()
+                    .and_then(|a| a.client_ip.as_mut())
+                    .expect("config")
+                    .timeout_seconds = Some(600);
                 c.apply(&[sticky], &[]);
             }),
         ),
         ("an IPv6 endpoint is replaced", Box::new(|c| c.apply(&[], &[dual_v6_eps("fd00:10::41")]))),
-        (
-            "every endpoint of a service goes",
-            Box::new(|c| c.apply(&[], &[web_eps(&[])])),
-        ),
+        ("every endpoint of a service goes", Box::new(|c| c.apply(&[], &[web_eps(&[])]))),
         (
             "a service is deleted",
             Box::new(|c| {
@@ -210,7 +221,10 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
     // A full sync over the live table: stale objects go, affinity entries stay.
     let sticky_set = "affinity-cluster-ns1/sticky/tcp/p80__10.180.1.20/8080";
     live.nft_ok(&["-f", "-"], &format!("add element ip kproxy {sticky_set} {{ 10.99.0.1 }}\n"));
-    live.nft_ok(&["-f", "-"], "add chain ip kproxy stale-chain\nadd set ip kproxy affinity-stale { type ipv4_addr; }\n");
+    live.nft_ok(
+        &["-f", "-"],
+        "add chain ip kproxy stale-chain\nadd set ip kproxy affinity-stale { type ipv4_addr; }\n",
+    );
     cluster.tracker.request_full_sync();
     let changes = cluster.checkout();
     let stats = dataplane.sync(&cluster.state, &changes).await.expect("full sync");

@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use kproxy_core::{Changes, Dataplane, Endpoint, IpFamily};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 
@@ -17,8 +16,7 @@ const CONNECTS: usize = 3_000;
 /// p50 and p99 connect-plus-first-byte latency with 10 and with 10k services.
 pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     let mut cluster = Cluster::create(&format!("kplat{}", std::process::id() % 10_000), 1)?;
-    let me = std::env::current_exe()?;
-    let me = me.to_str().context("path")?.to_owned();
+    let me = crate::netns::tool_path()?;
     cluster.spawn("pod0", &[&me, "serve", "--name", "pod", "--port", "8080"], true)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut results = Vec::new();
@@ -44,7 +42,8 @@ fn program(runtime: &tokio::runtime::Runtime, cluster: &Cluster, services: usize
     let probe = services - 1;
     let pod: IpAddr = Cluster::pod_ip(0).parse()?;
     state.family_mut(IpFamily::V4).endpoints.insert(port_name(probe), vec![Endpoint::new(pod, 8080)]);
-    let mut dp = NftablesDataplane::new(NftablesConfig { netns: Some(cluster.ns("node")), ..NftablesConfig::default() });
+    let mut dp =
+        NftablesDataplane::new(NftablesConfig { netns: Some(cluster.ns("node")), ..NftablesConfig::default() });
     runtime.block_on(dp.sync(&state, &Changes::full_sync()))?;
     Ok(format!("{}:80", service_ip(probe)))
 }

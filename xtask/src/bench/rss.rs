@@ -19,8 +19,19 @@ pub(crate) fn run() -> anyhow::Result<Row> {
     std::fs::write(dir.join("services.yaml"), manifests())?;
     let mut cluster = Cluster::create(&format!("kprss{}", std::process::id() % 10_000), 0)?;
     let kproxy = crate::workspace_root().join("target/release/kproxy");
-    let args = [kproxy.to_str().context("path")?, "--manifests", dir.to_str().context("path")?, "--hostname-override",
-        "node1", "--metrics-bind-address", "127.0.0.1:10249", "--healthz-bind-address", "", "--log-level", "warn"];
+    let args = [
+        kproxy.to_str().context("path")?,
+        "--manifests",
+        dir.to_str().context("path")?,
+        "--hostname-override",
+        "node1",
+        "--metrics-bind-address",
+        "127.0.0.1:10249",
+        "--healthz-bind-address",
+        "",
+        "--log-level",
+        "warn",
+    ];
     let pid = cluster.spawn("node", &args, true)?;
     let synced = wait_synced(&cluster);
     let peak = peak_rss_kib(pid);
@@ -38,13 +49,15 @@ pub(crate) fn run() -> anyhow::Result<Row> {
 }
 
 fn wait_synced(cluster: &Cluster) -> anyhow::Result<Duration> {
-    let me = std::env::current_exe()?;
-    let me = me.to_str().context("path")?;
+    let me = crate::netns::tool_path()?;
+    let me = me.as_str();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
         let metrics = cluster.exec("node", &[me, "http-get", "--addr", "127.0.0.1:10249", "--path", "/metrics"]);
         let synced = metrics.as_deref().unwrap_or_default().lines().any(|l| {
-            l.starts_with("kubeproxy_sync_proxy_rules_last_timestamp_seconds ") && !l.ends_with(" 0") && !l.ends_with(" 0.0")
+            l.starts_with("kubeproxy_sync_proxy_rules_last_timestamp_seconds ")
+                && !l.ends_with(" 0")
+                && !l.ends_with(" 0.0")
         });
         if synced {
             return Ok(started.elapsed());

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use kproxy_core::{Endpoint, IpFamily, NamespacedName, ProxyState, Protocol, ServicePort, ServicePortName};
+use kproxy_core::{Endpoint, IpFamily, NamespacedName, Protocol, ProxyState, ServicePort, ServicePortName};
 
 /// Cluster IP of service `i` (172.30.0.0/16 and up).
 pub(crate) fn service_ip(i: usize) -> Ipv4Addr {
@@ -28,7 +28,8 @@ pub(crate) fn synthetic(services: usize, per_service: usize) -> ProxyState {
     for i in 0..services {
         let name = port_name(i);
         view.services.insert(name.clone(), ServicePort::new(IpAddr::V4(service_ip(i)), 80, Protocol::Tcp));
-        let endpoints = (0..per_service).map(|j| Endpoint::new(IpAddr::V4(endpoint_ip(i, j, per_service)), 8080)).collect();
+        let endpoints =
+            (0..per_service).map(|j| Endpoint::new(IpAddr::V4(endpoint_ip(i, j, per_service)), 8080)).collect();
         view.endpoints.insert(name, endpoints);
     }
     state
