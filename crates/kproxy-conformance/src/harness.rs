@@ -23,8 +23,8 @@ use kproxy_core::{ChangeTracker, Changes, NamespacedName, ProxyState, SyncStats}
 use crate::topology::{Cluster, NodeEnv};
 use crate::{Error, plan};
 use alloc::Allocator;
-pub(crate) use backend::{BackendSpec, Write};
 use backend::Backend;
+pub(crate) use backend::{BackendSpec, Write};
 
 pub(crate) use host::panic_text;
 pub use host::{BoxError, DataplaneFactory};
@@ -119,16 +119,23 @@ impl Harness {
     /// Adds or updates a Service, without syncing.
     pub fn stage_service(&mut self, service: Service) -> Result<(), Error> {
         self.tracker.on_service_update(&service).map_err(|e| Error::new(format!("service: {e}")))?;
-        self.backend()?.mirror(Write::Service(&service))?;
-        self.services.insert(key(service.metadata.namespace.as_ref(), service.metadata.name.as_ref()), service);
+        let key = key(service.metadata.namespace.as_ref(), service.metadata.name.as_ref());
+        // An unchanged object is no change: the daemon would have nothing to program.
+        if self.services.get(&key) != Some(&service) {
+            self.backend()?.mirror(Write::Service(&service))?;
+        }
+        self.services.insert(key, service);
         Ok(())
     }
 
     /// Adds or updates an EndpointSlice, without syncing.
     pub fn stage_slice(&mut self, slice: EndpointSlice) -> Result<(), Error> {
         self.tracker.on_slice_update(&slice).map_err(|e| Error::new(format!("slice: {e}")))?;
-        self.backend()?.mirror(Write::Slice(&slice))?;
-        self.slices.insert(key(slice.metadata.namespace.as_ref(), slice.metadata.name.as_ref()), slice);
+        let key = key(slice.metadata.namespace.as_ref(), slice.metadata.name.as_ref());
+        if self.slices.get(&key) != Some(&slice) {
+            self.backend()?.mirror(Write::Slice(&slice))?;
+        }
+        self.slices.insert(key, slice);
         Ok(())
     }
 

@@ -31,7 +31,7 @@
 //!
 //! # End to end
 //!
-//! With feature `e2e`, [`run_conformance_e2e`] runs the same cases through the `kproxy`
+//! With feature `e2e`, `run_conformance_e2e` runs the same cases through the `kproxy`
 //! binary: a fake apiserver and the daemon run inside node1, every object the harness
 //! applies or deletes goes to the apiserver, and [`Harness::sync`] waits until the daemon
 //! has programmed it (see the `e2e` module).

@@ -112,7 +112,12 @@ pub async fn run_cases(
 }
 
 /// [`run_cases`] with any backend: the case table is the same in every mode.
-pub(crate) async fn run_with(spec: BackendSpec, table: &[Case], skips: &[(&str, &str)], filter: Option<&str>) -> Report {
+pub(crate) async fn run_with(
+    spec: BackendSpec,
+    table: &[Case],
+    skips: &[(&str, &str)],
+    filter: Option<&str>,
+) -> Report {
     for (name, _) in skips.iter().filter(|(name, _)| !table.iter().any(|c| c.name == *name)) {
         println!("NOTE skip given for unknown case {name}");
     }

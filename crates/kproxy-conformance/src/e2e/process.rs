@@ -28,8 +28,7 @@ impl DaemonProcess {
         let io = |e: std::io::Error| Error::new(format!("start {} in {netns}: {e}", binary.display()));
         let out = File::create(&log).map_err(io)?;
         let err = out.try_clone().map_err(io)?;
-        let child = in_netns(binary, netns, args)
-            .stdin(Stdio::null()).stdout(out).stderr(err).spawn().map_err(io)?;
+        let child = in_netns(binary, netns, args).stdin(Stdio::null()).stdout(out).stderr(err).spawn().map_err(io)?;
         Ok(Self { child, log })
     }
 
@@ -76,10 +75,10 @@ pub(super) fn cleanup(binary: &Path, netns: &str) -> Result<(), Error> {
 }
 
 /// `ip netns exec <netns> <binary> args…` with a clean environment: `PATH` and `RUST_LOG`
-/// are kept, no `KPROXY_*` variable reaches the daemon's configuration.
+/// are kept, no `KPROXY_*` variable reaches the daemon's configuration, logs are uncoloured.
 fn in_netns(binary: &Path, netns: &str, args: &[String]) -> Command {
     let mut command = Command::new("ip");
-    command.args(["netns", "exec", netns]).arg(binary).args(args).env_clear();
+    command.args(["netns", "exec", netns]).arg(binary).args(args).env_clear().env("NO_COLOR", "1");
     for key in ["PATH", "RUST_LOG"] {
         if let Some(value) = std::env::var_os(key) {
             command.env(key, value);

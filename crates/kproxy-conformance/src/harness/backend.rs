@@ -1,4 +1,4 @@
-//! What programs node1 for the harness: a dataplane driven in-process (see [`host`]), or,
+//! What programs node1 for the harness: a dataplane driven in-process ([`DataplaneHost`]), or,
 //! with feature `e2e`, the `kproxy` daemon watching a fake apiserver (see [`crate::e2e`]).
 
 use std::sync::Arc;
@@ -23,6 +23,7 @@ pub(crate) enum BackendSpec {
 
 /// A write of the harness that the daemon backend mirrors to its apiserver.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "e2e"), expect(dead_code, reason = "only the daemon backend reads the writes"))]
 pub(crate) enum Write<'a> {
     /// A Service added or updated.
     Service(&'a Service),
@@ -57,7 +58,9 @@ impl Backend {
                 Ok(Self::Dataplane { host: Some(host), factory })
             }
             #[cfg(feature = "e2e")]
-            BackendSpec::Daemon(spec) => Ok(Self::Daemon(Box::new(crate::e2e::DaemonNode::start(spec, cluster).await?))),
+            BackendSpec::Daemon(spec) => {
+                Ok(Self::Daemon(Box::new(crate::e2e::DaemonNode::start(spec, cluster).await?)))
+            }
         }
     }
 
