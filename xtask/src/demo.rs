@@ -20,7 +20,7 @@ pub(crate) fn run_demo() -> anyhow::Result<()> {
     crate::packages::ensure(&[("nft", "nftables"), ("ip", "iproute2")])?;
     println!("== building kproxy");
     crate::cargo(&["build", "--quiet", "-p", "kproxy"])?;
-    let kproxy = crate::workspace_root().join("target/debug/kproxy");
+    let kproxy = crate::target_dir().join("debug/kproxy");
     let manifests = write_manifests()?;
     println!("== creating a node, {PODS} pods and a client in network namespaces");
     let mut cluster = Cluster::create(&format!("kpdemo{}", std::process::id() % 10_000), PODS)?;

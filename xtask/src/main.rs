@@ -24,7 +24,7 @@ enum Command {
     Test,
     /// Fail if a crate depends on something the architecture forbids.
     CheckDeps,
-    /// Compare the nftables rendering with its golden files (`--bless`: rewrite them).
+    /// Compare rendered rulesets (nftables, iptables) with their golden files (`--bless`: rewrite them).
     Golden {
         /// Rewrite the golden files from the current rendering.
         #[arg(long)]
@@ -95,6 +95,11 @@ pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
     let status = std::process::Command::new(cargo).args(args).current_dir(workspace_root()).status()?;
     anyhow::ensure!(status.success(), "cargo {} failed: {status}", args.join(" "));
     Ok(())
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace).
+pub(crate) fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The workspace root (the parent of this crate's directory).

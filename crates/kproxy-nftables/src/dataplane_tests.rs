@@ -621,3 +621,34 @@ mod committed {
         assert!(c.update(vec![(name("ghost"), None)]).is_empty());
     }
 }
+
+/// Writes the full-load script of 10k service ports × 10 endpoints to the file named by
+/// `KPROXY_DUMP_FULL_SCRIPT` (for measuring it with `nft -f` by hand).
+#[tokio::test]
+#[ignore = "a measurement aid, run by hand"]
+async fn dump_full_script() {
+    let Ok(path) = std::env::var("KPROXY_DUMP_FULL_SCRIPT") else { return };
+    let mut state = ProxyState::new("node1");
+    let view = state.family_mut(kproxy_core::IpFamily::V4);
+    for i in 0..10_000u32 {
+        let name = kproxy_core::ServicePortName::new(
+            NamespacedName::new("b", format!("s{i}")),
+            "p",
+            kproxy_core::Protocol::Tcp,
+        );
+        let vip = IpAddr::V4(std::net::Ipv4Addr::from(0xac1e_0000 + i + 1));
+        view.services.insert(name.clone(), kproxy_core::ServicePort::new(vip, 80, kproxy_core::Protocol::Tcp));
+        let eps = (0..10)
+            .map(|j| kproxy_core::Endpoint::new(IpAddr::V4(std::net::Ipv4Addr::from(0x0a40_0000 + i * 10 + j)), 8080))
+            .collect();
+        view.endpoints.insert(name, eps);
+    }
+    let nft = FakeNft::default();
+    let mut dp = NftablesDataplane::with_runners(
+        NftablesConfig::default(),
+        Arc::new(nft.clone()),
+        Arc::new(FakeConntrack::default()),
+    );
+    dp.sync(&state, &Changes::full_sync()).await.unwrap();
+    std::fs::write(path, &nft.scripts()[0]).unwrap();
+}

@@ -18,7 +18,7 @@ pub(crate) fn run() -> anyhow::Result<Row> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("services.yaml"), manifests())?;
     let mut cluster = Cluster::create(&format!("kprss{}", std::process::id() % 10_000), 0)?;
-    let kproxy = crate::workspace_root().join("target/release/kproxy");
+    let kproxy = crate::target_dir().join("release/kproxy");
     let args = [
         kproxy.to_str().context("path")?,
         "--manifests",

@@ -1,6 +1,7 @@
 //! `Committed`: what the dataplane believes one family's table holds, with reference
 //! counts for chains, elements and sets that several service ports share.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_core::ServicePortName;
@@ -12,7 +13,7 @@ use crate::render::{Chain, Element, OwnedSet, PortRender, TableRender};
 pub(crate) struct Committed {
     pub(crate) ports: BTreeMap<ServicePortName, PortRender>,
     chains: BTreeMap<String, (Vec<String>, usize)>,
-    elements: BTreeMap<Element, usize>,
+    elements: BTreeMap<Element, ((), usize)>,
     sets: BTreeMap<String, (String, usize)>,
 }
 
@@ -67,22 +68,14 @@ impl Committed {
     fn count(&mut self, render: &PortRender, sign: i64) {
         let unique_elements: BTreeSet<&Element> = render.elements.iter().collect();
         for element in unique_elements {
-            bump(self.elements.entry(element.clone()).or_insert(0), sign);
+            adjust(&mut self.elements, element.clone(), (), sign);
         }
         for chain in &render.chains {
-            let entry = self.chains.entry(chain.name.clone()).or_insert_with(|| (chain.rules.clone(), 0));
-            if sign > 0 {
-                entry.0.clone_from(&chain.rules);
-            }
-            bump(&mut entry.1, sign);
+            adjust(&mut self.chains, chain.name.clone(), chain.rules.clone(), sign);
         }
         for set in &render.sets {
-            let entry = self.sets.entry(set.name.clone()).or_insert_with(|| (set.spec.clone(), 0));
-            bump(&mut entry.1, sign);
+            adjust(&mut self.sets, set.name.clone(), set.spec.clone(), sign);
         }
-        self.chains.retain(|_, (_, n)| *n > 0);
-        self.elements.retain(|_, n| *n > 0);
-        self.sets.retain(|_, (_, n)| *n > 0);
     }
 
     fn snapshot(&self, touched: &Touched) -> Snapshot {
@@ -98,8 +91,27 @@ impl Committed {
     }
 }
 
-fn bump(count: &mut usize, sign: i64) {
-    *count = if sign > 0 { *count + 1 } else { count.saturating_sub(1) };
+/// Counts one more (`sign > 0`, taking `value` as the current content) or one fewer user
+/// of `key`, forgetting it when none is left. Touches only that key.
+fn adjust<K: Ord, V>(map: &mut BTreeMap<K, (V, usize)>, key: K, value: V, sign: i64) {
+    match map.entry(key) {
+        Entry::Vacant(entry) => {
+            if sign > 0 {
+                entry.insert((value, 1));
+            }
+        }
+        Entry::Occupied(mut entry) => {
+            if sign > 0 {
+                let slot = entry.get_mut();
+                slot.0 = value;
+                slot.1 += 1;
+            } else if entry.get().1 <= 1 {
+                entry.remove();
+            } else {
+                entry.get_mut().1 -= 1;
+            }
+        }
+    }
 }
 
 #[derive(Default)]
