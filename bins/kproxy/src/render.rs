@@ -22,6 +22,8 @@ pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>)
             return ExitCode::from(2);
         }
     };
+    // Problems reading the manifests are logged; show them on standard error.
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init();
     let state = state_from(manifests, node);
     match crate::dataplanes::build(&config) {
         Ok(dataplane) => {

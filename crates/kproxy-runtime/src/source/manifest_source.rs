@@ -131,8 +131,24 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// A YAML budget sized for clusters: the parser's defaults (1,024 documents, 250,000
+/// nodes) are meant for configuration files, and a manifest directory of 10,000 Services
+/// with their EndpointSlices is far larger. Aliases and depth keep their safe defaults.
+fn manifest_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = 10_000_000;
+    budget.max_nodes = 500_000_000;
+    budget.max_events = 1_000_000_000;
+    budget.max_reader_input_bytes = Some(4 << 30);
+    budget.max_total_scalar_bytes = 4 << 30;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, manifest_options()).map_err(|e| e.to_string())?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 

@@ -83,3 +83,18 @@ async fn source_emits_resets_at_start_and_on_change() {
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn reads_files_with_thousands_of_documents() {
+    let dir = temp_dir("large");
+    let doc = |i: usize| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: big}}\nspec:\n  clusterIP: 10.96.{}.{}\n  ports: [{{port: 80}}]\n---\n",
+            i / 250,
+            i % 250 + 1
+        )
+    };
+    std::fs::write(dir.join("big.yaml"), (0..3_000).map(doc).collect::<String>()).unwrap();
+    assert_eq!(read_manifests(&dir).services.len(), 3_000);
+    std::fs::remove_dir_all(dir).unwrap();
+}
