@@ -44,15 +44,14 @@ impl ManifestSource {
     /// Runs until `events` is closed.
     pub async fn run(self, events: mpsc::Sender<SourceEvent>) {
         let mut reader = DirReader::default();
-        let mut last: Option<ManifestSet> = None;
+        let mut first = true;
         loop {
-            let mut set = reader.read(&self.dir);
-            set.nodes.retain(|n| n.metadata.name.as_deref() == Some(self.node_name.as_str()));
-            if last.as_ref() != Some(&set) {
+            if let Some(mut set) = reader.read_changes(&self.dir).or_else(|| first.then(ManifestSet::default)) {
+                set.nodes.retain(|n| n.metadata.name.as_deref() == Some(self.node_name.as_str()));
                 if !send_all(&events, &set).await {
                     return;
                 }
-                last = Some(set);
+                first = false;
             }
             tokio::select! {
                 () = tokio::time::sleep(self.poll_interval) => {}
@@ -78,38 +77,68 @@ async fn send_all(events: &mpsc::Sender<SourceEvent>, set: &ManifestSet) -> bool
 
 /// Reads every manifest of `dir` once (reporting problems, skipping what does not parse).
 pub fn read_manifests(dir: &Path) -> ManifestSet {
-    DirReader::default().read(dir)
+    let mut reader = DirReader::default();
+    reader.read_changes(dir);
+    reader.merged()
 }
 
-/// Remembers each file's last good documents, and which problems were reported.
+/// When a file was last seen changed: its modification time and length.
+type Stamp = (Option<std::time::SystemTime>, u64);
+
+/// Remembers each file's objects (the last that parsed), and which problems were reported.
+/// Only files whose modification time or length changed are read again.
 #[derive(Default)]
 struct DirReader {
-    good: BTreeMap<PathBuf, Vec<Value>>,
+    files: BTreeMap<PathBuf, (Stamp, ManifestSet)>,
     reported: HashSet<String>,
 }
 
 impl DirReader {
-    fn read(&mut self, dir: &Path) -> ManifestSet {
+    /// Rereads changed files; returns every object when anything changed.
+    fn read_changes(&mut self, dir: &Path) -> Option<ManifestSet> {
         let files = manifest_files(dir).unwrap_or_else(|e| {
             self.report(format!("cannot read manifest directory {}: {e}", dir.display()));
             Vec::new()
         });
-        self.good.retain(|path, _| files.contains(path));
+        let before = self.files.len();
+        self.files.retain(|path, _| files.contains(path));
+        let mut changed = self.files.len() != before;
         for path in &files {
-            match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| parse_documents(&t)) {
-                Ok(docs) => {
-                    self.good.insert(path.clone(), docs);
-                }
-                Err(e) => self.report(format!("manifest {}: {e}; keeping its previous objects", path.display())),
+            changed |= self.read_file(path);
+        }
+        changed.then(|| self.merged())
+    }
+
+    /// Rereads `path` if it changed; returns whether its objects changed.
+    fn read_file(&mut self, path: &Path) -> bool {
+        let stamp = std::fs::metadata(path).map(|m| (m.modified().ok(), m.len())).unwrap_or_default();
+        if self.files.get(path).is_some_and(|(s, _)| *s == stamp) {
+            return false;
+        }
+        let parsed = std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| parse_file(&t));
+        match parsed {
+            Ok((set, problems)) => {
+                problems.into_iter().for_each(|p| self.report(format!("manifest {}: {p}; skipped", path.display())));
+                let changed = self.files.get(path).is_none_or(|(_, previous)| *previous != set);
+                self.files.insert(path.to_owned(), (stamp, set));
+                changed
+            }
+            Err(e) => {
+                self.report(format!("manifest {}: {e}; keeping its previous objects", path.display()));
+                let previous = self.files.remove(path).map(|(_, set)| set).unwrap_or_default();
+                self.files.insert(path.to_owned(), (stamp, previous));
+                false
             }
         }
+    }
+
+    /// Every object of every file, in file order.
+    fn merged(&self) -> ManifestSet {
         let mut set = ManifestSet::default();
-        let docs: Vec<(PathBuf, Value)> =
-            self.good.iter().flat_map(|(p, docs)| docs.iter().map(|d| (p.clone(), d.clone()))).collect();
-        for (path, doc) in docs {
-            if let Err(e) = add_document(&mut set, doc) {
-                self.report(format!("manifest {}: {e}; skipped", path.display()));
-            }
+        for (_, file) in self.files.values() {
+            set.services.extend(file.services.iter().cloned());
+            set.slices.extend(file.slices.iter().cloned());
+            set.nodes.extend(file.nodes.iter().cloned());
         }
         set
     }
@@ -131,25 +160,38 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A YAML budget sized for clusters: the parser's defaults (1,024 documents, 250,000
-/// nodes) are meant for configuration files, and a manifest directory of 10,000 Services
-/// with their EndpointSlices is far larger. Aliases and depth keep their safe defaults.
-fn manifest_options() -> serde_saphyr::Options {
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_documents = 10_000_000;
-    budget.max_nodes = 500_000_000;
-    budget.max_events = 1_000_000_000;
-    budget.max_reader_input_bytes = Some(4 << 30);
-    budget.max_total_scalar_bytes = 4 << 30;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options
+/// Parses a file one document at a time (so memory stays bounded by the largest
+/// document): a YAML error fails the file; a document that does not fit its kind is
+/// skipped and named in the returned problems.
+fn parse_file(text: &str) -> Result<(ManifestSet, Vec<String>), String> {
+    let mut set = ManifestSet::default();
+    let mut problems = Vec::new();
+    for document in split_documents(text) {
+        let doc: Value = serde_saphyr::from_str(document).map_err(|e| e.to_string())?;
+        if doc.is_null() {
+            continue;
+        }
+        if let Err(problem) = add_document(&mut set, doc) {
+            problems.push(problem);
+        }
+    }
+    Ok((set, problems))
 }
 
-fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple_with_options(text, manifest_options()).map_err(|e| e.to_string())?;
-    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+/// The documents of a YAML stream: the text between lines starting with `---`.
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut documents = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("---") {
+            documents.push(&text[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    documents.push(&text[start..]);
+    documents.into_iter().filter(|d| !d.trim().is_empty()).collect()
 }
 
 fn add_document(set: &mut ManifestSet, doc: Value) -> Result<(), String> {

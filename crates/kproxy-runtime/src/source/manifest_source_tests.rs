@@ -1,5 +1,10 @@
 use super::*;
 
+fn read(reader: &mut DirReader, dir: &Path) -> ManifestSet {
+    reader.read_changes(dir);
+    reader.merged()
+}
+
 const MANIFEST: &str = r#"
 apiVersion: v1
 kind: Service
@@ -54,13 +59,13 @@ fn broken_file_keeps_previous_objects_and_bad_document_is_skipped() {
     let path = dir.join("demo.yaml");
     std::fs::write(&path, MANIFEST).unwrap();
     let mut reader = DirReader::default();
-    assert_eq!(reader.read(&dir).services.len(), 1);
+    assert_eq!(read(&mut reader, &dir).services.len(), 1);
     std::fs::write(&path, "kind: Service\nmetadata: [unclosed\n").unwrap();
-    assert_eq!(reader.read(&dir).services.len(), 1, "a file that does not parse keeps its objects");
+    assert_eq!(read(&mut reader, &dir).services.len(), 1, "a file that does not parse keeps its objects");
     std::fs::write(&path, "kind: Service\nmetadata: {name: x}\nspec: {ports: [{port: notanumber}]}\n").unwrap();
-    assert_eq!(reader.read(&dir).services.len(), 0, "a document that does not fit its kind is skipped");
+    assert_eq!(read(&mut reader, &dir).services.len(), 0, "a document that does not fit its kind is skipped");
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(reader.read(&dir), ManifestSet::default(), "a removed file removes its objects");
+    assert_eq!(read(&mut reader, &dir), ManifestSet::default(), "a removed file removes its objects");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
