@@ -235,8 +235,13 @@ impl Daemon {
         };
         let task = tokio::spawn(kproxy_runtime::daemon::run(config, Box::new(recorder.dataplane()), shutdown));
         let daemon = Self { recorder: recorder.clone(), healthz, metrics, stop: Some(stop), task: Some(task) };
-        // The servers are bound before the daemon waits for anything.
-        eventually("the daemon's servers to listen", || std::net::TcpStream::connect(daemon.metrics).ok()).await;
+        // The servers are bound before the daemon waits for anything (a daemon that already
+        // stopped, e.g. on a fatal sync error, has closed them again).
+        eventually("the daemon's servers to listen", || {
+            let listening = std::net::TcpStream::connect(daemon.metrics).is_ok();
+            (listening || daemon.task.as_ref().is_some_and(|t| t.is_finished())).then_some(())
+        })
+        .await;
         daemon
     }
 
