@@ -6,15 +6,24 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_core::ServicePortName;
 
+use crate::render::names::HAIRPIN;
 use crate::render::{Chain, Element, OwnedSet, PortRender, TableRender};
 
-/// Chains, elements and sets of the service ports, counted by how many ports use them.
+/// The renders of the service ports, and how many ports use each chain, set and shared
+/// element. Elements other than hairpin pairs belong to exactly one port (their keys hold
+/// the port's address and number), so only the shared ones are counted: the rest live
+/// once, in the port's render.
 #[derive(Debug, Default)]
 pub(crate) struct Committed {
     pub(crate) ports: BTreeMap<ServicePortName, PortRender>,
     chains: BTreeMap<String, (Vec<String>, usize)>,
-    elements: BTreeMap<Element, ((), usize)>,
+    shared_elements: BTreeMap<Element, ((), usize)>,
     sets: BTreeMap<String, (String, usize)>,
+}
+
+/// Whether several ports may hold the same element of this set.
+fn is_shared(element: &Element) -> bool {
+    element.set == HAIRPIN
 }
 
 /// What a partial sync changes in the kernel.
@@ -51,6 +60,8 @@ impl Committed {
     /// changes in the kernel.
     pub(crate) fn update(&mut self, changes: Vec<(ServicePortName, Option<PortRender>)>) -> Delta {
         let touched = touched_names(&self.ports, &changes);
+        let old_own = own_elements(changes.iter().filter_map(|(name, _)| self.ports.get(name)));
+        let new_own = own_elements(changes.iter().filter_map(|(_, new)| new.as_ref()));
         let before = self.snapshot(&touched);
         for (name, render) in changes {
             if let Some(old) = self.ports.remove(&name) {
@@ -62,13 +73,18 @@ impl Committed {
             }
         }
         let after = self.snapshot(&touched);
-        delta(before, after)
+        let mut delta = delta(before, after);
+        delta.removed_elements.extend(old_own.difference(&new_own).cloned());
+        delta.added_elements.extend(new_own.difference(&old_own).cloned());
+        delta.removed_elements.sort();
+        delta.added_elements.sort();
+        delta
     }
 
     fn count(&mut self, render: &PortRender, sign: i64) {
-        let unique_elements: BTreeSet<&Element> = render.elements.iter().collect();
-        for element in unique_elements {
-            adjust(&mut self.elements, element.clone(), (), sign);
+        let shared: BTreeSet<&Element> = render.elements.iter().filter(|e| is_shared(e)).collect();
+        for element in shared {
+            adjust(&mut self.shared_elements, element.clone(), (), sign);
         }
         for chain in &render.chains {
             adjust(&mut self.chains, chain.name.clone(), chain.rules.clone(), sign);
@@ -85,7 +101,7 @@ impl Committed {
                 .iter()
                 .filter_map(|n| self.chains.get(n).map(|(r, _)| (n.clone(), r.clone())))
                 .collect(),
-            elements: touched.elements.iter().filter(|e| self.elements.contains_key(e)).cloned().collect(),
+            elements: touched.elements.iter().filter(|e| self.shared_elements.contains_key(e)).cloned().collect(),
             sets: touched.sets.iter().filter_map(|n| self.sets.get(n).map(|(s, _)| (n.clone(), s.clone()))).collect(),
         }
     }
@@ -129,10 +145,15 @@ fn touched_names(
     let renders = changes.iter().flat_map(|(name, new)| ports.get(name).into_iter().chain(new.as_ref()));
     for render in renders {
         touched.chains.extend(render.chains.iter().map(|c| c.name.clone()));
-        touched.elements.extend(render.elements.iter().cloned());
+        touched.elements.extend(render.elements.iter().filter(|e| is_shared(e)).cloned());
         touched.sets.extend(render.sets.iter().map(|s| s.name.clone()));
     }
     touched
+}
+
+/// The elements of `renders` that belong to one port only.
+fn own_elements<'a>(renders: impl Iterator<Item = &'a PortRender>) -> BTreeSet<Element> {
+    renders.flat_map(|r| &r.elements).filter(|e| !is_shared(e)).cloned().collect()
 }
 
 struct Snapshot {
