@@ -48,7 +48,7 @@ impl ManifestSource {
         loop {
             if let Some(mut set) = reader.read_changes(&self.dir).or_else(|| first.then(ManifestSet::default)) {
                 set.nodes.retain(|n| n.metadata.name.as_deref() == Some(self.node_name.as_str()));
-                if !send_all(&events, &set).await {
+                if !send_all(&events, set).await {
                     return;
                 }
                 first = false;
@@ -61,11 +61,11 @@ impl ManifestSource {
     }
 }
 
-async fn send_all(events: &mpsc::Sender<SourceEvent>, set: &ManifestSet) -> bool {
+async fn send_all(events: &mpsc::Sender<SourceEvent>, set: ManifestSet) -> bool {
     let batch = [
-        SourceEvent::Service(ObjectEvent::Reset(set.services.clone())),
-        SourceEvent::EndpointSlice(ObjectEvent::Reset(set.slices.clone())),
-        SourceEvent::Node(ObjectEvent::Reset(set.nodes.clone())),
+        SourceEvent::Service(ObjectEvent::Reset(set.services)),
+        SourceEvent::EndpointSlice(ObjectEvent::Reset(set.slices)),
+        SourceEvent::Node(ObjectEvent::Reset(set.nodes)),
     ];
     for event in batch {
         if events.send(event).await.is_err() {
