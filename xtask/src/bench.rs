@@ -1,10 +1,12 @@
 //! `cargo xtask bench`: dataplane benchmarks, each reported as a ratio to a baseline
 //! measured in the same run, inside network namespaces created for the run.
 
+mod iptables;
 mod latency;
 mod nftables;
 mod rss;
 mod state;
+mod userspace;
 
 use std::time::Duration;
 
@@ -15,12 +17,20 @@ pub(crate) fn run() -> anyhow::Result<()> {
     }
     crate::packages::ensure(&[("nft", "nftables"), ("ip", "iproute2")])?;
     crate::cargo(&["build", "--quiet", "--release", "-p", "kproxy", "-p", "xtask"])?;
+    if cfg!(debug_assertions) {
+        // Measure optimised code: hand over to the release build of this program.
+        let status = std::process::Command::new(crate::target_dir().join("release/xtask")).arg("bench").status()?;
+        anyhow::ensure!(status.success(), "release benchmark run failed: {status}");
+        return Ok(());
+    }
     let mut rows = Vec::new();
     type Phase = fn() -> anyhow::Result<Vec<Row>>;
-    let phases: [(&str, Phase); 3] = [
+    let phases: [(&str, Phase); 5] = [
         ("nftables sync", nftables::run),
+        ("iptables sync and latency", iptables::run),
         ("daemon memory", || rss::run().map(|r| vec![r])),
         ("connect latency", latency::run),
+        ("userspace relay", userspace::run),
     ];
     for (name, phase) in phases {
         match phase() {

@@ -1,12 +1,20 @@
-//! `cargo xtask golden [--bless]`: the nftables golden tests
-//! (`crates/kproxy-nftables/tests/golden/*.nft`). With `--bless` the files are rewritten
-//! from the current rendering (`KPROXY_BLESS=1`); review `git diff` before committing.
+//! `cargo xtask golden [--bless]`: the golden tests of every dataplane that renders text
+//! (`crates/kproxy-nftables/tests/golden/*.nft`, `crates/kproxy-iptables/tests/golden/*.iptables`).
+//! With `--bless` the files are rewritten from the current rendering (`KPROXY_BLESS=1`);
+//! review `git diff` before committing.
+
+/// The packages with a `golden` test target.
+const PACKAGES: [&str; 2] = ["kproxy-nftables", "kproxy-iptables"];
 
 /// Runs the golden tests; `bless` rewrites the golden files instead of comparing.
 pub(crate) fn run(bless: bool) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = std::process::Command::new(cargo);
-    command.args(["test", "--package", "kproxy-nftables", "--test", "golden"]).current_dir(crate::workspace_root());
+    command.arg("test");
+    for package in PACKAGES {
+        command.args(["--package", package]);
+    }
+    command.args(["--test", "golden"]).current_dir(crate::workspace_root());
     if bless {
         command.env("KPROXY_BLESS", "1");
     } else {
@@ -15,7 +23,7 @@ pub(crate) fn run(bless: bool) -> anyhow::Result<()> {
     let status = command.status()?;
     anyhow::ensure!(status.success(), "the golden tests failed: {status}");
     if bless {
-        println!("golden files rewritten in crates/kproxy-nftables/tests/golden; review `git diff` before committing");
+        println!("golden files rewritten in crates/*/tests/golden; review `git diff` before committing");
         // A blessed run loads the files it has just written: check them again, comparing.
         return run(false);
     }

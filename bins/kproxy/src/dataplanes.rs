@@ -10,13 +10,20 @@ pub fn build(config: &ProxyConfig) -> Result<Box<dyn Dataplane>, ConfigError> {
     match config.mode {
         #[cfg(feature = "nftables")]
         ProxyMode::Nftables => Ok(Box::new(nftables::build(config))),
+        #[cfg(feature = "iptables")]
+        ProxyMode::Iptables => Ok(Box::new(iptables::build(config))),
+        #[cfg(feature = "userspace")]
+        ProxyMode::Userspace => Ok(Box::new(userspace::build(config)?)),
         mode => Err(ConfigError::ModeNotCompiled { mode: mode.name(), feature: mode.name() }),
     }
 }
 
 /// Every compiled-in dataplane, for `--cleanup`.
 fn all(config: &ProxyConfig) -> Vec<Box<dyn Dataplane>> {
-    [nftables_dataplane(config)].into_iter().flatten().collect()
+    [nftables_dataplane(config), iptables_dataplane(config), userspace_dataplane(config)]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[cfg(feature = "nftables")]
@@ -26,6 +33,32 @@ fn nftables_dataplane(config: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
 
 #[cfg(not(feature = "nftables"))]
 fn nftables_dataplane(_: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    None
+}
+
+#[cfg(feature = "iptables")]
+fn iptables_dataplane(config: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    Some(Box::new(iptables::build(config)))
+}
+
+#[cfg(not(feature = "iptables"))]
+fn iptables_dataplane(_: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    None
+}
+
+#[cfg(feature = "userspace")]
+fn userspace_dataplane(config: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    match userspace::build(config) {
+        Ok(dataplane) => Some(Box::new(dataplane)),
+        Err(error) => {
+            tracing::error!(%error, "cannot clean up the userspace mode");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "userspace"))]
+fn userspace_dataplane(_: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
     None
 }
 
@@ -62,5 +95,44 @@ mod nftables {
             },
             ..NftablesConfig::default()
         })
+    }
+}
+
+#[cfg(feature = "iptables")]
+mod iptables {
+    use kproxy_iptables::{IptablesConfig, IptablesDataplane, NodePortAddresses};
+    use kproxy_runtime::config::{self, ProxyConfig};
+
+    /// The iptables dataplane configured from the daemon's configuration; the flavour
+    /// (legacy or nft) is the one the node uses, detected on the first sync.
+    pub fn build(config: &ProxyConfig) -> IptablesDataplane {
+        IptablesDataplane::new(IptablesConfig {
+            cluster_cidrs: config.cluster_cidrs.clone(),
+            masquerade_all: config.masquerade_all,
+            masquerade_mark: config.masquerade_mark(),
+            localhost_nodeports: config.localhost_nodeports,
+            nodeport_addresses: match &config.nodeport_addresses {
+                config::NodePortAddresses::Cidrs(cidrs) => NodePortAddresses::Cidrs(cidrs.clone()),
+                // `primary` narrows to the node's IPs upstream; kproxy accepts every local address.
+                config::NodePortAddresses::All | config::NodePortAddresses::Primary => NodePortAddresses::All,
+            },
+            ..IptablesConfig::default()
+        })
+    }
+}
+
+#[cfg(feature = "userspace")]
+mod userspace {
+    use kproxy_runtime::config::{ConfigError, ProxyConfig};
+    use kproxy_userspace::{UserspaceConfig, UserspaceDataplane};
+
+    /// The userspace dataplane configured from the daemon's configuration (listener ports
+    /// chosen by the kernel; relay threads started here, in the daemon's namespace).
+    pub fn build(config: &ProxyConfig) -> Result<UserspaceDataplane, ConfigError> {
+        UserspaceDataplane::new(UserspaceConfig {
+            cluster_cidrs: config.cluster_cidrs.clone(),
+            ..UserspaceConfig::default()
+        })
+        .map_err(|e| ConfigError::Invalid(format!("userspace relay: cannot start its threads: {e}")))
     }
 }

@@ -3,14 +3,18 @@
 //!
 //! - [`NftRunner`]: runs an `nft -f -` transaction ([`ExecNft`], [`FakeNft`]).
 //! - [`Conntrack`]: deletes conntrack flows ([`ExecConntrack`], [`FakeConntrack`]).
+//! - [`IptablesRunner`]: `iptables-restore --noflush` and `iptables-save` ([`ExecIptables`],
+//!   [`FakeIptables`]), legacy or nft ([`IptablesBackend`]).
 //!
 //! Each real runner can run inside a named network namespace (`ip netns exec`), which is
 //! how tests program a namespace they created without touching the host's.
 
 mod command;
 mod conntrack;
+mod iptables;
 mod nft;
 
 pub use command::{CommandError, Netns};
 pub use conntrack::{Conntrack, ExecConntrack, FakeConntrack, FlowFilter};
+pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use nft::{ExecNft, FakeNft, NftRunner};

@@ -1,0 +1,37 @@
+//! The conformance suite end to end in userspace mode: the `kproxy` binary runs inside
+//! node1's namespace with `--mode userspace` (its relay threads and listeners live there)
+//! and watches the testkit's fake apiserver. Needs root; skips with a message otherwise.
+//! `KPROXY_CONFORMANCE_FILTER=<part of a case name>` runs a subset.
+
+use std::path::Path;
+
+use kproxy_conformance::run_conformance_e2e;
+
+/// A userspace relay opens its own connection to the endpoint.
+const SOURCE_LOST: &str = "a userspace relay opens its own connection to the endpoint, so the endpoint sees the node's address: the client's source cannot be preserved";
+
+/// Cases that cannot pass in userspace mode, with the reason (as in kproxy-userspace's own
+/// conformance test).
+const SKIPS: &[(&str, &str)] = &[
+    ("nodeport-local-policy", SOURCE_LOST),
+    ("loadbalancer-local-policy", SOURCE_LOST),
+    ("cluster-cidr-masquerade", SOURCE_LOST),
+    ("ipv6-clusterip", SOURCE_LOST),
+    ("sctp-clusterip", "the userspace relay carries TCP and UDP only"),
+];
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_end_to_end_userspace() {
+    if !is_root() {
+        eprintln!("skipping the end-to-end userspace conformance suite: needs root to create network namespaces");
+        return;
+    }
+    let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
+    let binary = Path::new(env!("CARGO_BIN_EXE_kproxy"));
+    let report = run_conformance_e2e(binary, "userspace", SKIPS, filter.as_deref()).await;
+    report.assert_all_passed();
+}

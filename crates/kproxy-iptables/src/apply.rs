@@ -1,0 +1,124 @@
+//! From renders to restore texts: a full sync (everything, stale chains found in an
+//! `iptables-save`, missing jumps added), a partial sync (shared chains and the changed
+//! ports' chains, stale chains known from what was committed), and cleanup.
+
+mod save;
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+
+use kproxy_core::ServicePortName;
+
+use crate::render::{Destinations, FamilyRender, PortRender, RestoreInput, SharedRule, Statics, restore_text};
+
+pub(crate) use save::{cleanup_text, missing_jumps, service_chains};
+
+/// What one service port holds in the tables, as far as later syncs need to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CommittedPort {
+    /// Its rules in the shared chains, rewritten on every sync.
+    shared: Vec<SharedRule>,
+    /// Its own nat chains.
+    chains: Vec<String>,
+    /// Where clients reached it (to clear flows once it is gone).
+    destinations: Destinations,
+}
+
+impl CommittedPort {
+    fn of(render: &PortRender) -> Self {
+        let chains = render.chains.iter().map(|c| c.name.clone()).collect();
+        Self { shared: render.shared.clone(), chains, destinations: render.destinations.clone() }
+    }
+}
+
+/// What the dataplane believes one family's tables hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Committed {
+    ports: BTreeMap<ServicePortName, CommittedPort>,
+}
+
+/// New renders of some ports (`None`: the port is gone), in name order.
+pub(crate) type Updates = BTreeMap<ServicePortName, Option<PortRender>>;
+
+impl Committed {
+    /// The bookkeeping of a family loaded in full.
+    pub(crate) fn of(render: &FamilyRender) -> Self {
+        Self { ports: render.ports.iter().map(|(name, port)| (name.clone(), CommittedPort::of(port))).collect() }
+    }
+
+    /// Where clients reached port `name`, as committed.
+    pub(crate) fn destinations(&self, name: &ServicePortName) -> Option<&Destinations> {
+        self.ports.get(name).map(|p| &p.destinations)
+    }
+
+    /// Records `updates` as committed.
+    pub(crate) fn apply(&mut self, updates: &Updates) {
+        for (name, render) in updates {
+            match render {
+                Some(render) => self.ports.insert(name.clone(), CommittedPort::of(render)),
+                None => self.ports.remove(name),
+            };
+        }
+    }
+
+    /// The restore text of a partial sync: every shared chain (from the committed rules,
+    /// `updates` replacing theirs), the updated ports' chains, and deletion of the chains
+    /// they no longer use.
+    pub(crate) fn partial_text(&self, statics: &Statics, updates: &Updates) -> String {
+        let shared = merged(self.ports.iter().peekable(), updates.iter().peekable());
+        let chains = updates.values().flatten().flat_map(|p| &p.chains).collect::<Vec<_>>();
+        let mut stale = Vec::new();
+        for (name, render) in updates {
+            let Some(old) = self.ports.get(name) else { continue };
+            let kept = |chain: &String| render.iter().flat_map(|r| &r.chains).any(|c| c.name == *chain);
+            stale.extend(old.chains.iter().filter(|c| !kept(c)).cloned());
+        }
+        restore_text(&RestoreInput { statics, shared, chains, stale, jumps: Vec::new(), canary: false })
+    }
+}
+
+/// Every port's shared rules in name order: committed ones, with `updates` applied.
+fn merged<'a>(
+    mut committed: Peekable<impl Iterator<Item = (&'a ServicePortName, &'a CommittedPort)>>,
+    mut updates: Peekable<impl Iterator<Item = (&'a ServicePortName, &'a Option<PortRender>)>>,
+) -> Vec<&'a [SharedRule]> {
+    let mut out = Vec::new();
+    loop {
+        let next = match (committed.peek(), updates.peek()) {
+            (None, None) => break,
+            (Some(_), None) => committed.next().map(|(_, c)| Some(c.shared.as_slice())),
+            (None, Some(_)) => updates.next().map(|(_, u)| u.as_ref().map(|r| r.shared.as_slice())),
+            (Some((c, _)), Some((u, _))) if c < u => committed.next().map(|(_, c)| Some(c.shared.as_slice())),
+            (Some((c, _)), Some((u, _))) => {
+                if c == u {
+                    committed.next();
+                }
+                updates.next().map(|(_, u)| u.as_ref().map(|r| r.shared.as_slice()))
+            }
+        };
+        out.extend(next.flatten());
+    }
+    out
+}
+
+/// The restore text of a full sync: every chain, the jumps `filter_save`/`nat_save` lack,
+/// canaries, and deletion of the service chains `nat_save` holds that are not wanted.
+pub(crate) fn full_text(render: &FamilyRender, filter_save: &str, nat_save: &str) -> String {
+    let wanted: std::collections::BTreeSet<&str> =
+        render.ports.values().flat_map(|p| &p.chains).map(|c| c.name.as_str()).collect();
+    let stale = service_chains(nat_save).into_iter().filter(|c| !wanted.contains(c.as_str())).collect();
+    let input = RestoreInput {
+        statics: &render.statics,
+        shared: render.ports.values().map(|p| p.shared.as_slice()).collect(),
+        chains: render.ports.values().flat_map(|p| &p.chains).collect(),
+        stale,
+        jumps: missing_jumps(&render.statics.jumps, filter_save, nat_save),
+        canary: true,
+    };
+    restore_text(&input)
+}
+
+/// How many rules a restore text appends or inserts.
+pub(crate) fn rule_count(text: &str) -> usize {
+    text.lines().filter(|l| l.starts_with("-A ") || l.starts_with("-I ")).count()
+}

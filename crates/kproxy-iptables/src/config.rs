@@ -1,0 +1,86 @@
+//! The iptables dataplane's configuration.
+
+use ipnet::IpNet;
+use kproxy_core::IpFamily;
+
+/// Which iptables flavour to program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The one the node already uses, as upstream's `iptables-wrapper` picks it (kubelet's
+    /// hint chains, else the flavour holding more rules, else nft).
+    #[default]
+    Auto,
+    /// `iptables-legacy` (x_tables).
+    Legacy,
+    /// `iptables-nft` (nf_tables through the iptables syntax).
+    Nft,
+}
+
+/// Which local addresses accept NodePort traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NodePortAddresses {
+    /// Every local address (`-m addrtype --dst-type LOCAL`).
+    #[default]
+    All,
+    /// Local addresses inside these CIDRs (those of the other family are ignored).
+    Cidrs(Vec<IpNet>),
+}
+
+/// What the iptables dataplane needs to know, besides the state it programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IptablesConfig {
+    /// Legacy, nft, or detect.
+    pub backend: Backend,
+    /// Pod CIDRs (at most one per family is used, as upstream's `ClusterCIDR` detector):
+    /// traffic from them is "local" and not masqueraded on the cluster path.
+    pub cluster_cidrs: Vec<IpNet>,
+    /// Masquerade every packet sent to a cluster IP.
+    pub masquerade_all: bool,
+    /// The fwmark bit marking packets to masquerade (`0x4000`).
+    pub masquerade_mark: u32,
+    /// Addresses that accept NodePort traffic.
+    pub nodeport_addresses: NodePortAddresses,
+    /// NodePorts on 127.0.0.1 (IPv4 only; sets `route_localnet`), upstream's
+    /// `iptables.localhostNodePorts`.
+    pub localhost_nodeports: bool,
+    /// Add `--random-fully` to MASQUERADE (every supported iptables has it).
+    pub random_fully: bool,
+    /// Which families to program.
+    pub families: Vec<IpFamily>,
+    /// Run the tools inside this network namespace (tests); `None`: this one.
+    pub netns: Option<String>,
+}
+
+impl Default for IptablesConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Auto,
+            cluster_cidrs: Vec::new(),
+            masquerade_all: false,
+            masquerade_mark: 0x4000,
+            nodeport_addresses: NodePortAddresses::All,
+            localhost_nodeports: true,
+            random_fully: true,
+            families: IpFamily::ALL.to_vec(),
+            netns: None,
+        }
+    }
+}
+
+impl IptablesConfig {
+    /// The cluster CIDR of `family` used by the local-traffic detector, if any.
+    pub fn cluster_cidr(&self, family: IpFamily) -> Option<&IpNet> {
+        self.cluster_cidrs.iter().find(|c| IpFamily::of(&c.addr()) == family)
+    }
+
+    /// Whether 127.0.0.1 accepts node ports in `family`: IPv4 only, when enabled and when
+    /// the node-port addresses include loopback (upstream's rule).
+    pub fn localhost_nodeports_in(&self, family: IpFamily) -> bool {
+        let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+        let covers_loopback = match &self.nodeport_addresses {
+            NodePortAddresses::All => true,
+            NodePortAddresses::Cidrs(cidrs) => cidrs.iter().any(|c| c.contains(&loopback)),
+        };
+        family == IpFamily::V4 && self.localhost_nodeports && covers_loopback
+    }
+}

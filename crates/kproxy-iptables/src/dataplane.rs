@@ -1,0 +1,219 @@
+//! `IptablesDataplane`: one restore per family and sync, full or partial, with what was
+//! committed kept in memory.
+
+use std::sync::Arc;
+
+use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
+use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecIptables, IptablesBackend, IptablesRunner, Netns};
+
+use crate::apply::{Committed, Updates, cleanup_text, full_text, rule_count};
+use crate::config::{Backend, IptablesConfig};
+use crate::render::names::KUBE_PROXY_CANARY;
+use crate::render::{RenderContext, render_family, render_port, render_statics, render_text};
+
+const NAME: &str = "iptables";
+
+/// The iptables dataplane. See the crate documentation for the tables' shape.
+pub struct IptablesDataplane {
+    config: IptablesConfig,
+    /// One runner per family (IPv4 first); `None` until the backend is detected.
+    runners: Option<[Arc<dyn IptablesRunner>; 2]>,
+    /// The runners are the real tools, built from the configuration.
+    exec: bool,
+    conntrack: Arc<dyn Conntrack>,
+    /// What each family's tables hold, when known (`None`: sync it fully next time).
+    committed: [Option<Committed>; 2],
+}
+
+const _: () = {
+    const fn assert_dataplane<T: Dataplane>() {}
+    assert_dataplane::<IptablesDataplane>()
+};
+
+/// What one family's sync did.
+#[derive(Default)]
+struct FamilySync {
+    full: bool,
+    touched: usize,
+    rules: usize,
+}
+
+impl IptablesDataplane {
+    /// A dataplane running the real tools (in `config.netns` if set); with
+    /// [`Backend::Auto`] the flavour is detected on the first sync.
+    pub fn new(config: IptablesConfig) -> Self {
+        let conntrack = Arc::new(ExecConntrack::new(config.netns.clone()));
+        let runners = match config.backend {
+            Backend::Auto => None,
+            Backend::Legacy => Some(exec_runners(&config, IptablesBackend::Legacy)),
+            Backend::Nft => Some(exec_runners(&config, IptablesBackend::Nft)),
+        };
+        Self { config, runners, exec: true, conntrack, committed: [None, None] }
+    }
+
+    /// A dataplane using the given runners (fakes in tests): `ipv4` and `ipv6`.
+    pub fn with_runners(
+        config: IptablesConfig,
+        ipv4: Arc<dyn IptablesRunner>,
+        ipv6: Arc<dyn IptablesRunner>,
+        conntrack: Arc<dyn Conntrack>,
+    ) -> Self {
+        Self { config, runners: Some([ipv4, ipv6]), exec: false, conntrack, committed: [None, None] }
+    }
+
+    /// The runner of `family`, detecting the backend first if needed.
+    async fn runner(&mut self, family: IpFamily) -> Arc<dyn IptablesRunner> {
+        let runners = match self.runners.take() {
+            Some(runners) => runners,
+            None => {
+                let backend = IptablesBackend::detect(&Netns(self.config.netns.clone())).await;
+                tracing::info!(%backend, "iptables backend detected");
+                exec_runners(&self.config, backend)
+            }
+        };
+        let runner = runners[family.index()].clone();
+        self.runners = Some(runners);
+        runner
+    }
+
+    async fn sync_family(
+        &mut self,
+        state: &ProxyState,
+        changes: &Changes,
+        family: IpFamily,
+    ) -> Result<FamilySync, SyncError> {
+        let runner = self.runner(family).await;
+        let committed = self.committed[family.index()].take().filter(|_| !changes.full());
+        if let Some(committed) = committed {
+            match self.partial_sync(&*runner, state, changes, family, committed).await {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => tracing::warn!(?family, "{KUBE_PROXY_CANARY} is gone (tables flushed?): full resync"),
+                Err(error) => tracing::warn!(%error, ?family, "partial iptables sync failed: full resync"),
+            }
+        }
+        self.full_sync(&*runner, state, family).await
+    }
+
+    /// Rewrites the shared chains and the changed ports' chains; `None` when the canary is
+    /// missing and nothing was written.
+    async fn partial_sync(
+        &mut self,
+        runner: &dyn IptablesRunner,
+        state: &ProxyState,
+        changes: &Changes,
+        family: IpFamily,
+        mut committed: Committed,
+    ) -> Result<Option<FamilySync>, SyncError> {
+        if !runner.chain_exists("mangle", KUBE_PROXY_CANARY).await.unwrap_or(false) {
+            return Ok(None);
+        }
+        let names = &changes.family(family).service_ports;
+        let mut done = FamilySync { touched: names.len(), ..FamilySync::default() };
+        if !names.is_empty() {
+            let ctx = RenderContext::new(&self.config, state, family);
+            let view = state.family(family);
+            let updates: Updates = names
+                .iter()
+                .map(|n| (n.clone(), view.services.get(n).map(|p| render_port(&ctx, n, p, view.endpoints.get(n)))))
+                .collect();
+            let text = committed.partial_text(&render_statics(&self.config, family), &updates);
+            runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
+            committed.apply(&updates);
+            done.rules = rule_count(&text);
+        }
+        self.committed[family.index()] = Some(committed);
+        Ok(Some(done))
+    }
+
+    /// Writes everything, adds missing jumps and canaries, deletes stale service chains.
+    async fn full_sync(
+        &mut self,
+        runner: &dyn IptablesRunner,
+        state: &ProxyState,
+        family: IpFamily,
+    ) -> Result<FamilySync, SyncError> {
+        let render = render_family(&self.config, state, family);
+        if self.config.localhost_nodeports_in(family)
+            && let Err(error) = runner.enable_route_localnet().await
+        {
+            tracing::warn!(%error, "cannot set route_localnet: NodePorts on 127.0.0.1 will not work");
+        }
+        let filter = runner.save("filter").await.map_err(|e| sync_error("iptables-save", e))?;
+        let nat = runner.save("nat").await.map_err(|e| sync_error("iptables-save", e))?;
+        let text = full_text(&render, &filter, &nat);
+        runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
+        self.committed[family.index()] = Some(Committed::of(&render));
+        Ok(FamilySync { full: true, touched: render.ports.len(), rules: rule_count(&text) })
+    }
+
+    /// The runners cleanup goes through: with detection, both flavours.
+    fn cleanup_runners(&self) -> Vec<Arc<dyn IptablesRunner>> {
+        let backends = match (self.exec, self.config.backend) {
+            (false, _) => return self.runners.iter().flatten().cloned().collect(),
+            (true, Backend::Legacy) => vec![IptablesBackend::Legacy],
+            (true, Backend::Nft) => vec![IptablesBackend::Nft],
+            (true, Backend::Auto) => vec![IptablesBackend::Legacy, IptablesBackend::Nft],
+        };
+        backends.into_iter().flat_map(|b| exec_runners(&self.config, b)).collect()
+    }
+}
+
+fn exec_runners(config: &IptablesConfig, backend: IptablesBackend) -> [Arc<dyn IptablesRunner>; 2] {
+    let runner = |prefix| Arc::new(ExecIptables::new(prefix, backend, config.netns.clone())) as Arc<dyn IptablesRunner>;
+    [runner("iptables"), runner("ip6tables")]
+}
+
+fn sync_error(step: &'static str, error: CommandError) -> SyncError {
+    if error.is_spawn_failure() { SyncError::fatal(NAME, step, error) } else { SyncError::retryable(NAME, step, error) }
+}
+
+#[async_trait::async_trait]
+impl Dataplane for IptablesDataplane {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+        let mut stats = SyncStats::default();
+        let stale = crate::stale_flows::stale_filters(state, changes, &self.config.families, &self.committed);
+        for family in self.config.families.clone() {
+            let done = self.sync_family(state, changes, family).await?;
+            stats.full |= done.full;
+            stats.touched_service_ports += done.touched;
+            stats.rules += done.rules;
+            stats.service_ports += state.family(family).services.len();
+        }
+        crate::stale_flows::clear(&*self.conntrack, stale).await;
+        Ok(stats)
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        self.committed = [None, None];
+        for runner in self.cleanup_runners() {
+            let save = match runner.save("").await {
+                Ok(save) => save,
+                // No such tool: it never installed anything.
+                Err(error) if error.is_spawn_failure() => continue,
+                Err(error) => return Err(sync_error("iptables-save", error)),
+            };
+            if let Some(text) = cleanup_text(&save) {
+                runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn render(&self, state: &ProxyState) -> String {
+        let mut out = String::new();
+        for family in &self.config.families {
+            let tool = if *family == IpFamily::V4 { "iptables" } else { "ip6tables" };
+            out.push_str(&format!("# {family}: {tool}-restore --noflush\n"));
+            out.push_str(&render_text(&render_family(&self.config, state, *family)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "dataplane_tests.rs"]
+mod tests;

@@ -1,0 +1,211 @@
+use std::net::IpAddr;
+
+use kproxy_core::{Endpoint, NamespacedName, Protocol, ServicePort, ServicePortName};
+use kproxy_netfilter::{FakeConntrack, FakeIptables, FlowFilter};
+
+use super::*;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("IP")
+}
+
+fn port_name(i: usize) -> ServicePortName {
+    ServicePortName::new(NamespacedName::new("ns", format!("svc{i}")), "http", Protocol::Tcp)
+}
+
+/// `n` ClusterIP service ports with two endpoints each.
+fn state(n: usize) -> ProxyState {
+    state_with(0..n)
+}
+
+/// ClusterIP service ports `ids` with two endpoints each.
+fn state_with(ids: impl IntoIterator<Item = usize>) -> ProxyState {
+    let mut state = ProxyState::new("node1");
+    let v4 = state.family_mut(IpFamily::V4);
+    for i in ids {
+        v4.services.insert(port_name(i), ServicePort::new(ip(&format!("172.30.0.{}", i + 1)), 80, Protocol::Tcp));
+        let endpoints = (0..2).map(|e| Endpoint::new(ip(&format!("10.0.{i}.{e}")), 8080)).collect();
+        v4.endpoints.insert(port_name(i), endpoints);
+    }
+    state
+}
+
+fn changed(names: impl IntoIterator<Item = ServicePortName>) -> Changes {
+    let mut changes = Changes::default();
+    changes.family_mut(IpFamily::V4).service_ports.extend(names);
+    changes
+}
+
+struct Fixture {
+    dataplane: IptablesDataplane,
+    v4: FakeIptables,
+    conntrack: FakeConntrack,
+}
+
+fn fixture() -> Fixture {
+    let (v4, v6, conntrack) = (FakeIptables::default(), FakeIptables::default(), FakeConntrack::default());
+    let config =
+        IptablesConfig { cluster_cidrs: vec!["10.0.0.0/8".parse().expect("CIDR")], ..IptablesConfig::default() };
+    let dataplane =
+        IptablesDataplane::with_runners(config, Arc::new(v4.clone()), Arc::new(v6), Arc::new(conntrack.clone()));
+    Fixture { dataplane, v4, conntrack }
+}
+
+/// What a full sync of `state` leaves in a fresh fake.
+async fn fresh_nat(state: &ProxyState) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut f = fixture();
+    f.dataplane.sync(state, &Changes::full_sync()).await.expect("full sync");
+    f.v4.chains("nat")
+}
+
+#[tokio::test]
+async fn first_sync_is_one_restore_per_family() {
+    let mut f = fixture();
+    let stats = f.dataplane.sync(&state(50), &Changes::default()).await.expect("sync");
+    assert!(stats.full);
+    assert_eq!(stats.service_ports, 50);
+    assert_eq!(f.v4.calls(), ["route_localnet", "save filter", "save nat", "restore"]);
+    let nat = f.v4.chains("nat");
+    assert_eq!(nat.keys().filter(|c| c.starts_with("KUBE-SEP-")).count(), 100);
+    assert_eq!(nat["PREROUTING"], ["-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"]);
+    assert!(f.v4.chains("mangle").contains_key("KUBE-PROXY-CANARY"));
+    assert!(f.v4.route_localnet());
+}
+
+#[tokio::test]
+async fn partial_sync_rewrites_only_changed_ports_and_deletes_their_stale_chains() {
+    let mut f = fixture();
+    let mut s = state(20);
+    f.dataplane.sync(&s, &Changes::full_sync()).await.expect("full sync");
+    s.family_mut(IpFamily::V4).endpoints.insert(port_name(3), vec![Endpoint::new(ip("10.9.9.9"), 8080)]);
+    let stats = f.dataplane.sync(&s, &changed([port_name(3)])).await.expect("partial sync");
+    assert!(!stats.full);
+    assert_eq!(stats.touched_service_ports, 1);
+    let calls = f.v4.calls();
+    assert_eq!(calls[calls.len() - 2..], ["chain_exists mangle KUBE-PROXY-CANARY", "restore"]);
+    let text = f.v4.restores().pop().expect("a restore");
+    assert_eq!(text.matches(":KUBE-SVC-").count(), 1, "{text}");
+    assert_eq!(text.matches("-X KUBE-SEP-").count(), 2, "{text}");
+    assert_eq!(text.matches("-A KUBE-SERVICES ").count(), 21, "shared chains are complete");
+    assert_eq!(f.v4.chains("nat"), fresh_nat(&s).await);
+}
+
+#[tokio::test]
+async fn partial_syncs_converge_to_what_a_full_sync_writes() {
+    let mut f = fixture();
+    let mut s = state(10);
+    f.dataplane.sync(&s, &Changes::full_sync()).await.expect("full sync");
+    let with_node_port = |s: &mut ProxyState| {
+        let v4 = s.family_mut(IpFamily::V4);
+        let port = ServicePort { node_port: Some(30010), ..ServicePort::new(ip("172.30.1.10"), 80, Protocol::Tcp) };
+        v4.services.insert(port_name(10), port);
+        v4.endpoints.insert(port_name(10), vec![Endpoint::new(ip("10.1.0.1"), 80)]);
+    };
+    with_node_port(&mut s);
+    f.dataplane.sync(&s, &changed([port_name(10)])).await.expect("add");
+    s = state_with((0..10).filter(|i| *i != 2));
+    with_node_port(&mut s);
+    s.family_mut(IpFamily::V4).endpoints.insert(port_name(4), Vec::new());
+    f.dataplane.sync(&s, &changed([port_name(2), port_name(4)])).await.expect("remove and empty");
+    assert_eq!(f.v4.chains("nat"), fresh_nat(&s).await);
+    assert_eq!(f.v4.chains("filter"), {
+        let mut fresh = fixture();
+        fresh.dataplane.sync(&s, &Changes::full_sync()).await.expect("full");
+        fresh.v4.chains("filter")
+    });
+}
+
+#[tokio::test]
+async fn a_missing_canary_turns_the_next_sync_into_a_full_one() {
+    let mut f = fixture();
+    let s = state(5);
+    f.dataplane.sync(&s, &Changes::full_sync()).await.expect("full sync");
+    f.v4.wipe();
+    let stats = f.dataplane.sync(&s, &changed([port_name(1)])).await.expect("sync");
+    assert!(stats.full);
+    assert_eq!(f.v4.chains("nat"), fresh_nat(&s).await, "jumps, shared and service chains are back");
+}
+
+#[tokio::test]
+async fn a_failed_partial_restore_falls_back_to_a_full_sync() {
+    let mut f = fixture();
+    let s = state(5);
+    f.dataplane.sync(&s, &Changes::full_sync()).await.expect("full sync");
+    f.v4.fail_next(1);
+    let stats = f.dataplane.sync(&s, &changed([port_name(1)])).await.expect("sync");
+    assert!(stats.full);
+    f.v4.fail_next(2);
+    let error = f.dataplane.sync(&s, &changed([port_name(1)])).await.expect_err("both restores fail");
+    assert!(error.is_retryable());
+    f.dataplane.sync(&s, &changed([])).await.expect("sync");
+    assert_eq!(f.v4.calls().last().map(String::as_str), Some("restore"), "after an error the next sync is full");
+}
+
+#[tokio::test]
+async fn full_sync_deletes_service_chains_nobody_wants() {
+    let f = fixture();
+    let leftover = "*nat\n:KUBE-SVC-LEFTOVER0000000 - [0:0]\n:KUBE-SEP-LEFTOVER0000000 - [0:0]\n-A KUBE-SVC-LEFTOVER0000000 -j KUBE-SEP-LEFTOVER0000000\nCOMMIT\n";
+    f.v4.restore(leftover).await.expect("leftovers");
+    let mut f = f;
+    f.dataplane.sync(&state(2), &Changes::full_sync()).await.expect("full sync");
+    let nat = f.v4.chains("nat");
+    assert!(!nat.keys().any(|c| c.contains("LEFTOVER")), "{:?}", nat.keys());
+}
+
+#[tokio::test]
+async fn jumps_are_not_duplicated_by_full_syncs() {
+    let mut f = fixture();
+    f.dataplane.sync(&state(2), &Changes::full_sync()).await.expect("full sync");
+    f.dataplane.sync(&state(2), &Changes::full_sync()).await.expect("full sync again");
+    assert_eq!(f.v4.chains("filter")["INPUT"].len(), 4, "{:?}", f.v4.chains("filter")["INPUT"]);
+    assert_eq!(f.v4.chains("nat")["PREROUTING"].len(), 1);
+}
+
+#[tokio::test]
+async fn cleanup_removes_our_chains_and_jumps_only() {
+    let mut f = fixture();
+    f.v4.restore("*nat\n:OTHER - [0:0]\n-A OUTPUT -j OTHER\nCOMMIT\n").await.expect("someone else's rules");
+    f.dataplane.sync(&state(3), &Changes::full_sync()).await.expect("full sync");
+    f.dataplane.cleanup().await.expect("cleanup");
+    let nat = f.v4.chains("nat");
+    assert_eq!(nat.keys().filter(|c| c.starts_with("KUBE-")).count(), 0, "{:?}", nat.keys());
+    assert_eq!(nat["OUTPUT"], ["-j OTHER"]);
+    let filter = f.v4.chains("filter");
+    assert_eq!(filter.keys().filter(|c| c.starts_with("KUBE-")).collect::<Vec<_>>(), ["KUBE-FIREWALL"]);
+    assert_eq!(filter["INPUT"], ["-j KUBE-FIREWALL"], "kubelet's chain stays, as upstream leaves it");
+    assert!(!f.v4.chains("mangle").contains_key("KUBE-PROXY-CANARY"));
+    let restores = f.v4.restores().len();
+    f.dataplane.cleanup().await.expect("cleanup again");
+    assert_eq!(f.v4.restores().len(), restores, "nothing left to remove");
+}
+
+#[tokio::test]
+async fn stale_udp_endpoints_lose_their_flows() {
+    let mut f = fixture();
+    let mut s = ProxyState::new("node1");
+    let name = ServicePortName::new(NamespacedName::new("ns", "dns"), "dns", Protocol::Udp);
+    s.family_mut(IpFamily::V4).services.insert(name.clone(), ServicePort::new(ip("172.30.0.10"), 53, Protocol::Udp));
+    let mut changes = changed([name.clone()]);
+    changes.family_mut(IpFamily::V4).stale_udp_endpoints.push((name, Endpoint::new(ip("10.0.0.7"), 53)));
+    f.dataplane.sync(&s, &changes).await.expect("sync");
+    assert_eq!(
+        f.conntrack.deleted(),
+        [FlowFilter { service: Some(ip("172.30.0.10")), port: 53, endpoint: ip("10.0.0.7") }]
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_udp_service_loses_its_flows_too() {
+    let mut f = fixture();
+    let name = ServicePortName::new(NamespacedName::new("ns", "dns"), "dns", Protocol::Udp);
+    let mut s = ProxyState::new("node1");
+    let port = ServicePort { node_port: Some(30053), ..ServicePort::new(ip("172.30.0.10"), 53, Protocol::Udp) };
+    s.family_mut(IpFamily::V4).services.insert(name.clone(), port);
+    s.family_mut(IpFamily::V4).endpoints.insert(name.clone(), vec![Endpoint::new(ip("10.0.0.7"), 53)]);
+    f.dataplane.sync(&s, &Changes::full_sync()).await.expect("sync");
+    let mut changes = changed([name.clone()]);
+    changes.family_mut(IpFamily::V4).stale_udp_endpoints.push((name, Endpoint::new(ip("10.0.0.7"), 53)));
+    f.dataplane.sync(&ProxyState::new("node1"), &changes).await.expect("sync");
+    let flow = |service, port| FlowFilter { service, port, endpoint: ip("10.0.0.7") };
+    assert_eq!(f.conntrack.deleted(), [flow(Some(ip("172.30.0.10")), 53), flow(None, 30053)]);
+}

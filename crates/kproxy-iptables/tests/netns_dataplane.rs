@@ -1,0 +1,146 @@
+//! The dataplane against real iptables (legacy and nft) in network namespaces this test
+//! creates: partial syncs end where a full sync would, a flushed table is noticed and
+//! rebuilt, cleanup leaves nothing of ours, and backend detection. Root and the iptables
+//! tools needed; otherwise each test says why it skips.
+
+mod support;
+
+use kproxy_core::{Changes, Dataplane};
+use kproxy_iptables::{Backend, IptablesConfig, IptablesDataplane};
+use kproxy_netfilter::{IptablesBackend, Netns as ToolNetns};
+use kproxy_testkit::ip_plan::{NODE_NAME, OTHER_NODE_NAME};
+use kproxy_testkit::{service, slice};
+use support::{Cluster, Netns, kernel_unavailable, pod_cidr_v4};
+
+fn skip() -> bool {
+    match kernel_unavailable() {
+        Some(reason) => {
+            println!("skipped: {reason}");
+            true
+        }
+        None => false,
+    }
+}
+
+fn dataplane(netns: &Netns, backend: Backend) -> IptablesDataplane {
+    IptablesDataplane::new(IptablesConfig {
+        backend,
+        cluster_cidrs: vec![pod_cidr_v4()],
+        netns: Some(netns.name.clone()),
+        ..IptablesConfig::default()
+    })
+}
+
+/// A cluster with a ClusterIP, a NodePort and an affinity service.
+fn cluster() -> Cluster {
+    let web = service("ns1", "web").cluster_ip("172.30.0.41").node_port("http", 80, 30080).build();
+    let web_eps = slice("ns1", "web", "web-1")
+        .tcp("http", 8080)
+        .endpoint("10.180.0.1", |e| e.node(NODE_NAME))
+        .endpoint("10.180.1.1", |e| e.node(OTHER_NODE_NAME))
+        .build();
+    let sticky =
+        service("ns1", "sticky").cluster_ip("172.30.0.42").tcp("http", 80).client_ip_affinity(Some(60)).build();
+    let sticky_eps =
+        slice("ns1", "sticky", "sticky-1").tcp("http", 8080).endpoint("10.180.0.2", |e| e.node(NODE_NAME)).build();
+    Cluster::with(&[web, sticky], &[web_eps, sticky_eps])
+}
+
+/// A table as `iptables-save` prints it, without comments and counters, chains sorted.
+fn saved(netns: &Netns, backend: &str, table: &str) -> Vec<String> {
+    let text = netns.run_ok(&format!("iptables-{backend}-save"), &["-t", table], "");
+    let mut lines: Vec<String> =
+        text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split(" [").next().unwrap_or(l).to_owned()).collect();
+    lines.sort();
+    lines
+}
+
+async fn partial_syncs_match_a_fresh_full_sync(backend: Backend, name: &str) {
+    let (a, b) =
+        (Netns::create(&format!("{name}-a")).expect("netns"), Netns::create(&format!("{name}-b")).expect("netns"));
+    let mut cluster = cluster();
+    let mut dp = dataplane(&a, backend);
+    dp.sync(&cluster.state, &Changes::full_sync()).await.expect("full sync");
+    let moved =
+        slice("ns1", "web", "web-1").tcp("http", 8080).endpoint("10.180.2.1", |e| e.node(OTHER_NODE_NAME)).build();
+    let extra = service("ns2", "new").cluster_ip("172.30.0.43").udp("dns", 53).build();
+    cluster.apply(&[extra], &[moved]);
+    let changes = cluster.checkout();
+    let stats = dp.sync(&cluster.state, &changes).await.expect("partial sync");
+    assert!(!stats.full, "a partial sync");
+    let mut fresh = dataplane(&b, backend);
+    fresh.sync(&cluster.state, &Changes::full_sync()).await.expect("full sync");
+    for table in ["nat", "filter", "mangle"] {
+        assert_eq!(saved(&a, name, table), saved(&b, name, table), "{table} after a partial sync ({name})");
+    }
+    assert!(!saved(&a, name, "nat").iter().any(|l| l.contains("10.180.0.1")), "the old endpoint's chain is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_syncs_match_a_fresh_full_sync_legacy() {
+    if !skip() {
+        partial_syncs_match_a_fresh_full_sync(Backend::Legacy, "legacy").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_syncs_match_a_fresh_full_sync_nft() {
+    if !skip() {
+        partial_syncs_match_a_fresh_full_sync(Backend::Nft, "nft").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
+    if skip() {
+        return;
+    }
+    let netns = Netns::create("tamper").expect("netns");
+    let cluster = cluster();
+    let mut dp = dataplane(&netns, Backend::Nft);
+    dp.sync(&cluster.state, &Changes::full_sync()).await.expect("full sync");
+    let before = saved(&netns, "nft", "nat");
+    // What a firewall restart does: every table flushed and its chains deleted.
+    for table in ["mangle", "nat", "filter"] {
+        netns.run_ok("iptables-nft", &["-t", table, "-F"], "");
+        netns.run_ok("iptables-nft", &["-t", table, "-X"], "");
+    }
+    let stats = dp.sync(&cluster.state, &Changes::default()).await.expect("sync");
+    assert!(stats.full, "the missing canary forces a full sync");
+    assert_eq!(saved(&netns, "nft", "nat"), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_leaves_only_kubelets_firewall_chain() {
+    if skip() {
+        return;
+    }
+    for backend in ["legacy", "nft"] {
+        let netns = Netns::create(&format!("cleanup-{backend}")).expect("netns");
+        netns.run_ok(&format!("iptables-{backend}"), &["-t", "nat", "-N", "OTHER"], "");
+        netns.run_ok(&format!("iptables-{backend}"), &["-t", "nat", "-A", "OUTPUT", "-j", "OTHER"], "");
+        let choice = if backend == "legacy" { Backend::Legacy } else { Backend::Nft };
+        dataplane(&netns, choice).sync(&cluster().state, &Changes::full_sync()).await.expect("full sync");
+        dataplane(&netns, Backend::Auto).cleanup().await.expect("cleanup");
+        let all = netns.run_ok(&format!("iptables-{backend}-save"), &[], "");
+        let ours: Vec<&str> = all.lines().filter(|l| l.contains("KUBE-") && !l.contains("KUBE-FIREWALL")).collect();
+        assert!(ours.is_empty(), "{backend}: left behind: {ours:?}");
+        assert!(all.contains("-A OUTPUT -j OTHER"), "{backend}: someone else's rule is kept");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_follows_the_flavour_in_use() {
+    if skip() {
+        return;
+    }
+    let netns = Netns::create("detect").expect("netns");
+    let tools = ToolNetns(Some(netns.name.clone()));
+    assert_eq!(IptablesBackend::detect(&tools).await, IptablesBackend::Nft, "empty: nft");
+    for port in ["22", "80", "443"] {
+        netns.run_ok("iptables-legacy", &["-A", "INPUT", "-p", "tcp", "--dport", port, "-j", "ACCEPT"], "");
+    }
+    assert_eq!(IptablesBackend::detect(&tools).await, IptablesBackend::Legacy, "legacy holds more rules");
+    netns.run_ok("iptables-nft", &["-t", "mangle", "-N", "KUBE-IPTABLES-HINT"], "");
+    assert_eq!(IptablesBackend::detect(&tools).await, IptablesBackend::Nft, "kubelet's hint wins");
+}

@@ -1,0 +1,243 @@
+//! Pure planning: which listeners, and which redirect-table elements, a [`ProxyState`] needs.
+//!
+//! Each service port gets up to three listeners, one per endpoint set it is reached with
+//! ([`Role`]). Its addresses become elements of the redirect table's sets and maps
+//! ([`Set`]); map elements name the listener whose port is their value, which is only
+//! known once the relay has bound it. Nothing here does I/O.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use kproxy_core::{
+    CategorizedEndpoints, Endpoint, IpFamily, Protocol, ProxyState, ServicePort, ServicePortName, TopologyNode,
+    categorize_endpoints,
+};
+
+use crate::config::UserspaceConfig;
+
+mod set;
+pub use set::Set;
+
+/// Which endpoints a listener relays to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// The cluster-wide set (topology applied): internal policy Cluster, external policy
+    /// Cluster, and pods or the node calling an external address.
+    Cluster,
+    /// This node's endpoints: internal or external traffic policy Local.
+    Local,
+    /// Load-balancer IPs with `loadBalancerSourceRanges`, from outside the cluster: the
+    /// external policy's set, and the relay admits only sources in the ranges.
+    Firewall,
+}
+
+impl Role {
+    /// A short name for logs and rendered text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cluster => "cluster",
+            Self::Local => "local",
+            Self::Firewall => "firewall",
+        }
+    }
+}
+
+/// Identifies a listener: one role of one service port of one family.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListenerKey {
+    /// The family (the listener binds an address of it).
+    pub family: IpFamily,
+    /// The service port.
+    pub name: ServicePortName,
+    /// Its role.
+    pub role: Role,
+}
+
+/// What a listener does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// Where it relays to, ordered by address; never empty.
+    pub endpoints: Vec<SocketAddr>,
+    /// ClientIP affinity timeout, if affinity is on.
+    pub affinity: Option<Duration>,
+    /// Sources it admits; empty admits every source.
+    pub allowed_sources: Vec<IpNet>,
+    /// Where clients reach it: (service address, port), the address `None` for a node port.
+    pub entries: Vec<(Option<IpAddr>, u16)>,
+}
+
+/// The redirect table of one family, with listener names where ports will go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyPlan {
+    /// The family.
+    pub family: IpFamily,
+    /// Where prerouting rules send traffic (`None`: `redirect`).
+    pub portal_ip: Option<IpAddr>,
+    /// Elements: (set, key in nft syntax) → the listener whose port is the value (maps).
+    pub elements: BTreeMap<(Set, String), Option<ListenerKey>>,
+}
+
+/// Everything a state needs: listeners, and one redirect table per family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Every listener, by key.
+    pub listeners: BTreeMap<ListenerKey, ListenerSpec>,
+    /// IPv4 first.
+    pub families: [FamilyPlan; 2],
+    /// Service ports left out (SCTP: a byte-stream relay cannot carry it).
+    pub skipped: Vec<ServicePortName>,
+}
+
+/// Plans `state` for `config`.
+pub fn plan(config: &UserspaceConfig, state: &ProxyState) -> Plan {
+    let mut listeners = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let families = IpFamily::ALL.map(|family| {
+        let portal_ip = portal_ip(config, state, family);
+        let mut out = FamilyPlan { family, portal_ip, elements: BTreeMap::new() };
+        let cidrs: Vec<IpNet> =
+            config.cluster_cidrs.iter().filter(|c| IpFamily::of(&c.addr()) == family).copied().collect();
+        for cidr in IpNet::aggregate(&cidrs) {
+            out.elements.insert((Set::ClusterCidrs, cidr.to_string()), None);
+        }
+        let view = state.family(family);
+        for (name, port) in view.services.iter() {
+            if port.protocol == Protocol::Sctp {
+                skipped.push(name.clone());
+                continue;
+            }
+            let mut ctx = PortPlan { family, name, port, node: state.topology_node(), listeners: &mut listeners };
+            ctx.plan(view.endpoints.get(name), &mut out.elements);
+        }
+        out
+    });
+    Plan { listeners, families, skipped }
+}
+
+/// The portal address of `family`: configured, or the Node's first of that family.
+fn portal_ip(config: &UserspaceConfig, state: &ProxyState, family: IpFamily) -> Option<IpAddr> {
+    let configured = config.portal_ips.iter().find(|ip| IpFamily::of(ip) == family);
+    configured.or_else(|| state.node.addresses.iter().find(|ip| IpFamily::of(ip) == family)).copied()
+}
+
+type Elements = BTreeMap<(Set, String), Option<ListenerKey>>;
+
+/// Plans one service port.
+struct PortPlan<'a> {
+    family: IpFamily,
+    name: &'a ServicePortName,
+    port: &'a ServicePort,
+    node: TopologyNode<'a>,
+    listeners: &'a mut BTreeMap<ListenerKey, ListenerSpec>,
+}
+
+impl PortPlan<'_> {
+    fn plan(&mut self, endpoints: &[Endpoint], elements: &mut Elements) {
+        let sets = categorize_endpoints(endpoints, self.port, self.node);
+        let proto = self.port.protocol.as_lower_str();
+        let (service_port, cluster_ip) = (self.port.port, self.port.cluster_ip);
+        let external: Vec<IpAddr> = dedup(self.port.external_ips.iter().chain(&self.port.load_balancer_vips));
+        let key = |ip: &IpAddr| format!("{ip} . {proto} . {service_port}");
+        let node_port_key = self.port.node_port.map(|p| format!("{proto} . {p}"));
+        if !sets.has_any {
+            for ip in std::iter::once(&cluster_ip).chain(&external) {
+                first(elements, Set::NoEndpoints, key(ip), None);
+            }
+            if let Some(np) = node_port_key {
+                first(elements, Set::NoEndpointNodePorts, np, None);
+            }
+            return;
+        }
+        let internal = if self.port.internal_policy_local { Role::Local } else { Role::Cluster };
+        let outside = if self.port.external_policy_local { Role::Local } else { Role::Cluster };
+        first(elements, Set::ServiceIps, key(&cluster_ip), None);
+        first(elements, Set::Internal, key(&cluster_ip), self.listener(internal, &sets));
+        for ip in &external {
+            first(elements, Set::ServiceIps, key(ip), None);
+            first(elements, Set::Short, key(ip), self.listener(Role::Cluster, &sets));
+            let firewalled =
+                !self.port.load_balancer_source_ranges.is_empty() && self.port.load_balancer_vips.contains(ip);
+            let role = if firewalled { Role::Firewall } else { outside };
+            first(elements, Set::External, key(ip), self.listener(role, &sets));
+            if firewalled {
+                first(elements, Set::Firewall, key(ip), None);
+                for range in IpNet::aggregate(&self.port.load_balancer_source_ranges) {
+                    first(elements, Set::FirewallAllowed, format!("{} . {range}", key(ip)), None);
+                }
+            }
+        }
+        if let Some(np) = node_port_key {
+            first(elements, Set::ServiceNodePorts, np.clone(), None);
+            first(elements, Set::ShortNodePorts, np.clone(), self.listener(Role::Cluster, &sets));
+            first(elements, Set::ExternalNodePorts, np, self.listener(outside, &sets));
+        }
+    }
+
+    /// The listener of `role`, added to the plan on first use; `None` when its endpoint
+    /// set is empty (traffic that would go to it is dropped).
+    fn listener(&mut self, role: Role, sets: &CategorizedEndpoints<'_>) -> Option<ListenerKey> {
+        let outside_local = self.port.external_policy_local;
+        let chosen = match role {
+            Role::Cluster => &sets.cluster,
+            Role::Local => &sets.local,
+            Role::Firewall if outside_local => &sets.local,
+            Role::Firewall => &sets.cluster,
+        };
+        if chosen.is_empty() {
+            return None;
+        }
+        let key = ListenerKey { family: self.family, name: self.name.clone(), role };
+        if !self.listeners.contains_key(&key) {
+            let spec = self.spec(role, chosen);
+            self.listeners.insert(key.clone(), spec);
+        }
+        Some(key)
+    }
+
+    fn spec(&self, role: Role, endpoints: &[&Endpoint]) -> ListenerSpec {
+        let mut addrs: Vec<SocketAddr> = endpoints.iter().map(|e| e.socket_addr()).collect();
+        addrs.sort();
+        addrs.dedup();
+        let allowed_sources =
+            if role == Role::Firewall { IpNet::aggregate(&self.port.load_balancer_source_ranges) } else { Vec::new() };
+        ListenerSpec {
+            protocol: self.port.protocol,
+            endpoints: addrs,
+            affinity: self.port.sticky_max_age_seconds().map(|s| Duration::from_secs(u64::from(s))),
+            allowed_sources,
+            entries: self.entries(),
+        }
+    }
+
+    fn entries(&self) -> Vec<(Option<IpAddr>, u16)> {
+        let vips =
+            std::iter::once(&self.port.cluster_ip).chain(&self.port.external_ips).chain(&self.port.load_balancer_vips);
+        let mut entries: Vec<(Option<IpAddr>, u16)> = vips.map(|ip| (Some(*ip), self.port.port)).collect();
+        entries.extend(self.port.node_port.map(|p| (None, p)));
+        entries
+    }
+}
+
+fn dedup<'a>(ips: impl Iterator<Item = &'a IpAddr>) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = ips.copied().collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Inserts an element unless its key is taken (two Services claiming one address and
+/// port: the first, in name order, keeps it).
+fn first(elements: &mut Elements, set: Set, key: String, value: Option<ListenerKey>) {
+    if set.is_port_map() && value.is_none() {
+        return;
+    }
+    elements.entry((set, key)).or_insert(value);
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,211 @@
+//! The relay: a tokio runtime of its own (a few worker threads, no thread per
+//! connection), one listener task per planned listener, and the connections they accept.
+//!
+//! Listener sockets are bound by the caller's thread and the runtime's threads are started
+//! by [`Relay::new`]'s caller: all of them live in that thread's network namespace.
+
+mod balancer;
+mod drain;
+mod pktinfo;
+mod socket;
+mod splice;
+mod tcp;
+mod udp;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kproxy_core::Protocol;
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinHandle;
+
+use crate::config::RelayConfig;
+use crate::plan::{ListenerKey, ListenerSpec};
+pub use balancer::{Balancer, Targets};
+use drain::Connections;
+pub use socket::raise_nofile_limit;
+use socket::{Bound, PortPicker};
+use splice::PipePool;
+
+/// What every listener and connection of a relay shares.
+pub(crate) struct Shared {
+    config: RelayConfig,
+    pipes: PipePool,
+    connections: Arc<Connections>,
+    epoch: Instant,
+}
+
+impl Shared {
+    /// Milliseconds since the relay started: a cheap clock for UDP idle times.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A listener in service.
+struct Running {
+    port: u16,
+    spec: ListenerSpec,
+    targets: Arc<Targets>,
+    task: JoinHandle<()>,
+}
+
+/// A listener that was stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retired {
+    /// Its key.
+    pub key: ListenerKey,
+    /// What it did.
+    pub spec: ListenerSpec,
+    /// The port it had.
+    pub port: u16,
+}
+
+/// See the module docs.
+pub struct Relay {
+    runtime: Option<Runtime>,
+    handle: Handle,
+    shared: Arc<Shared>,
+    picker: PortPicker,
+    listeners: BTreeMap<ListenerKey, Running>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("listeners", &self.listeners.len()).finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// Starts the relay's threads (in the calling thread's network namespace).
+    pub fn new(config: RelayConfig) -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads())
+            .thread_name("kproxy-relay")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let shared = Shared {
+            pipes: PipePool::new(config.pipe_size, config.max_idle_pipes),
+            connections: Arc::default(),
+            epoch: Instant::now(),
+            config,
+        };
+        let picker = PortPicker::new(shared.config.port_range.clone());
+        let handle = runtime.handle().clone();
+        Ok(Self { handle, runtime: Some(runtime), shared: Arc::new(shared), picker, listeners: BTreeMap::new() })
+    }
+
+    /// Serves every listener of `desired`: starts the missing ones, hands new endpoints
+    /// to the others (their connections in progress stay where they are). Returns the port
+    /// of each. Listeners not in `desired` keep running: see [`Relay::retire`].
+    pub fn reconcile(
+        &mut self,
+        desired: &BTreeMap<ListenerKey, ListenerSpec>,
+    ) -> io::Result<BTreeMap<ListenerKey, u16>> {
+        if self.runtime.is_none() {
+            return Err(io::Error::other("the relay was shut down"));
+        }
+        let now = Instant::now();
+        for (key, spec) in desired {
+            match self.listeners.get_mut(key) {
+                Some(running) if running.spec.protocol == spec.protocol => {
+                    if running.spec != *spec {
+                        running.targets.lock().update(spec, now);
+                        running.spec = spec.clone();
+                    }
+                }
+                _ => {
+                    let running = self.start(key, spec)?;
+                    if let Some(old) = self.listeners.insert(key.clone(), running) {
+                        old.task.abort();
+                    }
+                }
+            }
+        }
+        Ok(self.ports())
+    }
+
+    fn start(&mut self, key: &ListenerKey, spec: &ListenerSpec) -> io::Result<Running> {
+        let ip = self.shared.config.bind_ip(key.family == kproxy_core::IpFamily::V6);
+        let (bound, port) = socket::bind_listener(spec.protocol, ip, &mut self.picker)?;
+        let targets = Arc::new(Targets::new(Balancer::new(spec)));
+        let shared = self.shared.clone();
+        let _context = self.handle.enter();
+        let task = match bound {
+            Bound::Tcp(listener) => {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                self.handle.spawn(tcp::serve(listener, targets.clone(), shared))
+            }
+            Bound::Udp(socket) => {
+                let socket = tokio::net::UdpSocket::from_std(socket)?;
+                self.handle.spawn(udp::serve(socket, targets.clone(), shared))
+            }
+        };
+        tracing::debug!(service = %key.name, role = key.role.as_str(), port, "userspace relay: listening");
+        Ok(Running { port, spec: spec.clone(), targets, task })
+    }
+
+    /// Stops the listeners that are not in `desired` (their TCP connections go on to
+    /// their end; UDP sessions end with their listener) and returns them.
+    pub fn retire(&mut self, desired: &BTreeMap<ListenerKey, ListenerSpec>) -> Vec<Retired> {
+        let gone: Vec<ListenerKey> = self.listeners.keys().filter(|k| !desired.contains_key(*k)).cloned().collect();
+        gone.into_iter().filter_map(|key| self.stop(key)).collect()
+    }
+
+    /// Stops every listener.
+    pub fn stop_all(&mut self) -> Vec<Retired> {
+        let all: Vec<ListenerKey> = self.listeners.keys().cloned().collect();
+        all.into_iter().filter_map(|key| self.stop(key)).collect()
+    }
+
+    fn stop(&mut self, key: ListenerKey) -> Option<Retired> {
+        let running = self.listeners.remove(&key)?;
+        running.task.abort();
+        tracing::debug!(service = %key.name, role = key.role.as_str(), "userspace relay: listener stopped");
+        Some(Retired { key, spec: running.spec, port: running.port })
+    }
+
+    /// The port of every listener.
+    pub fn ports(&self) -> BTreeMap<ListenerKey, u16> {
+        self.listeners.iter().map(|(k, r)| (k.clone(), r.port)).collect()
+    }
+
+    /// TCP connections in progress.
+    pub fn active_connections(&self) -> usize {
+        self.shared.connections.active()
+    }
+
+    /// Graceful shutdown: stops accepting, waits up to `drain` for the connections in
+    /// progress to finish, then cuts the rest and stops the threads. Returns how many
+    /// connections were cut.
+    pub async fn shutdown(&mut self, drain: Duration) -> usize {
+        self.stop_all();
+        let drained = self.shared.connections.drained(drain).await;
+        let cut = if drained { 0 } else { self.active_connections() };
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        cut
+    }
+
+    /// Whether `protocol` can be relayed.
+    pub fn supports(protocol: Protocol) -> bool {
+        matches!(protocol, Protocol::Tcp | Protocol::Udp)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, so it is safe inside an async context too.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

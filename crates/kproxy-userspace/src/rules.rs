@@ -1,0 +1,194 @@
+//! Pure rendering of the redirect table: its fixed declarations and chains, its elements
+//! (with listener ports filled in), and the scripts that load or patch it.
+//!
+//! ```text
+//! table ip kproxy-userspace
+//!   prerouting (nat, dstnat):  no-endpoints → reject; firewall → drop unless allowed;
+//!                              internal → dnat to portal; pods: short → dnat; others:
+//!                              external → dnat; node ports alike; service-ips → drop
+//!   output (nat, -100):        no-endpoints → reject; internal, short → redirect; → drop
+//! ```
+//!
+//! Only the first packet of a connection (or UDP flow) meets these chains; conntrack
+//! carries the rest, so a removed listener or rule never cuts a connection in progress.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use kproxy_core::IpFamily;
+
+use crate::plan::{FamilyPlan, ListenerKey, Set};
+
+/// The set, key and value (listener port, for maps) of one element.
+pub type Element = (Set, String, Option<u16>);
+
+/// A family's table as it is (to be) loaded: the fixed part and the elements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRules {
+    /// `ip` or `ip6`.
+    pub family: &'static str,
+    /// The table's name.
+    pub table: String,
+    /// Declarations and chains (depend on the family and portal address only).
+    pub fixed: String,
+    /// Every element.
+    pub elements: BTreeSet<Element>,
+}
+
+/// The nft family keyword of `family`.
+pub fn keyword(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::V4 => "ip",
+        IpFamily::V6 => "ip6",
+    }
+}
+
+/// Renders `plan`'s table; a map element whose listener has no port in `ports` is left out.
+pub fn render(table: &str, plan: &FamilyPlan, ports: &BTreeMap<ListenerKey, u16>) -> TableRules {
+    let elements = plan
+        .elements
+        .iter()
+        .filter_map(|((set, key), listener)| match listener {
+            None => Some((*set, key.clone(), None)),
+            Some(l) => ports.get(l).map(|p| (*set, key.clone(), Some(*p))),
+        })
+        .collect();
+    TableRules {
+        family: keyword(plan.family),
+        table: table.to_owned(),
+        fixed: fixed(plan.family, plan.portal_ip),
+        elements,
+    }
+}
+
+fn set_type(set: Set, addr: &str) -> String {
+    let service = format!("{addr} . inet_proto . inet_service");
+    match set {
+        Set::ClusterCidrs => format!("type {addr}; flags interval;"),
+        Set::NoEndpoints | Set::Firewall | Set::ServiceIps => format!("type {service};"),
+        Set::FirewallAllowed => format!("type {service} . {addr}; flags interval;"),
+        Set::NoEndpointNodePorts | Set::ServiceNodePorts => "type inet_proto . inet_service;".to_owned(),
+        Set::Internal | Set::External | Set::Short => format!("type {service} : inet_service;"),
+        Set::ExternalNodePorts | Set::ShortNodePorts => "type inet_proto . inet_service : inet_service;".to_owned(),
+    }
+}
+
+/// The table body without elements.
+fn fixed(family: IpFamily, portal_ip: Option<IpAddr>) -> String {
+    let (ip, addr) = match family {
+        IpFamily::V4 => ("ip", "ipv4_addr"),
+        IpFamily::V6 => ("ip6", "ipv6_addr"),
+    };
+    let mut s = String::new();
+    for set in Set::ALL {
+        let kind = if set.is_port_map() { "map" } else { "set" };
+        let _ = writeln!(s, "\t{kind} {} {{ {} }}", set.name(), set_type(set, addr));
+    }
+    let dst = format!("{ip} daddr . meta l4proto . th dport");
+    let np = "fib daddr type local meta l4proto . th dport";
+    let to = match portal_ip {
+        Some(IpAddr::V4(v4)) => format!("meta l4proto {{ tcp, udp }} dnat ip to {v4} :"),
+        Some(IpAddr::V6(v6)) => format!("meta l4proto {{ tcp, udp }} dnat ip6 to [{v6}] :"),
+        None => "meta l4proto { tcp, udp } redirect to :".to_owned(),
+    };
+    let redirect = "meta l4proto { tcp, udp } redirect to :";
+    let reject = |s: &mut String| {
+        let _ = writeln!(s, "\t\t{dst} @no-endpoints goto reject-packet");
+        let _ = writeln!(s, "\t\t{np} @no-endpoint-nodeports goto reject-packet");
+    };
+    let drop = |s: &mut String| {
+        let _ = writeln!(s, "\t\t{dst} @service-ips drop");
+        let _ = writeln!(s, "\t\t{np} @service-nodeports drop");
+    };
+    let icmp = if family == IpFamily::V4 { "icmp port-unreachable" } else { "icmpv6 port-unreachable" };
+    let _ = writeln!(
+        s,
+        "\tchain reject-packet {{\n\t\tmeta l4proto tcp reject with tcp reset\n\t\treject with {icmp}\n\t}}"
+    );
+    s.push_str("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n");
+    reject(&mut s);
+    let _ = writeln!(s, "\t\t{dst} @firewall {dst} . {ip} saddr != @firewall-allowed drop");
+    let _ = writeln!(s, "\t\t{to} {dst} map @internal");
+    let _ = writeln!(s, "\t\t{ip} saddr @cluster-cidrs {to} {dst} map @short");
+    let _ = writeln!(
+        s,
+        "\t\t{ip} saddr @cluster-cidrs fib daddr type local {to} meta l4proto . th dport map @short-nodeports"
+    );
+    let _ = writeln!(s, "\t\t{to} {dst} map @external");
+    let _ = writeln!(s, "\t\tfib daddr type local {to} meta l4proto . th dport map @external-nodeports");
+    drop(&mut s);
+    s.push_str("\t}\n\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n");
+    reject(&mut s);
+    let _ = writeln!(s, "\t\t{redirect} {dst} map @internal");
+    let _ = writeln!(s, "\t\t{redirect} {dst} map @short");
+    let _ = writeln!(s, "\t\tfib daddr type local {redirect} meta l4proto . th dport map @short-nodeports");
+    drop(&mut s);
+    s.push_str("\t}\n");
+    s
+}
+
+/// Elements per statement: long enough to be fast, short enough for nft's line buffer.
+const CHUNK: usize = 500;
+
+fn element_text((_, key, value): &Element) -> String {
+    match value {
+        Some(port) => format!("{key} : {port}"),
+        None => key.clone(),
+    }
+}
+
+/// `add element` (or `delete element`, keys only) statements for `elements`.
+fn element_statements(out: &mut String, verb: &str, head: &str, elements: &[&Element]) {
+    let mut by_set: BTreeMap<Set, Vec<String>> = BTreeMap::new();
+    for e in elements {
+        let text = if verb == "delete" { e.1.clone() } else { element_text(e) };
+        by_set.entry(e.0).or_default().push(text);
+    }
+    for (set, texts) in by_set {
+        for chunk in texts.chunks(CHUNK) {
+            let _ = writeln!(out, "{verb} element {head} {} {{ {} }}", set.name(), chunk.join(", "));
+        }
+    }
+}
+
+/// One transaction that replaces the whole table (created if absent).
+pub fn full_script(rules: &TableRules) -> String {
+    let head = format!("{} {}", rules.family, rules.table);
+    let mut s = format!("table {head} {{}}\ndelete table {head}\ntable {head} {{\n{}}}\n", rules.fixed);
+    let all: Vec<&Element> = rules.elements.iter().collect();
+    element_statements(&mut s, "add", &head, &all);
+    s
+}
+
+/// One transaction that turns `before`'s elements into `after`'s (same fixed part);
+/// `None` when nothing changes.
+pub fn patch_script(before: &TableRules, after: &TableRules) -> Option<String> {
+    let head = format!("{} {}", after.family, after.table);
+    let gone: Vec<&Element> = before.elements.difference(&after.elements).collect();
+    let new: Vec<&Element> = after.elements.difference(&before.elements).collect();
+    if gone.is_empty() && new.is_empty() {
+        return None;
+    }
+    let mut s = String::new();
+    element_statements(&mut s, "delete", &head, &gone);
+    element_statements(&mut s, "add", &head, &new);
+    Some(s)
+}
+
+/// Removes the table of `family` if it exists.
+pub fn cleanup_script(family: &str, table: &str) -> String {
+    format!("table {family} {table} {{}}\ndelete table {family} {table}\n")
+}
+
+/// The table as `nft list` would show it, for `kproxy render`.
+pub fn render_text(rules: &TableRules) -> String {
+    let mut s = format!("table {} {} {{\n{}}}\n", rules.family, rules.table, rules.fixed);
+    let all: Vec<&Element> = rules.elements.iter().collect();
+    element_statements(&mut s, "add", &format!("{} {}", rules.family, rules.table), &all);
+    s
+}
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;

@@ -1,0 +1,47 @@
+//! The conformance suite on real packets, for the userspace dataplane. Needs root (it
+//! creates network namespaces); skips with a message otherwise.
+
+use kproxy_conformance::{BoxError, NodeEnv, run_conformance};
+use kproxy_core::Dataplane;
+use kproxy_userspace::{UserspaceConfig, UserspaceDataplane};
+
+/// The relay connects to endpoints from the node: they see the node's address, never the
+/// client's. Cases that check a preserved source cannot pass in this mode.
+const SOURCE_LOST: &str = "a userspace relay opens its own connection to the endpoint, so the endpoint sees the node's address: the client's source cannot be preserved";
+
+/// Cases this dataplane cannot run, with the reason.
+const SKIPS: &[(&str, &str)] = &[
+    ("nodeport-local-policy", SOURCE_LOST),
+    ("loadbalancer-local-policy", SOURCE_LOST),
+    ("cluster-cidr-masquerade", SOURCE_LOST),
+    ("ipv6-clusterip", SOURCE_LOST),
+    (
+        "sctp-clusterip",
+        "the userspace relay carries TCP and UDP only: an SCTP association's streams and message boundaries do not survive a byte-stream relay (upstream's userspace mode had no SCTP either)",
+    ),
+];
+
+fn build(env: &NodeEnv) -> Result<Box<dyn Dataplane>, BoxError> {
+    // Called on a thread inside node1: the relay's threads and sockets live there.
+    Ok(Box::new(UserspaceDataplane::new(UserspaceConfig {
+        cluster_cidrs: env.cluster_cidrs.clone(),
+        netns: Some(env.netns.clone()),
+        ..UserspaceConfig::default()
+    })?))
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userspace_conformance() {
+    if !is_root() {
+        eprintln!("skipping userspace conformance: needs root to create network namespaces");
+        return;
+    }
+    let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
+    let skips: &[(&str, &str)] = if std::env::var_os("KPROXY_CONFORMANCE_NO_SKIPS").is_some() { &[] } else { SKIPS };
+    let report = run_conformance(build, skips, filter.as_deref()).await;
+    report.assert_all_passed();
+}

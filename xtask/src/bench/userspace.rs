@@ -1,0 +1,243 @@
+//! The userspace relay: bulk TCP throughput against a direct connection between the same
+//! namespaces, connection rate and connect-plus-first-byte latency against the nftables
+//! dataplane, and the daemon's memory with 10,000 idle relayed connections.
+//!
+//! client ns ──▶ node ns (the release `kproxy` daemon, `--mode userspace` or `nftables`)
+//! ──▶ pod ns (servers). The traffic tools run on threads of this process that join the
+//! client or pod namespace; everything lives in namespaces made for the run.
+
+mod daemon;
+mod traffic;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use daemon::{BenchService, Daemon};
+use traffic::{Serve, Server};
+
+use super::Row;
+use crate::netns::{Cluster, NODE_IP};
+
+const ROUNDS: usize = 3;
+const BULK_TIME: Duration = Duration::from_secs(4);
+const RATE_TIME: Duration = Duration::from_secs(3);
+const RATE_CLIENTS: usize = 4;
+const LATENCY_CONNECTS: usize = 3_000;
+const IDLE: usize = 10_000;
+/// File descriptors kept free besides the idle connections' sockets.
+const FD_MARGIN: usize = 200;
+
+const BULK: BenchService = BenchService { name: "bulk", cluster_ip: "172.30.0.1", target_port: 5201 };
+const ONE_BYTE: BenchService = BenchService { name: "onebyte", cluster_ip: "172.30.0.2", target_port: 5202 };
+const HOLD: BenchService = BenchService { name: "hold", cluster_ip: "172.30.0.3", target_port: 5203 };
+/// The nftables baseline's Service, to the same pod port as [`ONE_BYTE`].
+const ONE_BYTE_NFT: BenchService = BenchService { name: "onebyte-nft", cluster_ip: "172.30.1.2", target_port: 5202 };
+
+/// What was measured: direct, through the relay, through nftables.
+#[derive(Debug, Default)]
+struct Measured {
+    bulk1: [Vec<f64>; 2],
+    bulk4: [Vec<f64>; 2],
+    rate: [Vec<f64>; 2],
+    latency: [Vec<Duration>; 2],
+}
+
+/// Every userspace row.
+pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
+    let idle = raise_fd_limit()?;
+    let mut cluster = Cluster::create(&format!("kpus{}", std::process::id() % 10_000), 1)?;
+    let (client, pod) = (cluster.ns("client"), cluster.ns("pod0"));
+    crate::netns::run(&["ip", "-n", &client, "route", "add", "10.0.1.0/24", "via", NODE_IP])?;
+    let _servers = [
+        Server::start(&pod, BULK.target_port, Serve::Sink, 1)?,
+        Server::start(&pod, ONE_BYTE.target_port, Serve::OneByte, 2)?,
+    ];
+    let holder = Server::start(&pod, HOLD.target_port, Serve::Hold, 1)?;
+    // Both dataplanes at once, each on Services of its own, so that every round measures
+    // the relay and its baseline back to back.
+    let relay = Daemon::start(&mut cluster, "userspace", 10_249, &[BULK, ONE_BYTE, HOLD], ONE_BYTE);
+    let nft = Daemon::start(&mut cluster, "nftables", 10_250, &[ONE_BYTE_NFT], ONE_BYTE_NFT);
+    let measured = match (&relay, &nft) {
+        (Ok(relay), Ok(_)) => measure(&client).map(|m| (m, idle_memory(relay, &client, &holder, idle))),
+        (Err(e), _) | (_, Err(e)) => Err(anyhow::anyhow!("starting the daemons: {e:#}")),
+    };
+    for daemon in [relay, nft].into_iter().flatten() {
+        daemon.stop()?;
+    }
+    daemon::cleanup(&cluster)?;
+    let (m, memory) = measured?;
+    Ok(vec![bulk_row(1, &m.bulk1), bulk_row(4, &m.bulk4), rate_row(&m.rate), latency_row(&m.latency), memory?])
+}
+
+/// [`ROUNDS`] rounds, each measuring a path and its baseline back to back.
+fn measure(client: &str) -> anyhow::Result<Measured> {
+    let direct = SocketAddr::new(Cluster::pod_ip(0).parse()?, BULK.target_port);
+    let mut m = Measured::default();
+    for round in 0..ROUNDS {
+        println!("userspace bench: round {} of {ROUNDS} (load {})", round + 1, load());
+        for (i, addr) in [(0, direct), (1, BULK.addr())] {
+            m.bulk1[i].push(traffic::bulk(client, addr, 1, BULK_TIME)?);
+            m.bulk4[i].push(traffic::bulk(client, addr, 4, BULK_TIME)?);
+        }
+        for (i, addr) in [(0, ONE_BYTE_NFT.addr()), (1, ONE_BYTE.addr())] {
+            m.rate[i].push(traffic::connect_rate(client, addr, RATE_CLIENTS, RATE_TIME)?);
+            m.latency[i].extend(traffic::latencies(client, addr, LATENCY_CONNECTS)?);
+        }
+    }
+    m.latency.iter_mut().for_each(|l| l.sort());
+    Ok(m)
+}
+
+/// The 1-minute load average: other work on the machine skews every figure.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_owned()
+}
+
+/// The daemon's memory growth with `count` relayed connections open; closes them after.
+fn idle_memory(relay: &Daemon, client: &str, holder: &Server, count: usize) -> anyhow::Result<Row> {
+    let before = relay.rss_kib()?;
+    let open = traffic::open_idle(client, HOLD.addr(), count)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while holder.held() < count && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held = holder.held();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = relay.rss_kib()?;
+    drop(open);
+    holder.release();
+    anyhow::ensure!(held == count, "only {held} of {count} connections reached the pod");
+    let grown = after.saturating_sub(before);
+    let per_conn = grown as f64 * 1024.0 / count as f64;
+    let capped = if count < IDLE { format!(" (open-files limit: {count}, not {IDLE})") } else { String::new() };
+    Ok(Row {
+        name: format!("userspace: daemon memory with {count} idle relayed TCP connections{capped}"),
+        value: format!(
+            "+{:.1} MiB = {per_conn:.0} B/conn (RSS {:.1} MiB)",
+            grown as f64 / 1024.0,
+            after as f64 / 1024.0
+        ),
+        baseline: "HAProxy 3.4 KB/conn (anchor)".to_owned(),
+        ratio: Some(per_conn / 3_400.0),
+        goal: "< 1".to_owned(),
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn bulk_row(streams: usize, m: &[Vec<f64>; 2]) -> Row {
+    let (d, r) = (median(m[0].clone()), median(m[1].clone()));
+    Row {
+        name: format!("userspace: bulk TCP through the relay, {streams} stream(s)"),
+        value: format!("{r:.1} Gbit/s"),
+        baseline: format!("direct {d:.1} Gbit/s"),
+        ratio: Some(r / d),
+        goal: ">= 0.8 (HAProxy+splice 0.63 / 0.39)".to_owned(),
+    }
+}
+
+fn rate_row(m: &[Vec<f64>; 2]) -> Row {
+    let (k, r) = (median(m[0].clone()), median(m[1].clone()));
+    Row {
+        name: format!("userspace: new TCP connections/s, 1-byte reply, {RATE_CLIENTS} clients"),
+        value: format!("{r:.0}/s"),
+        baseline: format!("nftables {k:.0}/s"),
+        ratio: Some(r / k),
+        goal: "> 0.5 (HAProxy 0.50)".to_owned(),
+    }
+}
+
+fn latency_row(m: &[Vec<Duration>; 2]) -> Row {
+    let pct = |v: &[Duration], p: usize| v.get(v.len().saturating_sub(1) * p / 100).copied().unwrap_or_default();
+    let (k50, k99, r50, r99) = (pct(&m[0], 50), pct(&m[0], 99), pct(&m[1], 50), pct(&m[1], 99));
+    Row {
+        name: format!("userspace: connect+first byte p50 / p99, {} connections", m[1].len()),
+        value: format!("{} / {} us", r50.as_micros(), r99.as_micros()),
+        baseline: format!("nftables {} / {} us", k50.as_micros(), k99.as_micros()),
+        ratio: Some(r99.as_secs_f64() / k99.as_secs_f64().max(1e-9)),
+        goal: "p99 < 2".to_owned(),
+    }
+}
+
+/// Raises the open-files limit to the hard one (the daemon, a child, inherits it) and
+/// returns how many idle connections fit: this process holds both their client and server
+/// sockets, the daemon two sockets for each. Raising the hard limit needs
+/// `CAP_SYS_RESOURCE`; without it a hard limit of 20,000 allows 9,900, not [`IDLE`].
+fn raise_fd_limit() -> anyhow::Result<usize> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let wanted = (2 * IDLE + FD_MARGIN) as u64;
+    let limit = if setrlimit(Resource::RLIMIT_NOFILE, wanted.max(hard), wanted.max(hard)).is_ok() {
+        wanted.max(hard)
+    } else {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        hard
+    };
+    let fits = usize::try_from(limit.saturating_sub(FD_MARGIN as u64) / 2).unwrap_or(IDLE);
+    Ok(fits.min(IDLE) / 100 * 100)
+}
+
+#[cfg(test)]
+mod tests {
+    /// This phase alone: `cargo build --release -p kproxy && cargo test -p xtask -- --ignored userspace_phase --nocapture`.
+    #[test]
+    #[ignore = "benchmark: needs root and target/release/kproxy"]
+    fn userspace_phase() {
+        for row in super::run().expect("userspace bench") {
+            println!(
+                "| {} | {} | {} | {:.2} | {} |",
+                row.name,
+                row.value,
+                row.baseline,
+                row.ratio.unwrap_or(0.0),
+                row.goal
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod scratch {
+    use super::*;
+    fn busy() -> (u64, u64) {
+        let s = std::fs::read_to_string("/proc/stat").unwrap();
+        let v: Vec<u64> = s.lines().next().unwrap().split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
+        let idle = v[3] + v[4];
+        (v.iter().sum::<u64>() - idle, v[6])
+    }
+    fn pid_cpu(pid: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+    #[test]
+    #[ignore = "scratch"]
+    fn scratch_cpu() {
+        let mut cluster = Cluster::create("kpusx", 1).unwrap();
+        let (client, pod) = (cluster.ns("client"), cluster.ns("pod0"));
+        crate::netns::run(&["ip", "-n", &client, "route", "add", "10.0.1.0/24", "via", NODE_IP]).unwrap();
+        let _s = Server::start(&pod, BULK.target_port, Serve::Sink, 1).unwrap();
+        let _o = Server::start(&pod, ONE_BYTE.target_port, Serve::OneByte, 1).unwrap();
+        let d = Daemon::start(&mut cluster, "userspace", 10_249, &[BULK, ONE_BYTE], ONE_BYTE).unwrap();
+        let pid = std::process::Command::new("pgrep").args(["-f", "release/kproxy --mode userspace"]).output().unwrap();
+        let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
+        let direct = SocketAddr::new(Cluster::pod_ip(0).parse().unwrap(), BULK.target_port);
+        let streams: usize = std::env::var("STREAMS").map(|s| s.parse().unwrap()).unwrap_or(1);
+        let rounds: usize = std::env::var("ROUNDS").map(|s| s.parse().unwrap()).unwrap_or(2);
+        for _ in 0..rounds {
+            for (name, addr) in [("direct", direct), ("relay", BULK.addr())] {
+                let (b0, s0) = busy();
+                let p0 = pid_cpu(&pid);
+                let g = traffic::bulk(&client, addr, streams, Duration::from_secs(4)).unwrap();
+                let (b1, s1) = busy();
+                let p1 = pid_cpu(&pid);
+                println!("{name} {g:.1} Gbit/s busy {:.2} cpus softirq {:.2} relay {:.2} load {}", (b1 - b0) as f64 / 400.0, (s1 - s0) as f64 / 400.0, (p1 - p0) as f64 / 400.0, load());
+            }
+        }
+        d.stop().unwrap();
+        daemon::cleanup(&cluster).unwrap();
+    }
+}
