@@ -31,19 +31,27 @@ pub struct RelayConfig {
     pub pipe_size: usize,
     /// Empty pipes kept for reuse; idle connections hold none.
     pub max_idle_pipes: usize,
+    /// A fixed receive buffer (`SO_RCVBUF`), set on both sockets of a relayed TCP
+    /// connection once it is established, instead of the kernel's autotuning (which may
+    /// grow to `tcp_rmem`'s maximum, often tens of MiB): bytes pass the relay while still
+    /// in cache (about +10% single-stream throughput on the reference VM). Left to
+    /// autotuning when `net.core.rmem_max` is lower, so that a small cap never throttles
+    /// a long path.
+    pub receive_buffer: Option<usize>,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            worker_threads: std::env::var("KPX_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+            worker_threads: 0,
             port_range: None,
             bind_v4: Ipv4Addr::UNSPECIFIED,
             bind_v6: Ipv6Addr::UNSPECIFIED,
             connect_timeouts: [250, 500, 1000, 2000].map(Duration::from_millis).to_vec(),
             udp_idle_timeout: Duration::from_secs(10),
-            pipe_size: std::env::var("KPX_PIPE").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20),
+            pipe_size: 1 << 20,
             max_idle_pipes: 64,
+            receive_buffer: Some(4 << 20),
         }
     }
 }
@@ -55,6 +63,13 @@ impl RelayConfig {
             return self.worker_threads;
         }
         std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
+    }
+
+    /// [`RelayConfig::receive_buffer`] if the kernel grants it in full (`rmem_max`).
+    pub fn effective_receive_buffer(&self) -> Option<usize> {
+        let wanted = self.receive_buffer?;
+        let max = std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok()?.trim().parse::<usize>().ok()?;
+        (wanted <= max).then_some(wanted)
     }
 
     /// The address listeners of `ip`'s family bind to.

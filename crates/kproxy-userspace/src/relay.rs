@@ -32,6 +32,8 @@ use splice::PipePool;
 /// What every listener and connection of a relay shares.
 pub(crate) struct Shared {
     config: RelayConfig,
+    /// The receive buffer relayed TCP sockets get, if any.
+    receive_buffer: Option<usize>,
     pipes: PipePool,
     connections: Arc<Connections>,
     epoch: Instant,
@@ -91,6 +93,7 @@ impl Relay {
             pipes: PipePool::new(config.pipe_size, config.max_idle_pipes),
             connections: Arc::default(),
             epoch: Instant::now(),
+            receive_buffer: config.effective_receive_buffer(),
             config,
         };
         let picker = PortPicker::new(shared.config.port_range.clone());

@@ -32,6 +32,11 @@ const ONE_BYTE: BenchService = BenchService { name: "onebyte", cluster_ip: "172.
 const HOLD: BenchService = BenchService { name: "hold", cluster_ip: "172.30.0.3", target_port: 5203 };
 /// The nftables baseline's Service, to the same pod port as [`ONE_BYTE`].
 const ONE_BYTE_NFT: BenchService = BenchService { name: "onebyte-nft", cluster_ip: "172.30.1.2", target_port: 5202 };
+/// Latency has Services and a pod port of its own: the connection-rate test leaves
+/// thousands of TIME_WAIT tuples behind, and a SYN that meets one waits for a retransmit.
+const LATENCY: BenchService = BenchService { name: "latency", cluster_ip: "172.30.0.4", target_port: 5204 };
+/// The nftables baseline's latency Service.
+const LATENCY_NFT: BenchService = BenchService { name: "latency-nft", cluster_ip: "172.30.1.4", target_port: 5204 };
 
 /// What was measured: direct, through the relay, through nftables.
 #[derive(Debug, Default)]
@@ -51,12 +56,13 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     let _servers = [
         Server::start(&pod, BULK.target_port, Serve::Sink, 1)?,
         Server::start(&pod, ONE_BYTE.target_port, Serve::OneByte, 2)?,
+        Server::start(&pod, LATENCY.target_port, Serve::OneByte, 1)?,
     ];
     let holder = Server::start(&pod, HOLD.target_port, Serve::Hold, 1)?;
     // Both dataplanes at once, each on Services of its own, so that every round measures
     // the relay and its baseline back to back.
-    let relay = Daemon::start(&mut cluster, "userspace", 10_249, &[BULK, ONE_BYTE, HOLD], ONE_BYTE);
-    let nft = Daemon::start(&mut cluster, "nftables", 10_250, &[ONE_BYTE_NFT], ONE_BYTE_NFT);
+    let relay = Daemon::start(&mut cluster, "userspace", 10_249, &[BULK, ONE_BYTE, HOLD, LATENCY], ONE_BYTE);
+    let nft = Daemon::start(&mut cluster, "nftables", 10_250, &[ONE_BYTE_NFT, LATENCY_NFT], ONE_BYTE_NFT);
     let measured = match (&relay, &nft) {
         (Ok(relay), Ok(_)) => measure(&client).map(|m| (m, idle_memory(relay, &client, &holder, idle))),
         (Err(e), _) | (_, Err(e)) => Err(anyhow::anyhow!("starting the daemons: {e:#}")),
@@ -79,9 +85,11 @@ fn measure(client: &str) -> anyhow::Result<Measured> {
             m.bulk1[i].push(traffic::bulk(client, addr, 1, BULK_TIME)?);
             m.bulk4[i].push(traffic::bulk(client, addr, 4, BULK_TIME)?);
         }
-        for (i, addr) in [(0, ONE_BYTE_NFT.addr()), (1, ONE_BYTE.addr())] {
-            m.rate[i].push(traffic::connect_rate(client, addr, RATE_CLIENTS, RATE_TIME)?);
-            m.latency[i].extend(traffic::latencies(client, addr, LATENCY_CONNECTS)?);
+        for (i, service) in [(0, LATENCY_NFT), (1, LATENCY)] {
+            m.latency[i].extend(traffic::latencies(client, service.addr(), LATENCY_CONNECTS)?);
+        }
+        for (i, service) in [(0, ONE_BYTE_NFT), (1, ONE_BYTE)] {
+            m.rate[i].push(traffic::connect_rate(client, service.addr(), RATE_CLIENTS, RATE_TIME)?);
         }
     }
     m.latency.iter_mut().for_each(|l| l.sort());
@@ -196,48 +204,5 @@ mod tests {
                 row.goal
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod scratch {
-    use super::*;
-    fn busy() -> (u64, u64) {
-        let s = std::fs::read_to_string("/proc/stat").unwrap();
-        let v: Vec<u64> = s.lines().next().unwrap().split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
-        let idle = v[3] + v[4];
-        (v.iter().sum::<u64>() - idle, v[6])
-    }
-    fn pid_cpu(pid: &str) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    }
-    #[test]
-    #[ignore = "scratch"]
-    fn scratch_cpu() {
-        let mut cluster = Cluster::create("kpusx", 1).unwrap();
-        let (client, pod) = (cluster.ns("client"), cluster.ns("pod0"));
-        crate::netns::run(&["ip", "-n", &client, "route", "add", "10.0.1.0/24", "via", NODE_IP]).unwrap();
-        let _s = Server::start(&pod, BULK.target_port, Serve::Sink, 1).unwrap();
-        let _o = Server::start(&pod, ONE_BYTE.target_port, Serve::OneByte, 1).unwrap();
-        let d = Daemon::start(&mut cluster, "userspace", 10_249, &[BULK, ONE_BYTE], ONE_BYTE).unwrap();
-        let pid = std::process::Command::new("pgrep").args(["-f", "release/kproxy --mode userspace"]).output().unwrap();
-        let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
-        let direct = SocketAddr::new(Cluster::pod_ip(0).parse().unwrap(), BULK.target_port);
-        let streams: usize = std::env::var("STREAMS").map(|s| s.parse().unwrap()).unwrap_or(1);
-        let rounds: usize = std::env::var("ROUNDS").map(|s| s.parse().unwrap()).unwrap_or(2);
-        for _ in 0..rounds {
-            for (name, addr) in [("direct", direct), ("relay", BULK.addr())] {
-                let (b0, s0) = busy();
-                let p0 = pid_cpu(&pid);
-                let g = traffic::bulk(&client, addr, streams, Duration::from_secs(4)).unwrap();
-                let (b1, s1) = busy();
-                let p1 = pid_cpu(&pid);
-                println!("{name} {g:.1} Gbit/s busy {:.2} cpus softirq {:.2} relay {:.2} load {}", (b1 - b0) as f64 / 400.0, (s1 - s0) as f64 / 400.0, (p1 - p0) as f64 / 400.0, load());
-            }
-        }
-        d.stop().unwrap();
-        daemon::cleanup(&cluster).unwrap();
     }
 }

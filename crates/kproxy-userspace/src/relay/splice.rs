@@ -112,22 +112,51 @@ async fn pump(src: &TcpStream, dst: &TcpStream, pipes: &PipePool) -> io::Result<
 async fn burst(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> io::Result<(u64, Burst)> {
     let mut moved = 0u64;
     for _ in 0..FILLS_PER_TURN {
-        let n = match src.try_io(Interest::READABLE, || into_pipe(src, pipe)) {
-            Ok(0) => return Ok((moved, Burst::Ended)),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((moved, Burst::Drained)),
-            Err(e) => return Err(e),
-        };
-        drain(pipe, dst, n).await?;
-        moved += n as u64;
+        let (filled, how) = fill(src, pipe)?;
+        // Data followed by the end of the stream leaves with its FIN, as the sender's did:
+        // a client that closes as soon as it has the data must not become the active closer.
+        drain(pipe, dst, filled, how == Fill::Ended).await?;
+        moved += filled as u64;
+        match how {
+            Fill::Full => {}
+            Fill::Drained => return Ok((moved, Burst::Drained)),
+            Fill::Ended => return Ok((moved, Burst::Ended)),
+        }
     }
     Ok((moved, Burst::Yield))
 }
 
-/// Splices `len` bytes out of `pipe` into `dst`.
-async fn drain(pipe: &Pipe, dst: &TcpStream, mut len: usize) -> io::Result<()> {
+/// How filling a pipe stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// The pipe is full.
+    Full,
+    /// `src` has nothing more for now.
+    Drained,
+    /// `src` has ended.
+    Ended,
+}
+
+/// Splices into `pipe` whatever `src` has, up to the pipe's capacity.
+fn fill(src: &TcpStream, pipe: &Pipe) -> io::Result<(usize, Fill)> {
+    let mut filled = 0;
+    while filled < pipe.capacity {
+        match src.try_io(Interest::READABLE, || into_pipe(src, pipe, pipe.capacity - filled)) {
+            Ok(0) => return Ok((filled, Fill::Ended)),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((filled, Fill::Drained)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((filled, Fill::Full))
+}
+
+/// Splices `len` bytes out of `pipe` into `dst`; `last`: the stream ends after them, so
+/// they may wait for the FIN that follows (`SPLICE_F_MORE`).
+async fn drain(pipe: &Pipe, dst: &TcpStream, mut len: usize, last: bool) -> io::Result<()> {
+    let flags = if last { FLAGS | SpliceFFlags::SPLICE_F_MORE } else { FLAGS };
     while len > 0 {
-        match dst.try_io(Interest::WRITABLE, || out_of_pipe(pipe, dst, len)) {
+        match dst.try_io(Interest::WRITABLE, || out_of_pipe(pipe, dst, len, flags)) {
             Ok(n) => len -= n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable().await?,
             Err(e) => return Err(e),
@@ -136,12 +165,12 @@ async fn drain(pipe: &Pipe, dst: &TcpStream, mut len: usize) -> io::Result<()> {
     Ok(())
 }
 
-fn into_pipe(src: &TcpStream, pipe: &Pipe) -> io::Result<usize> {
-    splice(src.as_fd(), None, pipe.write.as_fd(), None, pipe.capacity, FLAGS).map_err(io::Error::from)
+fn into_pipe(src: &TcpStream, pipe: &Pipe, len: usize) -> io::Result<usize> {
+    splice(src.as_fd(), None, pipe.write.as_fd(), None, len, FLAGS).map_err(io::Error::from)
 }
 
-fn out_of_pipe(pipe: &Pipe, dst: &TcpStream, len: usize) -> io::Result<usize> {
-    splice(pipe.read.as_fd(), None, dst.as_fd(), None, len, FLAGS).map_err(io::Error::from)
+fn out_of_pipe(pipe: &Pipe, dst: &TcpStream, len: usize, flags: SpliceFFlags) -> io::Result<usize> {
+    splice(pipe.read.as_fd(), None, dst.as_fd(), None, len, flags).map_err(io::Error::from)
 }
 
 #[cfg(test)]

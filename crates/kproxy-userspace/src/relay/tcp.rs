@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{setsockopt, sockopt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Shared;
@@ -49,14 +50,11 @@ async fn relay(client: TcpStream, peer: SocketAddr, targets: &Targets, shared: &
     // A relay must not add Nagle delays; each end still has its own.
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
-    if let Some(size) = std::env::var("KPX_RCV").ok().and_then(|v| v.parse::<usize>().ok()) {
-        for s in [&client, &backend] {
-            let _ = nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::RcvBuf, &size);
-        }
-    }
-    if let Some(size) = std::env::var("KPX_SND").ok().and_then(|v| v.parse::<usize>().ok()) {
-        for s in [&client, &backend] {
-            let _ = nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::SndBuf, &size);
+    if let Some(size) = shared.receive_buffer {
+        // Set once connected: the window scale stays what autotuning negotiated (setting
+        // it before the handshake measurably slowed bulk transfers).
+        for stream in [&client, &backend] {
+            let _ = setsockopt(stream, sockopt::RcvBuf, &size);
         }
     }
     if let Err(error) = splice::relay(&client, &backend, &shared.pipes).await {

@@ -68,7 +68,7 @@ impl Daemon {
         let dir = std::env::temp_dir().join(format!("kproxy-bench-userspace-{}-{mode}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("services.yaml"), manifests(services))?;
-        let kproxy = crate::workspace_root().join("target/release/kproxy");
+        let kproxy = crate::target_dir().join("release/kproxy");
         let kproxy = kproxy.to_str().context("path")?;
         let dir_text = dir.to_str().context("path")?;
         let metrics = format!("127.0.0.1:{metrics_port}");
@@ -131,7 +131,7 @@ impl Daemon {
 
 /// `kproxy --cleanup` in the node: removes what any mode installed there.
 pub(super) fn cleanup(cluster: &Cluster) -> anyhow::Result<()> {
-    let kproxy = crate::workspace_root().join("target/release/kproxy");
+    let kproxy = crate::target_dir().join("release/kproxy");
     let kproxy = kproxy.to_str().context("path")?;
     crate::netns::run(&["ip", "netns", "exec", &cluster.ns("node"), kproxy, "--cleanup", "--log-level", "warn"])?;
     Ok(())
