@@ -74,6 +74,14 @@ pub trait Dataplane: Send {
     /// Removes everything this dataplane ever installed, and nothing else.
     async fn cleanup(&mut self) -> Result<(), SyncError>;
 
+    /// The daemon is stopping. What was programmed stays in place (kube-proxy leaves its
+    /// rules so traffic keeps flowing while it restarts); a dataplane that carries
+    /// connections itself (a userspace relay) stops accepting and lets connections in flight
+    /// finish within `drain`. Called at most once, after the last sync. Does nothing by default.
+    async fn shutdown(&mut self, drain: std::time::Duration) {
+        let _ = drain;
+    }
+
     /// What [`sync`](Dataplane::sync) would program for `state` from scratch, as text
     /// (rules, map elements, listeners), without touching the kernel: `kproxy render`.
     fn render(&self, state: &ProxyState) -> String {

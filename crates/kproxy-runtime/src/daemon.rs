@@ -20,10 +20,12 @@ use crate::metrics::Metrics;
 use crate::runner::{StopReason, SyncConfig, SyncHandle, SyncRunner};
 use crate::service_health::ServiceHealthServer;
 use crate::source::{KubeSource, KubeSourceError, ManifestSource, SourceEvent};
-use syncer::Syncer;
+use syncer::{SharedDataplane, Syncer};
 
 /// How often a manifest directory is checked for changes.
 const MANIFEST_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a stopping dataplane may let connections in flight finish.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// How many source events may wait for the handler.
 const EVENT_QUEUE: usize = 1024;
 
@@ -58,6 +60,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let node = node_name(&config);
     let mode = dataplane.name();
+    let dataplane: SharedDataplane = Arc::new(tokio::sync::Mutex::new(dataplane));
     tracing::info!(mode, node, "kproxy starting");
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(ProxyHealth::new(config.health_timeout()));
@@ -82,12 +85,15 @@ pub async fn run(
         // at once, its handle being gone.
         _ = initialized => {
             let service_health = ServiceHealthServer::new([config.bind_address_for_health()], health.clone());
-            let syncer = Syncer::new(dataplane, &node, tracker, metrics, health, service_health);
+            let syncer = Syncer::new(dataplane.clone(), &node, tracker, metrics, health, service_health);
             runner.run_until(syncer, shutdown).await
         }
     };
     source.abort();
     handler.abort();
+    if let Ok(StopReason::Shutdown) = result {
+        dataplane.lock().await.shutdown(SHUTDOWN_DRAIN).await;
+    }
     match result {
         Ok(StopReason::Shutdown) | Ok(StopReason::HandlesDropped) => Ok(()),
         Err(error) => Err(error.into()),

@@ -123,6 +123,11 @@ fn sync_error(error: CommandError) -> SyncError {
 
 #[async_trait::async_trait]
 impl Dataplane for UserspaceDataplane {
+    async fn shutdown(&mut self, drain: Duration) {
+        let cut = UserspaceDataplane::shutdown(self, drain).await;
+        tracing::info!(cut, drain_seconds = drain.as_secs(), "userspace relay drained");
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

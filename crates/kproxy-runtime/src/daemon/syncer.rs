@@ -12,9 +12,12 @@ use crate::metrics::{Metrics, TrafficPolicy};
 use crate::runner::{SyncFn, SyncKind};
 use crate::service_health::ServiceHealthServer;
 
+/// The dataplane, shared between the syncer and the daemon (which shuts it down at the end).
+pub(super) type SharedDataplane = Arc<tokio::sync::Mutex<Box<dyn Dataplane>>>;
+
 /// Programs the dataplane from the trackers' pending changes.
 pub(super) struct Syncer {
-    dataplane: Box<dyn Dataplane>,
+    dataplane: SharedDataplane,
     state: ProxyState,
     tracker: Arc<Mutex<ChangeTracker>>,
     /// Changes a failed sync did not apply, merged into the next attempt.
@@ -26,7 +29,7 @@ pub(super) struct Syncer {
 
 impl Syncer {
     pub(super) fn new(
-        dataplane: Box<dyn Dataplane>,
+        dataplane: SharedDataplane,
         node: &str,
         tracker: Arc<Mutex<ChangeTracker>>,
         metrics: Arc<Metrics>,
@@ -82,7 +85,8 @@ impl SyncFn for Syncer {
     async fn sync(&mut self, kind: SyncKind) -> Result<(), SyncError> {
         let changes = self.checkout(kind);
         let started = tokio::time::Instant::now();
-        match self.dataplane.sync(&self.state, &changes).await {
+        let result = self.dataplane.lock().await.sync(&self.state, &changes).await;
+        match result {
             Ok(stats) => {
                 tracing::debug!(
                     full = stats.full,

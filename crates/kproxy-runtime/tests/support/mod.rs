@@ -89,6 +89,7 @@ impl Recorded {
 /// The test's side of a [`RecordingDataplane`]: what it recorded, and how to make it fail.
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
+    shutdowns: Arc<AtomicUsize>,
     syncs: Arc<Mutex<Vec<Recorded>>>,
     fail_next: Arc<AtomicUsize>,
     fatal: Arc<AtomicBool>,
@@ -100,7 +101,12 @@ impl Recorder {
         RecordingDataplane { recorder: self.clone() }
     }
 
-    /// Every sync so far, oldest first.
+    /// How many times the daemon shut the dataplane down.
+    pub fn shutdowns(&self) -> usize {
+        self.shutdowns.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every sync so far.
     pub fn syncs(&self) -> Vec<Recorded> {
         self.syncs.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -175,6 +181,10 @@ impl Dataplane for RecordingDataplane {
 
     async fn cleanup(&mut self) -> Result<(), SyncError> {
         Ok(())
+    }
+
+    async fn shutdown(&mut self, _drain: std::time::Duration) {
+        self.recorder.shutdowns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -253,6 +263,7 @@ impl Daemon {
         if let Err(error) = self.finished().await {
             panic!("daemon failed: {error}");
         }
+        assert_eq!(self.recorder.shutdowns(), 1, "a stopping daemon shuts its dataplane down once");
         for addr in [self.healthz, self.metrics] {
             eventually("the daemon's servers to close", || std::net::TcpStream::connect(addr).err()).await;
         }
