@@ -10,6 +10,7 @@
 //! [`EndpointsChangeTracker`].
 
 mod change_tracker;
+mod claims;
 pub mod convert;
 mod dataplane;
 mod endpoint;
@@ -25,6 +26,7 @@ mod service_port_map;
 mod topology;
 
 pub use change_tracker::ChangeTracker;
+pub use claims::{Claim, ClaimKind, Conflict};
 pub use dataplane::{Dataplane, Retry, SyncError, SyncStats};
 pub use endpoint::Endpoint;
 pub use endpoint_slice_cache::{EndpointSliceCache, EndpointsChange, PortEndpoints, endpoints_by_port};

@@ -1,6 +1,7 @@
 //! `ServicePort`: what the proxy needs of one port of one Service, for one IP family.
 
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 
@@ -55,6 +56,9 @@ pub struct ServicePort {
     pub health_check_node_port: Option<u16>,
     /// `spec.trafficDistribution`, for information: topology itself arrives as endpoint hints.
     pub traffic_distribution: Option<String>,
+    /// The Service's `metadata.creationTimestamp`: when two ports claim the same address
+    /// and port, the older one wins (see [`Conflict`](crate::Conflict)).
+    pub created: Option<SystemTime>,
 }
 
 impl ServicePort {
@@ -73,6 +77,7 @@ impl ServicePort {
             internal_policy_local: false,
             health_check_node_port: None,
             traffic_distribution: None,
+            created: None,
         }
     }
 

@@ -51,6 +51,7 @@ pub struct ServiceInfo {
     internal_policy_local: bool,
     health_check_node_port: Option<u16>,
     traffic_distribution: Option<String>,
+    created: Option<std::time::SystemTime>,
 }
 
 /// The object name of any API object, `default` standing in for an absent namespace.
@@ -121,6 +122,7 @@ impl ServiceInfo {
                 false => None,
             },
             traffic_distribution: spec.traffic_distribution.clone(),
+            created: service.metadata.creation_timestamp.as_ref().and_then(|t| system_time(t.0)),
             name,
         }))
     }
@@ -153,12 +155,20 @@ impl ServiceInfo {
                     internal_policy_local: self.internal_policy_local,
                     health_check_node_port: self.health_check_node_port,
                     traffic_distribution: self.traffic_distribution.clone(),
+                    created: self.created,
                     ..ServicePort::new(cluster_ip, spec.port, spec.protocol)
                 };
                 (name, port)
             })
             .collect()
     }
+}
+
+/// A timestamp as a `SystemTime`; `None` before the epoch (no real object is that old).
+fn system_time(t: k8s_openapi::jiff::Timestamp) -> Option<std::time::SystemTime> {
+    let seconds = u64::try_from(t.as_second()).ok()?;
+    let nanos = u32::try_from(t.subsec_nanosecond()).unwrap_or(0);
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(seconds, nanos))
 }
 
 fn primary_cluster_ip(spec: &ServiceSpec) -> Option<&str> {
