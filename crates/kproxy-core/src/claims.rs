@@ -94,8 +94,7 @@ pub(crate) fn claims_of(port: &ServicePort) -> impl Iterator<Item = (Claim, Clai
     let cluster = std::iter::once((address(port.cluster_ip), ClaimKind::ClusterIp));
     let external = port.external_ips.iter().map(move |ip| (address(*ip), ClaimKind::ExternalIp));
     let balancer = port.load_balancer_vips.iter().map(move |ip| (address(*ip), ClaimKind::LoadBalancerIp));
-    let node_port =
-        port.node_port.map(|p| (Claim::NodePort { protocol: port.protocol, port: p }, ClaimKind::NodePort));
+    let node_port = port.node_port.map(|p| (Claim::NodePort { protocol: port.protocol, port: p }, ClaimKind::NodePort));
     cluster.chain(external).chain(balancer).chain(node_port)
 }
 
@@ -156,8 +155,7 @@ impl ClaimIndex {
         }
         let mut port = raw.clone();
         let mut seen = BTreeSet::new();
-        port.external_ips
-            .retain(|ip| seen.insert(*ip) && self.holds(&address(*ip), name, ClaimKind::ExternalIp));
+        port.external_ips.retain(|ip| seen.insert(*ip) && self.holds(&address(*ip), name, ClaimKind::ExternalIp));
         seen.clear();
         port.load_balancer_vips
             .retain(|ip| seen.insert(*ip) && self.holds(&address(*ip), name, ClaimKind::LoadBalancerIp));

@@ -37,16 +37,16 @@ impl ServicePortMap {
         self.update(updates)
     }
 
-    /// Inserts one port directly (tests, or a dataplane's own fixtures).
-    pub fn insert(&mut self, name: ServicePortName, port: ServicePort) {
-        self.update(BTreeMap::from([(name, Some(port))]));
+    /// Inserts or replaces one port directly (tests, fixtures, a quarantined port put back);
+    /// returns the ports whose programmed form changed.
+    pub fn insert(&mut self, name: ServicePortName, port: ServicePort) -> BTreeSet<ServicePortName> {
+        self.update(BTreeMap::from([(name, Some(port))]))
     }
 
-    /// Removes one port directly; returns it as its Service defines it.
-    pub fn remove(&mut self, name: &ServicePortName) -> Option<ServicePort> {
-        let defined = self.defined(name).cloned();
-        self.update(BTreeMap::from([(name.clone(), None)]));
-        defined
+    /// Removes one port directly; returns the ports whose programmed form changed (it, and
+    /// any that now win a claim it held).
+    pub fn remove(&mut self, name: &ServicePortName) -> BTreeSet<ServicePortName> {
+        self.update(BTreeMap::from([(name.clone(), None)]))
     }
 
     /// Sets each named port to its new definition (`None`: gone), then recomputes who wins
@@ -109,6 +109,10 @@ impl ServicePortMap {
     }
 
     /// A port as its Service defines it, claims lost or not.
+    pub fn definition(&self, name: &ServicePortName) -> Option<&ServicePort> {
+        self.defined(name)
+    }
+
     fn defined(&self, name: &ServicePortName) -> Option<&ServicePort> {
         self.contested.get(name).or_else(|| self.ports.get(name))
     }

@@ -61,8 +61,8 @@ fn the_next_claimant_takes_over_when_the_winner_is_deleted() {
     let mut map = ServicePortMap::default();
     map.insert(name("a", "old"), with_external(port("10.0.0.1", at(1)), &["192.0.2.10"]));
     map.insert(name("b", "new"), with_external(port("10.0.0.2", at(2)), &["192.0.2.10"]));
-    let removed = map.remove(&name("a", "old"));
-    assert!(removed.is_some());
+    let changed = map.remove(&name("a", "old"));
+    assert_eq!(changed, [name("a", "old"), name("b", "new")].into());
     assert_eq!(map.get(&name("b", "new")).unwrap().external_ips, vec![ip("192.0.2.10")]);
     assert!(map.conflicts().is_empty());
 }
@@ -75,8 +75,14 @@ fn apply_reports_the_loser_as_changed_when_it_regains_a_claim() {
     let new_port = with_external(port("10.0.0.2", at(2)), &["192.0.2.10"]);
     let mut map = ServicePortMap::default();
     let added = map.apply(&[
-        (old.service.clone(), ServiceChange { previous: Default::default(), current: [(old.clone(), old_port.clone())].into() }),
-        (new.service.clone(), ServiceChange { previous: Default::default(), current: [(new.clone(), new_port.clone())].into() }),
+        (
+            old.service.clone(),
+            ServiceChange { previous: Default::default(), current: [(old.clone(), old_port.clone())].into() },
+        ),
+        (
+            new.service.clone(),
+            ServiceChange { previous: Default::default(), current: [(new.clone(), new_port.clone())].into() },
+        ),
     ]);
     assert_eq!(added, [old.clone(), new.clone()].into());
     let deleted = map.apply(&[(
@@ -125,10 +131,8 @@ fn different_ports_or_protocols_on_one_address_do_not_conflict() {
     let mut map = ServicePortMap::default();
     map.insert(name("a", "one"), with_external(port("10.0.0.1", at(1)), &["192.0.2.10"]));
     let udp = ServicePortName::new(NamespacedName::new("b", "two"), "dns", Protocol::Udp);
-    let udp_port = ServicePort {
-        external_ips: vec![ip("192.0.2.10")],
-        ..ServicePort::new(ip("10.0.0.2"), 80, Protocol::Udp)
-    };
+    let udp_port =
+        ServicePort { external_ips: vec![ip("192.0.2.10")], ..ServicePort::new(ip("10.0.0.2"), 80, Protocol::Udp) };
     map.insert(udp.clone(), udp_port);
     let other_port = ServicePort { port: 81, ..with_external(port("10.0.0.3", at(3)), &["192.0.2.10"]) };
     map.insert(name("c", "three"), other_port);

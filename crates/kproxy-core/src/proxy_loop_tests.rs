@@ -1,0 +1,232 @@
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::UNIX_EPOCH;
+
+use kproxy_testkit::service;
+
+use super::*;
+use crate::dataplane::Retry;
+
+/// Runs a future that never waits (the fake dataplane answers at once).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut context) {
+            return out;
+        }
+    }
+}
+
+/// Rejects any state holding a Service named in `poison`, like `nft -f` rejecting a
+/// transaction; remembers what it programmed and how it was asked.
+#[derive(Default)]
+struct FakeDataplane {
+    poison: BTreeSet<String>,
+    fatal: bool,
+    programmed: BTreeSet<String>,
+    /// Per call: full, ports touched, succeeded.
+    calls: Vec<(bool, usize, bool)>,
+}
+
+impl FakeDataplane {
+    fn rejecting(names: &[&str]) -> Self {
+        Self { poison: names.iter().map(|n| n.to_string()).collect(), ..Self::default() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Dataplane for FakeDataplane {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+        let touched = IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum();
+        let names: BTreeSet<String> =
+            state.families().flat_map(|f| f.services.iter().map(|(n, _)| n.service.name.clone())).collect();
+        let bad = names.intersection(&self.poison).next().cloned();
+        self.calls.push((changes.full(), touched, bad.is_none()));
+        if let Some(bad) = bad {
+            let retry = if self.fatal { Retry::Fatal } else { Retry::Retryable };
+            return Err(SyncError {
+                dataplane: "fake",
+                step: "apply",
+                retry,
+                source: format!("rejected {bad}").into(),
+            });
+        }
+        self.programmed = names;
+        Ok(SyncStats { full: changes.full(), service_ports: self.programmed.len(), ..SyncStats::default() })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+fn tracker_with(names: &[&str]) -> ChangeTracker {
+    let mut tracker = ChangeTracker::new("node1", UNIX_EPOCH);
+    for (i, name) in names.iter().enumerate() {
+        let svc = service("ns", name).cluster_ip(&format!("10.96.0.{}", i + 1)).tcp("http", 80).build();
+        tracker.on_service_update(&svc).unwrap();
+    }
+    tracker
+}
+
+fn names(set: &BTreeSet<String>) -> Vec<&str> {
+    set.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_clean_sync_is_one_call() {
+    let mut tracker = tracker_with(&["a", "b"]);
+    let mut proxy = ProxyLoop::new("node1");
+    let mut dataplane = FakeDataplane::default();
+    let changes = proxy.checkout(&mut tracker, false);
+    assert!(changes.full(), "the first sync is full");
+    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    assert_eq!(report.attempts, 1);
+    assert_eq!(names(&dataplane.programmed), ["a", "b"]);
+}
+
+#[test]
+fn a_rejected_port_is_quarantined_and_every_other_is_programmed() {
+    let all: Vec<String> = (0..20).map(|i| format!("svc{i:02}")).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut tracker = tracker_with(&all);
+    let mut proxy = ProxyLoop::new("node1");
+    let mut dataplane = FakeDataplane::rejecting(&["svc07", "svc13"]);
+    let changes = proxy.checkout(&mut tracker, false);
+    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let quarantined: Vec<String> = report.quarantined.iter().map(|q| q.name.service.name.clone()).collect();
+    assert_eq!(quarantined.len(), 2);
+    assert!(quarantined.contains(&"svc07".into()) && quarantined.contains(&"svc13".into()));
+    assert_eq!(dataplane.programmed.len(), 18);
+    assert!(!dataplane.programmed.contains("svc07"));
+    assert!(report.quarantined[0].reason.contains("rejected"));
+    assert!(report.attempts < 20, "bisection, not one call per port: {}", report.attempts);
+    assert_eq!(proxy.quarantined().count(), 2);
+    assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 18);
+}
+
+#[test]
+fn every_call_after_a_failed_one_is_full_and_so_is_the_next_sync_after_one() {
+    for poisoned in [&["bad"][..], &["a", "bad"], &["d"], &["a", "c", "d"]] {
+        let mut tracker = tracker_with(&["a", "bad", "c", "d"]);
+        let mut proxy = ProxyLoop::new("node1");
+        let mut dataplane = FakeDataplane::default();
+        let changes = proxy.checkout(&mut tracker, false);
+        block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+        dataplane.poison = poisoned.iter().map(|n| n.to_string()).collect();
+        dataplane.calls.clear();
+        let changes = proxy.checkout(&mut tracker, true);
+        block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+        for pair in dataplane.calls.windows(2) {
+            assert!(pair[0].2 || pair[1].0, "{poisoned:?}: a call after a failure must be full: {:?}", dataplane.calls);
+        }
+        let last_failed = dataplane.calls.last().is_some_and(|c| !c.2);
+        assert_eq!(proxy.checkout(&mut tracker, false).full(), last_failed, "{poisoned:?}");
+        assert_eq!(proxy.quarantined().count(), poisoned.len());
+    }
+}
+
+#[test]
+fn a_quarantined_port_is_tried_again_when_its_service_changes() {
+    let mut tracker = tracker_with(&["a", "bad"]);
+    let mut proxy = ProxyLoop::new("node1");
+    let mut dataplane = FakeDataplane::rejecting(&["bad"]);
+    let changes = proxy.checkout(&mut tracker, false);
+    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    assert_eq!(proxy.quarantined().count(), 1);
+    dataplane.poison.clear();
+    let fixed = service("ns", "bad").cluster_ip("10.96.0.2").tcp("http", 8080).build();
+    tracker.on_service_update(&fixed).unwrap();
+    let changes = proxy.checkout(&mut tracker, false);
+    assert_eq!(proxy.quarantined().count(), 0);
+    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    assert_eq!(names(&dataplane.programmed), ["a", "bad"]);
+}
+
+#[test]
+fn a_full_sync_tries_every_quarantined_port_again() {
+    let mut tracker = tracker_with(&["a", "bad"]);
+    let mut proxy = ProxyLoop::new("node1");
+    let mut dataplane = FakeDataplane::rejecting(&["bad"]);
+    let changes = proxy.checkout(&mut tracker, false);
+    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    // A partial sync leaves it out.
+    let changes = proxy.checkout(&mut tracker, false);
+    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    assert_eq!(proxy.quarantined().count(), 1);
+    // The kernel accepts it now (say, a module was loaded): the periodic full sync programs it.
+    dataplane.poison.clear();
+    let changes = proxy.checkout(&mut tracker, true);
+    assert!(changes.full());
+    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    assert_eq!(report.attempts, 1);
+    assert_eq!(names(&dataplane.programmed), ["a", "bad"]);
+    assert_eq!(proxy.quarantined().count(), 0);
+}
+
+#[test]
+fn a_failure_that_is_not_in_the_ports_is_returned_and_retried_in_full() {
+    let mut tracker = tracker_with(&["a", "b"]);
+    let mut proxy = ProxyLoop::new("node1");
+    let mut dataplane = FakeDataplane::default();
+    /// Fails whatever the state: the cause is not in any port.
+    struct Broken;
+    #[async_trait::async_trait]
+    impl Dataplane for Broken {
+        fn name(&self) -> &'static str {
+            "broken"
+        }
+        async fn sync(&mut self, _: &ProxyState, _: &Changes) -> Result<SyncStats, SyncError> {
+            Err(SyncError::retryable("broken", "apply", "no kernel"))
+        }
+        async fn cleanup(&mut self) -> Result<(), SyncError> {
+            Ok(())
+        }
+    }
+    let changes = proxy.checkout(&mut tracker, false);
+    let error = block_on(proxy.sync(&mut Broken, changes)).unwrap_err();
+    assert!(error.to_string().contains("no kernel"));
+    assert_eq!(proxy.quarantined().count(), 0, "nothing is blamed on the ports");
+    assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 2, "the state is whole again");
+    let retry = proxy.checkout(&mut tracker, false);
+    assert!(retry.full());
+    assert_eq!(retry.family(IpFamily::V4).service_ports.len(), 2, "the failed changes are kept");
+    block_on(proxy.sync(&mut dataplane, retry)).unwrap();
+    assert_eq!(names(&dataplane.programmed), ["a", "b"]);
+}
+
+#[test]
+fn a_fatal_error_is_not_bisected() {
+    let mut tracker = tracker_with(&["a", "bad"]);
+    let mut proxy = ProxyLoop::new("node1");
+    let mut dataplane = FakeDataplane { fatal: true, ..FakeDataplane::rejecting(&["bad"]) };
+    let changes = proxy.checkout(&mut tracker, false);
+    assert!(block_on(proxy.sync(&mut dataplane, changes)).is_err());
+    assert_eq!(dataplane.calls.len(), 1);
+}
+
+#[test]
+fn a_partial_sync_suspects_only_the_changed_ports() {
+    let mut tracker = tracker_with(&["a", "b", "c", "d"]);
+    let mut proxy = ProxyLoop::new("node1");
+    let mut dataplane = FakeDataplane::default();
+    let changes = proxy.checkout(&mut tracker, false);
+    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    dataplane.poison.insert("e".into());
+    let added = service("ns", "e").cluster_ip("10.96.0.9").tcp("http", 80).build();
+    tracker.on_service_update(&added).unwrap();
+    dataplane.calls.clear();
+    let changes = proxy.checkout(&mut tracker, false);
+    assert!(!changes.full());
+    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.quarantined[0].name.service.name, "e");
+    // The first call, the state without `e`, and `e` alone: three calls.
+    assert_eq!(dataplane.calls.len(), 3);
+    assert_eq!(names(&dataplane.programmed), ["a", "b", "c", "d"]);
+}
