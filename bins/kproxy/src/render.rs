@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use kproxy_core::{ChangeTracker, ProxyState};
+use kproxy_core::{ChangeTracker, ProxyLoop};
 use kproxy_runtime::source::read_manifests;
 
 /// Reads the manifests into a state and prints the dataplane's rendering of it.
@@ -24,10 +24,10 @@ pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>)
     };
     // Problems reading the manifests are logged; show them on standard error.
     let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init();
-    let state = state_from(manifests, node);
+    let proxy = loop_from(manifests, node);
     match crate::dataplanes::build(&config) {
         Ok(dataplane) => {
-            print!("{}", dataplane.render(&state));
+            print!("{}", dataplane.render(proxy.state()));
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -37,8 +37,8 @@ pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>)
     }
 }
 
-/// The state a daemon would reach from these manifests.
-fn state_from(dir: &Path, node: &str) -> ProxyState {
+/// The daemon's loop, with the state it would reach from these manifests checked out.
+fn loop_from(dir: &Path, node: &str) -> ProxyLoop {
     let set = read_manifests(dir);
     let mut tracker = ChangeTracker::new(node, SystemTime::now());
     let errors = tracker.on_services_reset(&set.services).into_iter().chain(tracker.on_slices_reset(&set.slices));
@@ -50,7 +50,13 @@ fn state_from(dir: &Path, node: &str) -> ProxyState {
             eprintln!("kproxy render: skipping malformed object: {error}");
         }
     }
-    let mut state = ProxyState::new(node);
-    tracker.checkout_into(&mut state);
-    state
+    let mut proxy = ProxyLoop::new(node);
+    proxy.checkout(&mut tracker, true);
+    for conflict in proxy.state().families().flat_map(|f| f.services.conflicts()) {
+        eprintln!(
+            "kproxy render: {} loses {} to {} (the older Service keeps it)",
+            conflict.loser, conflict.claim, conflict.winner
+        );
+    }
+    proxy
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kproxy_core::{ChangeTracker, Changes, NamespacedName, ProxyState, SyncStats};
+use kproxy_core::{
+    ChangeTracker, Changes, ConversionError, Dataplane, NamespacedName, ProxyLoop, ProxyState, SyncError, SyncStats,
+};
 
 use crate::topology::{Cluster, NodeEnv};
 use crate::{Error, plan};
@@ -38,8 +40,8 @@ pub struct Harness {
     backend: Option<Backend>,
     masquerade_all: bool,
     tracker: ChangeTracker,
-    state: ProxyState,
-    failed: Option<Changes>,
+    /// The daemon's own loop: checkout, full or partial, quarantine.
+    proxy: ProxyLoop,
     services: BTreeMap<(String, String), Service>,
     slices: BTreeMap<(String, String), EndpointSlice>,
     alloc: Allocator,
@@ -75,8 +77,7 @@ impl Harness {
             backend: Some(backend),
             masquerade_all: false,
             tracker: ChangeTracker::new(plan::NODE1, SystemTime::now()),
-            state: ProxyState::new(plan::NODE1),
-            failed: None,
+            proxy: ProxyLoop::new(plan::NODE1),
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
             alloc: Allocator::default(),
@@ -103,7 +104,12 @@ impl Harness {
 
     /// The model as of the last sync.
     pub fn state(&self) -> &ProxyState {
-        &self.state
+        self.proxy.state()
+    }
+
+    /// The loop that drives node1's dataplane (quarantined ports, conflicts).
+    pub fn proxy_loop(&self) -> &ProxyLoop {
+        &self.proxy
     }
 
     /// How long a request waits for an answer.
@@ -118,25 +124,56 @@ impl Harness {
 
     /// Adds or updates a Service, without syncing.
     pub fn stage_service(&mut self, service: Service) -> Result<(), Error> {
-        self.tracker.on_service_update(&service).map_err(|e| Error::new(format!("service: {e}")))?;
+        match self.stage_any_service(service)? {
+            None => Ok(()),
+            Some(e) => Err(Error::new(format!("service: {e}"))),
+        }
+    }
+
+    /// Adds or updates a Service that may be malformed (as an apiserver or a manifest
+    /// directory may hand it over), then syncs; returns why it was skipped, if it was.
+    pub async fn apply_hostile_service(&mut self, service: Service) -> Result<Option<ConversionError>, Error> {
+        let skipped = self.stage_any_service(service)?;
+        self.sync().await?;
+        Ok(skipped)
+    }
+
+    /// Adds or updates a Service, mirrored to the backend even when it is malformed.
+    fn stage_any_service(&mut self, service: Service) -> Result<Option<ConversionError>, Error> {
+        let skipped = self.tracker.on_service_update(&service).err();
         let key = key(service.metadata.namespace.as_ref(), service.metadata.name.as_ref());
         // An unchanged object is no change: the daemon would have nothing to program.
         if self.services.get(&key) != Some(&service) {
             self.backend()?.mirror(Write::Service(&service))?;
         }
         self.services.insert(key, service);
-        Ok(())
+        Ok(skipped)
     }
 
     /// Adds or updates an EndpointSlice, without syncing.
     pub fn stage_slice(&mut self, slice: EndpointSlice) -> Result<(), Error> {
-        self.tracker.on_slice_update(&slice).map_err(|e| Error::new(format!("slice: {e}")))?;
+        match self.stage_any_slice(slice)? {
+            None => Ok(()),
+            Some(e) => Err(Error::new(format!("slice: {e}"))),
+        }
+    }
+
+    /// Adds or updates an EndpointSlice that may be malformed, then syncs; returns why it
+    /// was skipped, if it was.
+    pub async fn apply_hostile_slice(&mut self, slice: EndpointSlice) -> Result<Option<ConversionError>, Error> {
+        let skipped = self.stage_any_slice(slice)?;
+        self.sync().await?;
+        Ok(skipped)
+    }
+
+    fn stage_any_slice(&mut self, slice: EndpointSlice) -> Result<Option<ConversionError>, Error> {
+        let skipped = self.tracker.on_slice_update(&slice).err();
         let key = key(slice.metadata.namespace.as_ref(), slice.metadata.name.as_ref());
         if self.slices.get(&key) != Some(&slice) {
             self.backend()?.mirror(Write::Slice(&slice))?;
         }
         self.slices.insert(key, slice);
-        Ok(())
+        Ok(skipped)
     }
 
     /// Adds or updates a Service, then syncs.
@@ -185,27 +222,19 @@ impl Harness {
         self.sync().await
     }
 
-    /// Checks the pending changes out and runs `Dataplane::sync` (end to end: waits until
-    /// the daemon has programmed every write). After a failure the next sync is a full one
-    /// and carries the failed changes too, as the daemon's runner does; a dataplane thread
-    /// (or daemon) that died is started again first.
+    /// Runs the daemon's [`ProxyLoop`] once: checks the pending changes out and programs
+    /// node1 (end to end: waits until the daemon has programmed every write). After a
+    /// failure the next sync is a full one and carries the failed changes too; a port the
+    /// dataplane rejects is quarantined and the rest programmed; a dataplane thread (or
+    /// daemon) that died is started again first.
     pub async fn sync(&mut self) -> Result<SyncStats, Error> {
-        let mut changes = self.tracker.checkout_into(&mut self.state);
-        if let Some(mut failed) = self.failed.take() {
-            failed.merge(changes);
-            changes = failed;
-        }
-        let result = self.sync_changes(&mut changes).await;
-        if result.is_err() {
-            changes.set_full();
-            self.failed = Some(changes);
-        }
-        result
-    }
-
-    async fn sync_changes(&mut self, changes: &mut Changes) -> Result<SyncStats, Error> {
+        let changes = self.proxy.checkout(&mut self.tracker, false);
         let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
-        backend.sync(&self.cluster, self.masquerade_all, &self.state, changes).await
+        let mut node = NodeDataplane { backend, cluster: &self.cluster, masquerade_all: self.masquerade_all };
+        match self.proxy.sync(&mut node, changes).await {
+            Ok(report) => Ok(report.stats),
+            Err(e) => Err(Error::new(e.to_string())),
+        }
     }
 
     /// Deletes every Service and EndpointSlice applied, restores node1's Node and
@@ -267,5 +296,29 @@ impl Harness {
     /// An external IP not used recently in this run.
     pub fn alloc_external_ip(&mut self) -> Ipv4Addr {
         self.alloc.external_ip()
+    }
+}
+
+/// node1's backend as a [`Dataplane`], so that the harness drives it with the daemon's loop.
+struct NodeDataplane<'a> {
+    backend: &'a mut Backend,
+    cluster: &'a Cluster,
+    masquerade_all: bool,
+}
+
+#[async_trait::async_trait]
+impl Dataplane for NodeDataplane<'_> {
+    fn name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+        let mut changes = changes.clone();
+        let result = self.backend.sync(self.cluster, self.masquerade_all, state, &mut changes).await;
+        result.map_err(|e| SyncError::retryable("node1", "sync", e))
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        Ok(())
     }
 }

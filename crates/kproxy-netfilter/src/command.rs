@@ -21,6 +21,16 @@ pub enum CommandError {
         #[source]
         source: std::io::Error,
     },
+    /// Talking to the running tool failed (e.g. its standard input closed early); trying
+    /// again may succeed.
+    #[error("{tool}: {source}")]
+    Io {
+        /// The tool.
+        tool: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The tool ran and failed.
     #[error("{tool} failed ({status}): {stderr}")]
     Failed {
@@ -65,10 +75,13 @@ impl Netns {
         let tool = args.join(" ");
         let spawn_error = |source| CommandError::Spawn { tool: tool.clone(), source };
         let mut child = self.command(args).spawn().map_err(spawn_error)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes()).await.map_err(spawn_error)?;
-        }
-        let output = child.wait_with_output().await.map_err(spawn_error)?;
+        // A tool that rejects its input may exit before reading all of it: the write then
+        // fails (broken pipe) and the tool's own verdict, read below, is what counts.
+        let written = match child.stdin.take() {
+            Some(mut stdin) => stdin.write_all(input.as_bytes()).await,
+            None => Ok(()),
+        };
+        let output = child.wait_with_output().await.map_err(|source| CommandError::Io { tool: tool.clone(), source })?;
         if !output.status.success() {
             return Err(CommandError::Failed {
                 tool,
@@ -76,6 +89,7 @@ impl Netns {
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             });
         }
+        written.map_err(|source| CommandError::Io { tool, source })?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }

@@ -113,8 +113,8 @@ impl EventHandler {
         }
         tracing::error!(
             kind = %error.kind,
-            namespace = %error.object.namespace,
-            name = %error.object.name,
+            namespace = ?error.object.namespace,
+            name = ?error.object.name,
             field = %error.field,
             reason = %error.reason,
             "skipping malformed object"

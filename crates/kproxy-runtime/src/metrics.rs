@@ -81,6 +81,8 @@ pub struct Metrics {
     healthz: Family<CodeLabel, Counter>,
     livez: Family<CodeLabel, Counter>,
     malformed_objects: Family<KindLabel, Counter>,
+    service_port_conflicts: Gauge,
+    quarantined_service_ports: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -130,6 +132,8 @@ impl Metrics {
             healthz: Family::default(),
             livez: Family::default(),
             malformed_objects: Family::default(),
+            service_port_conflicts: Gauge::default(),
+            quarantined_service_ports: Gauge::default(),
         };
         metrics.register_sync();
         metrics.register_changes();
@@ -203,6 +207,16 @@ impl Metrics {
             "kubeproxy_malformed_objects",
             "Cumulative API objects skipped because they could not be used",
             self.malformed_objects.clone(),
+        );
+        r.register(
+            "kproxy_service_port_conflicts",
+            "Claims on an address and port (or a node port) that a service port lost to an older one",
+            self.service_port_conflicts.clone(),
+        );
+        r.register(
+            "kproxy_quarantined_service_ports",
+            "Service ports held out of the dataplane because programming them failed",
+            self.quarantined_service_ports.clone(),
         );
     }
 
@@ -304,6 +318,16 @@ impl Metrics {
     /// `/livez` answered `code`.
     pub fn record_livez(&self, code: u16) {
         self.livez.get_or_create(&code_label(code)).inc();
+    }
+
+    /// How many claims are lost to another service port right now.
+    pub fn set_service_port_conflicts(&self, conflicts: usize) {
+        self.service_port_conflicts.set(saturating_i64(conflicts));
+    }
+
+    /// How many service ports are quarantined right now.
+    pub fn set_quarantined_service_ports(&self, ports: usize) {
+        self.quarantined_service_ports.set(saturating_i64(ports));
     }
 
     /// An API object of `kind` was skipped because it could not be used.

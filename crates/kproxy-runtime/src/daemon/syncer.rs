@@ -1,11 +1,14 @@
 //! `Syncer`: one sync, as the runner calls it: check out the changes, program the
 //! dataplane, then report to metrics, health and the health-check node ports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use kproxy_core::{ChangeTracker, Changes, Dataplane, IpFamily, ProxyState, SyncError, categorize_endpoints};
+use kproxy_core::{
+    ChangeTracker, Changes, Conflict, Dataplane, IpFamily, ProxyLoop, ProxyState, Quarantined, SyncError,
+    categorize_endpoints,
+};
 
 use crate::health::ProxyHealth;
 use crate::metrics::{Metrics, TrafficPolicy};
@@ -18,10 +21,10 @@ pub(super) type SharedDataplane = Arc<tokio::sync::Mutex<Box<dyn Dataplane>>>;
 /// Programs the dataplane from the trackers' pending changes.
 pub(super) struct Syncer {
     dataplane: SharedDataplane,
-    state: ProxyState,
+    proxy: ProxyLoop,
     tracker: Arc<Mutex<ChangeTracker>>,
-    /// Changes a failed sync did not apply, merged into the next attempt.
-    failed: Option<Changes>,
+    /// Conflicts already logged; each is logged once while it lasts.
+    conflicts: BTreeSet<Conflict>,
     metrics: Arc<Metrics>,
     health: Arc<ProxyHealth>,
     service_health: ServiceHealthServer,
@@ -36,22 +39,41 @@ impl Syncer {
         health: Arc<ProxyHealth>,
         service_health: ServiceHealthServer,
     ) -> Self {
-        Self { dataplane, state: ProxyState::new(node), tracker, failed: None, metrics, health, service_health }
+        let proxy = ProxyLoop::new(node);
+        Self { dataplane, proxy, tracker, conflicts: BTreeSet::new(), metrics, health, service_health }
     }
 
     /// Checks out pending changes into the state, with a failed sync's changes merged in.
     fn checkout(&mut self, kind: SyncKind) -> Changes {
-        let mut changes = self.tracker.lock().unwrap_or_else(PoisonError::into_inner).checkout_into(&mut self.state);
-        if kind.is_full() {
-            changes.set_full();
+        let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
+        self.proxy.checkout(&mut tracker, kind.is_full())
+    }
+
+    /// Logs each newly quarantined port and each new conflict once, and sets their gauges.
+    fn report_faults(&mut self, quarantined: &[Quarantined]) {
+        for q in quarantined {
+            tracing::error!(
+                namespace = %q.name.service.namespace,
+                name = %q.name.service.name,
+                port = %q.name.port,
+                protocol = %q.name.protocol,
+                family = %q.family,
+                reason = %q.reason,
+                "quarantined service port: the dataplane rejected it; every other port is programmed"
+            );
         }
-        match self.failed.take() {
-            Some(mut failed) => {
-                failed.merge(changes);
-                failed
-            }
-            None => changes,
+        self.metrics.set_quarantined_service_ports(self.proxy.quarantined().count());
+        let now: BTreeSet<Conflict> = self.proxy.state().families().flat_map(|f| f.services.conflicts()).collect();
+        for c in now.difference(&self.conflicts) {
+            tracing::warn!(
+                claim = %c.claim,
+                winner = %c.winner,
+                loser = %c.loser,
+                "service port conflict: the older Service keeps the claim"
+            );
         }
+        self.metrics.set_service_port_conflicts(now.len());
+        self.conflicts = now;
     }
 
     async fn report_success(&mut self, changes: &Changes, took: std::time::Duration) {
@@ -60,10 +82,10 @@ impl Syncer {
         self.metrics.set_last_sync(now);
         self.metrics.observe_network_programming(now, &changes.trigger_times);
         IpFamily::ALL.into_iter().for_each(|f| self.health.updated(f));
-        let (internal, external) = no_local_endpoints(&self.state);
+        let (internal, external) = no_local_endpoints(self.proxy.state());
         self.metrics.set_no_local_endpoints(TrafficPolicy::Internal, internal);
         self.metrics.set_no_local_endpoints(TrafficPolicy::External, external);
-        let (ports, local) = health_check_inputs(&self.state);
+        let (ports, local) = health_check_inputs(self.proxy.state());
         self.service_health.sync_services(ports).await;
         self.service_health.sync_endpoints(local);
         self.report_pending();
@@ -85,23 +107,25 @@ impl SyncFn for Syncer {
     async fn sync(&mut self, kind: SyncKind) -> Result<(), SyncError> {
         let changes = self.checkout(kind);
         let started = tokio::time::Instant::now();
-        let result = self.dataplane.lock().await.sync(&self.state, &changes).await;
+        let result = {
+            let mut dataplane = self.dataplane.lock().await;
+            self.proxy.sync(dataplane.as_mut(), changes).await
+        };
         match result {
-            Ok(stats) => {
+            Ok(report) => {
                 tracing::debug!(
-                    full = stats.full,
-                    ports = stats.service_ports,
-                    touched = stats.touched_service_ports,
+                    full = report.stats.full,
+                    ports = report.stats.service_ports,
+                    touched = report.stats.touched_service_ports,
+                    attempts = report.attempts,
                     "synced"
                 );
-                self.report_success(&changes, started.elapsed()).await;
+                self.report_faults(&report.quarantined);
+                self.report_success(&report.changes, started.elapsed()).await;
                 Ok(())
             }
             Err(error) => {
                 tracing::error!(%error, "sync failed");
-                let mut retry = changes;
-                retry.set_full();
-                self.failed = Some(retry);
                 Err(error)
             }
         }

@@ -12,12 +12,14 @@ const HISTOGRAMS: [&str; 4] = [
     "kubeproxy_network_programming_duration_seconds",
 ];
 
-const GAUGES: [&str; 5] = [
+const GAUGES: [&str; 7] = [
     "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
     "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
     "kubeproxy_sync_proxy_rules_service_changes_pending",
     "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
     "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+    "kproxy_service_port_conflicts",
+    "kproxy_quarantined_service_ports",
 ];
 
 const COUNTERS: [&str; 5] = [
