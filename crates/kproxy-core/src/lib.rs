@@ -25,6 +25,7 @@ mod service_port_map;
 mod topology;
 
 pub use change_tracker::ChangeTracker;
+pub use convert::NameRule;
 pub use dataplane::{Dataplane, Retry, SyncError, SyncStats};
 pub use endpoint::Endpoint;
 pub use endpoint_slice_cache::{EndpointSliceCache, EndpointsChange, PortEndpoints, endpoints_by_port};
