@@ -7,11 +7,16 @@ mod endpoint_slice;
 mod fields;
 mod node;
 mod service;
+mod validation;
 
 pub use endpoint_slice::{EndpointInfo, EndpointSliceInfo, SlicePort};
 pub use node::NodeInfo;
 pub(crate) use service::object_name;
 pub use service::{ServiceInfo, SkipReason};
+pub use validation::{
+    MAX_LABEL_LENGTH, MAX_SUBDOMAIN_LENGTH, NameRule, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain,
+    is_label_key, is_label_value,
+};
 
 /// Label that hands a Service to another proxy; kube-proxy ignores such Services.
 pub const LABEL_SERVICE_PROXY_NAME: &str = "service.kubernetes.io/service-proxy-name";

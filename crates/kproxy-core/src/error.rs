@@ -2,7 +2,11 @@
 
 use std::fmt;
 
+use crate::convert::NameRule;
 use crate::names::NamespacedName;
+
+/// The most characters of an offending value or object name an error message shows.
+const SHOWN_CHARS: usize = 320;
 
 /// The kind of API object a conversion error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,12 +60,39 @@ pub enum Invalid {
         /// The highest value allowed.
         max: i64,
     },
+    /// A name or other string that breaks one of the API's naming rules.
+    #[error("{} is not a valid {rule}", quoted(.value))]
+    Name {
+        /// The rule broken.
+        rule: NameRule,
+        /// The value found.
+        value: String,
+    },
+    /// A value that must be unique within its list appears again.
+    #[error("duplicate value {}", quoted(.0))]
+    Duplicate(String),
+}
+
+/// `text` escaped and quoted, at most [`SHOWN_CHARS`] characters of it: safe in a log line.
+fn quoted(text: &str) -> String {
+    let mut shown: String = text.chars().take(SHOWN_CHARS).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
+    }
+    format!("{shown:?}")
+}
+
+/// `object` as `namespace/name`, escaped when it holds anything but printable ASCII.
+fn object_text(object: &NamespacedName) -> String {
+    let text = object.to_string();
+    let plain = text.len() <= SHOWN_CHARS && text.bytes().all(|b| b.is_ascii_graphic());
+    if plain { text } else { quoted(&text) }
 }
 
 /// An API object that cannot be turned into model values. The object is skipped
 /// (its previous state, if any, stays in force) and the error is logged once and counted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind} {object}: field {field}: {reason}")]
+#[error("{kind} {}: field {field}: {reason}", object_text(.object))]
 pub struct ConversionError {
     /// What kind of object.
     pub kind: ObjectKind,

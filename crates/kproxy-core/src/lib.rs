@@ -28,6 +28,7 @@ mod topology;
 
 pub use change_tracker::ChangeTracker;
 pub use claims::{Claim, ClaimKind, Conflict};
+pub use convert::NameRule;
 pub use dataplane::{Dataplane, Retry, SyncError, SyncStats};
 pub use endpoint::Endpoint;
 pub use endpoint_slice_cache::{EndpointSliceCache, EndpointsChange, PortEndpoints, endpoints_by_port};

@@ -139,7 +139,7 @@ const RANGE_V6: &str = "2001:db8::/32";
 fn configured(name: &str, cluster_ip: &str, external_ips: &[&str], ranges: &[&str]) -> Service {
     service("test", name)
         .cluster_ip(cluster_ip)
-        .tcp("testPort", 12345)
+        .tcp("test-port", 12345)
         .external_ips(external_ips)
         .source_ranges(ranges)
         .lb_ingress(EXTERNAL_V4, None)
@@ -267,21 +267,21 @@ fn service_to_service_map() {
         (
             "service with ipv6 clusterIP under ipv4 mode, service should be filtered",
             v4,
-            configured("invalidIPv6InIPV4Mode", CLUSTER_V6, &[], &[]),
+            configured("invalid-ipv6-in-ipv4-mode", CLUSTER_V6, &[], &[]),
             vec![],
         ),
         (
             "service with ipv4 clusterIP under ipv6 mode, service should be filtered",
             v6,
-            configured("invalidIPv4InIPV6Mode", CLUSTER_V4, &[], &[]),
+            configured("invalid-ipv4-in-ipv6-mode", CLUSTER_V4, &[], &[]),
             vec![],
         ),
         (
             "service with ipv4 configurations under ipv4 mode",
             v4,
-            configured("validIPv4", CLUSTER_V4, &[EXTERNAL_V4], &[RANGE_V4]),
+            configured("valid-ipv4", CLUSTER_V4, &[EXTERNAL_V4], &[RANGE_V4]),
             vec![(
-                spn("test", "validIPv4", "testPort", Tcp),
+                spn("test", "valid-ipv4", "test-port", Tcp),
                 expect(CLUSTER_V4, 12345, Tcp, 0)
                     .external_ips(&[EXTERNAL_V4])
                     .source_ranges(&[RANGE_V4])
@@ -291,9 +291,9 @@ fn service_to_service_map() {
         (
             "service with ipv6 configurations under ipv6 mode",
             v6,
-            configured("validIPv6", CLUSTER_V6, &[EXTERNAL_V6], &[RANGE_V6]),
+            configured("valid-ipv6", CLUSTER_V6, &[EXTERNAL_V6], &[RANGE_V6]),
             vec![(
-                spn("test", "validIPv6", "testPort", Tcp),
+                spn("test", "valid-ipv6", "test-port", Tcp),
                 expect(CLUSTER_V6, 12345, Tcp, 0)
                     .external_ips(&[EXTERNAL_V6])
                     .source_ranges(&[RANGE_V6])
@@ -303,9 +303,9 @@ fn service_to_service_map() {
         (
             "service with both ipv4 and ipv6 configurations under ipv4 mode, ipv6 fields should be filtered",
             v4,
-            configured("filterIPv6InIPV4Mode", CLUSTER_V4, &[EXTERNAL_V4, EXTERNAL_V6], &[RANGE_V4, RANGE_V6]),
+            configured("filter-ipv6-in-ipv4-mode", CLUSTER_V4, &[EXTERNAL_V4, EXTERNAL_V6], &[RANGE_V4, RANGE_V6]),
             vec![(
-                spn("test", "filterIPv6InIPV4Mode", "testPort", Tcp),
+                spn("test", "filter-ipv6-in-ipv4-mode", "test-port", Tcp),
                 expect(CLUSTER_V4, 12345, Tcp, 0)
                     .external_ips(&[EXTERNAL_V4])
                     .source_ranges(&[RANGE_V4])
@@ -315,9 +315,9 @@ fn service_to_service_map() {
         (
             "service with both ipv4 and ipv6 configurations under ipv6 mode, ipv4 fields should be filtered",
             v6,
-            configured("filterIPv4InIPV6Mode", CLUSTER_V6, &[EXTERNAL_V4, EXTERNAL_V6], &[RANGE_V4, RANGE_V6]),
+            configured("filter-ipv4-in-ipv6-mode", CLUSTER_V6, &[EXTERNAL_V4, EXTERNAL_V6], &[RANGE_V4, RANGE_V6]),
             vec![(
-                spn("test", "filterIPv4InIPV6Mode", "testPort", Tcp),
+                spn("test", "filter-ipv4-in-ipv6-mode", "test-port", Tcp),
                 expect(CLUSTER_V6, 12345, Tcp, 0)
                     .external_ips(&[EXTERNAL_V6])
                     .source_ranges(&[RANGE_V6])
@@ -329,11 +329,11 @@ fn service_to_service_map() {
             v4,
             service("test", "extra-space")
                 .cluster_ip(CLUSTER_V4)
-                .tcp("testPort", 12345)
+                .tcp("test-port", 12345)
                 .source_ranges(&[" 10.1.2.0/28"])
                 .build(),
             vec![(
-                spn("test", "extra-space", "testPort", Tcp),
+                spn("test", "extra-space", "test-port", Tcp),
                 expect(CLUSTER_V4, 12345, Tcp, 0).source_ranges(&["10.1.2.0/28"]),
             )],
         ),

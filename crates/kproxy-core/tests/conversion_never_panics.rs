@@ -1,6 +1,7 @@
 //! Property tests of the conversion layer: arbitrary, often malformed Services,
 //! EndpointSlices and Nodes never make conversion panic; whatever conversion accepts
-//! satisfies the model's invariants; and any sequence of such objects fed through a
+//! satisfies the model's invariants (every name it keeps follows the apiserver's naming
+//! rules, so it is safe in rule text); and any sequence of such objects fed through a
 //! [`ChangeTracker`] leaves a [`ProxyState`] whose family views hold only their own family.
 
 use std::collections::BTreeMap;
@@ -37,9 +38,47 @@ const VALID: u32 = 16;
 // ---------------------------------------------------------------------------------------
 // Strategies for field values.
 
+/// Near misses of names: one character or one byte too many, or characters that would
+/// break out of a quoted string, a rule or a line.
+fn bad_name() -> BoxedStrategy<String> {
+    prop_oneof![
+        select(vec![
+            "A",
+            "a_b",
+            "-a",
+            "a-",
+            ".a",
+            "a..b",
+            "a.b",
+            "1a",
+            "a\"b",
+            "x;y",
+            "a\nb",
+            "a\n",
+            "{a}",
+            "a}",
+            "a b",
+            "a'b",
+            "a/b",
+            "ä",
+            "ﬁ",
+            "a\u{200b}",
+            "a\0",
+            "\t",
+            "..",
+        ])
+        .prop_map(str::to_owned),
+        (62usize..66).prop_map(|n| "a".repeat(n)),
+        (252usize..256).prop_map(|n| "a".repeat(n)),
+        (60usize..64, select(vec!["\"", ";", "\n", "}", "é"])).prop_map(|(n, c)| format!("{}{c}", "a".repeat(n))),
+    ]
+    .boxed()
+}
+
 /// Strings no field should accept: empty, arbitrary Unicode, near misses, huge.
 fn garbage() -> BoxedStrategy<String> {
     prop_oneof![
+        bad_name(),
         Just(String::new()),
         Just(" ".to_owned()),
         any::<String>(),
@@ -135,15 +174,14 @@ fn object_names(g: u32) -> BoxedStrategy<String> {
 }
 
 fn meta(g: u32, labels: BoxedStrategy<BTreeMap<String, String>>) -> BoxedStrategy<ObjectMeta> {
-    let namespace = prop_oneof![VALID => select(vec!["ns1", "ns2"]).prop_map(Some), 1 => Just(None)];
+    let namespace = prop_oneof![
+        VALID => select(vec!["ns1", "ns2"]).prop_map(|ns| Some(ns.to_owned())),
+        1 => Just(None),
+        g => garbage().prop_map(Some),
+    ];
     let name = prop_oneof![VALID => object_names(g).prop_map(Some), 1 => Just(None)];
     (namespace, name, maybe(labels))
-        .prop_map(|(namespace, name, labels)| ObjectMeta {
-            namespace: namespace.map(str::to_owned),
-            name,
-            labels,
-            ..ObjectMeta::default()
-        })
+        .prop_map(|(namespace, name, labels)| ObjectMeta { namespace, name, labels, ..ObjectMeta::default() })
         .boxed()
 }
 
@@ -161,15 +199,33 @@ fn labels(g: u32, extra: &'static [&'static str]) -> BoxedStrategy<BTreeMap<Stri
 // ---------------------------------------------------------------------------------------
 // Strategies for objects.
 
+/// A port name: mostly one of a few (which may repeat within an object), sometimes garbage.
+fn port_name(g: u32) -> BoxedStrategy<Option<String>> {
+    option::of(prop_oneof![VALID => select(vec!["", "p80", "dns", "p443"]).prop_map(str::to_owned), g => garbage()])
+        .boxed()
+}
+
+/// Renames repeated port names and, when there are several ports, empty ones, as the
+/// apiserver requires; garbage names stay as they are.
+fn unique_port_names<'a>(names: impl Iterator<Item = &'a mut Option<String>>, count: usize) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, name) in names.enumerate() {
+        let text = name.clone().unwrap_or_default();
+        if (text.is_empty() && count > 1) || !seen.insert(text) {
+            *name = Some(format!("port-{i}"));
+        }
+    }
+}
+
 fn service_port(g: u32) -> BoxedStrategy<ApiServicePort> {
     (
-        option::of(select(vec!["", "p80", "dns", "p443"])),
+        port_name(g),
         port_number(g),
         enum_text(&["TCP", "UDP", "SCTP"], g),
         option::of(prop_oneof![VALID => 30_000..=32_767i32, g => Just(0), g => port_number(g)]),
     )
         .prop_map(|(name, port, protocol, node_port)| ApiServicePort {
-            name: name.map(str::to_owned),
+            name,
             port,
             protocol,
             node_port,
@@ -186,7 +242,7 @@ fn service_spec(g: u32) -> BoxedStrategy<ServiceSpec> {
         1 => Just(None),
     ];
     let ips = (cluster_ip, maybe(vec(ip_text(g), 0..3)), any::<bool>());
-    let ports = maybe(vec(service_port(g), 1..4));
+    let ports = (maybe(vec(service_port(g), 1..4)), prop_oneof![VALID => Just(true), 1 => Just(false)]);
     let lists = (option::of(vec(ip_text(g), 0..3)), option::of(vec(cidr_text(g), 0..3)));
     let policies = (
         enum_text(&["ClusterIP", "ClusterIP", "NodePort", "LoadBalancer", "LoadBalancer", "ExternalName"], g),
@@ -197,13 +253,16 @@ fn service_spec(g: u32) -> BoxedStrategy<ServiceSpec> {
         enum_text(&["None", "ClientIP"], g),
         option::of(option::of(option::of(timeout(g)))),
         option::of(prop_oneof![VALID => 30_000..=32_767i32, g => port_number(g)]),
-        option::of(prop_oneof![VALID => Just("PreferClose".to_owned()), g => garbage()]),
+        option::of(prop_oneof![
+            VALID => select(vec!["PreferClose", "PreferSameZone", "PreferSameNode"]).prop_map(str::to_owned),
+            g => garbage(),
+        ]),
     );
     (ips, ports, lists, policies, affinity)
         .prop_map(
             |(
                 (cluster_ip, cluster_ips, cluster_ips_follow),
-                ports,
+                (mut ports, unique_names),
                 (external_ips, source_ranges),
                 (type_, external_policy, internal_policy),
                 (session_affinity, affinity_config, health_check_node_port, traffic_distribution),
@@ -217,6 +276,10 @@ fn service_spec(g: u32) -> BoxedStrategy<ServiceSpec> {
                     }
                     _ => cluster_ips,
                 };
+                if let Some(ports) = ports.as_mut().filter(|_| unique_names) {
+                    let count = ports.len();
+                    unique_port_names(ports.iter_mut().map(|p| &mut p.name), count);
+                }
                 ServiceSpec {
                     cluster_ip,
                     cluster_ips,
@@ -265,7 +328,7 @@ fn endpoint(family: IpFamily, g: u32) -> BoxedStrategy<ApiEndpoint> {
         (option::of(any::<bool>()), option::of(any::<bool>()), option::of(any::<bool>()))
             .prop_map(|(ready, serving, terminating)| EndpointConditions { ready, serving, terminating }),
     );
-    let names = || select(vec!["node1", "node2", "zone-a", "zone-b", ""]).prop_map(str::to_owned);
+    let names = move || prop_oneof![VALID => select(vec!["node1", "node2", "zone-a", "zone-b", ""]).prop_map(str::to_owned), g => garbage()];
     let hints =
         option::of((option::of(vec(names(), 0..3)), option::of(vec(names(), 0..3))).prop_map(|(zones, nodes)| {
             EndpointHints {
@@ -273,15 +336,18 @@ fn endpoint(family: IpFamily, g: u32) -> BoxedStrategy<ApiEndpoint> {
                 for_nodes: nodes.map(|n| n.into_iter().map(|name| ForNode { name }).collect()),
             }
         }));
-    let place = (option::of(select(vec!["node1", "node2"])), option::of(select(vec!["zone-a", "zone-b"])));
+    let place = (
+        option::of(prop_oneof![VALID => select(vec!["node1", "node2"]).prop_map(str::to_owned), g => garbage()]),
+        option::of(prop_oneof![VALID => select(vec!["zone-a", "zone-b"]).prop_map(str::to_owned), g => garbage()]),
+    );
     let addresses = prop_oneof![VALID => vec(family_ip_text(family, g), 1..3), 1 => Just(vec![])];
     (addresses, conditions, hints, place)
         .prop_map(|(addresses, conditions, hints, (node_name, zone))| ApiEndpoint {
             addresses,
             conditions,
             hints,
-            node_name: node_name.map(str::to_owned),
-            zone: zone.map(str::to_owned),
+            node_name,
+            zone,
             ..ApiEndpoint::default()
         })
         .boxed()
@@ -303,30 +369,28 @@ fn any_slice(g: u32) -> BoxedStrategy<EndpointSlice> {
     address_type
         .prop_flat_map(move |address_type| {
             let family = if address_type.contains('6') { IpFamily::V6 } else { IpFamily::V4 };
+            let service_name =
+                prop_oneof![VALID => select(vec!["a", "b", "c"]).prop_map(str::to_owned), g => garbage()];
             let slice_labels = prop_oneof![
-                VALID => select(vec!["a", "b", "c"]).prop_map(|svc| BTreeMap::from([(LABEL_SERVICE_NAME.to_owned(), svc.to_owned())])),
+                VALID => service_name.prop_map(|svc| BTreeMap::from([(LABEL_SERVICE_NAME.to_owned(), svc)])),
                 1 => labels(g, &[LABEL_SERVICE_NAME, "app"]),
             ];
-            let port = (
-                option::of(select(vec!["", "p80", "dns", "p443"])),
-                maybe(port_number(g)),
-                enum_text(&["TCP", "UDP", "SCTP"], g),
-            )
-                .prop_map(|(name, port, protocol)| EndpointPort {
-                    name: name.map(str::to_owned),
-                    port,
-                    protocol,
-                    app_protocol: None,
-                });
+            let port = (port_name(g), maybe(port_number(g)), enum_text(&["TCP", "UDP", "SCTP"], g))
+                .prop_map(|(name, port, protocol)| EndpointPort { name, port, protocol, app_protocol: None });
             (
                 Just(address_type),
                 meta(g, slice_labels.boxed()),
                 maybe(vec(port, 0..3)),
                 maybe(vec(endpoint(family, g), 0..5)),
                 option::of(trigger_time(g)),
+                prop_oneof![VALID => Just(true), 1 => Just(false)],
             )
         })
-        .prop_map(|(address_type, mut metadata, ports, endpoints, trigger)| {
+        .prop_map(|(address_type, mut metadata, mut ports, endpoints, trigger, unique_names)| {
+            if let Some(ports) = ports.as_mut().filter(|_| unique_names) {
+                // Slices may have one unnamed port among several, but not two.
+                unique_port_names(ports.iter_mut().map(|p| &mut p.name), 1);
+            }
             metadata.annotations =
                 trigger.map(|t| BTreeMap::from([(ANNOTATION_LAST_CHANGE_TRIGGER_TIME.to_owned(), t)]));
             EndpointSlice { address_type, metadata, ports, endpoints }
@@ -337,9 +401,12 @@ fn any_slice(g: u32) -> BoxedStrategy<EndpointSlice> {
 fn any_node(g: u32) -> BoxedStrategy<Node> {
     let name = prop_oneof![VALID => Just(Some(NODE.to_owned())), 1 => Just(None), g => garbage().prop_map(Some)];
     let node_labels = option::of(btree_map(
-        prop_oneof![VALID => Just(LABEL_TOPOLOGY_ZONE.to_owned()), g => garbage()],
-        select(vec!["zone-a", "zone-b", ""]).prop_map(str::to_owned),
-        0..2,
+        prop_oneof![
+            VALID => select(vec![LABEL_TOPOLOGY_ZONE, "kubernetes.io/hostname", "role"]).prop_map(str::to_owned),
+            g => garbage(),
+        ],
+        prop_oneof![VALID => select(vec!["zone-a", "zone-b", ""]).prop_map(str::to_owned), g => garbage()],
+        0..3,
     ));
     let address = (
         prop_oneof![
@@ -356,6 +423,50 @@ fn any_node(g: u32) -> BoxedStrategy<Node> {
             status: addresses.map(|addresses| NodeStatus { addresses, ..NodeStatus::default() }),
         })
         .boxed()
+}
+
+// ---------------------------------------------------------------------------------------
+// Naming rules, written out again from the apiserver's regular expressions.
+
+/// Only characters that need no quoting in nft or iptables rule text, comments or logs.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'/'))
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` of at most `max` characters.
+fn dns_label(s: &str, max: usize) -> bool {
+    (1..=max).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn dns1123_label(s: &str) -> bool {
+    dns_label(s, 63)
+}
+
+fn dns1035_label(s: &str) -> bool {
+    dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+fn dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(|label| dns_label(label, usize::MAX))
+}
+
+fn label_value(s: &str) -> bool {
+    let edge = |c: char| c.is_ascii_alphanumeric();
+    s.is_empty() || (s.len() <= 63 && plain(s) && !s.contains('/') && s.starts_with(edge) && s.ends_with(edge))
+}
+
+fn check_port_name(port: &str) -> Result<(), TestCaseError> {
+    prop_assert!(port.is_empty() || dns1123_label(port), "port name {:?}", port);
+    Ok(())
+}
+
+fn check_service_name(name: &NamespacedName) -> Result<(), TestCaseError> {
+    prop_assert!(dns1123_label(&name.namespace), "namespace {:?}", name.namespace);
+    prop_assert!(dns1035_label(&name.name), "Service name {:?}", name.name);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -376,6 +487,7 @@ fn check_error(
     prop_assert!(prefixes.iter().any(|p| err.field.starts_with(p)), "unexpected field path {:?}", err.field);
     let text = err.to_string();
     prop_assert!(text.contains(&err.field), "{} does not name {}", text, err.field);
+    prop_assert!(!text.contains('\n') && !text.contains('\r'), "a line break in the message {:?}", text);
     Ok(())
 }
 
@@ -418,7 +530,12 @@ fn check_service(svc: &Service) -> Result<(), TestCaseError> {
                         prop_assert!(ports.len() <= spec_ports);
                     }
                 }
+                let mut names = std::collections::BTreeSet::new();
                 for (name, port) in &ports {
+                    check_service_name(&name.service)?;
+                    check_port_name(&name.port)?;
+                    prop_assert!(names.insert(name.port.clone()), "port name {:?} twice", name.port);
+                    prop_assert!(ports.len() == 1 || !name.port.is_empty(), "unnamed port among {}", ports.len());
                     prop_assert_eq!(&name.service, &info.name);
                     prop_assert_eq!(name.protocol, port.protocol);
                     prop_assert_eq!(Some(port.cluster_ip), info.cluster_ip(family));
@@ -459,12 +576,23 @@ fn check_slice(slice: &EndpointSlice) -> Result<(), TestCaseError> {
             prop_assert!(info.ports.len() <= slice.ports.as_ref().map_or(0, Vec::len));
             prop_assert!(info.endpoints.iter().all(|e| IpFamily::of(&e.ip) == family), "{:?}", info.endpoints);
             prop_assert!(info.endpoints.len() <= slice.endpoints.as_ref().map_or(0, Vec::len));
+            prop_assert!(dns1123_subdomain(&info.slice_name), "slice name {:?}", info.slice_name);
+            check_service_name(&info.service)?;
+            for port in &info.ports {
+                check_port_name(&port.name)?;
+            }
+            for e in &info.endpoints {
+                prop_assert!(e.node_name.as_deref().is_none_or(dns1123_subdomain), "nodeName {:?}", e.node_name);
+                prop_assert!(e.zone.as_deref().is_none_or(label_value), "zone {:?}", e.zone);
+                prop_assert!(e.zone_hints.iter().all(|z| label_value(z)), "zone hints {:?}", e.zone_hints);
+                prop_assert!(e.node_hints.iter().all(|n| dns1123_subdomain(n)), "node hints {:?}", e.node_hints);
+            }
         }
         Err(err) => check_error(
             &err,
             ObjectKind::EndpointSlice,
             expected_object(&slice.metadata),
-            &["metadata.name", "addressType", "ports[", "endpoints["],
+            &["metadata.name", "metadata.namespace", "metadata.labels[", "addressType", "ports[", "endpoints["],
         )?,
     }
     Ok(())
@@ -478,10 +606,16 @@ fn check_node(node: &Node) -> Result<(), TestCaseError> {
             prop_assert_eq!(&info.labels, &node.metadata.labels.clone().unwrap_or_default());
             prop_assert_eq!(info.zone(), info.labels.get(LABEL_TOPOLOGY_ZONE).map(String::as_str));
             prop_assert!(info.pod_cidrs.iter().all(|net| *net == net.trunc()));
+            prop_assert!(dns1123_subdomain(&info.name), "node name {:?}", info.name);
+            for (key, value) in &info.labels {
+                prop_assert!(plain(key) && !key.is_empty() && key.len() <= 253 + 1 + 63, "label key {:?}", key);
+                prop_assert!(label_value(value), "label {:?}={:?}", key, value);
+            }
         }
         Err(err) => {
             let object = NamespacedName::new("", node.metadata.name.as_deref().unwrap_or_default());
-            check_error(&err, ObjectKind::Node, object, &["metadata.name", "spec.podCIDRs[", "status.addresses["])?;
+            let fields = ["metadata.name", "metadata.labels", "spec.podCIDRs[", "status.addresses["];
+            check_error(&err, ObjectKind::Node, object, &fields)?;
         }
     }
     Ok(())

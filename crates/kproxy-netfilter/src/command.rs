@@ -81,7 +81,8 @@ impl Netns {
             Some(mut stdin) => stdin.write_all(input.as_bytes()).await,
             None => Ok(()),
         };
-        let output = child.wait_with_output().await.map_err(|source| CommandError::Io { tool: tool.clone(), source })?;
+        let output =
+            child.wait_with_output().await.map_err(|source| CommandError::Io { tool: tool.clone(), source })?;
         if !output.status.success() {
             return Err(CommandError::Failed {
                 tool,

@@ -1,6 +1,6 @@
 //! EndpointSlice → [`EndpointSliceInfo`]: a compact, validated copy of what proxies use.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::time::SystemTime;
 
@@ -8,6 +8,7 @@ use k8s_openapi::api::discovery::v1::{Endpoint as ApiEndpoint, EndpointSlice};
 
 use super::fields::FieldParser;
 use super::service::object_name;
+use super::validation::NameRule;
 use super::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_HEADLESS, LABEL_SERVICE_NAME, LABEL_SERVICE_PROXY_NAME};
 use crate::error::{ConversionError, Invalid, ObjectKind};
 use crate::names::{IpFamily, NamespacedName, Protocol};
@@ -69,9 +70,8 @@ impl EndpointSliceInfo {
     pub fn from_slice(slice: &EndpointSlice) -> Result<Option<Self>, ConversionError> {
         let name = object_name(&slice.metadata);
         let p = FieldParser { kind: ObjectKind::EndpointSlice, object: &name };
-        if name.name.is_empty() {
-            return Err(p.error("metadata.name", Invalid::Missing));
-        }
+        p.name("metadata.name", &name.name, NameRule::Dns1123Subdomain)?;
+        p.name("metadata.namespace", &name.namespace, NameRule::Dns1123Label)?;
         let family = match slice.address_type.as_str() {
             "IPv4" => IpFamily::V4,
             "IPv6" => IpFamily::V6,
@@ -85,6 +85,8 @@ impl EndpointSliceInfo {
         if labels.is_some_and(|l| l.contains_key(LABEL_HEADLESS) || l.contains_key(LABEL_SERVICE_PROXY_NAME)) {
             return Ok(None);
         }
+        // A label that is no Service's name could never match one.
+        p.name(format!("metadata.labels[{LABEL_SERVICE_NAME}]"), service_name, NameRule::Dns1035Label)?;
         let annotations = slice.metadata.annotations.as_ref();
         let trigger_time = annotations
             .and_then(|a| a.get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME))
@@ -103,13 +105,24 @@ impl EndpointSliceInfo {
 fn slice_ports(p: &FieldParser<'_>, slice: &EndpointSlice) -> Result<Vec<SlicePort>, ConversionError> {
     let ports = slice.ports.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(ports.len());
+    let mut names = HashSet::new();
     for (i, port) in ports.iter().enumerate() {
+        // Names are checked on every port, as the apiserver does: a DNS-1123 label when set,
+        // and unique (the empty name included).
+        let name = port.name.as_deref().unwrap_or_default();
+        let field = format!("ports[{i}].name");
+        if !name.is_empty() {
+            p.name(field.as_str(), name, NameRule::Dns1123Label)?;
+        }
+        if !names.insert(name) {
+            return Err(p.error(field, Invalid::Duplicate(name.to_owned())));
+        }
         // A slice port without a number means "all ports" and is of no use to a proxy;
         // upstream ignores it, and port 0 with it (`port.Port == nil || *port.Port == 0`),
         // so do we. Other out-of-range numbers are errors.
         let Some(number) = port.port.filter(|n| *n != 0) else { continue };
         out.push(SlicePort {
-            name: port.name.clone().unwrap_or_default(),
+            name: name.to_owned(),
             port: p.port(format!("ports[{i}].port"), number)?,
             protocol: p.protocol(format!("ports[{i}].protocol"), port.protocol.as_deref())?,
         });
@@ -132,30 +145,52 @@ fn endpoints(
         if IpFamily::of(&ip) != family {
             return Err(p.error(field, Invalid::Value(format!("{first} is not an {family} address"))));
         }
-        out.push(endpoint_info(ip, endpoint));
+        out.push(endpoint_info(p, i, ip, endpoint)?);
     }
     Ok(out)
 }
 
-fn endpoint_info(ip: IpAddr, endpoint: &ApiEndpoint) -> EndpointInfo {
+fn endpoint_info(
+    p: &FieldParser<'_>,
+    i: usize,
+    ip: IpAddr,
+    endpoint: &ApiEndpoint,
+) -> Result<EndpointInfo, ConversionError> {
     let conditions = endpoint.conditions.as_ref();
     let hints = endpoint.hints.as_ref();
-    EndpointInfo {
+    if let Some(node) = endpoint.node_name.as_deref() {
+        p.name(format!("endpoints[{i}].nodeName"), node, NameRule::Dns1123Subdomain)?;
+    }
+    let zones = hints.and_then(|h| h.for_zones.as_deref()).unwrap_or_default();
+    let nodes = hints.and_then(|h| h.for_nodes.as_deref()).unwrap_or_default();
+    let hint_field = |kind: &str, j: usize| format!("endpoints[{i}].hints.{kind}[{j}].name");
+    Ok(EndpointInfo {
         ip,
         node_name: endpoint.node_name.clone(),
-        zone: endpoint.zone.clone(),
+        // The apiserver does not validate `zone` and kube-proxy never reads it, so a zone
+        // that is no label value is dropped rather than made an error.
+        zone: endpoint.zone.clone().filter(|z| NameRule::LabelValue.accepts(z)),
         ready: conditions.and_then(|c| c.ready).unwrap_or(true),
         serving: conditions.and_then(|c| c.serving).unwrap_or(true),
         terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
-        zone_hints: hints
-            .and_then(|h| h.for_zones.as_ref())
-            .map(|z| z.iter().map(|z| z.name.clone()).collect())
-            .unwrap_or_default(),
-        node_hints: hints
-            .and_then(|h| h.for_nodes.as_ref())
-            .map(|n| n.iter().map(|n| n.name.clone()).collect())
-            .unwrap_or_default(),
-    }
+        // Repeated hints, which the apiserver rejects, are harmless in a set: tolerated.
+        zone_hints: hint_names(p, zones.iter().map(|z| z.name.as_str()), NameRule::LabelValue, |j| {
+            hint_field("forZones", j)
+        })?,
+        node_hints: hint_names(p, nodes.iter().map(|n| n.name.as_str()), NameRule::Dns1123Subdomain, |j| {
+            hint_field("forNodes", j)
+        })?,
+    })
+}
+
+/// The names of `hints.forZones` or `hints.forNodes`, each satisfying `rule`.
+fn hint_names<'n>(
+    p: &FieldParser<'_>,
+    names: impl Iterator<Item = &'n str>,
+    rule: NameRule,
+    field: impl Fn(usize) -> String,
+) -> Result<BTreeSet<String>, ConversionError> {
+    names.enumerate().map(|(j, name)| p.name(field(j), name, rule).map(|()| name.to_owned())).collect()
 }
 
 #[cfg(test)]

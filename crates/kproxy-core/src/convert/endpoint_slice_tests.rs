@@ -6,6 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use k8s_openapi::api::discovery::v1::EndpointPort;
 use kproxy_testkit::{SliceBuilder, slice};
 
+use crate::convert::NameRule;
+
 const NS: &str = "ns1";
 const SVC: &str = "svc1";
 const SLICE: &str = "svc1-abc";
@@ -286,4 +288,111 @@ fn port_index_counts_ignored_ports() {
         })
         .build();
     assert_eq!(convert_err(&s).field, "ports[1].protocol");
+}
+
+fn hostile() -> Vec<String> {
+    let mut values: Vec<String> =
+        ["a\"b", "x;y", "a\nb", "a}", "{a", "a b", "pört", "A", "a_b", "-a", "a-"].map(String::from).to_vec();
+    values.push("a".repeat(254));
+    values
+}
+
+fn name_error(field: &str, rule: NameRule, value: &str) -> (String, Invalid) {
+    (field.to_owned(), Invalid::Name { rule, value: value.to_owned() })
+}
+
+fn error_of(s: &EndpointSlice) -> (String, Invalid) {
+    let err = convert_err(s);
+    (err.field, err.reason)
+}
+
+#[test]
+fn slice_names_are_dns1123_subdomains() {
+    for bad in hostile() {
+        let err = convert_err(&slice(NS, SVC, &bad).tcp("p80", 8080).build());
+        assert_eq!(err.object, NamespacedName::new(NS, bad.as_str()));
+        assert_eq!((err.field, err.reason), name_error("metadata.name", NameRule::Dns1123Subdomain, &bad), "{bad:?}");
+    }
+    let longest = format!("{}.{}", "a".repeat(126), "b".repeat(126));
+    assert_eq!(convert(&slice(NS, SVC, &longest).build()).slice_name, longest);
+}
+
+#[test]
+fn slice_namespaces_are_dns1123_labels() {
+    for bad in hostile().into_iter().chain(["a.b".to_owned(), "n".repeat(64)]) {
+        let want = name_error("metadata.namespace", NameRule::Dns1123Label, &bad);
+        assert_eq!(error_of(&slice(&bad, SVC, SLICE).build()), want, "{bad:?}");
+    }
+}
+
+#[test]
+fn service_name_label_must_name_a_service() {
+    let field = format!("metadata.labels[{LABEL_SERVICE_NAME}]");
+    for bad in hostile().into_iter().chain(["1svc".to_owned(), "a.b".to_owned(), "s".repeat(64)]) {
+        assert_eq!(error_of(&slice(NS, &bad, SLICE).build()), name_error(&field, NameRule::Dns1035Label, &bad));
+    }
+    // A slice that is not for proxies is not looked at further.
+    let headless = slice(NS, "Svc", SLICE).label(LABEL_HEADLESS, "").build();
+    assert_eq!(EndpointSliceInfo::from_slice(&headless), Ok(None));
+}
+
+#[test]
+fn slice_port_names_are_dns1123_labels_and_unique() {
+    for bad in hostile() {
+        let want = name_error("ports[1].name", NameRule::Dns1123Label, &bad);
+        assert_eq!(error_of(&base().tcp(&bad, 81).build()), want, "{bad:?}");
+        // Even on a port a proxy ignores.
+        let ignored = base().with(|s| s.ports.as_mut().expect("ports").push(port(Some(&bad), None, None))).build();
+        assert_eq!(error_of(&ignored).0, "ports[1].name", "{bad:?}");
+    }
+    assert_eq!(
+        error_of(&base().udp("p80", 53).build()),
+        ("ports[1].name".to_owned(), Invalid::Duplicate("p80".into()))
+    );
+    let two_unnamed = base().tcp("", 81).udp("", 53).build();
+    assert_eq!(error_of(&two_unnamed), ("ports[2].name".to_owned(), Invalid::Duplicate(String::new())));
+    let one_unnamed = convert(&base().tcp("", 81).build());
+    assert_eq!(one_unnamed.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), vec!["p80", ""]);
+}
+
+#[test]
+fn endpoint_node_names_are_dns1123_subdomains() {
+    for bad in hostile() {
+        let s = base().ready("10.180.0.1").endpoint("10.180.0.2", |e| e.node(&bad)).build();
+        assert_eq!(error_of(&s), name_error("endpoints[1].nodeName", NameRule::Dns1123Subdomain, &bad), "{bad:?}");
+    }
+    let empty = base().endpoint("10.180.0.1", |e| e.node("")).build();
+    assert_eq!(error_of(&empty), ("endpoints[0].nodeName".to_owned(), Invalid::Missing));
+    let fqdn = only_endpoint(&base().endpoint("10.180.0.1", |e| e.node("node-1.example.com")).build());
+    assert_eq!(fqdn.node_name.as_deref(), Some("node-1.example.com"));
+}
+
+#[test]
+fn zone_that_is_no_label_value_is_dropped() {
+    // The apiserver does not validate `zone` and kube-proxy never reads it: not an error.
+    for bad in hostile().into_iter().filter(|b| !NameRule::LabelValue.accepts(b)) {
+        let ep = only_endpoint(&base().endpoint("10.180.0.1", |e| e.zone(&bad)).build());
+        assert_eq!(ep.zone, None, "{bad:?}");
+    }
+    let upper = only_endpoint(&base().endpoint("10.180.0.1", |e| e.zone("EU_West.1")).build());
+    assert_eq!(upper.zone.as_deref(), Some("EU_West.1"));
+}
+
+#[test]
+fn hints_follow_the_apiserver_rules() {
+    for bad in hostile().into_iter().filter(|b| !NameRule::LabelValue.accepts(b)) {
+        let s = base().endpoint("10.180.0.1", |e| e.zone_hints(&["zone-a", &bad])).build();
+        let want = name_error("endpoints[0].hints.forZones[1].name", NameRule::LabelValue, &bad);
+        assert_eq!(error_of(&s), want, "{bad:?}");
+    }
+    for bad in hostile() {
+        let s = base().endpoint("10.180.0.1", |e| e.node_hints(&[&bad])).build();
+        let want = name_error("endpoints[0].hints.forNodes[0].name", NameRule::Dns1123Subdomain, &bad);
+        assert_eq!(error_of(&s), want, "{bad:?}");
+    }
+    let empty_node = base().endpoint("10.180.0.1", |e| e.node_hints(&[""])).build();
+    assert_eq!(error_of(&empty_node), ("endpoints[0].hints.forNodes[0].name".to_owned(), Invalid::Missing));
+    // A label value may be empty, and may hold upper case and '_'.
+    let ep = only_endpoint(&base().endpoint("10.180.0.1", |e| e.zone_hints(&["", "EU_West.1"])).build());
+    assert_eq!(ep.zone_hints, BTreeSet::from([String::new(), "EU_West.1".to_owned()]));
 }

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::validation::NameRule;
 use crate::error::{ConversionError, Invalid, ObjectKind};
 use crate::names::{NamespacedName, Protocol};
 
@@ -16,6 +17,15 @@ pub(crate) struct FieldParser<'a> {
 impl FieldParser<'_> {
     pub(crate) fn error(&self, field: impl Into<String>, reason: Invalid) -> ConversionError {
         ConversionError::new(self.kind, self.object, field, reason)
+    }
+
+    /// A name that must satisfy `rule`; an empty one the rule rejects is missing.
+    pub(crate) fn name(&self, field: impl Into<String>, value: &str, rule: NameRule) -> Result<(), ConversionError> {
+        match rule.accepts(value) {
+            true => Ok(()),
+            false if value.is_empty() => Err(self.error(field, Invalid::Missing)),
+            false => Err(self.error(field, Invalid::Name { rule, value: value.to_owned() })),
+        }
     }
 
     /// An IP address; surrounding white space is tolerated, leading zeros are not.

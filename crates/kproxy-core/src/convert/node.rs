@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Node;
 
 use super::LABEL_TOPOLOGY_ZONE;
 use super::fields::FieldParser;
-use crate::error::{ConversionError, Invalid, ObjectKind};
+use super::validation::NameRule;
+use crate::error::{ConversionError, ObjectKind};
 use crate::names::NamespacedName;
 
 /// What the proxy uses of its own Node object.
@@ -39,14 +40,14 @@ impl NodeInfo {
     pub fn from_node(node: &Node) -> Result<Self, ConversionError> {
         let object = NamespacedName::new("", node.metadata.name.as_deref().unwrap_or_default());
         let p = FieldParser { kind: ObjectKind::Node, object: &object };
-        if object.name.is_empty() {
-            return Err(p.error("metadata.name", Invalid::Missing));
-        }
+        p.name("metadata.name", &object.name, NameRule::Dns1123Subdomain)?;
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        check_labels(&p, &labels)?;
         let addresses = node.status.as_ref().and_then(|s| s.addresses.as_deref()).unwrap_or_default();
         let cidrs = node.spec.as_ref().and_then(|s| s.pod_cidrs.as_deref()).unwrap_or_default();
         Ok(Self {
             name: object.name.clone(),
-            labels: node.metadata.labels.clone().unwrap_or_default(),
+            labels,
             addresses: addresses
                 .iter()
                 .enumerate()
@@ -61,6 +62,16 @@ impl NodeInfo {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// The apiserver's rules for labels (the zone label among them): keys are label keys,
+/// values label values.
+fn check_labels(p: &FieldParser<'_>, labels: &BTreeMap<String, String>) -> Result<(), ConversionError> {
+    for (key, value) in labels {
+        p.name("metadata.labels", key, NameRule::LabelKey)?;
+        p.name(format!("metadata.labels[{key}]"), value, NameRule::LabelValue)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

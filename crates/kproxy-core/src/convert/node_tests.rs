@@ -3,6 +3,9 @@ use super::*;
 use k8s_openapi::api::core::v1::NodeAddress;
 use kproxy_testkit::node;
 
+use crate::convert::{LABEL_TOPOLOGY_ZONE, NameRule};
+use crate::error::Invalid;
+
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("test IP")
 }
@@ -117,4 +120,56 @@ fn malformed_nodes_name_the_field() {
         assert_eq!(err.reason, reason, "{desc}");
         assert!(err.to_string().starts_with("Node /"), "{desc}: {err}");
     }
+}
+
+fn error_of(n: &Node) -> (String, Invalid) {
+    let err = NodeInfo::from_node(n).expect_err("malformed");
+    (err.field, err.reason)
+}
+
+fn name_error(field: &str, rule: NameRule, value: &str) -> (String, Invalid) {
+    (field.to_owned(), Invalid::Name { rule, value: value.to_owned() })
+}
+
+fn hostile() -> Vec<String> {
+    let mut values: Vec<String> =
+        ["a\"b", "x;y", "a\nb", "a}", "{a", "a b", "nöde", "Node1", "node_1", "-a", "a-", "a..b"]
+            .map(String::from)
+            .to_vec();
+    values.push("a".repeat(254));
+    values
+}
+
+#[test]
+fn node_names_are_dns1123_subdomains() {
+    for bad in hostile() {
+        let err = NodeInfo::from_node(&node(&bad).build()).expect_err("malformed");
+        assert_eq!(err.object, NamespacedName::new("", bad.as_str()));
+        assert_eq!((err.field, err.reason), name_error("metadata.name", NameRule::Dns1123Subdomain, &bad), "{bad:?}");
+    }
+    let fqdn = "node-1.example.com";
+    assert_eq!(NodeInfo::from_node(&node(fqdn).build()).map(|n| n.name), Ok(fqdn.to_owned()));
+}
+
+#[test]
+fn zone_label_is_a_label_value() {
+    let field = format!("metadata.labels[{LABEL_TOPOLOGY_ZONE}]");
+    for bad in ["a\"b", "x;y", "a\nb", "zöne", "-a", "a/b", "a b"].map(String::from).into_iter().chain(["z".repeat(64)])
+    {
+        assert_eq!(error_of(&node("node1").zone(&bad).build()), name_error(&field, NameRule::LabelValue, &bad));
+    }
+    for good in ["", "EU_West.1", "zone-a"] {
+        let info = NodeInfo::from_node(&node("node1").zone(good).build()).expect("valid zone");
+        assert_eq!(info.zone(), Some(good));
+    }
+}
+
+#[test]
+fn other_labels_follow_the_apiserver_rules() {
+    let bad_key = node("node1").label("a\nb", "x").build();
+    assert_eq!(error_of(&bad_key), name_error("metadata.labels", NameRule::LabelKey, "a\nb"));
+    let bad_value = node("node1").label("role", "x;y").build();
+    assert_eq!(error_of(&bad_value), name_error("metadata.labels[role]", NameRule::LabelValue, "x;y"));
+    let fine = node("node1").label("example.com/Role_1", "Edge.1").build();
+    assert!(NodeInfo::from_node(&fine).is_ok());
 }

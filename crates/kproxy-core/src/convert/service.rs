@@ -1,13 +1,14 @@
 //! Service → [`ServiceInfo`] → per-family [`ServicePort`]s (upstream's `newBaseServiceInfo`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use k8s_openapi::api::core::v1::{Service, ServicePort as ApiServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::fields::FieldParser;
+use super::validation::NameRule;
 use super::{LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME};
 use crate::error::{ConversionError, Invalid, ObjectKind};
 use crate::names::{IpFamily, NamespacedName, Protocol, ServicePortName};
@@ -91,9 +92,8 @@ impl ServiceInfo {
     pub fn from_service(service: &Service) -> Result<Option<Self>, ConversionError> {
         let name = object_name(&service.metadata);
         let p = FieldParser { kind: ObjectKind::Service, object: &name };
-        if name.name.is_empty() {
-            return Err(p.error("metadata.name", Invalid::Missing));
-        }
+        p.name("metadata.name", &name.name, NameRule::Dns1035Label)?;
+        p.name("metadata.namespace", &name.namespace, NameRule::Dns1123Label)?;
         let Some(spec) = service.spec.as_ref() else {
             return Ok(None);
         };
@@ -121,7 +121,7 @@ impl ServiceInfo {
                 true => p.optional_port("spec.healthCheckNodePort", spec.health_check_node_port)?,
                 false => None,
             },
-            traffic_distribution: spec.traffic_distribution.clone(),
+            traffic_distribution: traffic_distribution(spec),
             created: service.metadata.creation_timestamp.as_ref().and_then(|t| system_time(t.0)),
             name,
         }))
@@ -203,18 +203,65 @@ fn parse_ips(p: &FieldParser<'_>, field: &str, ips: Option<&[String]>) -> Result
 
 fn ports(p: &FieldParser<'_>, spec: &ServiceSpec) -> Result<Vec<PortSpec>, ConversionError> {
     let ports = spec.ports.as_deref().unwrap_or_default();
-    ports
+    let specs = ports
         .iter()
         .enumerate()
         .map(|(i, port)| {
             Ok(PortSpec {
-                name: port.name.clone().unwrap_or_default(),
+                name: port_name(p, i, port, ports.len())?,
                 port: p.port(format!("spec.ports[{i}].port"), port.port)?,
                 protocol: p.protocol(format!("spec.ports[{i}].protocol"), port.protocol.as_deref())?,
                 node_port: p.optional_port(format!("spec.ports[{i}].nodePort"), port.node_port)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique_ports(p, &specs)?;
+    Ok(specs)
+}
+
+/// `spec.ports[i].name`: a DNS-1123 label, required when the Service has more than one port.
+fn port_name(p: &FieldParser<'_>, i: usize, port: &ApiServicePort, count: usize) -> Result<String, ConversionError> {
+    let name = port.name.as_deref().unwrap_or_default();
+    let field = format!("spec.ports[{i}].name");
+    match name.is_empty() {
+        true if count > 1 => Err(p.error(field, Invalid::Missing)),
+        true => Ok(String::new()),
+        false => p.name(field, name, NameRule::Dns1123Label).map(|()| name.to_owned()),
+    }
+}
+
+/// The apiserver's uniqueness rules within one Service: port names, (port, protocol) pairs
+/// and (node port, protocol) pairs.
+fn check_unique_ports(p: &FieldParser<'_>, ports: &[PortSpec]) -> Result<(), ConversionError> {
+    let mut names = HashSet::new();
+    let mut numbers = HashSet::new();
+    let mut node_ports = HashSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        if !port.name.is_empty() && !names.insert(port.name.as_str()) {
+            return Err(p.error(format!("spec.ports[{i}].name"), Invalid::Duplicate(port.name.clone())));
+        }
+        if !numbers.insert((port.port, port.protocol)) {
+            let pair = format!("{}/{}", port.port, port.protocol);
+            return Err(p.error(format!("spec.ports[{i}]"), Invalid::Duplicate(pair)));
+        }
+        if let Some(node_port) = port.node_port
+            && !node_ports.insert((node_port, port.protocol))
+        {
+            let pair = format!("{node_port}/{}", port.protocol);
+            return Err(p.error(format!("spec.ports[{i}].nodePort"), Invalid::Duplicate(pair)));
+        }
+    }
+    Ok(())
+}
+
+/// The `spec.trafficDistribution` values the API defines.
+const TRAFFIC_DISTRIBUTIONS: [&str; 3] = ["PreferClose", "PreferSameZone", "PreferSameNode"];
+
+/// `spec.trafficDistribution` when it holds a value the API defines, absent otherwise.
+/// kube-proxy takes topology from endpoint hints alone and proxies a Service whatever this
+/// field says, so an unknown value is dropped rather than made an error.
+fn traffic_distribution(spec: &ServiceSpec) -> Option<String> {
+    spec.traffic_distribution.as_deref().filter(|v| TRAFFIC_DISTRIBUTIONS.contains(v)).map(str::to_owned)
 }
 
 fn load_balancer_vips(p: &FieldParser<'_>, service: &Service) -> Result<Vec<IpAddr>, ConversionError> {

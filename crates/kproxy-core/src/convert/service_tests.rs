@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::{LoadBalancerIngress, ServicePort as ApiServiceP
 use kproxy_testkit::service;
 
 use crate::convert::LABEL_HEADLESS;
+use crate::convert::NameRule;
 
 const NS: &str = "ns1";
 const NAME: &str = "svc1";
@@ -552,4 +553,123 @@ fn object_name_defaults_namespace() {
     let meta = ObjectMeta { name: Some("x".into()), ..ObjectMeta::default() };
     assert_eq!(object_name(&meta), NamespacedName::new("default", "x"));
     assert_eq!(object_name(&ObjectMeta::default()), NamespacedName::new("default", ""));
+}
+
+/// Port names, namespaces and object names that must never reach rule text.
+fn hostile_labels() -> Vec<String> {
+    let mut values: Vec<String> =
+        ["a\"b", "x;y", "a\nb", "a}", "{a", "a b", "pört", "P80", "p_80", "-p", "p-", "a.b"].map(String::from).to_vec();
+    values.push("a".repeat(64));
+    values
+}
+
+fn name_error(field: &str, rule: NameRule, value: &str) -> (String, Invalid) {
+    (field.to_owned(), Invalid::Name { rule, value: value.to_owned() })
+}
+
+#[test]
+fn port_names_are_dns1123_labels() {
+    for bad in hostile_labels() {
+        let err = convert_err(&base().tcp(&bad, 81).build());
+        assert_eq!((err.field, err.reason), name_error("spec.ports[1].name", NameRule::Dns1123Label, &bad), "{bad:?}");
+        let single = service(NS, NAME).cluster_ip("172.30.0.41").tcp(&bad, 81).build();
+        assert_eq!(convert_err(&single).field, "spec.ports[0].name", "{bad:?}");
+    }
+    let longest = "p".repeat(63);
+    let ports = convert(&base().tcp(&longest, 81).tcp("0", 82).build()).ports(IpFamily::V4);
+    assert!(ports.keys().any(|name| name.port == longest) && ports.keys().any(|name| name.port == "0"), "{ports:?}");
+}
+
+#[test]
+fn service_names_are_dns1035_labels() {
+    let mut bad = hostile_labels();
+    bad.extend(["1svc", "0"].map(String::from));
+    for name in bad {
+        let err = convert_err(&service(NS, &name).cluster_ip("172.30.0.41").tcp("p80", 80).build());
+        assert_eq!(err.object, NamespacedName::new(NS, name.as_str()));
+        assert_eq!((err.field, err.reason), name_error("metadata.name", NameRule::Dns1035Label, &name), "{name:?}");
+    }
+    let longest = "s".repeat(63);
+    assert_eq!(convert(&service(NS, &longest).cluster_ip("172.30.0.41").tcp("p80", 80).build()).name.name, longest);
+}
+
+#[test]
+fn namespaces_are_dns1123_labels() {
+    let mut bad = hostile_labels();
+    bad.push("n".repeat(254));
+    for namespace in bad {
+        let err = convert_err(&service(&namespace, NAME).cluster_ip("172.30.0.41").tcp("p80", 80).build());
+        let want = name_error("metadata.namespace", NameRule::Dns1123Label, &namespace);
+        assert_eq!((err.field, err.reason), want, "{namespace:?}");
+    }
+    let empty = convert_err(&service("", NAME).cluster_ip("172.30.0.41").tcp("p80", 80).build());
+    assert_eq!((empty.field.as_str(), empty.reason), ("metadata.namespace", Invalid::Missing));
+    let numeric = convert(&service("0", NAME).cluster_ip("172.30.0.41").tcp("p80", 80).build());
+    assert_eq!(numeric.name, NamespacedName::new("0", NAME));
+}
+
+#[test]
+fn names_are_checked_before_a_service_is_skipped() {
+    let headless = service(NS, "Headless").cluster_ip("None").tcp("p80", 80).build();
+    assert_eq!(convert_err(&headless).field, "metadata.name");
+}
+
+#[test]
+fn several_ports_need_names() {
+    let unnamed_second = base().tcp("", 81).build();
+    let err = convert_err(&unnamed_second);
+    assert_eq!((err.field.as_str(), err.reason), ("spec.ports[1].name", Invalid::Missing));
+    let unnamed_first = service(NS, NAME).cluster_ip("172.30.0.41").tcp("", 80).tcp("p81", 81).build();
+    assert_eq!(convert_err(&unnamed_first).field, "spec.ports[0].name");
+}
+
+#[test]
+fn ports_are_unique_within_a_service() {
+    let cases: Vec<(&str, Service, &str, &str)> = vec![
+        ("same name", base().udp("p80", 53).build(), "spec.ports[1].name", "p80"),
+        ("same port and protocol", base().tcp("other", 80).build(), "spec.ports[1]", "80/TCP"),
+        (
+            "same node port and protocol",
+            base().type_("NodePort").port("a", 81, "TCP", Some(30_080)).port("b", 82, "TCP", Some(30_080)).build(),
+            "spec.ports[2].nodePort",
+            "30080/TCP",
+        ),
+    ];
+    for (desc, svc, field, value) in cases {
+        let err = convert_err(&svc);
+        assert_eq!((err.field.as_str(), err.reason), (field, Invalid::Duplicate(value.into())), "{desc}");
+    }
+    let tcp_and_udp = base()
+        .type_("NodePort")
+        .port("dns-tcp", 53, "TCP", Some(30_053))
+        .port("dns-udp", 53, "UDP", Some(30_053))
+        .build();
+    assert_eq!(convert(&tcp_and_udp).ports(IpFamily::V4).len(), 3);
+}
+
+#[test]
+fn unknown_traffic_distribution_counts_as_absent() {
+    let cases: Vec<(&str, Option<&str>)> = vec![
+        ("PreferClose", Some("PreferClose")),
+        ("PreferSameZone", Some("PreferSameZone")),
+        ("PreferSameNode", Some("PreferSameNode")),
+        ("Nearest", None),
+        ("preferclose", None),
+        ("", None),
+        ("a\"b;\n", None),
+    ];
+    for (value, want) in cases {
+        let port = only_port(&base().traffic_distribution(value).build(), IpFamily::V4);
+        assert_eq!(port.traffic_distribution.as_deref(), want, "{value:?}");
+    }
+}
+
+#[test]
+fn error_messages_escape_hostile_names() {
+    let err = convert_err(&service("a\nb", "c;d\n").cluster_ip("172.30.0.41").tcp("p80", 80).build());
+    let text = err.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.contains(r#""a\nb/c;d\n""#) && text.contains("DNS-1035 label"), "{text}");
+    let huge = convert_err(&service(NS, &"x".repeat(20_000)).cluster_ip("172.30.0.41").tcp("p80", 80).build());
+    assert!(huge.to_string().len() < 1_000, "{}", huge.to_string().len());
 }
