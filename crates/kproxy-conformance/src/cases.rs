@@ -25,6 +25,7 @@ mod families;
 mod lifecycle;
 mod masquerade;
 mod policy;
+mod robustness;
 mod support;
 
 /// Why a case did not pass.
@@ -102,6 +103,7 @@ pub fn cases() -> Vec<Case> {
     all.extend(external_cases());
     all.extend(policy_cases());
     all.extend(state_cases());
+    all.extend(robustness_cases());
     all
 }
 
@@ -264,6 +266,29 @@ fn state_cases() -> Vec<Case> {
             "scale-1000-services",
             lifecycle::scale_1000,
             "1,000 Services with endpoints program in one sync and a sample of them answers correctly"
+        ),
+    ]
+}
+
+fn robustness_cases() -> Vec<Case> {
+    vec![
+        case!(
+            "poisoned-service-does-not-block-others",
+            robustness::poisoned_service,
+            "Services and slices whose names carry quotes, newlines, braces or 253 characters are skipped; names at \
+             their longest valid length work; a fresh Service works, also after a restart"
+        ),
+        case!(
+            "duplicate-external-ip",
+            robustness::duplicate_external_ip,
+            "two Services listing one external IP: the older one has it, the other keeps its ClusterIP and takes \
+             the external IP over when the older is deleted"
+        ),
+        case!(
+            "large-service-and-slice",
+            robustness::large_objects,
+            "a Service with 100 ports and a slice with 1,000 endpoints program in one sync and answer; a fresh \
+             Service still does, also after a restart"
         ),
     ]
 }

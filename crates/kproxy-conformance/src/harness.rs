@@ -215,9 +215,15 @@ impl Harness {
     /// Rebuilds the dataplane with `masquerade_all` (after `cleanup` of the old one) and
     /// syncs everything into it.
     pub async fn set_masquerade_all(&mut self, masquerade_all: bool) -> Result<SyncStats, Error> {
-        let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
-        backend.restart(&self.cluster, masquerade_all).await?;
         self.masquerade_all = masquerade_all;
+        self.restart().await
+    }
+
+    /// Restarts node1's dataplane (end to end: the daemon) and syncs everything into it:
+    /// the new one must converge from the objects alone.
+    pub async fn restart(&mut self) -> Result<SyncStats, Error> {
+        let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
+        backend.restart(&self.cluster, self.masquerade_all).await?;
         self.tracker.request_full_sync();
         self.sync().await
     }
