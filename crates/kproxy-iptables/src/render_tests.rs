@@ -203,3 +203,25 @@ fn masquerade_all_marks_every_cluster_ip_packet() {
         "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-MARK-MASQ"
     );
 }
+
+/// A Service whose name carries a quote and a newline once wrote `-A INPUT … -j ACCEPT`
+/// into the filter table: every rule now appends to a chain of ours, on one line.
+#[test]
+fn hostile_names_never_leave_their_comment() {
+    let mut state = upstream_state();
+    let hostile = "x\" -j ACCEPT\n-A INPUT -s 198.18.0.3/32 -j ACCEPT\n#";
+    let name = ServicePortName::new(NamespacedName::new("a;b", hostile), "p\"\\", Protocol::Tcp);
+    let port = ServicePort { node_port: Some(3009), ..ServicePort::new(ip("172.30.0.49"), 80, Protocol::Tcp) };
+    state.family_mut(IpFamily::V4).services.insert(name.clone(), port);
+    state.family_mut(IpFamily::V4).endpoints.insert(name, vec![endpoint("10.180.0.9", false)]);
+    let text = render_text(&render_family(&upstream_config(), &state, IpFamily::V4));
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("-A ") {
+            assert!(rest.starts_with("KUBE-"), "a rule outside our chains: {line}");
+        } else {
+            let known = ["*", ":", "-I ", "COMMIT"];
+            assert!(known.iter().any(|k| line.starts_with(k)), "unexpected line: {line}");
+        }
+    }
+    assert!(text.contains(r#"--comment "a;b/x\" -j ACCEPT?-A INPUT -s 198.18.0.3/32 -j ACCEPT?#:p\"\\ cluster IP""#));
+}

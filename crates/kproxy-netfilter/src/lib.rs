@@ -6,6 +6,9 @@
 //! - [`IptablesRunner`]: `iptables-restore --noflush` and `iptables-save` ([`ExecIptables`],
 //!   [`FakeIptables`]), legacy or nft ([`IptablesBackend`]).
 //!
+//! [`quote`] turns text from API objects (namespaces, names, port names) into pieces of nft
+//! and `iptables-restore` input that always parse as what the renderer meant.
+//!
 //! Each real runner can run inside a named network namespace (`ip netns exec`), which is
 //! how tests program a namespace they created without touching the host's.
 
@@ -13,8 +16,10 @@ mod command;
 mod conntrack;
 mod iptables;
 mod nft;
+pub mod quote;
 
 pub use command::{CommandError, Netns};
 pub use conntrack::{Conntrack, ExecConntrack, FakeConntrack, FlowFilter};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use nft::{ExecNft, FakeNft, NftRunner};
+pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};

@@ -212,3 +212,39 @@ fn overlong_chain_names_are_cut_and_hashed_consistently() {
     let again = render_family(&config(), &state, IpFamily::V4);
     assert_eq!(again, table);
 }
+
+/// Whether nft reads `name` unquoted, as one identifier.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '.')
+        && chars.all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c))
+        && name.len() <= 255
+}
+
+#[test]
+fn hostile_names_become_identifiers_and_stay_apart() {
+    let texts = ["a;b", "a:b", "a_b", "x\"}\n\tchain input { accept", "ünï ☃", "y".repeat(300).leak(), ""];
+    let mut state = ProxyState::new("node1");
+    let mut n = 0u8;
+    for text in texts {
+        n += 1;
+        let name = ServicePortName::new(NamespacedName::new(text, text), text, Protocol::Tcp);
+        let mut port = ServicePort::new(format!("172.30.0.{n}").parse().unwrap(), 80, Protocol::Tcp);
+        port.external_policy_local = true;
+        port.node_port = Some(30000 + u16::from(n));
+        port.session_affinity = SessionAffinity::ClientIp { timeout_seconds: 60 };
+        let endpoints = vec![endpoint(&format!("10.180.0.{n}"), true), endpoint(&format!("10.180.1.{n}"), false)];
+        state.family_mut(IpFamily::V4).services.insert(name.clone(), port);
+        state.family_mut(IpFamily::V4).endpoints.insert(name, endpoints);
+    }
+    let table = render_family(&config(), &state, IpFamily::V4);
+    assert_consistent(&table);
+    let chains: BTreeSet<&str> = table.ports.values().flat_map(|p| &p.chains).map(|c| c.name.as_str()).collect();
+    let sets: BTreeSet<&str> = table.ports.values().flat_map(|p| &p.sets).map(|s| s.name.as_str()).collect();
+    for name in chains.iter().chain(&sets) {
+        assert!(is_identifier(name), "not an nft identifier: {name:?}");
+    }
+    // Per port: a cluster and a local affinity chain, and a set per endpoint of each.
+    assert_eq!(chains.iter().filter(|c| c.starts_with("affinity-")).count(), 2 * texts.len());
+    assert_eq!(sets.len(), 3 * texts.len());
+}

@@ -11,6 +11,10 @@
 //!
 //! Only the first packet of a connection (or UDP flow) meets these chains; conntrack
 //! carries the rest, so a removed listener or rule never cuts a connection in progress.
+//!
+//! No text from an API object reaches this table: set and chain names are fixed, and
+//! elements are made of addresses, protocols and port numbers only. Were a name ever
+//! added, it would go through `kproxy_netfilter::quote` as in the other dataplanes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -46,25 +46,62 @@ pub struct PortChains {
     pub external: String,
     /// `KUBE-FW-…`: loadBalancerSourceRanges.
     pub firewall: String,
+    /// What the hashes of the names are computed from.
+    hash_base: HashBase,
+}
+
+/// What chain hashes are computed from. Upstream hashes `ns/svc:port`, which tells every
+/// valid name apart; a namespace holding `/` or a Service name holding `:` (which
+/// validation refuses) could spell another port's text, so such a name is hashed from an
+/// unambiguous spelling instead, and its hash is written in lower case, which upstream's
+/// (upper-case base32) never is: two ports never share a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HashBase {
+    /// Upstream's `ns/svc:port`.
+    Upstream(String),
+    /// Each part prefixed with its length.
+    Unambiguous(String),
+}
+
+impl HashBase {
+    fn of(port: &ServicePortName, text: &str) -> Self {
+        let svc = &port.service;
+        if svc.namespace.contains('/') || svc.name.contains(':') {
+            let parts = [svc.namespace.as_str(), svc.name.as_str(), port.port.as_str()];
+            Self::Unambiguous(parts.iter().map(|p| format!("{}:{p}/", p.len())).collect())
+        } else {
+            Self::Upstream(text.to_owned())
+        }
+    }
+
+    /// The hash of the base followed by `suffix`.
+    fn hash(&self, suffix: &str) -> String {
+        match self {
+            Self::Upstream(base) => hash16(&format!("{base}{suffix}")),
+            Self::Unambiguous(base) => hash16(&format!("{base}{suffix}")).to_ascii_lowercase(),
+        }
+    }
 }
 
 impl PortChains {
     /// The names of `port`'s chains.
     pub fn of(port: &ServicePortName) -> Self {
         let name = port.to_string();
-        let hash = port_proto_hash(&name, port.protocol.as_lower_str());
+        let hash_base = HashBase::of(port, &name);
+        let hash = hash_base.hash(port.protocol.as_lower_str());
         Self {
             cluster: format!("KUBE-SVC-{hash}"),
             local: format!("KUBE-SVL-{hash}"),
             external: format!("KUBE-EXT-{hash}"),
             firewall: format!("KUBE-FW-{hash}"),
             name,
+            hash_base,
         }
     }
 
     /// `KUBE-SEP-…` of `endpoint` (upstream's `servicePortEndpointChainName`).
     pub fn endpoint(&self, protocol: &str, endpoint: &Endpoint) -> String {
-        format!("KUBE-SEP-{}", hash16(&format!("{}{protocol}{endpoint}", self.name)))
+        format!("KUBE-SEP-{}", self.hash_base.hash(&format!("{protocol}{endpoint}")))
     }
 }
 
@@ -131,6 +168,22 @@ mod tests {
         assert_eq!(svc4.endpoint("tcp", &endpoint("10.180.0.5", 80)), "KUBE-SEP-C6EBXVWJJZMIWKLZ");
         let svc5 = PortChains::of(&port("ns5", "svc5"));
         assert_eq!(svc5.endpoint("tcp", &endpoint("10.180.0.3", 80)), "KUBE-SEP-I77PXRDZVX7PMWMN");
+    }
+
+    #[test]
+    fn names_that_spell_the_same_text_get_different_chains() {
+        let plain = ServicePortName::new(NamespacedName::new("a", "b"), "c", Protocol::Tcp);
+        let colon = ServicePortName::new(NamespacedName::new("a", "b:c"), "", Protocol::Tcp);
+        let slash = ServicePortName::new(NamespacedName::new("a/b", "x"), "c", Protocol::Tcp);
+        assert_eq!(plain.to_string(), colon.to_string());
+        let chains: Vec<PortChains> = [&plain, &colon, &slash].map(PortChains::of).into_iter().collect();
+        assert_eq!(chains[0].cluster, format!("KUBE-SVC-{}", port_proto_hash("a/b:c", "tcp")));
+        assert_ne!(chains[0].cluster, chains[1].cluster);
+        assert_ne!(chains[1].cluster, chains[2].cluster);
+        assert!(chains[1].cluster["KUBE-SVC-".len()..].chars().all(|c| !c.is_ascii_uppercase()));
+        let ep = endpoint("10.0.0.1", 80);
+        assert_ne!(chains[0].endpoint("tcp", &ep), chains[1].endpoint("tcp", &ep));
+        assert_eq!(chains[0].name, chains[1].name, "comments keep upstream's text");
     }
 
     #[test]

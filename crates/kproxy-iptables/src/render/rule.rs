@@ -1,9 +1,12 @@
 //! Small pieces of rule text, formatted as upstream formats them.
 
-/// `-m comment --comment TEXT`, quoted when the text has a space (upstream quotes exactly
-/// those comments: `"ns1/svc1:p80 cluster IP"` but `ns1/svc1:p80`).
+use kproxy_netfilter::iptables_comment;
+
+/// `-m comment --comment TEXT`: every comment goes through [`iptables_comment`], which
+/// quotes as upstream does for ordinary text (`"ns1/svc1:p80 cluster IP"` but
+/// `ns1/svc1:p80`) and makes any other text one clean argument.
 pub(crate) fn comment(text: &str) -> String {
-    if text.contains(' ') { format!("-m comment --comment \"{text}\"") } else { format!("-m comment --comment {text}") }
+    format!("-m comment --comment {}", iptables_comment(text))
 }
 
 /// The probability of the rule that picks the first of `n` remaining endpoints, as
@@ -36,5 +39,12 @@ mod tests {
     fn comments_are_quoted_only_when_needed() {
         assert_eq!(comment("ns1/svc1:p80"), "-m comment --comment ns1/svc1:p80");
         assert_eq!(comment("ns1/svc1:p80 cluster IP"), "-m comment --comment \"ns1/svc1:p80 cluster IP\"");
+    }
+
+    #[test]
+    fn hostile_comments_stay_one_argument_on_one_line() {
+        let c = comment("ns/x\" -j ACCEPT\n-A INPUT -s 198.18.0.3/32 -j ACCEPT cluster IP");
+        assert_eq!(c, "-m comment --comment \"ns/x\\\" -j ACCEPT?-A INPUT -s 198.18.0.3/32 -j ACCEPT cluster IP\"");
+        assert_eq!(comment("a;b"), "-m comment --comment \"a;b\"");
     }
 }

@@ -2,6 +2,7 @@
 //! (`cluster-3`: pick one of 3 cluster endpoints), so ports share them.
 
 use kproxy_core::{Endpoint, Protocol, ServicePortName};
+use kproxy_netfilter::{nft_name, nft_name_part};
 
 use super::names::{CLUSTER_CIDRS, EndpointKind, MARK_FOR_MASQUERADE};
 use super::{Chain, OwnedSet, RenderContext};
@@ -14,8 +15,9 @@ pub(crate) struct ChainSink {
 }
 
 impl ChainSink {
+    /// Adds a chain (once) under `name` made safe by [`nft_name`]; returns that name.
     fn add(&mut self, name: String, rules: Vec<String>) -> String {
-        let name = bounded(name);
+        let name = nft_name(&name);
         if !self.chains.iter().any(|c| c.name == name) {
             self.chains.push(Chain { name: name.clone(), rules });
         }
@@ -57,7 +59,7 @@ impl ChainSink {
         let mut choices = Vec::new();
         for (i, endpoint) in endpoints.iter().enumerate() {
             let suffix = format!("{id}__{}", endpoint_id(endpoint));
-            let set = format!("affinity-{suffix}");
+            let set = nft_name(&format!("affinity-{suffix}"));
             let chain = self.endpoint_chain(ctx, &suffix, &set, endpoint, port.protocol);
             let spec = format!("type {}; flags dynamic,timeout; timeout {timeout_seconds}s;", ctx.family.addr_type());
             self.sets.push(OwnedSet { name: set.clone(), spec });
@@ -137,29 +139,13 @@ impl ChainSink {
     }
 }
 
-/// The longest name nft accepts for a chain.
-const NAME_MAX: usize = 255;
-
-/// `name`, or when nft would refuse it as too long, its head followed by a hash of the
-/// whole (composite names such as `external-local-to-affinity-…-via-internal-to-…` reach
-/// 350 characters with long namespace and service names).
-fn bounded(name: String) -> String {
-    if name.len() <= NAME_MAX {
-        return name;
-    }
-    // FNV-1a: stable across Rust releases and runs.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    let mut cut = NAME_MAX - 17;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}-{hash:016x}", &name[..cut])
-}
-
-/// `ns/name/proto/port`, upstream's chain suffix for a service port.
+/// `ns/name/proto/port`, upstream's chain suffix for a service port; each piece of object
+/// text goes through [`nft_name_part`], so the suffix is always part of an nft identifier
+/// and two ports never share one.
 pub(crate) fn port_id(port: &ServicePortName) -> String {
     let svc = &port.service;
-    format!("{}/{}/{}/{}", svc.namespace, svc.name, port.protocol.as_lower_str(), port.port)
+    let (ns, name, port_name) = (nft_name_part(&svc.namespace), nft_name_part(&svc.name), nft_name_part(&port.port));
+    format!("{ns}/{name}/{}/{port_name}", port.protocol.as_lower_str())
 }
 
 /// `10.0.0.1/8080` (colons of IPv6 addresses become dashes, as names do not allow them).

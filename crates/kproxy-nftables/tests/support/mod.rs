@@ -91,7 +91,8 @@ pub fn kernel_unavailable() -> Option<String> {
     None
 }
 
-/// A network namespace this test created (`kpg-<pid>-<n>-<what>`), deleted on drop.
+/// A network namespace this test created (`kpg-<pid>-<n>-<what>` unless another prefix is
+/// given), deleted on drop (also when the test panics).
 pub struct Netns {
     pub name: String,
 }
@@ -101,8 +102,14 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 impl Netns {
     /// Creates a namespace, or says why it cannot.
     pub fn create(what: &str) -> Result<Self, String> {
+        Self::create_with_prefix("kpg", what)
+    }
+
+    /// Creates a namespace named `<prefix>-<pid>-<n>-<what>` (tests that may run beside
+    /// others use their own prefix), or says why it cannot.
+    pub fn create_with_prefix(prefix: &str, what: &str) -> Result<Self, String> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("kpg-{}-{n}-{what}", std::process::id());
+        let name = format!("{prefix}-{}-{n}-{what}", std::process::id());
         let output = Command::new("ip").args(["netns", "add", &name]).output().map_err(|e| e.to_string())?;
         if !output.status.success() {
             return Err(format!("ip netns add {name}: {}", String::from_utf8_lossy(&output.stderr).trim()));
@@ -112,9 +119,14 @@ impl Netns {
 
     /// Runs `nft ARGS` in the namespace, with `input` on standard input.
     pub fn nft(&self, args: &[&str], input: &str) -> Output {
+        self.run("nft", args, input)
+    }
+
+    /// Runs `program ARGS` in the namespace, with `input` on standard input.
+    pub fn run(&self, program: &str, args: &[&str], input: &str) -> Output {
         use std::io::Write;
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft"])
+            .args(["netns", "exec", &self.name, program])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -122,9 +134,9 @@ impl Netns {
             .spawn()
             .expect("ip netns exec runs");
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes()).expect("nft reads its input");
+            stdin.write_all(input.as_bytes()).expect("the tool reads its input");
         }
-        child.wait_with_output().expect("nft finishes")
+        child.wait_with_output().expect("the tool finishes")
     }
 
     /// `nft ARGS` that must succeed; returns its standard output.
