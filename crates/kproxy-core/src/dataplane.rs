@@ -108,6 +108,11 @@ pub struct SyncStats {
 pub enum Retry {
     /// Transient: the runner retries after its retry interval, with a full sync.
     Retryable,
+    /// The dataplane refused the state itself (the kernel or a tool rejected the rules
+    /// written for it): the same state fails again, but one without the offending service
+    /// ports can succeed. [`ProxyLoop`](crate::ProxyLoop) finds and quarantines those ports
+    /// and programs the rest in the same sync.
+    Rejected,
     /// Permanent: retrying cannot help; the daemon reports it and exits.
     Fatal,
 }
@@ -137,6 +142,15 @@ impl SyncError {
         Self { dataplane, step, retry: Retry::Retryable, source: source.into() }
     }
 
+    /// `step` refused the state (see [`Retry::Rejected`]).
+    pub fn rejected(
+        dataplane: &'static str,
+        step: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self { dataplane, step, retry: Retry::Rejected, source: source.into() }
+    }
+
     /// A permanent failure of `step`.
     pub fn fatal(
         dataplane: &'static str,
@@ -146,8 +160,13 @@ impl SyncError {
         Self { dataplane, step, retry: Retry::Fatal, source: source.into() }
     }
 
-    /// Whether the runner should try again.
+    /// Whether the runner should try again (also after a rejection: the state changes).
     pub fn is_retryable(&self) -> bool {
-        self.retry == Retry::Retryable
+        self.retry != Retry::Fatal
+    }
+
+    /// Whether the dataplane refused the state itself (see [`Retry::Rejected`]).
+    pub fn is_rejection(&self) -> bool {
+        self.retry == Retry::Rejected
     }
 }

@@ -91,8 +91,8 @@ impl ProxyLoop {
 
     /// Programs `dataplane` with the state and `changes` (from [`checkout`](Self::checkout)).
     ///
-    /// When the dataplane fails with a retryable error, the changed service ports (all of
-    /// them on a full sync) are held out and the rest is programmed; if that succeeds, the
+    /// When the dataplane rejects the state ([`Retry::Rejected`](crate::Retry::Rejected)),
+    /// the changed service ports (all of them on a full sync) are held out and the rest is programmed; if that succeeds, the
     /// held ports are added back by halves until the ones that fail on their own are found.
     /// Those are quarantined and everything else is programmed: the sync succeeds. If even
     /// the state without them fails, the cause is not in the changed ports: the error is
@@ -101,8 +101,8 @@ impl ProxyLoop {
         let first = dataplane.sync(&self.state, &changes).await;
         match first {
             Ok(stats) => Ok(SyncReport { stats, changes, quarantined: Vec::new(), attempts: 1 }),
-            Err(error) if !error.is_retryable() => Err(self.failed_with(changes, error)),
-            Err(error) => self.isolate(dataplane, changes, error).await,
+            Err(error) if error.is_rejection() => self.isolate(dataplane, changes, error).await,
+            Err(error) => Err(self.failed_with(changes, error)),
         }
     }
 
@@ -155,9 +155,13 @@ impl ProxyLoop {
                     stats = done;
                     unsure = false;
                 }
-                Err(error) if !error.is_retryable() => {
-                    self.dataplane_unsure = true;
-                    return Err(error);
+                Err(error) if !error.is_rejection() => {
+                    // Not the ports' fault: put every held port back and retry it all later.
+                    for rest in std::mem::take(&mut groups) {
+                        self.put_back(rest, &mut attempt);
+                    }
+                    changes.merge(attempt);
+                    return Err(self.failed_with(changes, error));
                 }
                 Err(error) => {
                     unsure = true;

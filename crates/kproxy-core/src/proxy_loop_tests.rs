@@ -48,7 +48,7 @@ impl Dataplane for FakeDataplane {
         let bad = names.intersection(&self.poison).next().cloned();
         self.calls.push((changes.full(), touched, bad.is_none()));
         if let Some(bad) = bad {
-            let retry = if self.fatal { Retry::Fatal } else { Retry::Retryable };
+            let retry = if self.fatal { Retry::Fatal } else { Retry::Rejected };
             return Err(SyncError {
                 dataplane: "fake",
                 step: "apply",
@@ -169,35 +169,93 @@ fn a_full_sync_tries_every_quarantined_port_again() {
     assert_eq!(proxy.quarantined().count(), 0);
 }
 
+/// Fails whatever the state, with `retry`: the cause is not in any port.
+struct Broken {
+    retry: Retry,
+    calls: usize,
+}
+
+#[async_trait::async_trait]
+impl Dataplane for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+
+    async fn sync(&mut self, _: &ProxyState, _: &Changes) -> Result<SyncStats, SyncError> {
+        self.calls += 1;
+        Err(SyncError { dataplane: "broken", step: "apply", retry: self.retry, source: "no kernel".into() })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
 #[test]
 fn a_failure_that_is_not_in_the_ports_is_returned_and_retried_in_full() {
-    let mut tracker = tracker_with(&["a", "b"]);
-    let mut proxy = ProxyLoop::new("node1");
-    let mut dataplane = FakeDataplane::default();
-    /// Fails whatever the state: the cause is not in any port.
-    struct Broken;
-    #[async_trait::async_trait]
-    impl Dataplane for Broken {
-        fn name(&self) -> &'static str {
-            "broken"
-        }
-        async fn sync(&mut self, _: &ProxyState, _: &Changes) -> Result<SyncStats, SyncError> {
-            Err(SyncError::retryable("broken", "apply", "no kernel"))
-        }
-        async fn cleanup(&mut self) -> Result<(), SyncError> {
-            Ok(())
-        }
+    // A transient error is returned at once; a rejection of every state, even the one
+    // without the changed ports, after one more try.
+    for (retry, calls) in [(Retry::Retryable, 1), (Retry::Rejected, 2)] {
+        let mut tracker = tracker_with(&["a", "b"]);
+        let mut proxy = ProxyLoop::new("node1");
+        let mut broken = Broken { retry, calls: 0 };
+        let changes = proxy.checkout(&mut tracker, false);
+        let error = block_on(proxy.sync(&mut broken, changes)).unwrap_err();
+        assert!(error.to_string().contains("no kernel"));
+        assert_eq!(broken.calls, calls, "{retry:?}");
+        assert_eq!(proxy.quarantined().count(), 0, "nothing is blamed on the ports");
+        assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 2, "the state is whole again");
+        let retried = proxy.checkout(&mut tracker, false);
+        assert!(retried.full());
+        assert_eq!(retried.family(IpFamily::V4).service_ports.len(), 2, "the failed changes are kept");
+        let mut dataplane = FakeDataplane::default();
+        block_on(proxy.sync(&mut dataplane, retried)).unwrap();
+        assert_eq!(names(&dataplane.programmed), ["a", "b"]);
     }
+}
+
+/// Rejects states holding `bad`; fails transiently once `fail_after` more calls were made.
+struct FlakyDuringSearch {
+    inner: FakeDataplane,
+    fail_after: usize,
+}
+
+#[async_trait::async_trait]
+impl Dataplane for FlakyDuringSearch {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+        if self.fail_after == 0 {
+            return Err(SyncError::retryable("flaky", "apply", "lock busy"));
+        }
+        self.fail_after -= 1;
+        self.inner.sync(state, changes).await
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_transient_error_during_the_search_puts_every_held_port_back() {
+    let all: Vec<String> = (0..8).map(|i| format!("svc{i}")).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut tracker = tracker_with(&all);
+    let mut proxy = ProxyLoop::new("node1");
+    // The first call is rejected, the state without the suspects succeeds, then the lock is busy.
+    let mut flaky = FlakyDuringSearch { inner: FakeDataplane::rejecting(&["svc3"]), fail_after: 2 };
     let changes = proxy.checkout(&mut tracker, false);
-    let error = block_on(proxy.sync(&mut Broken, changes)).unwrap_err();
-    assert!(error.to_string().contains("no kernel"));
-    assert_eq!(proxy.quarantined().count(), 0, "nothing is blamed on the ports");
-    assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 2, "the state is whole again");
-    let retry = proxy.checkout(&mut tracker, false);
-    assert!(retry.full());
-    assert_eq!(retry.family(IpFamily::V4).service_ports.len(), 2, "the failed changes are kept");
-    block_on(proxy.sync(&mut dataplane, retry)).unwrap();
-    assert_eq!(names(&dataplane.programmed), ["a", "b"]);
+    let error = block_on(proxy.sync(&mut flaky, changes)).unwrap_err();
+    assert!(error.to_string().contains("lock busy"));
+    assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 8, "every held port is back");
+    let retried = proxy.checkout(&mut tracker, false);
+    assert!(retried.full());
+    let report = block_on(proxy.sync(&mut flaky.inner, retried)).unwrap();
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(flaky.inner.programmed.len(), 7);
 }
 
 #[test]

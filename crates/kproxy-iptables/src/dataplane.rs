@@ -164,7 +164,7 @@ fn exec_runners(config: &IptablesConfig, backend: IptablesBackend) -> [Arc<dyn I
 }
 
 fn sync_error(step: &'static str, error: CommandError) -> SyncError {
-    if error.is_spawn_failure() { SyncError::fatal(NAME, step, error) } else { SyncError::retryable(NAME, step, error) }
+    error.into_sync_error(NAME, step)
 }
 
 #[async_trait::async_trait]

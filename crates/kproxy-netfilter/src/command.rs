@@ -2,6 +2,7 @@
 
 use std::process::Stdio;
 
+use kproxy_core::SyncError;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -48,6 +49,24 @@ impl CommandError {
     pub fn is_spawn_failure(&self) -> bool {
         matches!(self, Self::Spawn { .. })
     }
+
+    /// This failure of `step` as a dataplane's [`SyncError`]: a tool that cannot run is
+    /// fatal; a tool that ran and refused its input rejected the state (the sync's loop
+    /// then finds the service ports that cause it); a busy lock or a broken pipe is
+    /// transient.
+    pub fn into_sync_error(self, dataplane: &'static str, step: &'static str) -> SyncError {
+        match &self {
+            Self::Spawn { .. } => SyncError::fatal(dataplane, step, self),
+            Self::Failed { stderr, .. } if !is_contention(stderr) => SyncError::rejected(dataplane, step, self),
+            Self::Failed { .. } | Self::Io { .. } => SyncError::retryable(dataplane, step, self),
+        }
+    }
+}
+
+/// Whether a tool failed because another held a lock it needs (the xtables lock, nft's
+/// netlink "Device or resource busy"), not because of its input.
+fn is_contention(stderr: &str) -> bool {
+    ["xtables lock", "Resource temporarily unavailable", "Device or resource busy"].iter().any(|m| stderr.contains(m))
 }
 
 impl Netns {

@@ -114,11 +114,7 @@ impl UserspaceDataplane {
 }
 
 fn sync_error(error: CommandError) -> SyncError {
-    if error.is_spawn_failure() {
-        SyncError::fatal(NAME, "nft -f", error)
-    } else {
-        SyncError::retryable(NAME, "nft -f", error)
-    }
+    error.into_sync_error(NAME, "nft -f")
 }
 
 #[async_trait::async_trait]
