@@ -48,7 +48,7 @@ impl<K: Resource<DynamicType = ()> + Clone + Default> LastGood<K> {
                 let last = self.objects.remove(&self.key(item.meta()));
                 ObjectEvent::Delete(match item {
                     Lenient::Decoded(object) => object,
-                    Lenient::Undecodable(undecodable) => last.unwrap_or_else(|| bare(undecodable)),
+                    Lenient::Undecodable(undecodable) => last.unwrap_or_else(|| bare(*undecodable)),
                 })
             }
             Batch::Relisted(items) => self.relisted(items),

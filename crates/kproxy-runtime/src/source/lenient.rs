@@ -26,8 +26,8 @@ const MAX_QUOTED: usize = 64;
 pub(crate) enum Lenient<K> {
     /// The object fits `K`.
     Decoded(K),
-    /// The object does not fit `K`.
-    Undecodable(Undecodable),
+    /// The object does not fit `K` (boxed: it is rare, and would make every `Lenient` large).
+    Undecodable(Box<Undecodable>),
 }
 
 /// An object that does not fit its kind.
@@ -48,7 +48,7 @@ impl<K: DeserializeOwned> Lenient<K> {
     pub(crate) fn decode(value: &Value) -> Self {
         match serde_path_to_error::deserialize::<_, K>(value) {
             Ok(object) => Self::Decoded(object),
-            Err(error) => Self::Undecodable(Undecodable::new(value, &error)),
+            Err(error) => Self::Undecodable(Box::new(Undecodable::new(value, &error))),
         }
     }
 }

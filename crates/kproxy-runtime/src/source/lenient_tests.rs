@@ -16,7 +16,7 @@ fn eighty(name: &str) -> Value {
 
 fn undecodable<K: DeserializeOwned + std::fmt::Debug>(value: &Value) -> Undecodable {
     match Lenient::<K>::decode(value) {
-        Lenient::Undecodable(u) => u,
+        Lenient::Undecodable(u) => *u,
         Lenient::Decoded(object) => panic!("decoded: {object:?}"),
     }
 }
