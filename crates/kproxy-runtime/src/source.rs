@@ -30,10 +30,10 @@ pub enum ObjectEvent<K> {
     Delete(K),
     /// The complete set of objects after a (re)list.
     Reset {
-        /// Every object listed that could be decoded.
+        /// Every object listed; one that could not be decoded in the last state the source
+        /// decoded of it (so it keeps its previous state), or left out if it never decoded.
         objects: Vec<K>,
-        /// The objects listed that could not be decoded: each keeps its previous state (the
-        /// source lists the last state it decoded among `objects`).
+        /// Why each listed object that could not be decoded did not decode.
         undecodable: Vec<ConversionError>,
     },
     /// An object was added or updated but could not be decoded: it keeps its previous state.
