@@ -1,5 +1,6 @@
 //! `EventHandler`: feeds source events into the [`ChangeTracker`], reports malformed objects
-//! once each, and knows when every initial list has arrived.
+//! (those that do not convert, and those the source could not even decode) once each, and
+//! knows when every initial list has arrived.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -61,10 +62,10 @@ impl EventHandler {
                 tracker.on_service_delete(&name(&svc.metadata));
                 vec![(ObjectKind::Service, Outcome::Gone(name(&svc.metadata)))]
             }
-            SourceEvent::Service(ObjectEvent::Reset(list)) => {
+            SourceEvent::Service(ObjectEvent::Reset { objects, undecodable }) => {
                 self.synced_services = true;
-                let errors = tracker.on_services_reset(&list);
-                vec![(ObjectKind::Service, Outcome::Reset(errors))]
+                let errors = tracker.on_services_reset(&objects);
+                vec![(ObjectKind::Service, Outcome::reset(errors, undecodable))]
             }
             SourceEvent::EndpointSlice(ObjectEvent::Apply(slice)) => {
                 let result = tracker.on_slice_update(&slice);
@@ -74,20 +75,24 @@ impl EventHandler {
                 tracker.on_slice_delete(&slice);
                 vec![(ObjectKind::EndpointSlice, Outcome::Gone(name(&slice.metadata)))]
             }
-            SourceEvent::EndpointSlice(ObjectEvent::Reset(list)) => {
+            SourceEvent::EndpointSlice(ObjectEvent::Reset { objects, undecodable }) => {
                 self.synced_slices = true;
-                vec![(ObjectKind::EndpointSlice, Outcome::Reset(tracker.on_slices_reset(&list)))]
+                vec![(ObjectKind::EndpointSlice, Outcome::reset(tracker.on_slices_reset(&objects), undecodable))]
             }
             SourceEvent::Node(ObjectEvent::Apply(node)) => {
                 vec![(ObjectKind::Node, Outcome::of(node_name(&node), tracker.on_node_update(&node)))]
             }
             // This node's object going away changes nothing we program; keep its last state.
             SourceEvent::Node(ObjectEvent::Delete(_)) => Vec::new(),
-            SourceEvent::Node(ObjectEvent::Reset(list)) => {
+            SourceEvent::Node(ObjectEvent::Reset { objects, undecodable }) => {
                 self.synced_node = true;
-                let errors = list.iter().filter_map(|n| tracker.on_node_update(n).err()).collect();
-                vec![(ObjectKind::Node, Outcome::Reset(errors))]
+                let errors = objects.iter().filter_map(|n| tracker.on_node_update(n).err()).collect();
+                vec![(ObjectKind::Node, Outcome::reset(errors, undecodable))]
             }
+            // The tracker keeps the object's previous state: it hears nothing.
+            SourceEvent::Service(ObjectEvent::Undecodable(error))
+            | SourceEvent::EndpointSlice(ObjectEvent::Undecodable(error))
+            | SourceEvent::Node(ObjectEvent::Undecodable(error)) => vec![(error.kind, Outcome::Bad(error))],
         }
     }
 
@@ -133,6 +138,14 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// A relist's errors: the conversion errors, and the objects that did not decode (whose
+    /// last good state, listed in their place, may fail to convert too: the decoding error
+    /// is the one reported).
+    fn reset(conversion: Vec<ConversionError>, undecodable: Vec<ConversionError>) -> Self {
+        let names: std::collections::HashSet<NamespacedName> = undecodable.iter().map(|e| e.object.clone()).collect();
+        Self::Reset(conversion.into_iter().filter(|e| !names.contains(&e.object)).chain(undecodable).collect())
+    }
+
     fn of(name: NamespacedName, result: Result<bool, ConversionError>) -> Self {
         match result {
             Ok(_) => Self::Good(name),

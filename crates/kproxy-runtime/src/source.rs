@@ -3,12 +3,20 @@
 //! A source only emits [`SourceEvent`]s; it never touches the model. Every relist (the
 //! initial list included) arrives as one [`ObjectEvent::Reset`] carrying the complete set,
 //! so the state is replaced atomically, never flushed first.
+//!
+//! An object the apiserver sends that cannot even be decoded (a field of the wrong type)
+//! never fails a list or a watch: it arrives as a [`ConversionError`], like an object that
+//! decodes but cannot be converted, and keeps its previous state.
 
+mod backoff;
 mod kube_source;
+mod last_good;
+mod lenient;
 mod manifest_source;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kproxy_core::ConversionError;
 
 pub use kube_source::{KubeSource, KubeSourceError};
 pub use manifest_source::{ManifestSet, ManifestSource, read_manifests};
@@ -21,7 +29,22 @@ pub enum ObjectEvent<K> {
     /// An object was deleted.
     Delete(K),
     /// The complete set of objects after a (re)list.
-    Reset(Vec<K>),
+    Reset {
+        /// Every object listed; one that could not be decoded in the last state the source
+        /// decoded of it (so it keeps its previous state), or left out if it never decoded.
+        objects: Vec<K>,
+        /// Why each listed object that could not be decoded did not decode.
+        undecodable: Vec<ConversionError>,
+    },
+    /// An object was added or updated but could not be decoded: it keeps its previous state.
+    Undecodable(ConversionError),
+}
+
+impl<K> ObjectEvent<K> {
+    /// A relist in which every object could be decoded.
+    pub fn reset(objects: Vec<K>) -> Self {
+        Self::Reset { objects, undecodable: Vec::new() }
+    }
 }
 
 /// An event of any kind a proxy watches.

@@ -4,7 +4,8 @@
 //! API for `kube::runtime::watcher` on Services, EndpointSlices and Nodes: lists (one page, label and
 //! field selectors), watches (history replay from a resourceVersion, selectors, bookmarks,
 //! `timeoutSeconds`, streaming lists with `sendInitialEvents`), `GET` of one object, and `/version`,
-//! `/api`, `/apis` discovery. Objects are stored as JSON so tests can inject malformed ones.
+//! `/api`, `/apis` discovery. Objects are stored as JSON so tests can inject malformed ones, even
+//! ones that do not decode as their kind ([`FakeApiServer::apply_with`], [`FakeApiServer::apply_json`]).
 //!
 //! Tests control faults: [`FakeApiServer::compact`] (410 Gone), [`FakeApiServer::drop_watches`]
 //! (connections cut) and [`FakeApiServer::set_unavailable`] (503). Every request must carry the
@@ -132,7 +133,12 @@ impl FakeApiServer {
     /// If the object does not serialize to a served `apiVersion`/`kind` with a `metadata.name`.
     #[track_caller]
     pub fn apply(&self, object: &impl Serialize) -> u64 {
-        let value = serde_json::to_value(object).unwrap_or_else(|e| panic!("fake apiserver: cannot serialize: {e}"));
+        self.apply_typed(to_json(object))
+    }
+
+    /// Stores `value`, whose `apiVersion` and `kind` say its kind.
+    #[track_caller]
+    fn apply_typed(&self, value: Value) -> u64 {
         let type_meta = |field: &str| value.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (api_version, kind) = (type_meta("apiVersion"), type_meta("kind"));
         let Some(kind) = ResourceKind::from_type_meta(&api_version, &kind) else {
@@ -153,6 +159,21 @@ impl FakeApiServer {
     #[track_caller]
     pub fn apply_json(&self, kind: ResourceKind, object: Value) -> u64 {
         self.shared.write(|store| store.upsert(kind, object)).unwrap_or_else(|e| panic!("fake apiserver: {e}"))
+    }
+
+    /// Creates or replaces a typed object with one value replaced, e.g. a Service whose
+    /// `/spec/ports/0/port` (a JSON pointer) is the string `"eighty"`: lists and watches serve
+    /// it as stored, so clients meet an object that does not decode as its kind. Returns its
+    /// resourceVersion.
+    ///
+    /// # Panics
+    ///
+    /// As [`FakeApiServer::apply`], or if the parent of `pointer` is not in the object.
+    #[track_caller]
+    pub fn apply_with(&self, object: &impl Serialize, pointer: &str, value: Value) -> u64 {
+        let mut json = to_json(object);
+        replace(&mut json, pointer, value);
+        self.apply_typed(json)
     }
 
     /// Deletes an object (`namespace` is ignored for Nodes); returns whether it existed.
@@ -221,6 +242,28 @@ impl FakeApiServer {
     /// A `kube::Client` for this server, built from [`FakeApiServer::config`] unchanged.
     pub async fn client(&self) -> Result<kube::Client, kube::Error> {
         kube::Client::try_from(self.config().await?)
+    }
+}
+
+#[track_caller]
+fn to_json(object: &impl Serialize) -> Value {
+    serde_json::to_value(object).unwrap_or_else(|e| panic!("fake apiserver: cannot serialize: {e}"))
+}
+
+/// Sets the value at JSON pointer `pointer` (its parent must exist; a key is added if absent).
+#[track_caller]
+fn replace(json: &mut Value, pointer: &str, value: Value) {
+    let (parent, last) = pointer.rsplit_once('/').unwrap_or_else(|| panic!("fake apiserver: bad pointer {pointer:?}"));
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match json.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.insert(last, value);
+        }
+        Some(Value::Array(items)) if last.parse::<usize>().is_ok_and(|i| i < items.len()) => {
+            let index: usize = last.parse().unwrap_or_default();
+            items[index] = value;
+        }
+        _ => panic!("fake apiserver: {pointer:?} is not in the object"),
     }
 }
 

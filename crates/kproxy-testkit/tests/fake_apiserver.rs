@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kproxy_testkit::fake_apiserver::{FakeApiServer, FakeApiServerOptions, ResourceKind};
 use kproxy_testkit::{node, service, slice};
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use support::{WAIT, Watch};
@@ -221,4 +221,34 @@ async fn kubeconfig_file_points_at_the_server() {
     assert_eq!(version.major, "1");
     let nodes = Api::<Node>::all(client).list(&ListParams::default()).await.expect("list");
     assert!(nodes.items.is_empty());
+}
+
+#[tokio::test]
+async fn objects_that_do_not_decode_are_served_in_lists_and_watches() {
+    let server = FakeApiServer::start().await;
+    server.apply(&service("ns1", "good").build());
+    let bad = |name: &str| service("ns1", name).cluster_ip("172.30.0.41").tcp("p80", 80).build();
+    server.apply_with(&bad("bad"), "/spec/ports/0/port", json!("eighty"));
+    let client = server.client().await.expect("client");
+    // A typed list fails as a whole on its one bad item.
+    let typed = Api::<Service>::all(client.clone()).list(&ListParams::default()).await;
+    assert!(matches!(typed, Err(kube::Error::SerdeError(_))), "{typed:?}");
+
+    let raw = Api::<DynamicObject>::all_with(client, &ApiResource::erase::<Service>(&()));
+    let list = raw.list(&ListParams::default()).await.expect("an untyped list decodes");
+    let ports: Vec<(String, serde_json::Value)> =
+        list.items.iter().map(|o| (support::name(o), o.data["spec"]["ports"][0]["port"].clone())).collect();
+    assert_eq!(ports, [("bad".to_owned(), json!("eighty")), ("good".to_owned(), serde_json::Value::Null)]);
+
+    let rv = list.metadata.resource_version.expect("a list resourceVersion");
+    let mut events = raw.watch(&WatchParams::default(), &rv).await.expect("watch").boxed();
+    server.apply_with(&bad("bad2"), "/spec/ports/0/port", json!("eighty"));
+    let event = tokio::time::timeout(WAIT, events.next()).await.expect("an event in time");
+    match event {
+        Some(Ok(WatchEvent::Added(obj))) => {
+            assert_eq!(support::name(&obj), "bad2");
+            assert_eq!(obj.data["spec"]["ports"][0]["port"], "eighty");
+        }
+        other => panic!("expected ADDED bad2, got {other:?}"),
+    }
 }

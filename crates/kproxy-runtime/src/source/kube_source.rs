@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::WatchStreamExt;
+use kproxy_core::ObjectKind;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Config, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use super::backoff::RelistBackoff;
+use super::last_good::{Batch, LastGood};
+use super::lenient::Lenient;
 use super::{ENDPOINT_SLICE_LABEL_SELECTOR, ObjectEvent, SERVICE_LABEL_SELECTOR, SourceEvent};
 
 /// A source that cannot start.
@@ -38,7 +41,8 @@ pub enum KubeSourceError {
 }
 
 /// Watches a Kubernetes apiserver. Each watch relists with backoff after any failure
-/// (a dropped connection, 410 Gone, an unreachable apiserver) and keeps going forever.
+/// (a dropped connection, 410 Gone, an unreachable apiserver) and keeps going forever; an
+/// object that does not decode is reported and skipped, never failing its list.
 pub struct KubeSource {
     client: Client,
     node_name: String,
@@ -47,6 +51,10 @@ pub struct KubeSource {
 impl KubeSource {
     /// Connects with `--kubeconfig` and `--master` as kube-proxy does: the kubeconfig (or
     /// in-cluster config) with the apiserver URL replaced by `master` when given.
+    ///
+    /// Requests are not retried inside the client: the watchers' backoff alone paces the
+    /// retries (kube's own retry of 503 answers waits ever longer, up to minutes, and would
+    /// keep a proxy away from a recovered apiserver).
     pub async fn connect(
         kubeconfig: Option<&PathBuf>,
         master: Option<&str>,
@@ -68,6 +76,7 @@ impl KubeSource {
         if let Some(url) = master {
             config.cluster_url = url.parse().map_err(|_| KubeSourceError::Master(url.to_owned()))?;
         }
+        config.default_retry = false;
         let client = Client::try_from(config).map_err(KubeSourceError::Client)?;
         Ok(Self { client, node_name: node_name.to_owned() })
     }
@@ -77,45 +86,62 @@ impl KubeSource {
         let services = watcher::Config::default().labels(SERVICE_LABEL_SELECTOR);
         let slices = watcher::Config::default().labels(ENDPOINT_SLICE_LABEL_SELECTOR);
         let node = watcher::Config::default().fields(&format!("metadata.name={}", self.node_name));
+        let client = self.client;
         tokio::join!(
-            forward(Api::<Service>::all(self.client.clone()), services, events.clone(), SourceEvent::Service),
-            forward(Api::<EndpointSlice>::all(self.client.clone()), slices, events.clone(), SourceEvent::EndpointSlice),
-            forward(Api::<Node>::all(self.client), node, events, SourceEvent::Node),
+            forward::<Service>(client.clone(), services, events.clone(), ObjectKind::Service, SourceEvent::Service),
+            forward::<EndpointSlice>(
+                client.clone(),
+                slices,
+                events.clone(),
+                ObjectKind::EndpointSlice,
+                SourceEvent::EndpointSlice
+            ),
+            forward::<Node>(client, node, events, ObjectKind::Node, SourceEvent::Node),
         );
     }
 }
 
-/// Turns one watcher's stream into source events until the receiver is gone.
+/// Turns one watcher's stream into source events until the receiver is gone; after an
+/// error, waits as [`RelistBackoff`] says before the watcher tries again.
 async fn forward<K>(
-    api: Api<K>,
+    client: Client,
     config: watcher::Config,
     events: mpsc::Sender<SourceEvent>,
+    kind: ObjectKind,
     wrap: fn(ObjectEvent<K>) -> SourceEvent,
 ) where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + Clone + Default + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
-    let stream = watcher::watcher(api, config).default_backoff();
+    let stream = watcher::watcher(Api::<Lenient<K>>::all(client), config);
     let mut batches = std::pin::pin!(batch_relists(stream));
+    let mut store = LastGood::new(kind);
+    let mut backoff = RelistBackoff::new();
     while let Some(item) = batches.next().await {
         match item {
-            Ok(event) => {
-                if events.send(wrap(event)).await.is_err() {
+            Ok(batch) => {
+                if events.send(wrap(store.absorb(batch))).await.is_err() {
                     return;
                 }
             }
-            Err(error) => tracing::warn!(kind, %error, "watch failed; relisting with backoff"),
+            Err(error) => {
+                let delay = backoff.delay_after(&error, tokio::time::Instant::now());
+                tracing::warn!(%kind, %error, ?delay, "watch failed; relisting after a backoff");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = events.closed() => return,
+                }
+            }
         }
     }
 }
 
-/// Folds `Init`, `InitApply`… `InitDone` into one `Reset` with the complete set.
-fn batch_relists<K, S>(stream: S) -> impl Stream<Item = Result<ObjectEvent<K>, watcher::Error>>
+/// Folds `Init`, `InitApply`… `InitDone` into one batch with the complete set.
+fn batch_relists<T, S>(stream: S) -> impl Stream<Item = Result<Batch<T>, watcher::Error>>
 where
-    S: Stream<Item = Result<Event<K>, watcher::Error>>,
+    S: Stream<Item = Result<Event<T>, watcher::Error>>,
 {
     stream
-        .scan(None::<Vec<K>>, |buffer, item| {
+        .scan(None::<Vec<T>>, |buffer, item| {
             let out = match item {
                 Err(e) => Some(Err(e)),
                 Ok(Event::Init) => {
@@ -126,9 +152,9 @@ where
                     buffer.get_or_insert_with(Vec::new).push(obj);
                     None
                 }
-                Ok(Event::InitDone) => Some(Ok(ObjectEvent::Reset(buffer.take().unwrap_or_default()))),
-                Ok(Event::Apply(obj)) => Some(Ok(ObjectEvent::Apply(obj))),
-                Ok(Event::Delete(obj)) => Some(Ok(ObjectEvent::Delete(obj))),
+                Ok(Event::InitDone) => Some(Ok(Batch::Relisted(buffer.take().unwrap_or_default()))),
+                Ok(Event::Apply(obj)) => Some(Ok(Batch::Apply(obj))),
+                Ok(Event::Delete(obj)) => Some(Ok(Batch::Delete(obj))),
             };
             futures::future::ready(Some(out))
         })

@@ -63,9 +63,9 @@ impl ManifestSource {
 
 async fn send_all(events: &mpsc::Sender<SourceEvent>, set: ManifestSet) -> bool {
     let batch = [
-        SourceEvent::Service(ObjectEvent::Reset(set.services)),
-        SourceEvent::EndpointSlice(ObjectEvent::Reset(set.slices)),
-        SourceEvent::Node(ObjectEvent::Reset(set.nodes)),
+        SourceEvent::Service(ObjectEvent::reset(set.services)),
+        SourceEvent::EndpointSlice(ObjectEvent::reset(set.slices)),
+        SourceEvent::Node(ObjectEvent::reset(set.nodes)),
     ];
     for event in batch {
         if events.send(event).await.is_err() {

@@ -77,13 +77,13 @@ async fn source_emits_resets_at_start_and_on_change() {
     let source = ManifestSource::new(dir.clone(), "node1", Duration::from_millis(20));
     let task = tokio::spawn(source.run(tx));
     let first = rx.recv().await.unwrap();
-    assert!(matches!(first, SourceEvent::Service(ObjectEvent::Reset(ref s)) if s.len() == 1));
+    assert!(matches!(first, SourceEvent::Service(ObjectEvent::Reset { objects: ref s, .. }) if s.len() == 1));
     let _slices = rx.recv().await.unwrap();
     let node = rx.recv().await.unwrap();
-    assert!(matches!(node, SourceEvent::Node(ObjectEvent::Reset(ref n)) if n.len() == 1));
+    assert!(matches!(node, SourceEvent::Node(ObjectEvent::Reset { objects: ref n, .. }) if n.len() == 1));
     std::fs::remove_file(dir.join("demo.yaml")).unwrap();
     let after = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
-    assert!(matches!(after, SourceEvent::Service(ObjectEvent::Reset(ref s)) if s.is_empty()));
+    assert!(matches!(after, SourceEvent::Service(ObjectEvent::Reset { objects: ref s, .. }) if s.is_empty()));
     drop(rx);
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     std::fs::remove_dir_all(dir).unwrap();

@@ -1,0 +1,182 @@
+//! End-to-end tests of the daemon's apiserver source: Services that do not decode (a field
+//! of the wrong type) are skipped one by one, and new objects are programmed soon after the
+//! apiserver comes back from an outage. A fake apiserver feeds the daemon and a recording
+//! dataplane stands in for the kernel.
+
+mod support;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use kproxy_testkit::ip_plan::NODE_IP;
+use kproxy_testkit::{FakeApiServer, node, service, slice};
+use serde_json::json;
+use support::{Daemon, Recorded, Recorder, Source, TempDir};
+use tokio::time::Instant;
+
+const SVC1: &str = "ns1/svc1:p80";
+const MALFORMED_SERVICES: &str = r#"kubeproxy_malformed_objects_total{kind="Service"}"#;
+
+/// Fails the test if it runs longer than two minutes.
+async fn bounded(test: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(120), test).await.expect("the test finished within 120s");
+}
+
+/// Service `name` of ns1 with port p80.
+fn svc(name: &str, ip: &str) -> Service {
+    service("ns1", name).cluster_ip(ip).tcp("p80", 80).build()
+}
+
+/// Stores Service `name` with its port given as the string "eighty": it does not decode.
+fn apply_eighty(server: &FakeApiServer, name: &str, ip: &str) {
+    server.apply_with(&svc(name, ip), "/spec/ports/0/port", json!("eighty"));
+}
+
+/// A fake apiserver holding svc1, its slice and node1, plus a kubeconfig for it.
+async fn cluster(dir: &TempDir) -> (FakeApiServer, PathBuf) {
+    let server = FakeApiServer::start().await;
+    server.apply(&svc("svc1", "172.30.0.41"));
+    server.apply(&slice("ns1", "svc1", "svc1-a").tcp("p80", 8080).endpoint("10.180.0.1", |e| e.node("node2")).build());
+    server.apply(&node("node1").internal_ip(NODE_IP).build());
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("write kubeconfig");
+    (server, kubeconfig)
+}
+
+/// Starts a daemon on `kubeconfig` and waits for its first successful sync with svc1.
+async fn started(kubeconfig: &Path, recorder: &Recorder) -> Daemon {
+    let daemon = Daemon::start(&Source::Kubeconfig(kubeconfig.to_owned()), recorder).await;
+    recorder.wait_for("the first successful sync", 0, |s| !s.failed && s.has_port(SVC1)).await;
+    daemon
+}
+
+/// Service port `name`'s cluster IP in `sync`.
+fn cluster_ip(sync: &Recorded, port: &str) -> Option<String> {
+    let family = sync.state.family(kproxy_core::IpFamily::V4);
+    family.services.iter().find(|(name, _)| name.to_string() == port).map(|(_, p)| p.cluster_ip.to_string())
+}
+
+/// Cuts the watches and forgets the history: every watcher relists.
+fn force_relist(server: &FakeApiServer) {
+    server.drop_watches();
+    server.compact();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_does_not_decode_in_the_initial_list_is_skipped_and_counted_once() {
+    bounded(async {
+        let dir = TempDir::new("sources-list");
+        let (server, kubeconfig) = cluster(&dir).await;
+        apply_eighty(&server, "bad", "172.30.0.42");
+        server.apply(&svc("svc2", "172.30.0.43"));
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+        let first = recorder.syncs().remove(0);
+        assert_eq!(first.ports(), [SVC1, "ns1/svc2:p80"], "the others are programmed: {}", first.summary());
+        assert_eq!(daemon.metric(MALFORMED_SERVICES).await, Some(1.0));
+
+        // Relists meet it again: still skipped, not counted again.
+        let from = recorder.len();
+        force_relist(&server);
+        server.apply(&svc("svc3", "172.30.0.44"));
+        let (_, later) = recorder.wait_for("svc3", from, |s| s.has_port("ns1/svc3:p80")).await;
+        assert_eq!(later.ports(), [SVC1, "ns1/svc2:p80", "ns1/svc3:p80"]);
+        assert_eq!(daemon.metric(MALFORMED_SERVICES).await, Some(1.0));
+        daemon.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_does_not_decode_by_watch_keeps_its_previous_state() {
+    bounded(async {
+        let dir = TempDir::new("sources-watch");
+        let (server, kubeconfig) = cluster(&dir).await;
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+
+        // A new Service that does not decode: later Services are still programmed.
+        let from = recorder.len();
+        apply_eighty(&server, "bad", "172.30.0.42");
+        server.apply(&svc("svc2", "172.30.0.43"));
+        let (_, added) = recorder.wait_for("svc2", from, |s| s.has_port("ns1/svc2:p80")).await;
+        assert!(!added.has_port("ns1/bad:p80"), "{}", added.summary());
+        assert_eq!(daemon.metric(MALFORMED_SERVICES).await, Some(1.0));
+
+        // svc1 stops decoding: it keeps its state, through a relist too.
+        let from = recorder.len();
+        apply_eighty(&server, "svc1", "172.30.0.49");
+        force_relist(&server);
+        server.apply(&svc("svc3", "172.30.0.44"));
+        let (_, relisted) = recorder.wait_for("svc3", from, |s| s.has_port("ns1/svc3:p80")).await;
+        assert_eq!(cluster_ip(&relisted, SVC1).as_deref(), Some("172.30.0.41"), "{}", relisted.summary());
+        assert_eq!(daemon.metric(MALFORMED_SERVICES).await, Some(2.0));
+        for sync in recorder.syncs() {
+            assert!(sync.has_port(SVC1), "a sync lost svc1:\n{}", recorder.describe());
+        }
+
+        // Fixed: its new state is programmed.
+        let from = recorder.len();
+        server.apply(&svc("svc1", "172.30.0.49"));
+        recorder.wait_for("svc1's new state", from, |s| cluster_ip(s, SVC1).as_deref() == Some("172.30.0.49")).await;
+        daemon.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_a_service_that_does_not_decode_converges() {
+    bounded(async {
+        let dir = TempDir::new("sources-restart");
+        let (server, kubeconfig) = cluster(&dir).await;
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+        apply_eighty(&server, "svc1", "172.30.0.49");
+        apply_eighty(&server, "bad", "172.30.0.42");
+        daemon.stop().await;
+
+        // A new daemon never saw svc1 decode: it programs everything else.
+        server.apply(&svc("svc2", "172.30.0.43"));
+        let recorder = Recorder::default();
+        let daemon = Daemon::start(&Source::Kubeconfig(kubeconfig), &recorder).await;
+        let (_, first) = recorder.wait_for("the first sync", 0, |s| !s.failed).await;
+        assert_eq!(first.ports(), ["ns1/svc2:p80"], "{}", first.summary());
+        assert_eq!(daemon.metric(MALFORMED_SERVICES).await, Some(2.0));
+        server.apply(&svc("svc3", "172.30.0.44"));
+        recorder.wait_for("svc3", 0, |s| s.has_port("ns1/svc3:p80")).await;
+        daemon.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_services_are_programmed_soon_after_an_outage() {
+    bounded(async {
+        let dir = TempDir::new("sources-outage");
+        let (server, kubeconfig) = cluster(&dir).await;
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+        let before = server.requests().len();
+
+        // Four seconds of 503s (every watcher fails a few times and backs off), during which
+        // the history is forgotten: resumed watches will get 410 Gone and relist.
+        server.set_unavailable(true);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        server.compact();
+        let refused = server.requests().len() - before;
+        assert!(refused >= 3, "the watchers retried during the outage ({refused} requests)");
+        server.set_unavailable(false);
+        let recovered = Instant::now();
+        let from = recorder.len();
+        server.apply(&svc("after", "172.30.0.45"));
+        recorder.wait_for("the Service created after the outage", from, |s| s.has_port("ns1/after:p80")).await;
+        let took = recovered.elapsed();
+        // After 4 s of errors a watcher waits at most 6.4 s more, then at most 1.6 s after the
+        // 410 Gone before it relists: well under the 30 s cap (unit-tested in source::backoff).
+        assert!(took < Duration::from_secs(15), "programmed {took:?} after the apiserver came back");
+        daemon.stop().await;
+    })
+    .await;
+}
