@@ -10,12 +10,14 @@ mod userspace;
 
 use std::time::Duration;
 
+use kproxy_testkit::prereq::Tool;
+
 /// Runs every benchmark and prints the table.
 pub(crate) fn run() -> anyhow::Result<()> {
-    if crate::netns::run(&["id", "-u"])?.trim() != "0" {
+    if !kproxy_testkit::prereq::is_root() {
         anyhow::bail!("benchmarks create network namespaces: run them as root");
     }
-    crate::packages::ensure(&[("nft", "nftables"), ("ip", "iproute2")])?;
+    crate::packages::ensure(&[Tool::Nft, Tool::Ip])?;
     crate::cargo(&["build", "--quiet", "--release", "-p", "kproxy", "-p", "xtask"])?;
     if cfg!(debug_assertions) {
         // Measure optimised code: hand over to the release build of this program.

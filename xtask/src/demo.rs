@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use kproxy_testkit::prereq::Tool;
 
 use crate::netns::{CLIENT_IP, Cluster, NODE_IP, run};
 
@@ -14,10 +15,10 @@ const PODS: usize = 3;
 /// Installs what is missing, builds kproxy, runs it on a namespace cluster and shows
 /// requests spread over the pods; removes everything at the end.
 pub(crate) fn run_demo() -> anyhow::Result<()> {
-    if run(&["id", "-u"])?.trim() != "0" {
+    if !kproxy_testkit::prereq::is_root() {
         bail!("the demo creates network namespaces: run it as root (sudo cargo xtask demo)");
     }
-    crate::packages::ensure(&[("nft", "nftables"), ("ip", "iproute2")])?;
+    crate::packages::ensure(&[Tool::Nft, Tool::Ip])?;
     println!("== building kproxy");
     crate::cargo(&["build", "--quiet", "-p", "kproxy"])?;
     let kproxy = crate::target_dir().join("debug/kproxy");

@@ -1,7 +1,11 @@
 //! `cargo xtask golden [--bless]`: the golden tests of every dataplane that renders text
 //! (`crates/kproxy-nftables/tests/golden/*.nft`, `crates/kproxy-iptables/tests/golden/*.iptables`).
 //! With `--bless` the files are rewritten from the current rendering (`KPROXY_BLESS=1`);
-//! review `git diff` before committing.
+//! review `git diff` before committing. As root, the comparing run also loads every file
+//! into a kernel (the packet tests `golden_files_load_into_the_kernel`, installing the
+//! tools they need); otherwise those are reported as ignored.
+
+use kproxy_testkit::prereq::{self, Tool};
 
 /// The packages with a `golden` test target.
 const PACKAGES: [&str; 2] = ["kproxy-nftables", "kproxy-iptables"];
@@ -19,6 +23,10 @@ pub(crate) fn run(bless: bool) -> anyhow::Result<()> {
         command.env("KPROXY_BLESS", "1");
     } else {
         command.env_remove("KPROXY_BLESS");
+        if prereq::is_root() {
+            crate::packages::ensure(&[Tool::Ip, Tool::Nft, Tool::IptablesLegacy, Tool::IptablesNft])?;
+            command.args(["--", "--include-ignored"]);
+        }
     }
     let status = command.status()?;
     anyhow::ensure!(status.success(), "the golden tests failed: {status}");

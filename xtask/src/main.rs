@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every test the README promises (unit, golden, and, as root, packet tests).
+    /// Run every test the README promises: unit, golden, doc and packet tests (as root; installs missing tools).
     Test,
     /// Fail if a crate depends on something the architecture forbids.
     CheckDeps,

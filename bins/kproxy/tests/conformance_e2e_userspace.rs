@@ -1,11 +1,13 @@
 //! The conformance suite end to end in userspace mode: the `kproxy` binary runs inside
 //! node1's namespace with `--mode userspace` (its relay threads and listeners live there)
-//! and watches the testkit's fake apiserver. Needs root; skips with a message otherwise.
+//! and watches the testkit's fake apiserver. A packet test: it needs root and the tools it
+//! names, so a plain `cargo test` ignores it; `cargo xtask test` runs it.
 //! `KPROXY_CONFORMANCE_FILTER=<part of a case name>` runs a subset.
 
 use std::path::Path;
 
 use kproxy_conformance::run_conformance_e2e;
+use kproxy_testkit::prereq::{Tool, require};
 
 /// A userspace relay opens its own connection to the endpoint.
 const SOURCE_LOST: &str = "a userspace relay opens its own connection to the endpoint, so the endpoint sees the node's address: the client's source cannot be preserved";
@@ -20,16 +22,10 @@ const SKIPS: &[(&str, &str)] = &[
     ("sctp-clusterip", "the userspace relay carries TCP and UDP only"),
 ];
 
-fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, nft and conntrack; run by cargo xtask test"]
 async fn conformance_end_to_end_userspace() {
-    if !is_root() {
-        eprintln!("skipping the end-to-end userspace conformance suite: needs root to create network namespaces");
-        return;
-    }
+    require(&[Tool::Ip, Tool::Nft, Tool::Conntrack]);
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     let binary = Path::new(env!("CARGO_BIN_EXE_kproxy"));
     let report = run_conformance_e2e(binary, "userspace", SKIPS, filter.as_deref()).await;

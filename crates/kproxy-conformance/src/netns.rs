@@ -137,8 +137,3 @@ pub fn list() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(NETNS_DIR) else { return Vec::new() };
     entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect()
 }
-
-/// Whether the caller is root (needed to create namespaces).
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}

@@ -71,7 +71,7 @@ pub struct Cluster {
 impl Cluster {
     /// Builds the cluster (needs root). Takes well under a second; blocking.
     pub fn create() -> Result<Self, Error> {
-        if !netns::is_root() {
+        if !kproxy_testkit::prereq::is_root() {
             return Err(Error::new("creating network namespaces needs root"));
         }
         let namespaces = Namespaces::create(&HOSTS)?;

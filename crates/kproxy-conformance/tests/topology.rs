@@ -1,6 +1,7 @@
 //! The cluster and the harness themselves, with a dataplane that does nothing: direct
 //! traffic, reply format, refused vs dropped, cleanup after drop and panic, the runner.
-//! Every test skips (saying why) unless run as root.
+//! Every test that builds a cluster is a packet test: it needs root and `ip`, so a plain
+//! `cargo test` ignores it; `cargo xtask test` runs it.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -19,6 +20,7 @@ use kproxy_conformance::{
     leftover_namespaces, run_cases, run_conformance,
 };
 use kproxy_core::{Changes, Dataplane, ProxyState, SyncError, SyncStats};
+use kproxy_testkit::prereq::{Tool, require};
 
 /// A dataplane that programs nothing: the cluster's own routing is all there is.
 struct Noop;
@@ -70,13 +72,9 @@ fn noop_factory() -> Arc<DataplaneFactory> {
     Arc::new(|_: &NodeEnv| Ok(Box::new(Noop) as Box<dyn Dataplane>))
 }
 
-fn root_or_skip(test: &str) -> bool {
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    let root = uid.as_ref().is_ok_and(|u| u == "0");
-    if !root {
-        eprintln!("skipping {test}: needs root to create network namespaces (id -u = {uid:?})");
-    }
-    root
+/// Fails the test unless it can build a cluster.
+fn require_cluster_tools() {
+    require(&[Tool::Ip]);
 }
 
 fn at(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
@@ -90,10 +88,9 @@ fn root_links() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root and ip; run by cargo xtask test"]
 async fn bare_cluster_carries_direct_traffic() {
-    if !root_or_skip("bare_cluster_carries_direct_traffic") {
-        return;
-    }
+    require_cluster_tools();
     let links_before = root_links();
     let cluster = tokio::task::spawn_blocking(Cluster::create).await.unwrap().unwrap();
     let prefix = cluster.prefix().to_owned();
@@ -154,10 +151,9 @@ async fn bare_cluster_carries_direct_traffic() {
 }
 
 #[tokio::test]
+#[ignore = "packet test: needs root and ip; run by cargo xtask test"]
 async fn dataplane_runs_inside_node1() {
-    if !root_or_skip("dataplane_runs_inside_node1") {
-        return;
-    }
+    require_cluster_tools();
     let cluster = tokio::task::spawn_blocking(Cluster::create).await.unwrap().unwrap();
     let node1 = cluster.exec(NODE1, "readlink", &["/proc/self/ns/net"]).unwrap().trim().to_owned();
     let mine = netns_of("/proc/thread-self/ns/net");
@@ -173,10 +169,9 @@ async fn dataplane_runs_inside_node1() {
 }
 
 #[test]
+#[ignore = "packet test: needs root and ip; run by cargo xtask test"]
 fn namespaces_go_with_the_cluster() {
-    if !root_or_skip("namespaces_go_with_the_cluster") {
-        return;
-    }
+    require_cluster_tools();
     let cluster = Cluster::create().unwrap();
     let prefix = cluster.prefix().to_owned();
     assert_eq!(leftover_namespaces(&prefix).len(), 9);
@@ -185,10 +180,9 @@ fn namespaces_go_with_the_cluster() {
 }
 
 #[test]
+#[ignore = "packet test: needs root and ip; run by cargo xtask test"]
 fn namespaces_go_after_a_panic() {
-    if !root_or_skip("namespaces_go_after_a_panic") {
-        return;
-    }
+    require_cluster_tools();
     let (tx, rx) = std::sync::mpsc::channel();
     let outcome = std::thread::spawn(move || {
         let cluster = Cluster::create().unwrap();
@@ -214,10 +208,9 @@ fn panics(_: &mut Harness) -> CaseFuture<'_> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root and ip; run by cargo xtask test"]
 async fn runner_reports_pass_fail_and_skip() {
-    if !root_or_skip("runner_reports_pass_fail_and_skip") {
-        return;
-    }
+    require_cluster_tools();
     let mut table = vec![
         Case { name: "direct", proves: "the cluster routes", run: direct },
         Case { name: "panics", proves: "nothing", run: panics },

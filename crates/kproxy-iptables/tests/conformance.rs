@@ -1,10 +1,12 @@
 //! The conformance suite on real packets, for the iptables dataplane, once with
-//! iptables-nft and once with iptables-legacy. Needs root (it creates network namespaces);
-//! skips with a message otherwise. `KPROXY_CONFORMANCE_FILTER` selects cases by name.
+//! iptables-nft and once with iptables-legacy. Packet tests: they need root (they create
+//! network namespaces) and the tools they name, so a plain `cargo test` ignores them;
+//! `cargo xtask test` runs them. `KPROXY_CONFORMANCE_FILTER` selects cases by name.
 
 use kproxy_conformance::{BoxError, NodeEnv, run_conformance};
 use kproxy_core::Dataplane;
 use kproxy_iptables::{Backend, IptablesConfig, IptablesDataplane};
+use kproxy_testkit::prereq::{Tool, require};
 
 /// Cases this dataplane cannot run, with the reason (upstream's iptables mode has the same
 /// gap).
@@ -25,22 +27,12 @@ fn build(backend: Backend) -> impl Fn(&NodeEnv) -> Result<Box<dyn Dataplane>, Bo
     }
 }
 
-fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-fn has_iptables() -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", "command -v iptables-nft-restore && command -v iptables-legacy-restore"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+/// What the suite runs: namespaces, both iptables flavours (detection reads both),
+/// `sysctl` for `route_localnet`, and `conntrack` for stale UDP flows.
+const TOOLS: &[Tool] = &[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl, Tool::Conntrack];
 
 async fn conformance(backend: Backend, label: &str) {
-    if !is_root() || !has_iptables() {
-        eprintln!("skipping iptables ({label}) conformance: needs root and the iptables package");
-        return;
-    }
+    require(TOOLS);
     let _turn = ONE_AT_A_TIME.lock().await;
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     println!("== iptables dataplane, {label}");
@@ -49,11 +41,13 @@ async fn conformance(backend: Backend, label: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn iptables_nft_conformance() {
     conformance(Backend::Nft, "iptables-nft").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn iptables_legacy_conformance() {
     conformance(Backend::Legacy, "iptables-legacy").await;
 }

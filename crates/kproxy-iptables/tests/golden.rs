@@ -6,8 +6,9 @@
 //! (what `cargo xtask golden --bless` sets) rewrites the files instead; review the diff.
 //!
 //! `golden_files_load_into_the_kernel` restores every file with iptables-legacy and
-//! iptables-nft into network namespaces it creates (root needed; otherwise it says why it
-//! skips).
+//! iptables-nft into network namespaces it creates: a packet test (root, `ip`, iptables),
+//! ignored by a plain `cargo test`, run by `cargo xtask test` (and `cargo xtask golden` as
+//! root).
 
 mod support;
 
@@ -20,7 +21,8 @@ use kproxy_core::{Dataplane, IpFamily};
 use kproxy_iptables::{IptablesConfig, IptablesDataplane};
 use kproxy_netfilter::{FakeConntrack, FakeIptables};
 use kproxy_testkit::EndpointBuilder;
-use support::{Cluster, Netns, kernel_unavailable, line_diff, pod_cidr_v4, pod_cidr_v6};
+use kproxy_testkit::prereq::{Tool, require};
+use support::{Cluster, Netns, line_diff, pod_cidr_v4, pod_cidr_v6};
 
 /// One golden case: what it shows, the configuration and the state.
 struct Case {
@@ -143,15 +145,13 @@ fn per_family(text: &str) -> Vec<(&'static str, String)> {
 /// Every golden file is restore text both iptables flavours accept: restored for real into
 /// namespaces created for the purpose, then removed with them.
 #[test]
+#[ignore = "packet test: needs root, ip and iptables; run by cargo xtask test"]
 fn golden_files_load_into_the_kernel() {
-    if std::env::var("KPROXY_BLESS").is_ok_and(|v| v == "1") {
-        println!("skipped: the files are being rewritten (the comparing run loads them)");
-        return;
-    }
-    if let Some(reason) = kernel_unavailable() {
-        println!("skipped: {reason}");
-        return;
-    }
+    assert!(
+        std::env::var("KPROXY_BLESS").ok().as_deref() != Some("1"),
+        "KPROXY_BLESS=1 rewrites the golden files: load them in a comparing run"
+    );
+    require(&[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft]);
     let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
         .expect("golden directory")
         .filter_map(Result::ok)

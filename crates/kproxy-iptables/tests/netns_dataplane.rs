@@ -1,7 +1,8 @@
 //! The dataplane against real iptables (legacy and nft) in network namespaces this test
 //! creates: partial syncs end where a full sync would, a flushed table is noticed and
-//! rebuilt, cleanup leaves nothing of ours, and backend detection. Root and the iptables
-//! tools needed; otherwise each test says why it skips.
+//! rebuilt, cleanup leaves nothing of ours, and backend detection. Packet tests: they need
+//! root, `ip`, both iptables flavours, `sysctl` and `conntrack`, so a plain `cargo test` ignores them;
+//! `cargo xtask test` runs them.
 
 mod support;
 
@@ -10,17 +11,7 @@ use kproxy_iptables::{Backend, IptablesConfig, IptablesDataplane};
 use kproxy_netfilter::{IptablesBackend, Netns as ToolNetns};
 use kproxy_testkit::ip_plan::{NODE_NAME, OTHER_NODE_NAME};
 use kproxy_testkit::{service, slice};
-use support::{Cluster, Netns, kernel_unavailable, pod_cidr_v4};
-
-fn skip() -> bool {
-    match kernel_unavailable() {
-        Some(reason) => {
-            println!("skipped: {reason}");
-            true
-        }
-        None => false,
-    }
-}
+use support::{Cluster, Netns, pod_cidr_v4, require_kernel};
 
 fn dataplane(netns: &Netns, backend: Backend) -> IptablesDataplane {
     IptablesDataplane::new(IptablesConfig {
@@ -77,24 +68,23 @@ async fn partial_syncs_match_a_fresh_full_sync(backend: Backend, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn partial_syncs_match_a_fresh_full_sync_legacy() {
-    if !skip() {
-        partial_syncs_match_a_fresh_full_sync(Backend::Legacy, "legacy").await;
-    }
+    require_kernel();
+    partial_syncs_match_a_fresh_full_sync(Backend::Legacy, "legacy").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn partial_syncs_match_a_fresh_full_sync_nft() {
-    if !skip() {
-        partial_syncs_match_a_fresh_full_sync(Backend::Nft, "nft").await;
-    }
+    require_kernel();
+    partial_syncs_match_a_fresh_full_sync(Backend::Nft, "nft").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
-    if skip() {
-        return;
-    }
+    require_kernel();
     let netns = Netns::create("tamper").expect("netns");
     let cluster = cluster();
     let mut dp = dataplane(&netns, Backend::Nft);
@@ -111,10 +101,9 @@ async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn cleanup_leaves_only_kubelets_firewall_chain() {
-    if skip() {
-        return;
-    }
+    require_kernel();
     for backend in ["legacy", "nft"] {
         let netns = Netns::create(&format!("cleanup-{backend}")).expect("netns");
         netns.run_ok(&format!("iptables-{backend}"), &["-t", "nat", "-N", "OTHER"], "");
@@ -130,10 +119,9 @@ async fn cleanup_leaves_only_kubelets_firewall_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn detection_follows_the_flavour_in_use() {
-    if skip() {
-        return;
-    }
+    require_kernel();
     let netns = Netns::create("detect").expect("netns");
     let tools = ToolNetns(Some(netns.name.clone()));
     assert_eq!(IptablesBackend::detect(&tools).await, IptablesBackend::Nft, "empty: nft");

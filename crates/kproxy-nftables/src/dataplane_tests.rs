@@ -622,12 +622,11 @@ mod committed {
     }
 }
 
-/// Writes the full-load script of 10k service ports × 10 endpoints to the file named by
-/// `KPROXY_DUMP_FULL_SCRIPT` (for measuring it with `nft -f` by hand).
+/// A full sync of 10k service ports × 10 endpoints is one `nft -f` transaction per family,
+/// the IPv4 one holding every service. With `KPROXY_DUMP_FULL_SCRIPT=FILE` the script is also written to `FILE` (for
+/// measuring it with `nft -f` by hand).
 #[tokio::test]
-#[ignore = "a measurement aid, run by hand"]
-async fn dump_full_script() {
-    let Ok(path) = std::env::var("KPROXY_DUMP_FULL_SCRIPT") else { return };
+async fn a_full_sync_of_ten_thousand_service_ports_is_one_script() {
     let mut state = ProxyState::new("node1");
     let view = state.family_mut(kproxy_core::IpFamily::V4);
     for i in 0..10_000u32 {
@@ -649,6 +648,15 @@ async fn dump_full_script() {
         Arc::new(nft.clone()),
         Arc::new(FakeConntrack::default()),
     );
-    dp.sync(&state, &Changes::full_sync()).await.unwrap();
-    std::fs::write(path, &nft.scripts()[0]).unwrap();
+    let stats = dp.sync(&state, &Changes::full_sync()).await.unwrap();
+    assert_eq!((stats.full, stats.service_ports), (true, 10_000));
+    let scripts = nft.scripts();
+    assert_eq!(scripts.len(), 2, "one transaction per family");
+    let ipv4 = scripts.iter().find(|s| s.starts_with("add table ip kproxy")).expect("the IPv4 script");
+    for vip in ["172.30.0.1 . tcp . 80", "172.30.39.16 . tcp . 80"] {
+        assert!(ipv4.contains(vip), "{vip} is in the service-ips map");
+    }
+    if let Ok(path) = std::env::var("KPROXY_DUMP_FULL_SCRIPT") {
+        std::fs::write(path, ipv4).unwrap();
+    }
 }

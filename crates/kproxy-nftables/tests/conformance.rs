@@ -1,9 +1,11 @@
-//! The conformance suite on real packets, for the nftables dataplane. Needs root (it
-//! creates network namespaces); skips with a message otherwise.
+//! The conformance suite on real packets, for the nftables dataplane. A packet test: it
+//! needs root (it creates network namespaces) and the tools it names, so it is ignored by a
+//! plain `cargo test`; `cargo xtask test` runs it. `KPROXY_CONFORMANCE_FILTER` selects cases.
 
 use kproxy_conformance::{BoxError, NodeEnv, run_conformance};
 use kproxy_core::Dataplane;
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
+use kproxy_testkit::prereq::{Tool, require};
 
 /// Cases this dataplane cannot run, with the reason.
 const SKIPS: &[(&str, &str)] = &[];
@@ -17,16 +19,10 @@ fn build(env: &NodeEnv) -> Result<Box<dyn Dataplane>, BoxError> {
     })))
 }
 
-fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, nft and conntrack; run by cargo xtask test"]
 async fn nftables_conformance() {
-    if !is_root() {
-        eprintln!("skipping nftables conformance: needs root to create network namespaces");
-        return;
-    }
+    require(&[Tool::Ip, Tool::Nft, Tool::Conntrack]);
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     let report = run_conformance(build, SKIPS, filter.as_deref()).await;
     report.assert_all_passed();

@@ -7,7 +7,8 @@
 //! `cargo xtask golden --bless` sets) rewrites the files instead; read the diff in review.
 //!
 //! `golden_files_load_into_the_kernel` loads every file into a network namespace it
-//! creates (root and `nft` needed; otherwise it says why it skips).
+//! creates: a packet test (root, `ip` and `nft`), ignored by a plain `cargo test`, run by
+//! `cargo xtask test` (and by `cargo xtask golden` as root).
 
 mod support;
 
@@ -22,7 +23,7 @@ use kproxy_nftables::render::{render_family, render_text};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane, NodePortAddresses};
 use kproxy_testkit::ip_plan::{EXTERNAL_IP, LB_IP, NODE_NAME, OTHER_NODE_NAME};
 use kproxy_testkit::{EndpointBuilder, service, slice};
-use support::{Cluster, Netns, OTHER_ZONE, ZONE, kernel_unavailable, pod_cidr_v4, pod_cidr_v6, unified_diff};
+use support::{Cluster, Netns, OTHER_ZONE, ZONE, pod_cidr_v4, pod_cidr_v6, require_kernel, unified_diff};
 
 /// A third node, for endpoints that are neither here nor on node2.
 const NODE3: &str = "node3";
@@ -498,22 +499,14 @@ fn dataplane_render_is_both_tables() {
 /// Every golden file is valid nft that the kernel accepts: loaded for real into a
 /// namespace created for the purpose, then removed with it.
 #[test]
+#[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
 fn golden_files_load_into_the_kernel() {
-    if std::env::var("KPROXY_BLESS").is_ok_and(|v| v == "1") {
-        println!("skipped: the files are being rewritten (the comparing run loads them)");
-        return;
-    }
-    if let Some(reason) = kernel_unavailable() {
-        println!("skipped: {reason}");
-        return;
-    }
-    let netns = match Netns::create("golden") {
-        Ok(netns) => netns,
-        Err(reason) => {
-            println!("skipped: cannot create a network namespace: {reason}");
-            return;
-        }
-    };
+    assert!(
+        std::env::var("KPROXY_BLESS").ok().as_deref() != Some("1"),
+        "KPROXY_BLESS=1 rewrites the golden files: load them in a comparing run"
+    );
+    require_kernel();
+    let netns = Netns::create("golden").expect("a network namespace");
     let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
         .expect("golden directory")
         .filter_map(Result::ok)

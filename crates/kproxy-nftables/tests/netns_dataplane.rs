@@ -3,7 +3,8 @@
 //! same state; a full sync over a live table applies without falling back, deletes stale
 //! objects and keeps affinity entries; cleanup removes the tables.
 //!
-//! Needs root and `nft`; otherwise it prints why it skips.
+//! A packet test: it needs root, `ip` and `nft`, so a plain `cargo test` ignores it;
+//! `cargo xtask test` runs it.
 
 mod support;
 
@@ -16,7 +17,7 @@ use kproxy_netfilter::{CommandError, ExecNft, FakeConntrack, NftRunner};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 use kproxy_testkit::ip_plan::{NODE_NAME, OTHER_NODE_NAME};
 use kproxy_testkit::{EndpointBuilder, service, slice};
-use support::{Cluster, Netns, kernel_unavailable, normalize_listing, pod_cidr_v4, pod_cidr_v6, unified_diff};
+use support::{Cluster, Netns, normalize_listing, pod_cidr_v4, pod_cidr_v6, require_kernel, unified_diff};
 
 /// The real `nft`, remembering every script that failed.
 struct Recording {
@@ -133,18 +134,11 @@ fn assert_matches_scratch(step: &str, live: &Netns, scratch: &Netns, dataplane: 
 }
 
 #[tokio::test]
+#[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
 async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
-    if let Some(reason) = kernel_unavailable() {
-        println!("skipped: {reason}");
-        return;
-    }
-    let (live, scratch) = match (Netns::create("live"), Netns::create("scratch")) {
-        (Ok(live), Ok(scratch)) => (live, scratch),
-        (Err(reason), _) | (_, Err(reason)) => {
-            println!("skipped: cannot create a network namespace: {reason}");
-            return;
-        }
-    };
+    require_kernel();
+    let live = Netns::create("live").expect("a network namespace");
+    let scratch = Netns::create("scratch").expect("a network namespace");
     let config = NftablesConfig {
         cluster_cidrs: vec![pod_cidr_v4(), pod_cidr_v6()],
         netns: Some(live.name.clone()),

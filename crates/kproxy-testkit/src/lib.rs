@@ -1,6 +1,7 @@
 //! Test support for kproxy crates: builders for Services, EndpointSlices and Nodes, and the
 //! fixed IP plan every test uses (after upstream's "Conventions for tests using NewFakeProxier").
 //! With the `apiserver` feature, [`fake_apiserver`] adds an in-process fake kube-apiserver.
+//! [`prereq`] is the one check of what packet tests need from the machine (root, tools).
 //!
 //! ```
 //! use kproxy_testkit::{service, slice};
@@ -14,6 +15,7 @@ mod endpoint_slice;
 #[cfg(feature = "apiserver")]
 pub mod fake_apiserver;
 mod node;
+pub mod prereq;
 mod service;
 
 pub use endpoint_slice::{EndpointBuilder, SliceBuilder, slice};

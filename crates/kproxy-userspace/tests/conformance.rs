@@ -1,8 +1,11 @@
-//! The conformance suite on real packets, for the userspace dataplane. Needs root (it
-//! creates network namespaces); skips with a message otherwise.
+//! The conformance suite on real packets, for the userspace dataplane. A packet test: it
+//! needs root (it creates network namespaces) and the tools it names, so a plain
+//! `cargo test` ignores it; `cargo xtask test` runs it. Cases this mode cannot pass are
+//! reported as skipped cases, with the reason, in the suite's summary.
 
 use kproxy_conformance::{BoxError, NodeEnv, run_conformance};
 use kproxy_core::Dataplane;
+use kproxy_testkit::prereq::{Tool, require};
 use kproxy_userspace::{UserspaceConfig, UserspaceDataplane};
 
 /// The relay connects to endpoints from the node: they see the node's address, never the
@@ -30,16 +33,10 @@ fn build(env: &NodeEnv) -> Result<Box<dyn Dataplane>, BoxError> {
     })?))
 }
 
-fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "packet test: needs root, ip, nft and conntrack; run by cargo xtask test"]
 async fn userspace_conformance() {
-    if !is_root() {
-        eprintln!("skipping userspace conformance: needs root to create network namespaces");
-        return;
-    }
+    require(&[Tool::Ip, Tool::Nft, Tool::Conntrack]);
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     let skips: &[(&str, &str)] = if std::env::var_os("KPROXY_CONFORMANCE_NO_SKIPS").is_some() { &[] } else { SKIPS };
     let report = run_conformance(build, skips, filter.as_deref()).await;

@@ -27,7 +27,7 @@ const BOUND: Duration = Duration::from_secs(300);
 
 /// Every iptables row.
 pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
-    crate::packages::ensure(&[("iptables-legacy-restore", "iptables")])?;
+    crate::packages::ensure(&[kproxy_testkit::prereq::Tool::IptablesLegacy])?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut rows = Vec::new();
     for (services, backend) in

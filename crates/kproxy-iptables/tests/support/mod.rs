@@ -14,6 +14,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kproxy_core::{ChangeTracker, Changes, ProxyState};
 use kproxy_testkit::ip_plan::{NODE_IP, NODE_NAME, POD_CIDR};
 use kproxy_testkit::node;
+use kproxy_testkit::prereq::{Tool, require};
 
 /// This node's zone.
 pub const ZONE: &str = "zone-a";
@@ -72,24 +73,11 @@ pub fn pod_cidr_v6() -> ipnet::IpNet {
     "fd00:10::/64".parse().expect("pod CIDR")
 }
 
-/// Why tests that need a kernel cannot run here, if they cannot.
-pub fn kernel_unavailable() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .and_then(|id| id.parse::<u32>().ok());
-    if euid != Some(0) {
-        return Some("not root".to_owned());
-    }
-    for tool in ["iptables-legacy-restore", "iptables-nft-restore", "ip6tables-nft-restore", "ip"] {
-        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
-        if !found.is_ok_and(|o| o.status.success()) {
-            return Some(format!("`{tool}` is missing (Debian package iptables / iproute2)"));
-        }
-    }
-    None
+/// Fails the calling test unless the dataplane can run against a kernel: root, `ip`, both
+/// iptables flavours, `sysctl` (it sets `route_localnet`) and `conntrack` (stale UDP flows).
+#[track_caller]
+pub fn require_kernel() {
+    require(&[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl, Tool::Conntrack]);
 }
 
 /// A network namespace this test created (`kpi-<pid>-<n>-<what>`), deleted on drop.

@@ -13,6 +13,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kproxy_core::{ChangeTracker, Changes, ProxyState};
 use kproxy_testkit::ip_plan::{NODE_IP, NODE_NAME, POD_CIDR};
 use kproxy_testkit::node;
+use kproxy_testkit::prereq::{Tool, require};
 
 /// This node's zone.
 pub const ZONE: &str = "zone-a";
@@ -71,24 +72,10 @@ pub fn pod_cidr_v6() -> ipnet::IpNet {
     "fd00:10::/64".parse().expect("pod CIDR")
 }
 
-/// Why tests that need a kernel cannot run here, if they cannot.
-pub fn kernel_unavailable() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .and_then(|id| id.parse::<u32>().ok());
-    if euid != Some(0) {
-        return Some("not root".to_owned());
-    }
-    for tool in [["nft", "--version"], ["ip", "-V"]] {
-        match Command::new(tool[0]).arg(tool[1]).stdout(Stdio::null()).stderr(Stdio::null()).status() {
-            Ok(status) if status.success() => {}
-            _ => return Some(format!("`{}` is missing", tool[0])),
-        }
-    }
-    None
+/// Fails the calling test unless it can load rules into a kernel: root, `ip` and `nft`.
+#[track_caller]
+pub fn require_kernel() {
+    require(&[Tool::Ip, Tool::Nft]);
 }
 
 /// A network namespace this test created (`kpg-<pid>-<n>-<what>` unless another prefix is
