@@ -30,11 +30,12 @@ use kproxy_iptables::IptablesConfig;
 use kproxy_netfilter::{FakeConntrack, FakeNft, nft_comment};
 use kproxy_nftables::render::{TableRender, render_family, render_text};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
+use kproxy_testkit::prereq::{Tool, require};
 use kproxy_userspace::{UserspaceConfig, plan, rules};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
-use support::{Netns, kernel_unavailable, normalize_listing};
+use support::{Netns, normalize_listing};
 
 /// Proptest cases: each one creates a namespace and runs the tools some twenty times.
 const CASES: u32 = 48;
@@ -441,10 +442,9 @@ fn check_case(specs: &[PortSpec], backends: &[&str]) {
 }
 
 #[test]
+#[ignore = "packet test: needs root, ip, nft and iptables; run by cargo xtask test"]
 fn hostile_names_render_to_rules_the_tools_accept_and_nothing_else() {
-    if let Some(reason) = kernel_unavailable() {
-        panic!("this test loads rules into a network namespace and cannot run here: {reason}");
-    }
+    require(&[Tool::Ip, Tool::Nft, Tool::IptablesLegacy, Tool::IptablesNft]);
     let backends = iptables_backends();
     assert!(!backends.is_empty(), "neither iptables-legacy-restore nor iptables-nft-restore is installed");
     let config = ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() };
