@@ -41,7 +41,11 @@ pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>)
 fn loop_from(dir: &Path, node: &str) -> ProxyLoop {
     let set = read_manifests(dir);
     let mut tracker = ChangeTracker::new(node, SystemTime::now());
-    let errors = tracker.on_services_reset(&set.services).into_iter().chain(tracker.on_slices_reset(&set.slices));
+    let errors = set
+        .undecodable
+        .into_iter()
+        .chain(tracker.on_services_reset(&set.services))
+        .chain(tracker.on_slices_reset(&set.slices));
     for error in errors {
         eprintln!("kproxy render: skipping malformed object: {error}");
     }

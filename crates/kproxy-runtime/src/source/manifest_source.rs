@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kproxy_core::{ConversionError, ObjectKind};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::lenient::Lenient;
 use super::{ObjectEvent, SourceEvent};
 
 /// Every object found in a manifest directory.
@@ -25,6 +28,9 @@ pub struct ManifestSet {
     pub slices: Vec<EndpointSlice>,
     /// Nodes.
     pub nodes: Vec<Node>,
+    /// Documents of those kinds that do not decode as their kind (a field of the wrong
+    /// type), each reported and counted like a malformed object.
+    pub undecodable: Vec<ConversionError>,
 }
 
 /// Follows a manifest directory: emits the complete sets at start and after every change.
@@ -62,10 +68,17 @@ impl ManifestSource {
 }
 
 async fn send_all(events: &mpsc::Sender<SourceEvent>, set: ManifestSet) -> bool {
+    let undecodable = |kind: ObjectKind| set.undecodable.iter().filter(|e| e.kind == kind).cloned().collect();
     let batch = [
-        SourceEvent::Service(ObjectEvent::reset(set.services)),
-        SourceEvent::EndpointSlice(ObjectEvent::reset(set.slices)),
-        SourceEvent::Node(ObjectEvent::reset(set.nodes)),
+        SourceEvent::Service(ObjectEvent::Reset {
+            undecodable: undecodable(ObjectKind::Service),
+            objects: set.services,
+        }),
+        SourceEvent::EndpointSlice(ObjectEvent::Reset {
+            undecodable: undecodable(ObjectKind::EndpointSlice),
+            objects: set.slices,
+        }),
+        SourceEvent::Node(ObjectEvent::Reset { undecodable: undecodable(ObjectKind::Node), objects: set.nodes }),
     ];
     for event in batch {
         if events.send(event).await.is_err() {
@@ -139,6 +152,7 @@ impl DirReader {
             set.services.extend(file.services.iter().cloned());
             set.slices.extend(file.slices.iter().cloned());
             set.nodes.extend(file.nodes.iter().cloned());
+            set.undecodable.extend(file.undecodable.iter().cloned());
         }
         set
     }
@@ -171,9 +185,7 @@ fn parse_file(text: &str) -> Result<(ManifestSet, Vec<String>), String> {
         if doc.is_null() {
             continue;
         }
-        if let Err(problem) = add_document(&mut set, doc) {
-            problems.push(problem);
-        }
+        add_document(&mut set, doc, &mut problems);
     }
     Ok((set, problems))
 }
@@ -194,23 +206,32 @@ fn split_documents(text: &str) -> Vec<&str> {
     documents.into_iter().filter(|d| !d.trim().is_empty()).collect()
 }
 
-fn add_document(set: &mut ManifestSet, doc: Value) -> Result<(), String> {
+/// Adds one document (each item of a `List` on its own): an object that does not decode
+/// as its kind is kept as undecodable, never failing its siblings.
+fn add_document(set: &mut ManifestSet, doc: Value, problems: &mut Vec<String>) {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>").to_owned();
-    let typed = |e: serde_json::Error| format!("{kind} {name}: {e}");
     match kind.as_str() {
-        "Service" => set.services.push(serde_json::from_value(doc).map_err(typed)?),
-        "EndpointSlice" => set.slices.push(serde_json::from_value(doc).map_err(typed)?),
-        "Node" => set.nodes.push(serde_json::from_value(doc).map_err(typed)?),
+        "Service" => decode_into(&doc, ObjectKind::Service, &mut set.services, &mut set.undecodable),
+        "EndpointSlice" => decode_into(&doc, ObjectKind::EndpointSlice, &mut set.slices, &mut set.undecodable),
+        "Node" => decode_into(&doc, ObjectKind::Node, &mut set.nodes, &mut set.undecodable),
         "List" => {
             let items = doc.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             for item in items {
-                add_document(set, item)?;
+                add_document(set, item, problems);
             }
         }
-        _ => tracing::debug!(kind, name, "manifest document of another kind ignored"),
+        _ => {
+            let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
+            tracing::debug!(kind, name, "manifest document of another kind ignored");
+        }
     }
-    Ok(())
+}
+
+fn decode_into<K: DeserializeOwned>(doc: &Value, kind: ObjectKind, out: &mut Vec<K>, bad: &mut Vec<ConversionError>) {
+    match Lenient::<K>::decode(doc) {
+        Lenient::Decoded(object) => out.push(object),
+        Lenient::Undecodable(undecodable) => bad.push(undecodable.error(kind)),
+    }
 }
 
 #[cfg(test)]

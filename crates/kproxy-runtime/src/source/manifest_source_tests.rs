@@ -103,3 +103,32 @@ fn reads_files_with_thousands_of_documents() {
     assert_eq!(read_manifests(&dir).services.len(), 3_000);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_list_item_of_the_wrong_type_is_undecodable_and_its_siblings_are_kept() {
+    let dir = temp_dir("list-item");
+    let list = r#"
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: bad, namespace: demo}
+    spec: {clusterIP: 10.96.0.11, ports: [{name: http, port: eighty}]}
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: good, namespace: demo}
+    spec: {clusterIP: 10.96.0.12, ports: [{name: http, port: 80}]}
+"#;
+    std::fs::write(dir.join("list.yaml"), list).unwrap();
+    let set = read(&mut DirReader::default(), &dir);
+    let names: Vec<_> = set.services.iter().filter_map(|s| s.metadata.name.clone()).collect();
+    assert_eq!(names, ["good"]);
+    assert_eq!(set.undecodable.len(), 1);
+    let error = &set.undecodable[0];
+    assert_eq!(
+        (error.kind, error.object.name.as_str(), error.field.as_str()),
+        (ObjectKind::Service, "bad", "spec.ports[0].port")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
