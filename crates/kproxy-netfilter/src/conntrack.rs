@@ -5,6 +5,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::command::{CommandError, Netns};
 
+mod netlink;
+
+pub use netlink::{Flow, NetlinkConntrack, Tuple};
+
 /// Which flows to delete: UDP flows whose original destination is `service` (an IP, or any
 /// local address when `None`) and port `port`, answered by `endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,6 +26,15 @@ pub struct FlowFilter {
 pub trait Conntrack: Send + Sync {
     /// Deletes the UDP flows matching `filter`; matching nothing is not an error.
     async fn delete_udp_flows(&self, filter: &FlowFilter) -> Result<(), CommandError>;
+
+    /// Deletes the UDP flows matching any of `filters` (one table dump for all of them
+    /// where the implementation can).
+    async fn delete_udp_flows_matching(&self, filters: &[FlowFilter]) -> Result<(), CommandError> {
+        for filter in filters {
+            self.delete_udp_flows(filter).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The `conntrack` tool, in this namespace or a named one.

@@ -1,0 +1,99 @@
+//! ctnetlink against a real kernel: UDP flows DNATed in a network namespace this test
+//! creates are dumped and the stale ones deleted, the others kept. A packet test: it needs
+//! root, `ip` and `nft`, so a plain `cargo test` ignores it; `cargo xtask test` runs it.
+
+use std::net::UdpSocket;
+use std::process::Command;
+
+use kproxy_netfilter::{Conntrack, FlowFilter, NetlinkConntrack};
+use kproxy_testkit::prereq::{Tool, require};
+
+/// A namespace named after this process, deleted on drop (also on panic).
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Self {
+        let name = format!("kpct-{}", std::process::id());
+        run("ip", &["netns", "add", &name], "");
+        let netns = Self(name);
+        netns.exec("ip", &["link", "set", "lo", "up"], "");
+        netns.exec("ip", &["addr", "add", "172.30.0.10/32", "dev", "lo"], "");
+        netns.exec("ip", &["addr", "add", "172.30.0.11/32", "dev", "lo"], "");
+        netns
+    }
+
+    fn exec(&self, program: &str, args: &[&str], input: &str) {
+        let mut full = vec!["netns", "exec", self.0.as_str(), program];
+        full.extend_from_slice(args);
+        run("ip", &full, input);
+    }
+
+    /// Sends one UDP datagram from inside the namespace (a thread that enters it).
+    fn send_udp(&self, to: &str, from_port: u16) {
+        let path = format!("/var/run/netns/{}", self.0);
+        let to = to.to_owned();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(path).expect("namespace file");
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let socket = UdpSocket::bind(("0.0.0.0", from_port)).expect("bind");
+            socket.send_to(b"ping", to.as_str()).expect("send");
+        })
+        .join()
+        .expect("sender thread");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn run(program: &str, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const RULES: &str = "table ip kpct {
+    chain output {
+        type nat hook output priority -100;
+        ip daddr 172.30.0.10 udp dport 53 dnat to 127.0.0.2:8053
+        ip daddr 172.30.0.11 udp dport 53 dnat to 127.0.0.3:8053
+    }
+}
+";
+
+#[tokio::test]
+#[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
+async fn stale_udp_flows_are_deleted_over_netlink_and_others_kept() {
+    require(&[Tool::Ip, Tool::Nft]);
+    let netns = Netns::create();
+    netns.exec("nft", &["-f", "-"], RULES);
+    netns.send_udp("172.30.0.10:53", 40001);
+    netns.send_udp("172.30.0.10:53", 40002);
+    netns.send_udp("172.30.0.11:53", 40003);
+    let conntrack = NetlinkConntrack::new(Some(netns.0.clone()));
+    let before = conntrack.udp_flows().await.expect("dump");
+    let to = |vip: &str, endpoint: &str| {
+        before.iter().filter(|f| f.original.dst.to_string() == vip && f.reply.src.to_string() == endpoint).count()
+    };
+    assert_eq!((to("172.30.0.10", "127.0.0.2"), to("172.30.0.11", "127.0.0.3")), (2, 1), "{before:?}");
+    let stale =
+        FlowFilter { service: Some("172.30.0.10".parse().unwrap()), port: 53, endpoint: "127.0.0.2".parse().unwrap() };
+    conntrack.delete_udp_flows(&stale).await.expect("delete");
+    let after = conntrack.udp_flows().await.expect("dump");
+    assert!(!after.iter().any(|f| f.matches(&stale)), "stale flows remain: {after:?}");
+    assert_eq!(after.iter().filter(|f| f.reply.src.to_string() == "127.0.0.3").count(), 1, "the other flow is kept");
+    // Deleting what is already gone is no error.
+    conntrack.delete_udp_flows(&stale).await.expect("delete again");
+}
