@@ -13,9 +13,9 @@ use kproxy_testkit::prereq::{Tool, require};
 const SKIPS: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn conformance_end_to_end_iptables() {
-    require(&[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl, Tool::Conntrack]);
+    require(&[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl]);
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     let binary = Path::new(env!("CARGO_BIN_EXE_kproxy"));
     let report = run_conformance_e2e(binary, "iptables", SKIPS, filter.as_deref()).await;

@@ -23,9 +23,9 @@ const SKIPS: &[(&str, &str)] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, nft and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
 async fn conformance_end_to_end_userspace() {
-    require(&[Tool::Ip, Tool::Nft, Tool::Conntrack]);
+    require(&[Tool::Ip, Tool::Nft]);
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     let binary = Path::new(env!("CARGO_BIN_EXE_kproxy"));
     let report = run_conformance_e2e(binary, "userspace", SKIPS, filter.as_deref()).await;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
-use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecIptables, IptablesBackend, IptablesRunner, Netns};
+use kproxy_netfilter::{
+    CommandError, Conntrack, ExecIptables, IptablesBackend, IptablesRunner, NetlinkConntrack, Netns,
+};
 
 use crate::apply::{Committed, Updates, cleanup_text, full_text, rule_count};
 use crate::config::{Backend, IptablesConfig};
@@ -42,7 +44,7 @@ impl IptablesDataplane {
     /// A dataplane running the real tools (in `config.netns` if set); with
     /// [`Backend::Auto`] the flavour is detected on the first sync.
     pub fn new(config: IptablesConfig) -> Self {
-        let conntrack = Arc::new(ExecConntrack::new(config.netns.clone()));
+        let conntrack = Arc::new(NetlinkConntrack::new(config.netns.clone()));
         let runners = match config.backend {
             Backend::Auto => None,
             Backend::Legacy => Some(exec_runners(&config, IptablesBackend::Legacy)),

@@ -28,8 +28,8 @@ fn build(backend: Backend) -> impl Fn(&NodeEnv) -> Result<Box<dyn Dataplane>, Bo
 }
 
 /// What the suite runs: namespaces, both iptables flavours (detection reads both),
-/// `sysctl` for `route_localnet`, and `conntrack` for stale UDP flows.
-const TOOLS: &[Tool] = &[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl, Tool::Conntrack];
+/// `sysctl` for `route_localnet`; stale UDP flows go over netlink.
+const TOOLS: &[Tool] = &[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl];
 
 async fn conformance(backend: Backend, label: &str) {
     require(TOOLS);
@@ -41,13 +41,13 @@ async fn conformance(backend: Backend, label: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn iptables_nft_conformance() {
     conformance(Backend::Nft, "iptables-nft").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn iptables_legacy_conformance() {
     conformance(Backend::Legacy, "iptables-legacy").await;
 }

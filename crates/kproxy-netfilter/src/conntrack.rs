@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::command::{CommandError, Netns};
+use crate::command::CommandError;
 
 mod netlink;
 
@@ -34,39 +34,6 @@ pub trait Conntrack: Send + Sync {
             self.delete_udp_flows(filter).await?;
         }
         Ok(())
-    }
-}
-
-/// The `conntrack` tool, in this namespace or a named one.
-#[derive(Debug, Clone, Default)]
-pub struct ExecConntrack {
-    netns: Netns,
-}
-
-impl ExecConntrack {
-    /// `conntrack` in `netns` (`None`: this process's namespace).
-    pub fn new(netns: Option<String>) -> Self {
-        Self { netns: Netns(netns) }
-    }
-}
-
-#[async_trait::async_trait]
-impl Conntrack for ExecConntrack {
-    async fn delete_udp_flows(&self, filter: &FlowFilter) -> Result<(), CommandError> {
-        let port = filter.port.to_string();
-        let endpoint = filter.endpoint.to_string();
-        let family = if filter.endpoint.is_ipv6() { "ipv6" } else { "ipv4" };
-        let mut args =
-            vec!["conntrack", "-D", "-f", family, "-p", "udp", "--orig-port-dst", &port, "--reply-src", &endpoint];
-        let service = filter.service.map(|s| s.to_string());
-        if let Some(service) = &service {
-            args.extend(["--orig-dst", service]);
-        }
-        match self.netns.run(&args, "").await {
-            // conntrack exits 1 when no flow matched.
-            Err(CommandError::Failed { stderr, .. }) if stderr.contains("0 flow entries") => Ok(()),
-            other => other.map(drop),
-        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! one of these traits, so that rendering and diffing are tested against fakes.
 //!
 //! - [`NftRunner`]: runs an `nft -f -` transaction ([`ExecNft`], [`FakeNft`]).
-//! - [`Conntrack`]: deletes conntrack flows ([`NetlinkConntrack`] over ctnetlink,
-//!   [`ExecConntrack`] with the `conntrack` tool, [`FakeConntrack`]).
+//! - [`Conntrack`]: deletes conntrack flows ([`NetlinkConntrack`] over ctnetlink, no
+//!   `conntrack` binary; [`FakeConntrack`]).
 //! - [`IptablesRunner`]: `iptables-restore --noflush` and `iptables-save` ([`ExecIptables`],
 //!   [`FakeIptables`]), legacy or nft ([`IptablesBackend`]).
 //!
@@ -20,7 +20,7 @@ mod nft;
 pub mod quote;
 
 pub use command::{CommandError, Netns};
-pub use conntrack::{Conntrack, ExecConntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple};
+pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use nft::{ExecNft, FakeNft, NftRunner};
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};

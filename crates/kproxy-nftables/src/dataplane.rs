@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, ServicePortName, SyncError, SyncStats};
-use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecNft, FlowFilter, NftRunner};
+use kproxy_netfilter::{CommandError, Conntrack, ExecNft, FlowFilter, NetlinkConntrack, NftRunner};
 
 use crate::config::NftablesConfig;
 use crate::render::{PortRender, RenderContext, render_family, render_port, render_text};
@@ -31,7 +31,7 @@ impl NftablesDataplane {
     /// A dataplane running the real `nft` and `conntrack` (in `config.netns` if set).
     pub fn new(config: NftablesConfig) -> Self {
         let nft = Arc::new(ExecNft::new(config.netns.clone()));
-        let conntrack = Arc::new(ExecConntrack::new(config.netns.clone()));
+        let conntrack = Arc::new(NetlinkConntrack::new(config.netns.clone()));
         Self::with_runners(config, nft, conntrack)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
-use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecNft, FlowFilter, NftRunner};
+use kproxy_netfilter::{CommandError, Conntrack, ExecNft, FlowFilter, NetlinkConntrack, NftRunner};
 
 use crate::config::UserspaceConfig;
 use crate::plan::{Plan, plan};
@@ -37,7 +37,7 @@ impl UserspaceDataplane {
     /// the relay's threads: its sockets live in the calling thread's network namespace.
     pub fn new(config: UserspaceConfig) -> std::io::Result<Self> {
         let nft = Arc::new(ExecNft::new(config.netns.clone()));
-        let conntrack = Arc::new(ExecConntrack::new(config.netns.clone()));
+        let conntrack = Arc::new(NetlinkConntrack::new(config.netns.clone()));
         Self::with_runners(config, nft, conntrack)
     }
 

@@ -34,9 +34,9 @@ fn build(env: &NodeEnv) -> Result<Box<dyn Dataplane>, BoxError> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, nft and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
 async fn userspace_conformance() {
-    require(&[Tool::Ip, Tool::Nft, Tool::Conntrack]);
+    require(&[Tool::Ip, Tool::Nft]);
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     let skips: &[(&str, &str)] = if std::env::var_os("KPROXY_CONFORMANCE_NO_SKIPS").is_some() { &[] } else { SKIPS };
     let report = run_conformance(build, skips, filter.as_deref()).await;

@@ -74,10 +74,10 @@ pub fn pod_cidr_v6() -> ipnet::IpNet {
 }
 
 /// Fails the calling test unless the dataplane can run against a kernel: root, `ip`, both
-/// iptables flavours, `sysctl` (it sets `route_localnet`) and `conntrack` (stale UDP flows).
+/// iptables flavours, `sysctl` (it sets `route_localnet`) (stale UDP flows go over netlink).
 #[track_caller]
 pub fn require_kernel() {
-    require(&[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl, Tool::Conntrack]);
+    require(&[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl]);
 }
 
 /// A network namespace this test created (`kpi-<pid>-<n>-<what>`), deleted on drop.
