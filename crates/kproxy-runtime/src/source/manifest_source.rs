@@ -130,8 +130,7 @@ impl DirReader {
         }
         let parsed = std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| parse_file(&t));
         match parsed {
-            Ok((set, problems)) => {
-                problems.into_iter().for_each(|p| self.report(format!("manifest {}: {p}; skipped", path.display())));
+            Ok(set) => {
                 let changed = self.files.get(path).is_none_or(|(_, previous)| *previous != set);
                 self.files.insert(path.to_owned(), (stamp, set));
                 changed
@@ -176,18 +175,17 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Parses a file one document at a time (so memory stays bounded by the largest
 /// document): a YAML error fails the file; a document that does not fit its kind is
-/// skipped and named in the returned problems.
-fn parse_file(text: &str) -> Result<(ManifestSet, Vec<String>), String> {
+/// kept as undecodable (reported and counted by the daemon's event handler).
+fn parse_file(text: &str) -> Result<ManifestSet, String> {
     let mut set = ManifestSet::default();
-    let mut problems = Vec::new();
     for document in split_documents(text) {
         let doc: Value = serde_saphyr::from_str(document).map_err(|e| e.to_string())?;
         if doc.is_null() {
             continue;
         }
-        add_document(&mut set, doc, &mut problems);
+        add_document(&mut set, doc);
     }
-    Ok((set, problems))
+    Ok(set)
 }
 
 /// The documents of a YAML stream: the text between lines starting with `---`.
@@ -208,7 +206,7 @@ fn split_documents(text: &str) -> Vec<&str> {
 
 /// Adds one document (each item of a `List` on its own): an object that does not decode
 /// as its kind is kept as undecodable, never failing its siblings.
-fn add_document(set: &mut ManifestSet, doc: Value, problems: &mut Vec<String>) {
+fn add_document(set: &mut ManifestSet, doc: Value) {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
     match kind.as_str() {
         "Service" => decode_into(&doc, ObjectKind::Service, &mut set.services, &mut set.undecodable),
@@ -217,7 +215,7 @@ fn add_document(set: &mut ManifestSet, doc: Value, problems: &mut Vec<String>) {
         "List" => {
             let items = doc.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             for item in items {
-                add_document(set, item, problems);
+                add_document(set, item);
             }
         }
         _ => {
