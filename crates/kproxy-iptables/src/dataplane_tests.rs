@@ -165,14 +165,20 @@ async fn jumps_are_not_duplicated_by_full_syncs() {
 async fn cleanup_removes_our_chains_and_jumps_only() {
     let mut f = fixture();
     f.v4.restore("*nat\n:OTHER - [0:0]\n-A OUTPUT -j OTHER\nCOMMIT\n").await.expect("someone else's rules");
+    f.v4.restore("*filter\n:FOREIGN - [0:0]\n-A INPUT -j FOREIGN\nCOMMIT\n").await.expect("someone else's filter rule");
     f.dataplane.sync(&state(3), &Changes::full_sync()).await.expect("full sync");
     f.dataplane.cleanup().await.expect("cleanup");
     let nat = f.v4.chains("nat");
     assert_eq!(nat.keys().filter(|c| c.starts_with("KUBE-")).count(), 0, "{:?}", nat.keys());
     assert_eq!(nat["OUTPUT"], ["-j OTHER"]);
     let filter = f.v4.chains("filter");
-    assert_eq!(filter.keys().filter(|c| c.starts_with("KUBE-")).collect::<Vec<_>>(), ["KUBE-FIREWALL"]);
-    assert_eq!(filter["INPUT"], ["-j KUBE-FIREWALL"], "kubelet's chain stays, as upstream leaves it");
+    assert_eq!(
+        filter.keys().filter(|c| c.starts_with("KUBE-")).count(),
+        0,
+        "KUBE-FIREWALL is ours too: {:?}",
+        filter.keys()
+    );
+    assert_eq!(filter["INPUT"], ["-j FOREIGN"], "only the foreign jump stays");
     assert!(!f.v4.chains("mangle").contains_key("KUBE-PROXY-CANARY"));
     let restores = f.v4.restores().len();
     f.dataplane.cleanup().await.expect("cleanup again");

@@ -1,7 +1,7 @@
 //! The dataplane against real iptables (legacy and nft) in network namespaces this test
 //! creates: partial syncs end where a full sync would, a flushed table is noticed and
 //! rebuilt, cleanup leaves nothing of ours, and backend detection. Packet tests: they need
-//! root, `ip`, both iptables flavours, `sysctl` and `conntrack`, so a plain `cargo test` ignores them;
+//! root, `ip`, both iptables flavours, and `sysctl`, so a plain `cargo test` ignores them;
 //! `cargo xtask test` runs them.
 
 mod support;
@@ -68,21 +68,21 @@ async fn partial_syncs_match_a_fresh_full_sync(backend: Backend, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
 async fn partial_syncs_match_a_fresh_full_sync_legacy() {
     require_kernel();
     partial_syncs_match_a_fresh_full_sync(Backend::Legacy, "legacy").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
 async fn partial_syncs_match_a_fresh_full_sync_nft() {
     require_kernel();
     partial_syncs_match_a_fresh_full_sync(Backend::Nft, "nft").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
 async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
     require_kernel();
     let netns = Netns::create("tamper").expect("netns");
@@ -101,25 +101,27 @@ async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
-async fn cleanup_leaves_only_kubelets_firewall_chain() {
+#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
+async fn cleanup_restores_the_listing_taken_before_the_first_sync() {
     require_kernel();
     for backend in ["legacy", "nft"] {
         let netns = Netns::create(&format!("cleanup-{backend}")).expect("netns");
-        netns.run_ok(&format!("iptables-{backend}"), &["-t", "nat", "-N", "OTHER"], "");
-        netns.run_ok(&format!("iptables-{backend}"), &["-t", "nat", "-A", "OUTPUT", "-j", "OTHER"], "");
+        let tool = format!("iptables-{backend}");
+        netns.run_ok(&tool, &["-t", "nat", "-N", "OTHER"], "");
+        netns.run_ok(&tool, &["-t", "nat", "-A", "OUTPUT", "-j", "OTHER"], "");
+        netns.run_ok(&tool, &["-t", "filter", "-A", "INPUT", "-s", "198.51.100.7/32", "-j", "DROP"], "");
+        let listing = |t: &str| ["nat", "filter", "mangle"].map(|table| saved(&netns, t, table));
+        let before = listing(backend);
         let choice = if backend == "legacy" { Backend::Legacy } else { Backend::Nft };
         dataplane(&netns, choice).sync(&cluster().state, &Changes::full_sync()).await.expect("full sync");
+        assert_ne!(listing(backend), before, "{backend}: the sync programmed something");
         dataplane(&netns, Backend::Auto).cleanup().await.expect("cleanup");
-        let all = netns.run_ok(&format!("iptables-{backend}-save"), &[], "");
-        let ours: Vec<&str> = all.lines().filter(|l| l.contains("KUBE-") && !l.contains("KUBE-FIREWALL")).collect();
-        assert!(ours.is_empty(), "{backend}: left behind: {ours:?}");
-        assert!(all.contains("-A OUTPUT -j OTHER"), "{backend}: someone else's rule is kept");
+        assert_eq!(listing(backend), before, "{backend}: cleanup leaves exactly what was there before");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
 async fn detection_follows_the_flavour_in_use() {
     require_kernel();
     let netns = Netns::create("detect").expect("netns");

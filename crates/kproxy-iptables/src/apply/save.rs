@@ -6,14 +6,18 @@ use std::fmt::Write;
 
 use crate::render::Jump;
 use crate::render::names::{
-    KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_PROXY_CANARY,
-    KUBE_PROXY_FIREWALL, KUBE_SERVICES, is_service_chain,
+    KUBE_EXTERNAL_SERVICES, KUBE_FIREWALL, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING,
+    KUBE_PROXY_CANARY, KUBE_PROXY_FIREWALL, KUBE_SERVICES, is_service_chain,
 };
 
 /// Chains kproxy owns besides the per-service ones. `KUBE-FIREWALL` is not among them:
 /// kubelet owns it too, and upstream's cleanup leaves it.
-const OWN_CHAINS: [&str; 8] = [
+/// Chains kproxy creates, and removes on `--cleanup`. KUBE-FIREWALL is one of them: kproxy
+/// writes it (the localnet DROP that localhost node ports need) and links it from INPUT and
+/// OUTPUT, as upstream's cleanup unlinks `iptablesKubeletJumpChains` too.
+const OWN_CHAINS: [&str; 9] = [
     KUBE_SERVICES,
+    KUBE_FIREWALL,
     KUBE_EXTERNAL_SERVICES,
     KUBE_NODEPORTS,
     KUBE_POSTROUTING,
@@ -120,14 +124,17 @@ mod tests {
 
     #[test]
     fn cleanup_removes_only_what_is_ours() {
-        let save =
-            format!("{NAT}*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\nCOMMIT\n");
+        let save = format!(
+            "{NAT}*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n:FOREIGN - [0:0]\n-A INPUT -j KUBE-FIREWALL\n\
+             -A INPUT -j FOREIGN\n-A KUBE-FIREWALL -d 127.0.0.0/8 -j DROP\nCOMMIT\n"
+        );
         let text = cleanup_text(&save).expect("something to remove");
         assert_eq!(
             text,
             "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-AAAA - [0:0]\n\
              -D PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
-             -X KUBE-SERVICES\n-X KUBE-SVC-AAAA\nCOMMIT\n"
+             -X KUBE-SERVICES\n-X KUBE-SVC-AAAA\nCOMMIT\n\
+             *filter\n:KUBE-FIREWALL - [0:0]\n-D INPUT -j KUBE-FIREWALL\n-X KUBE-FIREWALL\nCOMMIT\n"
         );
         assert_eq!(cleanup_text("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"), None);
     }
