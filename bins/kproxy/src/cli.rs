@@ -95,6 +95,13 @@ pub struct Flags {
     /// How often the watches resync (accepted for compatibility).
     #[arg(long)]
     pub config_sync_period: Option<String>,
+    /// Write the effective configuration (a KubeProxyConfiguration) to this file and exit.
+    #[arg(long)]
+    pub write_config_to: Option<PathBuf>,
+    /// Do the privileged one-time setup (sysctls the mode needs) and exit: run it as an
+    /// init container, so the long-running container needs only NET_ADMIN.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub init_only: Option<bool>,
     /// Remove every rule kproxy installed, in every mode, and exit.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub cleanup: Option<bool>,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod dataplanes;
+mod init;
 mod logging;
 mod render;
 
@@ -23,6 +24,12 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(&error),
     };
     logging::init(&config);
+    if let Some(path) = &cli.flags.write_config_to {
+        return init::write_config(&config, path);
+    }
+    if cli.flags.init_only == Some(true) {
+        return init::run(&config);
+    }
     let ignored = cli.flags.ignored.given();
     if !ignored.is_empty() {
         tracing::warn!(flags = ?ignored, "kube-proxy flags accepted but without effect in kproxy");

@@ -216,3 +216,28 @@ fn render_with_an_unknown_mode_exits_2() {
     let outcome = kproxy(&["render", "--mode", "ipvs", "--manifests", &manifests], &[]);
     assert_usage_error(&outcome, &["kproxy render:", "ipvs"]);
 }
+
+#[test]
+fn write_config_to_writes_a_file_that_loads_back() {
+    let dir = TempDir::new("write-config");
+    let file = dir.0.join("written.yaml");
+    let to = format!("--write-config-to={}", file.display());
+    let outcome = daemon(&[&to, "--proxy-mode=iptables", "--cluster-cidr=10.244.0.0/16", "--sync-period=45s"], &[]);
+    assert_eq!(outcome.code, Some(0), "{outcome:#?}");
+    let text = std::fs::read_to_string(&file).expect("the file was written");
+    assert!(text.contains("kind: KubeProxyConfiguration") && text.contains("mode: iptables"), "{text}");
+    assert!(text.contains("clusterCIDR: 10.244.0.0/16") && text.contains("syncPeriod: 45s"), "{text}");
+    // The written file is a valid --config: writing again from it gives the same file.
+    let again = dir.0.join("again.yaml");
+    let outcome =
+        daemon(&[&format!("--config={}", file.display()), &format!("--write-config-to={}", again.display())], &[]);
+    assert_eq!(outcome.code, Some(0), "{outcome:#?}");
+    assert_eq!(std::fs::read_to_string(&again).expect("written again"), text);
+}
+
+#[test]
+fn init_only_exits_after_its_setup() {
+    // nftables mode needs no privileged setting: it exits 0 at once, without an apiserver.
+    let outcome = daemon(&["--init-only", "--proxy-mode=nftables"], &[]);
+    assert_eq!(outcome.code, Some(0), "{outcome:#?}");
+}

@@ -6,6 +6,7 @@ mod duration;
 mod file;
 mod layers;
 mod validate;
+mod write;
 
 pub use duration::{format_go_duration, parse_go_duration};
 pub use file::KubeProxyConfiguration;

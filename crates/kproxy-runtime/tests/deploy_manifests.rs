@@ -165,7 +165,16 @@ fn daemon_set_runs_kproxy_on_every_node_like_kube_proxy() {
     let field = node_name.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("downward API");
     assert_eq!(field.field_path, "spec.nodeName");
     let security = container.security_context.as_ref().expect("security context");
-    assert_eq!(security.privileged, Some(true));
+    assert_eq!(security.privileged, Some(false), "the long-running container is not privileged");
+    let added = security.capabilities.as_ref().and_then(|c| c.add.clone()).unwrap_or_default();
+    assert!(added.iter().any(|c| c == "NET_ADMIN") && added.iter().any(|c| c == "NET_RAW"), "{added:?}");
+
+    // The privileged one-time setup runs in an init container, as upstream's --init-only.
+    let init = pod.init_containers.as_ref().and_then(|c| c.first()).expect("an init container");
+    let init_args = init.args.clone().unwrap_or_default();
+    assert!(init_args.iter().any(|a| a == "--init-only"), "{init_args:?}");
+    assert!(init_args.iter().any(|a| a == "--config=/var/lib/kproxy/config.yaml"), "{init_args:?}");
+    assert_eq!(init.security_context.as_ref().and_then(|s| s.privileged), Some(true));
 
     let mounts: BTreeMap<&str, (&str, bool)> = container
         .volume_mounts

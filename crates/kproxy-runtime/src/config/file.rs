@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::layers::PartialConfig;
 
@@ -12,84 +12,130 @@ pub const API_VERSION: &str = "kubeproxy.config.k8s.io/v1alpha1";
 
 /// A `KubeProxyConfiguration` document. Fields kproxy has no use for are accepted (so an
 /// existing kube-proxy file loads) but ignored; see the README for which ones take effect.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(missing_docs, reason = "field names and meanings are upstream's")]
 pub struct KubeProxyConfiguration {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub feature_gates: Option<BTreeMap<String, bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_connection: Option<ClientConnection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname_override: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub healthz_bind_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_bind_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_address_hard_fail: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_profiling: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub show_hidden_metrics_for_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub iptables: Option<ProxierSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipvs: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nftables: Option<ProxierSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub winkernel: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_local_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_local: Option<DetectLocal>,
     #[serde(rename = "clusterCIDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_cidr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node_port_addresses: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<Conntrack>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config_sync_period: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port_range: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logging: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_period: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_sync_period: Option<String>,
 }
 
 /// `clientConnection`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(missing_docs, reason = "field names and meanings are upstream's")]
 pub struct ClientConnection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accept_content_types: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub qps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub burst: Option<i32>,
 }
 
 /// `iptables` and `nftables` sections.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(missing_docs, reason = "field names and meanings are upstream's")]
 pub struct ProxierSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub masquerade_bit: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub masquerade_all: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub localhost_node_ports: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_period: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_sync_period: Option<String>,
 }
 
 /// `detectLocal`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(missing_docs, reason = "field names and meanings are upstream's")]
 pub struct DetectLocal {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interface_name_prefix: Option<String>,
 }
 
 /// `conntrack`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(missing_docs, reason = "field names and meanings are upstream's")]
 pub struct Conntrack {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_per_core: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_established_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_close_wait_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_be_liberal: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub udp_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub udp_stream_timeout: Option<String>,
 }
 
