@@ -55,6 +55,17 @@ impl KernelError {
     }
 }
 
+/// `error` with its causes, `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
+}
+
 /// What the dataplane needs of the kernel.
 pub trait Kernel: Send {
     /// Loads the programs and creates fresh maps; nothing is attached yet.
@@ -99,14 +110,14 @@ fn loader(sizes: &MapSizes) -> EbpfLoader<'static> {
 impl Kernel for AyaKernel {
     fn load(&mut self) -> Result<Box<dyn Maps>, KernelError> {
         self.ebpf = None;
-        let mut ebpf = loader(&self.config.map_sizes).load(OBJECT).map_err(|e| KernelError::fatal("load object", e))?;
+        let mut ebpf = loader(&self.config.map_sizes).load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
         for name in PROGRAMS {
             let program: &mut CgroupSockAddr = ebpf
                 .program_mut(name)
                 .ok_or_else(|| KernelError::fatal("find program", name))?
                 .try_into()
                 .map_err(|e| KernelError::fatal("program type", e))?;
-            program.load().map_err(|e| KernelError::fatal("load program", format!("{name}: {e}")))?;
+            program.load().map_err(|e| KernelError::fatal("load program", format!("{name}: {}", chain(&e))))?;
         }
         write_config(&mut ebpf, &self.config.netns_cookies)?;
         let take = |ebpf: &mut Ebpf, name| ebpf.take_map(name).ok_or_else(|| KernelError::fatal("find map", name));
@@ -128,15 +139,17 @@ impl Kernel for AyaKernel {
                 .ok_or_else(|| KernelError::fatal("find program", name))?
                 .try_into()
                 .map_err(|e| KernelError::fatal("program type", e))?;
+            // A bpf_link on a cgroup always runs next to other links (the kernel takes no
+            // flags for it), which is what replacing a previous kproxy's links needs.
             let id = program
-                .attach(&cgroup, CgroupAttachMode::AllowMultiple)
-                .map_err(|e| KernelError::fatal("attach", format!("{name}: {e}")))?;
+                .attach(&cgroup, CgroupAttachMode::Single)
+                .map_err(|e| KernelError::fatal("attach", format!("{name}: {}", chain(&e))))?;
             let Some(dir) = &pin_dir else { continue };
             let path = dir.join(name);
             unpin(&path)?;
             let link = program.take_link(id).map_err(|e| KernelError::transient("take link", e))?;
             let link = FdLink::try_from(link).map_err(|e| KernelError::transient("link", e))?;
-            let pinned = link.pin(&path).map_err(|e| KernelError::transient("pin link", e))?;
+            let pinned = link.pin(&path).map_err(|e| KernelError::transient("pin link", chain(&e)))?;
             self.pinned.push(pinned);
         }
         Ok(())
