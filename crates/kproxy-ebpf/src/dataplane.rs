@@ -77,7 +77,8 @@ impl EbpfDataplane {
             for family in IpFamily::ALL {
                 let view = state.family(family);
                 for name in &changes.family(family).service_ports {
-                    let plan = view.services.get(name).map(|port| plan_port(&ctx, family, port, view.endpoints.get(name)));
+                    let plan =
+                        view.services.get(name).map(|port| plan_port(&ctx, family, port, view.endpoints.get(name)));
                     let key = (family, name.clone());
                     record(self.committed.apply(maps, &key, plan.as_ref(), false, &mut written));
                 }

@@ -110,7 +110,8 @@ fn loader(sizes: &MapSizes) -> EbpfLoader<'static> {
 impl Kernel for AyaKernel {
     fn load(&mut self) -> Result<Box<dyn Maps>, KernelError> {
         self.ebpf = None;
-        let mut ebpf = loader(&self.config.map_sizes).load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
+        let mut ebpf =
+            loader(&self.config.map_sizes).load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
         for name in PROGRAMS {
             let program: &mut CgroupSockAddr = ebpf
                 .program_mut(name)
@@ -200,7 +201,8 @@ fn write_config(ebpf: &mut Ebpf, netns_cookies: &[u64]) -> Result<(), KernelErro
         return Ok(());
     }
     let map = ebpf.map_mut("kp_netns").ok_or_else(|| KernelError::fatal("find map", "kp_netns"))?;
-    let mut netns: HashMap<&mut MapData, u64, u32> = HashMap::try_from(map).map_err(|e| KernelError::fatal("map", e))?;
+    let mut netns: HashMap<&mut MapData, u64, u32> =
+        HashMap::try_from(map).map_err(|e| KernelError::fatal("map", e))?;
     for cookie in netns_cookies {
         netns.insert(cookie, 1, 0).map_err(|e| KernelError::fatal("netns filter", e))?;
     }

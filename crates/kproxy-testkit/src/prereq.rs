@@ -234,7 +234,10 @@ mod tests {
 
         // conntrack is not executable, sysctl is a directory, iptables-nft and clang are absent.
         let commands = &Tool::ALL[..8];
-        assert_eq!(missing_in(commands, &path), [Tool::Conntrack, Tool::IptablesNft, Tool::Sysctl, Tool::Clang, Tool::Llvm]);
+        assert_eq!(
+            missing_in(commands, &path),
+            [Tool::Conntrack, Tool::IptablesNft, Tool::Sysctl, Tool::Clang, Tool::Llvm]
+        );
         assert_eq!(missing_in(&[Tool::Ip, Tool::Nft, Tool::IptablesLegacy], &path), []);
         assert_eq!(missing_in(commands, OsStr::new("")), commands);
 
