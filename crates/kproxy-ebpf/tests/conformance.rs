@@ -11,6 +11,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "ebpf_cases/mod.rs"]
+mod socket_cases;
+
 use kproxy_conformance::{BoxError, NodeEnv, cases, run_cases};
 use kproxy_core::Dataplane;
 use kproxy_ebpf::{EbpfConfig, EbpfDataplane};
@@ -71,6 +74,8 @@ async fn ebpf_conformance() {
     cgroup.enter();
     let filter = std::env::var("KPROXY_CONFORMANCE_FILTER").ok();
     let factory = std::sync::Arc::new(factory(cgroup.path().to_owned()));
-    let report = run_cases(factory, &cases(), SKIPS, filter.as_deref()).await;
+    let mut table = cases();
+    table.extend(socket_cases::socket_cases());
+    let report = run_cases(factory, &table, SKIPS, filter.as_deref()).await;
     report.assert_all_passed();
 }
