@@ -71,6 +71,12 @@ pub struct Flags {
     /// The fwmark bit marking packets to masquerade (0-31).
     #[arg(long = "iptables-masquerade-bit")]
     pub masquerade_bit: Option<i32>,
+    /// The cgroup (v2) whose processes the eBPF mode balances (default: the cgroup v2 root).
+    #[arg(long)]
+    pub ebpf_cgroup_path: Option<String>,
+    /// Where the eBPF mode pins its links so a restart keeps traffic flowing; empty: no pins.
+    #[arg(long)]
+    pub ebpf_pin_path: Option<String>,
     /// Accept NodePort traffic to localhost (iptables mode).
     #[arg(long = "iptables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub localhost_nodeports: Option<bool>,
@@ -189,6 +195,8 @@ impl Flags {
             config_sync_period: self.config_sync_period.clone(),
             log_level: self.log_level.clone().or_else(|| self.verbosity.map(klog_level)),
             log_format: self.log_format.clone(),
+            ebpf_cgroup_path: self.ebpf_cgroup_path.clone(),
+            ebpf_pin_path: self.ebpf_pin_path.clone(),
         }
     }
 }

@@ -14,13 +14,16 @@ pub fn build(config: &ProxyConfig) -> Result<Box<dyn Dataplane>, ConfigError> {
         ProxyMode::Iptables => Ok(Box::new(iptables::build(config))),
         #[cfg(feature = "userspace")]
         ProxyMode::Userspace => Ok(Box::new(userspace::build(config)?)),
+        #[cfg(feature = "ebpf")]
+        ProxyMode::Ebpf => Ok(Box::new(ebpf::build(config))),
+        #[allow(unreachable_patterns, reason = "reachable when a dataplane feature is off")]
         mode => Err(ConfigError::ModeNotCompiled { mode: mode.name(), feature: mode.name() }),
     }
 }
 
 /// Every compiled-in dataplane, for `--cleanup`.
 fn all(config: &ProxyConfig) -> Vec<Box<dyn Dataplane>> {
-    [nftables_dataplane(config), iptables_dataplane(config), userspace_dataplane(config)]
+    [nftables_dataplane(config), iptables_dataplane(config), userspace_dataplane(config), ebpf_dataplane(config)]
         .into_iter()
         .flatten()
         .collect()
@@ -59,6 +62,16 @@ fn userspace_dataplane(config: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
 
 #[cfg(not(feature = "userspace"))]
 fn userspace_dataplane(_: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    None
+}
+
+#[cfg(feature = "ebpf")]
+fn ebpf_dataplane(config: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
+    Some(Box::new(ebpf::build(config)))
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn ebpf_dataplane(_: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
     None
 }
 
@@ -134,5 +147,26 @@ mod userspace {
             ..UserspaceConfig::default()
         })
         .map_err(|e| ConfigError::Invalid(format!("userspace relay: cannot start its threads: {e}")))
+    }
+}
+
+#[cfg(feature = "ebpf")]
+mod ebpf {
+    use kproxy_ebpf::{EbpfConfig, EbpfDataplane};
+    use kproxy_runtime::config::{self, ProxyConfig};
+
+    /// The eBPF dataplane configured from the daemon's configuration. Nothing touches the
+    /// kernel until its first sync (`--cleanup` builds it only to remove its pins).
+    pub fn build(config: &ProxyConfig) -> EbpfDataplane {
+        let defaults = EbpfConfig::default();
+        EbpfDataplane::new(EbpfConfig {
+            cgroup_path: config.ebpf_cgroup_path.clone().unwrap_or(defaults.cgroup_path),
+            pin_dir: config.ebpf_pin_path.clone(),
+            nodeport_cidrs: match &config.nodeport_addresses {
+                config::NodePortAddresses::Cidrs(cidrs) => cidrs.clone(),
+                config::NodePortAddresses::All | config::NodePortAddresses::Primary => Vec::new(),
+            },
+            ..defaults
+        })
     }
 }

@@ -57,6 +57,10 @@ pub struct NodeEnv {
     pub service_cidrs: Vec<IpNet>,
     /// kube-proxy's `masqueradeAll`: masquerade all traffic to service IPs.
     pub masquerade_all: bool,
+    /// The namespaces (as `ip netns` names them) whose processes run on this node: the
+    /// node's own, then its pods'. For dataplanes that balance per socket and must tell
+    /// this node's clients from the other hosts, which run in the same test process.
+    pub local_netns: Vec<String>,
 }
 
 /// The running cluster; see the module docs.
@@ -114,7 +118,12 @@ impl Cluster {
     /// node1 as a dataplane factory sees it.
     pub fn node_env(&self, masquerade_all: bool) -> Result<NodeEnv, Error> {
         let netns = self.netns(plan::NODE1)?.to_owned();
+        let mut local_netns = vec![netns.clone()];
+        for pod in plan::PODS.iter().filter(|p| p.node == plan::NODE1) {
+            local_netns.push(self.netns(pod.name)?.to_owned());
+        }
         Ok(NodeEnv {
+            local_netns,
             netns_path: netns::netns_path(&netns),
             netns,
             node_name: plan::NODE1.to_owned(),

@@ -31,14 +31,29 @@ pub enum Tool {
     IptablesNft,
     /// `sysctl` (the iptables dataplane sets `route_localnet`).
     Sysctl,
+    /// `clang-19`: kproxy-ebpf compiles its BPF programs with it (build time).
+    Clang,
+    /// LLVM 19's tools, which come with the BPF toolchain.
+    Llvm,
+    /// libbpf's headers (`bpf/bpf_helpers.h`), which the BPF programs include.
+    Libbpf,
 }
 
 impl Tool {
     /// Every tool some packet test needs: what `cargo xtask test` makes sure of.
-    pub const ALL: [Tool; 6] =
-        [Tool::Ip, Tool::Nft, Tool::Conntrack, Tool::IptablesLegacy, Tool::IptablesNft, Tool::Sysctl];
+    pub const ALL: [Tool; 9] = [
+        Tool::Ip,
+        Tool::Nft,
+        Tool::Conntrack,
+        Tool::IptablesLegacy,
+        Tool::IptablesNft,
+        Tool::Sysctl,
+        Tool::Clang,
+        Tool::Llvm,
+        Tool::Libbpf,
+    ];
 
-    /// The commands that must be on `PATH`.
+    /// The commands that must be on `PATH`; an absolute path is a file that must exist.
     pub fn commands(self) -> &'static [&'static str] {
         match self {
             Tool::Ip => &["ip"],
@@ -59,6 +74,9 @@ impl Tool {
                 "ip6tables-nft-save",
             ],
             Tool::Sysctl => &["sysctl"],
+            Tool::Clang => &["clang-19"],
+            Tool::Llvm => &["llvm-objdump-19"],
+            Tool::Libbpf => &["/usr/include/bpf/bpf_helpers.h"],
         }
     }
 
@@ -70,6 +88,9 @@ impl Tool {
             Tool::Conntrack => "conntrack",
             Tool::IptablesLegacy | Tool::IptablesNft => "iptables",
             Tool::Sysctl => "procps",
+            Tool::Clang => "clang-19",
+            Tool::Llvm => "llvm-19",
+            Tool::Libbpf => "libbpf-dev",
         }
     }
 }
@@ -100,7 +121,10 @@ pub fn missing(tools: &[Tool]) -> Vec<Tool> {
 /// `path` (a `PATH` value).
 pub fn missing_in(tools: &[Tool], path: &OsStr) -> Vec<Tool> {
     let dirs: Vec<_> = std::env::split_paths(path).filter(|d| !d.as_os_str().is_empty()).collect();
-    let found = |command: &str| dirs.iter().any(|dir| is_executable(&dir.join(command)));
+    let found = |command: &str| match command.strip_prefix('/') {
+        Some(_) => Path::new(command).is_file(),
+        None => dirs.iter().any(|dir| is_executable(&dir.join(command))),
+    };
     let mut missing: Vec<Tool> = tools.iter().copied().filter(|t| !t.commands().iter().all(|c| found(c))).collect();
     missing.dedup();
     missing
@@ -208,10 +232,14 @@ mod tests {
         std::fs::create_dir_all(xtables.0.join("sysctl")).expect("a directory named like a command");
         let path = path_of(&[&sbin.0, Path::new(""), &xtables.0]);
 
-        // conntrack is not executable, sysctl is a directory, iptables-nft is absent.
-        assert_eq!(missing_in(&Tool::ALL, &path), [Tool::Conntrack, Tool::IptablesNft, Tool::Sysctl]);
+        // conntrack is not executable, sysctl is a directory, iptables-nft and clang are absent.
+        let commands = &Tool::ALL[..8];
+        assert_eq!(
+            missing_in(commands, &path),
+            [Tool::Conntrack, Tool::IptablesNft, Tool::Sysctl, Tool::Clang, Tool::Llvm]
+        );
         assert_eq!(missing_in(&[Tool::Ip, Tool::Nft, Tool::IptablesLegacy], &path), []);
-        assert_eq!(missing_in(&Tool::ALL, OsStr::new("")), Tool::ALL);
+        assert_eq!(missing_in(commands, OsStr::new("")), commands);
 
         // One command of a tool missing is the tool missing.
         let partial = FakeBin::new("partial");
@@ -228,7 +256,10 @@ mod tests {
 
     #[test]
     fn packages_are_named_once() {
-        assert_eq!(packages(&Tool::ALL), ["iproute2", "nftables", "conntrack", "iptables", "procps"]);
+        assert_eq!(
+            packages(&Tool::ALL),
+            ["iproute2", "nftables", "conntrack", "iptables", "procps", "clang-19", "llvm-19", "libbpf-dev"]
+        );
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct PartialConfig {
     pub log_level: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebpf_cgroup_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebpf_pin_path: Option<String>,
 }
 
 impl PartialConfig {
@@ -71,6 +75,7 @@ impl PartialConfig {
             config_sync_period: Some("15m0s".to_owned()),
             log_level: Some("info".to_owned()),
             log_format: Some("text".to_owned()),
+            ebpf_pin_path: Some("/sys/fs/bpf/kproxy".to_owned()),
             ..Self::default()
         }
     }

@@ -141,6 +141,12 @@ pub struct ProxyConfig {
     pub log_level: String,
     /// `--log-format`.
     pub log_format: LogFormat,
+    /// `--ebpf-cgroup-path`: the cgroup (v2) the eBPF mode attaches to; `None`: the cgroup
+    /// v2 root, found from the mounts.
+    pub ebpf_cgroup_path: Option<PathBuf>,
+    /// `--ebpf-pin-path`: where the eBPF mode pins its links; `None` (given empty): not
+    /// pinned, a restart detaches the programs.
+    pub ebpf_pin_path: Option<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -174,6 +180,8 @@ impl ProxyConfig {
             config_sync_period: duration("config-sync-period", c.config_sync_period.as_deref())?,
             log_level: log_level(c.log_level.as_deref().unwrap_or("info"))?,
             log_format: log_format(c.log_format.as_deref().unwrap_or("text"))?,
+            ebpf_cgroup_path: non_empty(&c.ebpf_cgroup_path).map(PathBuf::from),
+            ebpf_pin_path: non_empty(&c.ebpf_pin_path).map(PathBuf::from),
         })
     }
 

@@ -1,0 +1,93 @@
+//! How the eBPF dataplane is set up.
+
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+/// Where kproxy pins its links by default.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/kproxy";
+
+/// Entries of each map (the kernel allocates hash maps as they fill, LRU maps up front).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    /// Service addresses (ClusterIPs, external IPs, LB IPs, node ports × node addresses).
+    pub services: u32,
+    /// Endpoint slots over every endpoint set.
+    pub endpoints: u32,
+    /// Sockets whose peer shows as the service address (LRU).
+    pub reverse_nat: u32,
+    /// Clients with session affinity (LRU).
+    pub affinity: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        Self { services: 65_536, endpoints: 262_144, reverse_nat: 65_536, affinity: 65_536 }
+    }
+}
+
+/// The eBPF dataplane's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EbpfConfig {
+    /// The cgroup (v2) whose processes are balanced, with every cgroup below it.
+    pub cgroup_path: PathBuf,
+    /// Where links are pinned so a restart keeps traffic flowing; `None`: not pinned
+    /// (the programs detach when kproxy exits).
+    pub pin_dir: Option<PathBuf>,
+    /// Map sizes.
+    pub map_sizes: MapSizes,
+    /// Node ports are balanced on the node's addresses inside these; empty: on all of them.
+    pub nodeport_cidrs: Vec<IpNet>,
+    /// Balance only sockets of these network namespaces (netns cookies); empty: all.
+    /// For tests that attach to a cgroup shared with clients that must not be balanced.
+    pub netns_cookies: Vec<u64>,
+}
+
+impl Default for EbpfConfig {
+    fn default() -> Self {
+        Self {
+            cgroup_path: cgroup2_root().unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
+            pin_dir: Some(PathBuf::from(DEFAULT_PIN_DIR)),
+            map_sizes: MapSizes::default(),
+            nodeport_cidrs: Vec::new(),
+            netns_cookies: Vec::new(),
+        }
+    }
+}
+
+/// The mount point of the cgroup v2 hierarchy (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on hybrid hosts), from `/proc/mounts`.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    cgroup2_root_in(&mounts)
+}
+
+/// [`cgroup2_root`] of a `/proc/mounts` text: the first `cgroup2` mount.
+pub fn cgroup2_root_in(mounts: &str) -> Option<PathBuf> {
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, mount_point, fs_type) = (fields.next()?, fields.next()?, fields.next()?);
+        (fs_type == "cgroup2").then(|| Path::new(&unescape(mount_point)).to_owned())
+    })
+}
+
+/// `/proc/mounts` writes spaces, tabs and backslashes as octal escapes.
+fn unescape(field: &str) -> String {
+    field.replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cgroup2_mount_is_found_on_hybrid_and_unified_hosts() {
+        let hybrid = "tmpfs /sys/fs/cgroup tmpfs ro 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+        assert_eq!(cgroup2_root_in(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        let unified = "proc /proc proc rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
+        assert_eq!(cgroup2_root_in(unified), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(cgroup2_root_in("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n"), None);
+        assert_eq!(cgroup2_root_in("none /mnt/my\\040cg cgroup2 rw 0 0\n"), Some(PathBuf::from("/mnt/my cg")));
+    }
+}

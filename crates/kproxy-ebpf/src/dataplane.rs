@@ -1,0 +1,154 @@
+//! `EbpfDataplane`: the [`Dataplane`] of `--mode ebpf`.
+
+use std::fmt::Write as _;
+
+use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
+
+use crate::config::EbpfConfig;
+use crate::kernel::{AyaKernel, Kernel, KernelError};
+use crate::maps::Maps;
+use crate::plan::{PlanContext, plan_port, plan_state};
+use crate::sync::{Committed, PortKey, Written};
+
+/// The dataplane's name.
+const NAME: &str = "ebpf";
+
+/// Socket-level balancing with cgroup programs; see the crate docs.
+///
+/// Nothing touches the kernel until the first sync: it loads the programs with fresh maps,
+/// fills them, and only then attaches (replacing the links of a previous kproxy), so a
+/// restart never leaves the node without balancing. Later syncs write map entries only.
+pub struct EbpfDataplane {
+    config: EbpfConfig,
+    kernel: Box<dyn Kernel>,
+    maps: Option<Box<dyn Maps>>,
+    attached: bool,
+    committed: Committed,
+}
+
+impl std::fmt::Debug for EbpfDataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EbpfDataplane")
+            .field("config", &self.config)
+            .field("loaded", &self.maps.is_some())
+            .field("attached", &self.attached)
+            .finish_non_exhaustive()
+    }
+}
+
+fn kernel_error(step: &'static str, error: KernelError) -> SyncError {
+    if error.fatal { SyncError::fatal(NAME, step, error) } else { SyncError::retryable(NAME, step, error) }
+}
+
+impl EbpfDataplane {
+    /// The dataplane for `config`, on the real kernel.
+    pub fn new(config: EbpfConfig) -> Self {
+        let kernel = Box::new(AyaKernel::new(config.clone()));
+        Self::with_kernel(config, kernel)
+    }
+
+    /// The dataplane on `kernel` (tests pass a fake).
+    pub fn with_kernel(config: EbpfConfig, kernel: Box<dyn Kernel>) -> Self {
+        Self { config, kernel, maps: None, attached: false, committed: Committed::new() }
+    }
+
+    /// Writes every changed port (all of them when `full`); the first error is returned
+    /// after the other ports were written.
+    fn write(&mut self, state: &ProxyState, changes: &Changes, full: bool) -> Result<Written, SyncError> {
+        let maps = self.maps.as_deref_mut().ok_or_else(|| SyncError::retryable(NAME, "sync", "no maps loaded"))?;
+        let mut written = Written::default();
+        let mut first_error = None;
+        let mut record = |result: Result<(), crate::maps::MapError>| {
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        };
+        if full {
+            let plans = plan_state(state, &self.config.nodeport_cidrs);
+            let gone: Vec<PortKey> = self.committed.ports().filter(|k| !plans.contains_key(*k)).cloned().collect();
+            for key in &gone {
+                record(self.committed.apply(maps, key, None, true, &mut written));
+            }
+            for (key, plan) in &plans {
+                record(self.committed.apply(maps, key, Some(plan), true, &mut written));
+            }
+        } else {
+            let ctx = PlanContext::of(state, &self.config.nodeport_cidrs);
+            for family in IpFamily::ALL {
+                let view = state.family(family);
+                for name in &changes.family(family).service_ports {
+                    let plan =
+                        view.services.get(name).map(|port| plan_port(&ctx, family, port, view.endpoints.get(name)));
+                    let key = (family, name.clone());
+                    record(self.committed.apply(maps, &key, plan.as_ref(), false, &mut written));
+                }
+            }
+        }
+        match first_error {
+            None => Ok(written),
+            Some(e) => Err(SyncError::retryable(NAME, "map update", e)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Dataplane for EbpfDataplane {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+        let fresh = self.maps.is_none();
+        if fresh {
+            self.maps = Some(self.kernel.load().map_err(|e| kernel_error("load", e))?);
+            self.committed = Committed::new();
+        }
+        let full = fresh || changes.full();
+        let written = self.write(state, changes, full)?;
+        if !self.attached {
+            self.kernel.attach().map_err(|e| kernel_error("attach", e))?;
+            self.attached = true;
+        }
+        let touched = IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum();
+        Ok(SyncStats {
+            full,
+            service_ports: state.families().map(|f| f.services.len()).sum(),
+            touched_service_ports: touched,
+            rules: written.writes,
+        })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        self.maps = None;
+        self.attached = false;
+        self.committed = Committed::new();
+        self.kernel.cleanup().map_err(|e| kernel_error("cleanup", e))
+    }
+
+    fn render(&self, state: &ProxyState) -> String {
+        let mut out = String::from("# ebpf: kp_services entries → endpoints (slot order)\n");
+        for ((family, name), plan) in plan_state(state, &self.config.nodeport_cidrs) {
+            for (key, entry) in &plan.entries {
+                let endpoints = plan.sets.get(&entry.role).map(Vec::as_slice).unwrap_or_default();
+                let list: Vec<String> = endpoints.iter().map(|e| e.socket_addr().to_string()).collect();
+                let _ = writeln!(
+                    out,
+                    "{} {}/{} {} {:?} flags={} affinity={}s -> [{}]",
+                    family.as_str(),
+                    key.socket_addr(),
+                    name.protocol.as_lower_str(),
+                    name,
+                    entry.role,
+                    entry.flags,
+                    entry.affinity_secs,
+                    list.join(" ")
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "dataplane_tests.rs"]
+mod tests;

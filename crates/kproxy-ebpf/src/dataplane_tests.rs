@@ -1,0 +1,121 @@
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use kproxy_core::{Changes, Endpoint, IpFamily, NamespacedName, Protocol, ServicePort, ServicePortName};
+
+use super::*;
+use crate::layout::KpServiceKey;
+use crate::maps::FakeMaps;
+
+/// Records what the dataplane asked of the kernel.
+#[derive(Clone, Default)]
+struct FakeKernel {
+    maps: FakeMaps,
+    calls: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl FakeKernel {
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn load(&mut self) -> Result<Box<dyn Maps>, KernelError> {
+        self.calls.lock().unwrap().push("load");
+        Ok(Box::new(self.maps.clone()))
+    }
+
+    fn attach(&mut self) -> Result<(), KernelError> {
+        self.calls.lock().unwrap().push("attach");
+        // The maps must be complete before the programs see traffic.
+        assert!(!self.maps.snapshot().services.is_empty(), "attached before the maps were filled");
+        Ok(())
+    }
+
+    fn cleanup(&mut self) -> Result<(), KernelError> {
+        self.calls.lock().unwrap().push("cleanup");
+        Ok(())
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn web() -> ServicePortName {
+    ServicePortName::new(NamespacedName::new("ns", "web"), "http", Protocol::Tcp)
+}
+
+fn state_with(endpoints: &[&str]) -> ProxyState {
+    let mut state = ProxyState::new("node1");
+    let v4 = state.family_mut(IpFamily::V4);
+    v4.services.insert(web(), ServicePort::new(ip("172.30.0.1"), 80, Protocol::Tcp));
+    v4.endpoints.insert(web(), endpoints.iter().map(|e| Endpoint::new(ip(e), 8080)).collect());
+    state
+}
+
+fn changed(name: ServicePortName) -> Changes {
+    let mut changes = Changes::default();
+    changes.family_mut(IpFamily::V4).service_ports.insert(name);
+    changes
+}
+
+fn endpoints_of(kernel: &FakeKernel) -> Vec<String> {
+    let key = KpServiceKey::new(ip("172.30.0.1"), 80, Protocol::Tcp);
+    let seen = kernel.maps.snapshot().endpoints_of(&key).unwrap_or_default();
+    seen.iter().map(ToString::to_string).collect()
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+}
+
+#[test]
+fn the_first_sync_loads_fills_then_attaches_and_later_syncs_write_maps_only() {
+    let kernel = FakeKernel::default();
+    let mut dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
+    let stats = block_on(dataplane.sync(&state_with(&["10.0.1.10"]), &Changes::default())).unwrap();
+    assert!(stats.full, "the first sync is full");
+    assert_eq!(kernel.calls(), ["load", "attach"]);
+    assert_eq!(endpoints_of(&kernel), ["10.0.1.10:8080"]);
+
+    let stats = block_on(dataplane.sync(&state_with(&["10.0.1.10", "10.0.2.10"]), &changed(web()))).unwrap();
+    assert!(!stats.full);
+    assert_eq!((stats.touched_service_ports, stats.rules), (1, 2), "one slot and the count");
+    assert_eq!(kernel.calls(), ["load", "attach"], "no reload, no re-attach");
+    assert_eq!(endpoints_of(&kernel), ["10.0.1.10:8080", "10.0.2.10:8080"]);
+}
+
+#[test]
+fn a_deleted_service_is_removed_and_cleanup_forgets_everything() {
+    let kernel = FakeKernel::default();
+    let mut dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
+    block_on(dataplane.sync(&state_with(&["10.0.1.10"]), &Changes::default())).unwrap();
+    block_on(dataplane.sync(&ProxyState::new("node1"), &changed(web()))).unwrap();
+    let tables = kernel.maps.snapshot();
+    assert!(tables.services.is_empty() && tables.endpoints.is_empty(), "{tables:?}");
+    block_on(dataplane.cleanup()).unwrap();
+    assert_eq!(kernel.calls(), ["load", "attach", "cleanup"]);
+}
+
+#[test]
+fn a_failed_map_write_is_retryable() {
+    let kernel = FakeKernel::default();
+    let mut dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
+    block_on(dataplane.sync(&state_with(&["10.0.1.10"]), &Changes::default())).unwrap();
+    kernel.maps.fail_after(Some(0));
+    let error = block_on(dataplane.sync(&state_with(&["10.0.2.10"]), &changed(web()))).unwrap_err();
+    assert!(error.is_retryable() && !error.is_rejection(), "{error}");
+    kernel.maps.fail_after(None);
+    block_on(dataplane.sync(&state_with(&["10.0.2.10"]), &Changes::full_sync())).unwrap();
+    assert_eq!(endpoints_of(&kernel), ["10.0.2.10:8080"]);
+}
+
+#[test]
+fn render_lists_every_service_address_and_its_endpoints() {
+    let dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(FakeKernel::default()));
+    let text = dataplane.render(&state_with(&["10.0.1.10"]));
+    assert!(text.contains("172.30.0.1:80/tcp"), "{text}");
+    assert!(text.contains("[10.0.1.10:8080]"), "{text}");
+}

@@ -1,0 +1,255 @@
+//! The kernel side: loading the embedded object with aya, the real [`Maps`], attaching to
+//! the cgroup, pinning links, and removing our pins.
+//!
+//! [`Kernel`] is the seam: [`AyaKernel`] does the work, tests use a fake. Loading creates
+//! fresh maps each time; a new kproxy fills them, attaches its programs next to the links
+//! a previous kproxy pinned, and only then removes those (both run for a moment: the first
+//! rewrites, the second sees an endpoint address and lets it be), so a restart has no gap.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap, MapData};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::config::{EbpfConfig, MapSizes};
+use crate::layout::{CFG_NETNS_FILTER, KpAddr, KpConfig, KpEndpointKey, KpService, KpServiceKey};
+use crate::maps::{MapError, Maps};
+
+/// The compiled programs (`bpf/sock.c`, built by `build.rs`).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sock.o"));
+
+/// Every program, by function name; each is also its pin's file name.
+pub const PROGRAMS: [&str; 8] = [
+    "kp_connect4",
+    "kp_connect6",
+    "kp_sendmsg4",
+    "kp_sendmsg6",
+    "kp_recvmsg4",
+    "kp_recvmsg6",
+    "kp_getpeername4",
+    "kp_getpeername6",
+];
+
+/// A failure of the kernel side.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct KernelError {
+    /// What was being done.
+    pub step: &'static str,
+    /// Why it failed.
+    pub message: String,
+    /// Trying again cannot help (a missing kernel feature, no permission).
+    pub fatal: bool,
+}
+
+impl KernelError {
+    fn fatal(step: &'static str, error: impl std::fmt::Display) -> Self {
+        Self { step, message: error.to_string(), fatal: true }
+    }
+
+    fn transient(step: &'static str, error: impl std::fmt::Display) -> Self {
+        Self { step, message: error.to_string(), fatal: false }
+    }
+}
+
+/// `error` with its causes, `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
+}
+
+/// What the dataplane needs of the kernel.
+pub trait Kernel: Send {
+    /// Loads the programs and creates fresh maps; nothing is attached yet.
+    fn load(&mut self) -> Result<Box<dyn Maps>, KernelError>;
+    /// Attaches the loaded programs, replacing links a previous kproxy pinned.
+    fn attach(&mut self) -> Result<(), KernelError>;
+    /// Detaches and unpins everything of ours (also what a previous kproxy pinned).
+    fn cleanup(&mut self) -> Result<(), KernelError>;
+}
+
+/// [`Kernel`] through aya.
+pub struct AyaKernel {
+    config: EbpfConfig,
+    ebpf: Option<Ebpf>,
+    /// Links pinned by this process (closing them leaves them attached).
+    pinned: Vec<PinnedLink>,
+}
+
+impl AyaKernel {
+    /// A kernel side for `config`; nothing happens until [`Kernel::load`].
+    pub fn new(config: EbpfConfig) -> Self {
+        Self { config, ebpf: None, pinned: Vec::new() }
+    }
+}
+
+impl std::fmt::Debug for AyaKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AyaKernel").field("config", &self.config).field("loaded", &self.ebpf.is_some()).finish()
+    }
+}
+
+fn loader(sizes: &MapSizes) -> EbpfLoader<'static> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries("kp_services", sizes.services)
+        .map_max_entries("kp_endpoints", sizes.endpoints)
+        .map_max_entries("kp_revnat", sizes.reverse_nat)
+        .map_max_entries("kp_affinity", sizes.affinity);
+    loader
+}
+
+impl Kernel for AyaKernel {
+    fn load(&mut self) -> Result<Box<dyn Maps>, KernelError> {
+        self.ebpf = None;
+        let mut ebpf =
+            loader(&self.config.map_sizes).load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
+        for name in PROGRAMS {
+            let program: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .ok_or_else(|| KernelError::fatal("find program", name))?
+                .try_into()
+                .map_err(|e| KernelError::fatal("program type", e))?;
+            program.load().map_err(|e| KernelError::fatal("load program", format!("{name}: {}", chain(&e))))?;
+        }
+        write_config(&mut ebpf, &self.config.netns_cookies)?;
+        let take = |ebpf: &mut Ebpf, name| ebpf.take_map(name).ok_or_else(|| KernelError::fatal("find map", name));
+        let services = HashMap::try_from(take(&mut ebpf, "kp_services")?).map_err(|e| KernelError::fatal("map", e))?;
+        let endpoints =
+            HashMap::try_from(take(&mut ebpf, "kp_endpoints")?).map_err(|e| KernelError::fatal("map", e))?;
+        self.ebpf = Some(ebpf);
+        Ok(Box::new(KernelMaps { services, endpoints }))
+    }
+
+    fn attach(&mut self) -> Result<(), KernelError> {
+        let ebpf = self.ebpf.as_mut().ok_or_else(|| KernelError::transient("attach", "nothing loaded"))?;
+        let cgroup = File::open(&self.config.cgroup_path)
+            .map_err(|e| KernelError::fatal("open cgroup", format!("{}: {e}", self.config.cgroup_path.display())))?;
+        let pin_dir = self.config.pin_dir.as_deref().and_then(usable_pin_dir);
+        for name in PROGRAMS {
+            let program: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .ok_or_else(|| KernelError::fatal("find program", name))?
+                .try_into()
+                .map_err(|e| KernelError::fatal("program type", e))?;
+            // A bpf_link on a cgroup always runs next to other links (the kernel takes no
+            // flags for it), which is what replacing a previous kproxy's links needs.
+            let id = program
+                .attach(&cgroup, CgroupAttachMode::Single)
+                .map_err(|e| KernelError::fatal("attach", format!("{name}: {}", chain(&e))))?;
+            let Some(dir) = &pin_dir else { continue };
+            let path = dir.join(name);
+            unpin(&path)?;
+            let link = program.take_link(id).map_err(|e| KernelError::transient("take link", e))?;
+            let link = FdLink::try_from(link).map_err(|e| KernelError::transient("link", e))?;
+            let pinned = link.pin(&path).map_err(|e| KernelError::transient("pin link", chain(&e)))?;
+            self.pinned.push(pinned);
+        }
+        Ok(())
+    }
+
+    fn cleanup(&mut self) -> Result<(), KernelError> {
+        self.ebpf = None;
+        for link in self.pinned.drain(..) {
+            // Unpinned below by path, whoever pinned it.
+            drop(link);
+        }
+        let Some(dir) = &self.config.pin_dir else { return Ok(()) };
+        for name in PROGRAMS {
+            unpin(&dir.join(name))?;
+        }
+        match std::fs::remove_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(KernelError::transient("remove pin directory", format!("{}: {e}", dir.display()))),
+        }
+    }
+}
+
+/// The pin directory, made if needed; `None` (links live with this process) when it
+/// cannot be, e.g. no bpf filesystem is mounted.
+fn usable_pin_dir(dir: &Path) -> Option<PathBuf> {
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => Some(dir.to_owned()),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot pin links; a restart will detach the programs");
+            None
+        }
+    }
+}
+
+/// Removes the link pinned at `path` (detaching it), if there is one.
+fn unpin(path: &Path) -> Result<(), KernelError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let link = PinnedLink::from_pin(path).map_err(|e| KernelError::transient("open pinned link", e))?;
+    link.unpin().map_err(|e| KernelError::transient("unpin link", e))?;
+    Ok(())
+}
+
+fn write_config(ebpf: &mut Ebpf, netns_cookies: &[u64]) -> Result<(), KernelError> {
+    if netns_cookies.is_empty() {
+        return Ok(());
+    }
+    let map = ebpf.map_mut("kp_netns").ok_or_else(|| KernelError::fatal("find map", "kp_netns"))?;
+    let mut netns: HashMap<&mut MapData, u64, u32> =
+        HashMap::try_from(map).map_err(|e| KernelError::fatal("map", e))?;
+    for cookie in netns_cookies {
+        netns.insert(cookie, 1, 0).map_err(|e| KernelError::fatal("netns filter", e))?;
+    }
+    let map = ebpf.map_mut("kp_config").ok_or_else(|| KernelError::fatal("find map", "kp_config"))?;
+    let mut config: Array<&mut MapData, KpConfig> = Array::try_from(map).map_err(|e| KernelError::fatal("map", e))?;
+    config.set(0, KpConfig { flags: CFG_NETNS_FILTER, pad: 0 }, 0).map_err(|e| KernelError::fatal("config", e))
+}
+
+/// The real maps.
+struct KernelMaps {
+    services: HashMap<MapData, KpServiceKey, KpService>,
+    endpoints: HashMap<MapData, KpEndpointKey, KpAddr>,
+}
+
+fn map_error(op: &'static str, map: &'static str, error: &aya::maps::MapError) -> MapError {
+    MapError { op, map, message: error.to_string() }
+}
+
+/// Whether `error` says the key was not there.
+fn absent(error: &aya::maps::MapError) -> bool {
+    match error {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(e) => e.io_error.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+impl Maps for KernelMaps {
+    fn put_service(&mut self, key: &KpServiceKey, value: &KpService) -> Result<(), MapError> {
+        self.services.insert(key, value, 0).map_err(|e| map_error("insert", "kp_services", &e))
+    }
+
+    fn delete_service(&mut self, key: &KpServiceKey) -> Result<(), MapError> {
+        match self.services.remove(key) {
+            Err(e) if !absent(&e) => Err(map_error("remove", "kp_services", &e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn put_endpoint(&mut self, key: &KpEndpointKey, value: &KpAddr) -> Result<(), MapError> {
+        self.endpoints.insert(key, value, 0).map_err(|e| map_error("insert", "kp_endpoints", &e))
+    }
+
+    fn delete_endpoint(&mut self, key: &KpEndpointKey) -> Result<(), MapError> {
+        match self.endpoints.remove(key) {
+            Err(e) if !absent(&e) => Err(map_error("remove", "kp_endpoints", &e)),
+            _ => Ok(()),
+        }
+    }
+}

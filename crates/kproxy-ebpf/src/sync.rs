@@ -1,0 +1,179 @@
+//! The sync engine: writes the difference between what was committed and a new plan,
+//! port by port, in an order that never exposes a hole.
+//!
+//! For one service port: (1) endpoint slots that are new or changed, (2) service
+//! addresses whose value changed (a count grows only after its slots exist, and shrinks
+//! before its slots go), (3) service addresses it no longer has, (4) slots past the new
+//! counts and sets it no longer uses. What was committed is kept in memory; the maps are
+//! never read back.
+
+use std::collections::BTreeMap;
+
+use kproxy_core::{IpFamily, ServicePortName};
+
+use crate::layout::{KpAddr, KpEndpointKey, KpService, KpServiceKey};
+use crate::maps::{MapError, Maps};
+use crate::plan::{PortPlan, Role};
+
+/// A service port of one family: the unit of a sync.
+pub type PortKey = (IpFamily, ServicePortName);
+
+/// One endpoint set as written: its id and slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct CommittedSet {
+    id: u32,
+    endpoints: Vec<KpAddr>,
+}
+
+/// One service port as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct CommittedPort {
+    sets: BTreeMap<Role, CommittedSet>,
+    entries: BTreeMap<KpServiceKey, KpService>,
+}
+
+impl CommittedPort {
+    /// Everything either may have written (after a failure half-way between them).
+    fn union(mut self, other: CommittedPort) -> CommittedPort {
+        for (role, set) in other.sets {
+            let mine = self.sets.entry(role).or_insert_with(|| CommittedSet { id: set.id, endpoints: Vec::new() });
+            if set.endpoints.len() > mine.endpoints.len() {
+                mine.endpoints = set.endpoints;
+            }
+        }
+        self.entries.extend(other.entries);
+        self
+    }
+}
+
+/// What the dataplane has written to the maps.
+#[derive(Debug, Default)]
+pub struct Committed {
+    ports: BTreeMap<PortKey, CommittedPort>,
+    /// Which port wrote each service address (a claim may move between ports in one sync).
+    owners: BTreeMap<KpServiceKey, PortKey>,
+    next_id: u32,
+}
+
+/// Counts of one sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Map writes made.
+    pub writes: usize,
+}
+
+impl Committed {
+    /// Nothing written yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The ports written.
+    pub fn ports(&self) -> impl Iterator<Item = &PortKey> {
+        self.ports.keys()
+    }
+
+    /// How many service addresses are written.
+    pub fn service_addresses(&self) -> usize {
+        self.owners.len()
+    }
+
+    fn allocate_id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.next_id
+    }
+
+    /// Makes port `key` match `plan` (`None`: remove it). With `rewrite`, every entry of the
+    /// plan is written even where memory says it is in place (a full sync).
+    pub fn apply(
+        &mut self,
+        maps: &mut dyn Maps,
+        key: &PortKey,
+        plan: Option<&PortPlan>,
+        rewrite: bool,
+        written: &mut Written,
+    ) -> Result<(), MapError> {
+        let old = self.ports.remove(key).unwrap_or_default();
+        let next = self.next_port(&old, plan);
+        match self.write(maps, key, &old, &next, rewrite, written) {
+            Ok(()) => {
+                if !next.entries.is_empty() || !next.sets.is_empty() {
+                    self.ports.insert(key.clone(), next);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.ports.insert(key.clone(), old.union(next));
+                Err(e)
+            }
+        }
+    }
+
+    /// The committed form of `plan`, keeping the ids of sets `old` had.
+    fn next_port(&mut self, old: &CommittedPort, plan: Option<&PortPlan>) -> CommittedPort {
+        let mut next = CommittedPort::default();
+        let Some(plan) = plan else { return next };
+        for (role, endpoints) in &plan.sets {
+            let id = old.sets.get(role).map_or_else(|| self.allocate_id(), |s| s.id);
+            next.sets.insert(*role, CommittedSet { id, endpoints: endpoints.clone() });
+        }
+        for (address, entry) in &plan.entries {
+            let set = next.sets.get(&entry.role);
+            let value = KpService {
+                id: set.map_or(0, |s| s.id),
+                count: set.map_or(0, |s| u32::try_from(s.endpoints.len()).unwrap_or(u32::MAX)),
+                flags: entry.flags,
+                affinity_secs: entry.affinity_secs,
+            };
+            next.entries.insert(*address, value);
+        }
+        next
+    }
+
+    fn write(
+        &mut self,
+        maps: &mut dyn Maps,
+        key: &PortKey,
+        old: &CommittedPort,
+        next: &CommittedPort,
+        rewrite: bool,
+        written: &mut Written,
+    ) -> Result<(), MapError> {
+        for (role, set) in &next.sets {
+            let before = old.sets.get(role).map(|s| s.endpoints.as_slice()).unwrap_or_default();
+            for (slot, endpoint) in (0u32..).zip(&set.endpoints) {
+                if rewrite || before.get(slot as usize) != Some(endpoint) {
+                    maps.put_endpoint(&KpEndpointKey { service_id: set.id, slot }, endpoint)?;
+                    written.writes += 1;
+                }
+            }
+        }
+        for (address, value) in &next.entries {
+            let owned = self.owners.get(address) == Some(key);
+            if rewrite || !owned || old.entries.get(address) != Some(value) {
+                maps.put_service(address, value)?;
+                self.owners.insert(*address, key.clone());
+                written.writes += 1;
+            }
+        }
+        for address in old.entries.keys().filter(|a| !next.entries.contains_key(*a)) {
+            if self.owners.get(address) == Some(key) {
+                maps.delete_service(address)?;
+                self.owners.remove(address);
+                written.writes += 1;
+            }
+        }
+        for (role, set) in &old.sets {
+            let keep = next.sets.get(role).map_or(0, |s| s.endpoints.len());
+            for slot in (0u32..).zip(&set.endpoints).skip(keep).map(|(slot, _)| slot) {
+                maps.delete_endpoint(&KpEndpointKey { service_id: set.id, slot })?;
+                written.writes += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;

@@ -1,0 +1,106 @@
+use std::net::SocketAddr;
+
+use kproxy_core::{IpFamily, NamespacedName, Protocol, ServicePortName};
+
+use super::*;
+use crate::maps::{FakeMaps, Write};
+use crate::plan::Entry;
+
+fn name(service: &str) -> PortKey {
+    (IpFamily::V4, ServicePortName::new(NamespacedName::new("ns", service), "http", Protocol::Tcp))
+}
+
+fn key(addr: &str) -> KpServiceKey {
+    let addr: SocketAddr = addr.parse().unwrap();
+    KpServiceKey::new(addr.ip(), addr.port(), Protocol::Tcp)
+}
+
+fn plan(vip: &str, endpoints: &[&str]) -> PortPlan {
+    let set = endpoints.iter().map(|e| KpAddr::new(e.parse().unwrap())).collect();
+    PortPlan {
+        sets: [(Role::Cluster, set)].into(),
+        entries: [(key(vip), Entry { role: Role::Cluster, flags: 0, affinity_secs: 0 })].into(),
+    }
+}
+
+fn seen(maps: &FakeMaps, vip: &str) -> Option<Vec<String>> {
+    maps.snapshot().endpoints_of(&key(vip)).map(|v| v.iter().map(ToString::to_string).collect())
+}
+
+fn apply(committed: &mut Committed, maps: &mut FakeMaps, port: &PortKey, plan: Option<&PortPlan>) -> Written {
+    let mut written = Written::default();
+    committed.apply(maps, port, plan, false, &mut written).unwrap();
+    written
+}
+
+#[test]
+fn growing_writes_slots_before_the_count_and_shrinking_deletes_them_after() {
+    let (mut committed, mut maps) = (Committed::new(), FakeMaps::new());
+    let port = name("web");
+    apply(&mut committed, &mut maps, &port, Some(&plan("172.30.0.1:80", &["10.0.0.1:80"])));
+    apply(
+        &mut committed,
+        &mut maps,
+        &port,
+        Some(&plan("172.30.0.1:80", &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"])),
+    );
+    assert_eq!(seen(&maps, "172.30.0.1:80").unwrap(), ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
+    apply(&mut committed, &mut maps, &port, Some(&plan("172.30.0.1:80", &["10.0.0.3:80"])));
+    assert_eq!(seen(&maps, "172.30.0.1:80").unwrap(), ["10.0.0.3:80"]);
+    let tables = maps.snapshot();
+    assert!(tables.holes.is_empty(), "a lookup could have hit a hole: {:?}", tables.holes);
+    assert_eq!(tables.endpoints.len(), 1, "slots past the count are removed");
+}
+
+#[test]
+fn an_unchanged_port_writes_nothing_and_one_endpoint_change_writes_one_slot() {
+    let (mut committed, mut maps) = (Committed::new(), FakeMaps::new());
+    let port = name("web");
+    let first = plan("172.30.0.1:80", &["10.0.0.1:80", "10.0.0.2:80"]);
+    assert_eq!(apply(&mut committed, &mut maps, &port, Some(&first)).writes, 3);
+    assert_eq!(apply(&mut committed, &mut maps, &port, Some(&first)).writes, 0);
+    let second = plan("172.30.0.1:80", &["10.0.0.1:80", "10.0.0.9:80"]);
+    assert_eq!(apply(&mut committed, &mut maps, &port, Some(&second)).writes, 1);
+    let log = maps.snapshot().log;
+    assert!(matches!(log.last(), Some(Write::PutEndpoint(k, _)) if k.slot == 1), "{log:?}");
+}
+
+#[test]
+fn removing_a_port_removes_its_address_before_its_slots() {
+    let (mut committed, mut maps) = (Committed::new(), FakeMaps::new());
+    let port = name("web");
+    apply(&mut committed, &mut maps, &port, Some(&plan("172.30.0.1:80", &["10.0.0.1:80", "10.0.0.2:80"])));
+    apply(&mut committed, &mut maps, &port, None);
+    let tables = maps.snapshot();
+    assert!(tables.services.is_empty() && tables.endpoints.is_empty(), "{tables:?}");
+    assert!(tables.holes.is_empty(), "{:?}", tables.holes);
+    assert_eq!(committed.ports().count(), 0);
+}
+
+#[test]
+fn an_address_moving_to_another_port_is_not_removed_by_the_loser() {
+    let (mut committed, mut maps) = (Committed::new(), FakeMaps::new());
+    let (older, newer) = (name("older"), name("newer"));
+    apply(&mut committed, &mut maps, &newer, Some(&plan("192.168.99.11:80", &["10.0.0.2:80"])));
+    // The older port wins the address first, then the newer one is written without it.
+    apply(&mut committed, &mut maps, &older, Some(&plan("192.168.99.11:80", &["10.0.0.1:80"])));
+    apply(&mut committed, &mut maps, &newer, Some(&plan("172.30.0.2:80", &["10.0.0.2:80"])));
+    assert_eq!(seen(&maps, "192.168.99.11:80").unwrap(), ["10.0.0.1:80"]);
+    assert_eq!(seen(&maps, "172.30.0.2:80").unwrap(), ["10.0.0.2:80"]);
+    assert_eq!(committed.service_addresses(), 2);
+}
+
+#[test]
+fn after_a_failed_write_a_full_rewrite_converges_and_removes_what_was_half_written() {
+    let (mut committed, mut maps) = (Committed::new(), FakeMaps::new());
+    let port = name("web");
+    maps.fail_after(Some(2));
+    let mut written = Written::default();
+    let big = plan("172.30.0.1:80", &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
+    assert!(committed.apply(&mut maps, &port, Some(&big), false, &mut written).is_err());
+    maps.fail_after(None);
+    assert!(maps.snapshot().services.is_empty(), "the address is written only after its slots");
+    committed.apply(&mut maps, &port, None, true, &mut written).unwrap();
+    let tables = maps.snapshot();
+    assert!(tables.services.is_empty() && tables.endpoints.is_empty(), "{tables:?}");
+}
