@@ -18,7 +18,8 @@ pub(crate) fn run_demo() -> anyhow::Result<()> {
     if !kproxy_testkit::prereq::is_root() {
         bail!("the demo creates network namespaces: run it as root (sudo cargo xtask demo)");
     }
-    crate::packages::ensure(&[Tool::Nft, Tool::Ip])?;
+    // The kproxy binary builds its eBPF programs with clang-19 (the ebpf mode is a default feature).
+    crate::packages::ensure(&[Tool::Nft, Tool::Ip, Tool::Clang, Tool::Llvm, Tool::Libbpf])?;
     println!("== building kproxy");
     crate::cargo(&["build", "--quiet", "-p", "kproxy"])?;
     let kproxy = crate::target_dir().join("debug/kproxy");

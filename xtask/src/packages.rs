@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::bail;
 use kproxy_testkit::prereq::{self, Tool};
 
-/// Where Debian puts `ip`, `nft`, `conntrack`, the iptables tools and `sysctl`.
+/// Where Debian puts `ip`, `nft`, the iptables tools and `sysctl`.
 const SBIN_DIRS: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
 /// Installs, with apt-get, the packages of the `tools` that are not on this process's

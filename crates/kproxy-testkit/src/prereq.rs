@@ -23,8 +23,6 @@ pub enum Tool {
     Ip,
     /// `nft` (the nftables and userspace dataplanes).
     Nft,
-    /// `conntrack` (clearing stale UDP flows).
-    Conntrack,
     /// The `iptables-legacy` restore and save tools, both families.
     IptablesLegacy,
     /// The `iptables-nft` restore and save tools, both families.
@@ -41,10 +39,9 @@ pub enum Tool {
 
 impl Tool {
     /// Every tool some packet test needs: what `cargo xtask test` makes sure of.
-    pub const ALL: [Tool; 9] = [
+    pub const ALL: [Tool; 8] = [
         Tool::Ip,
         Tool::Nft,
-        Tool::Conntrack,
         Tool::IptablesLegacy,
         Tool::IptablesNft,
         Tool::Sysctl,
@@ -58,7 +55,6 @@ impl Tool {
         match self {
             Tool::Ip => &["ip"],
             Tool::Nft => &["nft"],
-            Tool::Conntrack => &["conntrack"],
             Tool::IptablesLegacy => &[
                 "iptables-legacy",
                 "iptables-legacy-restore",
@@ -85,7 +81,6 @@ impl Tool {
         match self {
             Tool::Ip => "iproute2",
             Tool::Nft => "nftables",
-            Tool::Conntrack => "conntrack",
             Tool::IptablesLegacy | Tool::IptablesNft => "iptables",
             Tool::Sysctl => "procps",
             Tool::Clang => "clang-19",
@@ -224,7 +219,7 @@ mod tests {
     #[test]
     fn a_tool_is_there_when_all_its_commands_are_executable_on_the_path() {
         let sbin = FakeBin::new("sbin");
-        sbin.add("ip", 0o755).add("nft", 0o755).add("conntrack", 0o644);
+        sbin.add("ip", 0o755).add("nft", 0o644);
         let xtables = FakeBin::new("xtables");
         for command in Tool::IptablesLegacy.commands() {
             xtables.add(command, 0o700);
@@ -232,13 +227,10 @@ mod tests {
         std::fs::create_dir_all(xtables.0.join("sysctl")).expect("a directory named like a command");
         let path = path_of(&[&sbin.0, Path::new(""), &xtables.0]);
 
-        // conntrack is not executable, sysctl is a directory, iptables-nft and clang are absent.
-        let commands = &Tool::ALL[..8];
-        assert_eq!(
-            missing_in(commands, &path),
-            [Tool::Conntrack, Tool::IptablesNft, Tool::Sysctl, Tool::Clang, Tool::Llvm]
-        );
-        assert_eq!(missing_in(&[Tool::Ip, Tool::Nft, Tool::IptablesLegacy], &path), []);
+        // nft is not executable, sysctl is a directory, iptables-nft and clang are absent.
+        let commands = &Tool::ALL[..7];
+        assert_eq!(missing_in(commands, &path), [Tool::Nft, Tool::IptablesNft, Tool::Sysctl, Tool::Clang, Tool::Llvm]);
+        assert_eq!(missing_in(&[Tool::Ip, Tool::IptablesLegacy], &path), []);
         assert_eq!(missing_in(commands, OsStr::new("")), commands);
 
         // One command of a tool missing is the tool missing.
@@ -258,18 +250,18 @@ mod tests {
     fn packages_are_named_once() {
         assert_eq!(
             packages(&Tool::ALL),
-            ["iproute2", "nftables", "conntrack", "iptables", "procps", "clang-19", "llvm-19", "libbpf-dev"]
+            ["iproute2", "nftables", "iptables", "procps", "clang-19", "llvm-19", "libbpf-dev"]
         );
     }
 
     #[test]
     fn the_message_names_what_is_missing_and_how_to_install_it() {
-        let unmet = Unmet { not_root: true, missing: vec![Tool::Conntrack, Tool::IptablesNft] };
+        let unmet = Unmet { not_root: true, missing: vec![Tool::Sysctl, Tool::IptablesNft] };
         let text = unmet.to_string();
         assert!(text.contains("needs root"), "{text}");
-        assert!(text.contains("conntrack (package conntrack), which is missing"), "{text}");
+        assert!(text.contains("sysctl (package procps), which is missing"), "{text}");
         assert!(text.contains("iptables-nft-restore"), "{text}");
-        assert!(text.contains("`apt-get install conntrack iptables`"), "{text}");
+        assert!(text.contains("`apt-get install procps iptables`"), "{text}");
         assert!(text.contains("sudo cargo xtask test"), "{text}");
         let root_only = Unmet { not_root: true, missing: Vec::new() }.to_string();
         assert!(!root_only.contains("apt-get"), "{root_only}");
