@@ -186,12 +186,13 @@ fn nothing_to_short_circuit_to_drops_plainly() {
 fn overlong_chain_names_are_cut_and_hashed_consistently() {
     let long = "x".repeat(63);
     let mut state = ProxyState::new("node1");
-    for service in [format!("{long}a"), format!("{long}b")] {
+    for (i, service) in [format!("{long}a"), format!("{long}b")].into_iter().enumerate() {
         let name = port_name(&long, &service[..63]);
         let name = ServicePortName { service: NamespacedName::new(&long, &service), ..name };
-        let mut port = ServicePort::new("172.30.0.1".parse().unwrap(), 80, Protocol::Tcp);
+        // Distinct claims: two ports on one address and port would leave the younger out.
+        let mut port = ServicePort::new(format!("172.30.0.{}", i + 1).parse().unwrap(), 80, Protocol::Tcp);
         port.external_policy_local = true;
-        port.node_port = Some(30001);
+        port.node_port = Some(30001 + u16::try_from(i).unwrap());
         port.session_affinity = SessionAffinity::ClientIp { timeout_seconds: 60 };
         state.family_mut(IpFamily::V4).services.insert(name.clone(), port);
         state.family_mut(IpFamily::V4).endpoints.insert(name, vec![endpoint("10.180.0.1", true)]);
