@@ -34,7 +34,6 @@
 
 pub mod config;
 pub mod daemon;
-pub mod event_handler;
 pub mod health;
 pub mod health_server;
 pub mod metrics;
