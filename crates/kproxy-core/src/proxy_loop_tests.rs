@@ -285,3 +285,25 @@ fn a_partial_sync_suspects_only_the_changed_ports() {
     assert_eq!(dataplane.calls.len(), 3);
     assert_eq!(names(&dataplane.programmed), ["a", "b", "c", "d"]);
 }
+
+#[test]
+fn sync_checks_out_programs_and_reports_in_one_call() {
+    let mut proxy = loop_with(&["a", "bad", "c"]);
+    let mut dataplane = FakeDataplane::rejecting(&["bad"]);
+    let report = block_on(proxy.sync(&mut dataplane, false)).unwrap();
+    assert!(report.changes.full(), "the first sync is full");
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.quarantined[0].name.service.name, "bad");
+    assert_eq!(names(&dataplane.programmed), ["a", "c"]);
+    // Nothing changed since: a partial sync with nothing to do, the port stays out.
+    let report = block_on(proxy.sync(&mut dataplane, false)).unwrap();
+    assert!(!report.changes.full() && report.changes.is_empty(), "{:?}", report.changes);
+    assert!(report.quarantined.is_empty(), "reported once, when quarantined");
+    assert_eq!(proxy.quarantined().count(), 1);
+    // The periodic full sync tries it again.
+    dataplane.poison.clear();
+    let report = block_on(proxy.sync(&mut dataplane, true)).unwrap();
+    assert!(report.changes.full());
+    assert_eq!(names(&dataplane.programmed), ["a", "bad", "c"]);
+    assert_eq!(proxy.quarantined().count(), 0);
+}
