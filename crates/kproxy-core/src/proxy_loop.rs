@@ -66,8 +66,14 @@ struct Programmed {
     attempts: usize,
 }
 
-/// Owns the change tracker, the programmed model and the decision "full or partial"
-/// between syncs. See the [module docs](self).
+/// The one owner of what is programmed: the change tracker, the programmed model, the
+/// changes of a failed sync, the quarantine and the decision "full or partial".
+///
+/// Source events fold in with [`on_event`](Self::on_event); [`sync`](Self::sync) checks
+/// the pending changes out into the [`ProxyState`], programs a [`Dataplane`] and reports
+/// what health and metrics need. The daemon's runner, the conformance harness and
+/// `kproxy render` all drive this loop; nothing here needs an async runtime (`sync` only
+/// awaits the dataplane).
 #[derive(Debug)]
 pub struct ProxyLoop {
     tracker: ChangeTracker,
