@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use kproxy_core::{ChangeTracker, ProxyLoop};
+use kproxy_core::{Changes, Dataplane, ObjectEvent, ProxyLoop, ProxyState, SourceEvent, SyncError, SyncStats};
 use kproxy_runtime::source::read_manifests;
 
 /// Reads the manifests into a state and prints the dataplane's rendering of it.
@@ -24,43 +24,77 @@ pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>)
     };
     // Problems reading the manifests are logged; show them on standard error.
     let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init();
-    let proxy = loop_from(manifests, node);
-    match crate::dataplanes::build(&config) {
-        Ok(dataplane) => {
-            print!("{}", dataplane.render(proxy.state()));
+    let dataplane = match crate::dataplanes::build(&config) {
+        Ok(dataplane) => dataplane,
+        Err(error) => {
+            eprintln!("kproxy render: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match render(manifests, node, dataplane) {
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(error) => {
             eprintln!("kproxy render: {error}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
 
-/// The daemon's loop, with the state it would reach from these manifests checked out.
-fn loop_from(dir: &Path, node: &str) -> ProxyLoop {
+/// Feeds the manifests to the daemon's loop as its manifest source would, and syncs it once
+/// into `dataplane`'s rendering (nothing touches the kernel).
+fn render(dir: &Path, node: &str, dataplane: Box<dyn Dataplane>) -> Result<String, SyncError> {
     let set = read_manifests(dir);
-    let mut tracker = ChangeTracker::new(node, SystemTime::now());
-    let errors = set
-        .undecodable
-        .into_iter()
-        .chain(tracker.on_services_reset(&set.services))
-        .chain(tracker.on_slices_reset(&set.slices));
-    for error in errors {
+    for error in &set.undecodable {
         eprintln!("kproxy render: skipping malformed object: {error}");
     }
-    for n in set.nodes.iter().filter(|n| n.metadata.name.as_deref() == Some(node)) {
-        if let Err(error) = tracker.on_node_update(n) {
-            eprintln!("kproxy render: skipping malformed object: {error}");
+    let own = set.nodes.into_iter().filter(|n| n.metadata.name.as_deref() == Some(node)).collect();
+    let mut proxy = ProxyLoop::new(node, SystemTime::now());
+    let events = [
+        SourceEvent::Service(ObjectEvent::reset(set.services)),
+        SourceEvent::EndpointSlice(ObjectEvent::reset(set.slices)),
+        SourceEvent::Node(ObjectEvent::reset(own)),
+    ];
+    for event in events {
+        for malformed in proxy.on_event(event) {
+            eprintln!("kproxy render: skipping malformed object: {}", malformed.error);
         }
     }
-    let mut proxy = ProxyLoop::new(node);
-    proxy.checkout(&mut tracker, true);
-    for conflict in proxy.state().families().flat_map(|f| f.services.conflicts()) {
+    let mut rendering = Rendering { dataplane, text: String::new() };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| SyncError::fatal("render", "start the async runtime", e))?;
+    let report = runtime.block_on(proxy.sync(&mut rendering, true))?;
+    for conflict in report.new_conflicts {
         eprintln!(
             "kproxy render: {} loses {} to {} (the older Service keeps it)",
             conflict.loser, conflict.claim, conflict.winner
         );
     }
-    proxy
+    Ok(rendering.text)
+}
+
+/// A dataplane's rendering as a [`Dataplane`]: a sync renders the state as text.
+struct Rendering {
+    dataplane: Box<dyn Dataplane>,
+    text: String,
+}
+
+#[async_trait::async_trait]
+impl Dataplane for Rendering {
+    fn name(&self) -> &'static str {
+        self.dataplane.name()
+    }
+
+    async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
+        self.text = self.dataplane.render(state);
+        let service_ports = state.families().map(|f| f.services.len()).sum();
+        Ok(SyncStats { full: changes.full(), service_ports, touched_service_ports: service_ports, rules: 0 })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), SyncError> {
+        Ok(())
+    }
 }

@@ -1,8 +1,9 @@
 //! The harness: a [`Cluster`], the dataplane under test on node1, and the model that feeds it.
 //!
-//! API objects go into a [`ChangeTracker`] exactly as the daemon's sources would put them;
-//! [`Harness::sync`] checks the changes out into the [`ProxyState`] and runs
-//! `Dataplane::sync` on node1 (see [`DataplaneFactory`] for where the dataplane runs).
+//! API objects go into the daemon's [`ProxyLoop`] as the source events the daemon's sources
+//! would send; [`Harness::sync`] runs the loop's sync, which checks the changes out into the
+//! [`ProxyState`] and runs `Dataplane::sync` on node1 (see [`DataplaneFactory`] for where the
+//! dataplane runs).
 //! In end-to-end mode (feature `e2e`) every write also goes to a fake apiserver and
 //! [`Harness::sync`] waits for the `kproxy` daemon on node1 to program it instead.
 
@@ -18,8 +19,9 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kproxy_core::{
-    ChangeTracker, Changes, ConversionError, Dataplane, NamespacedName, ProxyLoop, ProxyState, SyncError, SyncStats,
+    Changes, ConversionError, Dataplane, ObjectEvent, ProxyLoop, ProxyState, SourceEvent, SyncError, SyncStats,
 };
 
 use crate::topology::{Cluster, NodeEnv};
@@ -39,8 +41,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Harness {
     backend: Option<Backend>,
     masquerade_all: bool,
-    tracker: ChangeTracker,
-    /// The daemon's own loop: checkout, full or partial, quarantine.
+    /// The daemon's own loop: events in, checkout, full or partial, quarantine.
     proxy: ProxyLoop,
     services: BTreeMap<(String, String), Service>,
     slices: BTreeMap<(String, String), EndpointSlice>,
@@ -76,8 +77,7 @@ impl Harness {
         let mut harness = Self {
             backend: Some(backend),
             masquerade_all: false,
-            tracker: ChangeTracker::new(plan::NODE1, SystemTime::now()),
-            proxy: ProxyLoop::new(plan::NODE1),
+            proxy: ProxyLoop::new(plan::NODE1, SystemTime::now()),
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
             alloc: Allocator::default(),
@@ -140,7 +140,7 @@ impl Harness {
 
     /// Adds or updates a Service, mirrored to the backend even when it is malformed.
     fn stage_any_service(&mut self, service: Service) -> Result<Option<ConversionError>, Error> {
-        let skipped = self.tracker.on_service_update(&service).err();
+        let skipped = self.fold(SourceEvent::Service(ObjectEvent::Apply(service.clone())));
         let key = key(service.metadata.namespace.as_ref(), service.metadata.name.as_ref());
         // An unchanged object is no change: the daemon would have nothing to program.
         if self.services.get(&key) != Some(&service) {
@@ -167,7 +167,7 @@ impl Harness {
     }
 
     fn stage_any_slice(&mut self, slice: EndpointSlice) -> Result<Option<ConversionError>, Error> {
-        let skipped = self.tracker.on_slice_update(&slice).err();
+        let skipped = self.fold(SourceEvent::EndpointSlice(ObjectEvent::Apply(slice.clone())));
         let key = key(slice.metadata.namespace.as_ref(), slice.metadata.name.as_ref());
         if self.slices.get(&key) != Some(&slice) {
             self.backend()?.mirror(Write::Slice(&slice))?;
@@ -190,8 +190,8 @@ impl Harness {
 
     /// Deletes a Service, then syncs.
     pub async fn delete_service(&mut self, namespace: &str, name: &str) -> Result<SyncStats, Error> {
-        self.services.remove(&(namespace.to_owned(), name.to_owned()));
-        self.tracker.on_service_delete(&NamespacedName::new(namespace, name));
+        let applied = self.services.remove(&(namespace.to_owned(), name.to_owned()));
+        self.fold(SourceEvent::Service(ObjectEvent::Delete(applied.unwrap_or_else(|| named(namespace, name)))));
         self.backend()?.mirror(Write::DeleteService(namespace, name))?;
         self.sync().await
     }
@@ -200,14 +200,14 @@ impl Harness {
     pub async fn delete_slice(&mut self, namespace: &str, name: &str) -> Result<SyncStats, Error> {
         let slice = self.slices.remove(&(namespace.to_owned(), name.to_owned()));
         let slice = slice.ok_or_else(|| Error::new(format!("no slice {namespace}/{name} was applied")))?;
-        self.tracker.on_slice_delete(&slice);
+        self.fold(SourceEvent::EndpointSlice(ObjectEvent::Delete(slice)));
         self.backend()?.mirror(Write::DeleteSlice(namespace, name))?;
         self.sync().await
     }
 
     /// Replaces node1's Node object (labels for topology), then syncs.
     pub async fn set_node(&mut self, node: &Node) -> Result<SyncStats, Error> {
-        self.tracker.on_node_update(node).map_err(|e| Error::new(format!("node: {e}")))?;
+        self.apply_node(node)?;
         self.backend()?.mirror_node(node).await?;
         self.sync().await
     }
@@ -224,7 +224,7 @@ impl Harness {
     pub async fn restart(&mut self) -> Result<SyncStats, Error> {
         let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
         backend.restart(&self.cluster, self.masquerade_all).await?;
-        self.tracker.request_full_sync();
+        self.proxy.request_full_sync();
         self.sync().await
     }
 
@@ -234,10 +234,9 @@ impl Harness {
     /// dataplane rejects is quarantined and the rest programmed; a dataplane thread (or
     /// daemon) that died is started again first.
     pub async fn sync(&mut self) -> Result<SyncStats, Error> {
-        let changes = self.proxy.checkout(&mut self.tracker, false);
         let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
         let mut node = NodeDataplane { backend, cluster: &self.cluster, masquerade_all: self.masquerade_all };
-        match self.proxy.sync(&mut node, changes).await {
+        match self.proxy.sync(&mut node, false).await {
             Ok(report) => Ok(report.stats),
             Err(e) => Err(Error::new(e.to_string())),
         }
@@ -246,16 +245,16 @@ impl Harness {
     /// Deletes every Service and EndpointSlice applied, restores node1's Node and
     /// `masquerade_all: false`, and syncs: the state between cases.
     pub async fn reset(&mut self) -> Result<(), Error> {
-        for (namespace, name) in std::mem::take(&mut self.services).into_keys() {
-            self.tracker.on_service_delete(&NamespacedName::new(&namespace, &name));
+        for ((namespace, name), service) in std::mem::take(&mut self.services) {
+            self.fold(SourceEvent::Service(ObjectEvent::Delete(service)));
             self.backend()?.mirror(Write::DeleteService(&namespace, &name))?;
         }
         for ((namespace, name), slice) in std::mem::take(&mut self.slices) {
-            self.tracker.on_slice_delete(&slice);
+            self.fold(SourceEvent::EndpointSlice(ObjectEvent::Delete(slice)));
             self.backend()?.mirror(Write::DeleteSlice(&namespace, &name))?;
         }
         let node = default_node();
-        self.tracker.on_node_update(&node).map_err(|e| Error::new(format!("node: {e}")))?;
+        self.apply_node(&node)?;
         self.backend()?.mirror_node(&node).await?;
         if self.masquerade_all {
             self.set_masquerade_all(false).await?;
@@ -263,6 +262,19 @@ impl Harness {
             self.sync().await?;
         }
         Ok(())
+    }
+
+    /// Folds `event` into the loop; the first malformed object it carried, if any.
+    fn fold(&mut self, event: SourceEvent) -> Option<ConversionError> {
+        self.proxy.on_event(event).into_iter().next().map(|malformed| malformed.error)
+    }
+
+    /// Folds node1's Node into the loop, without syncing.
+    fn apply_node(&mut self, node: &Node) -> Result<(), Error> {
+        match self.fold(SourceEvent::Node(ObjectEvent::Apply(node.clone()))) {
+            None => Ok(()),
+            Some(e) => Err(Error::new(format!("node: {e}"))),
+        }
     }
 
     /// Runs the dataplane's `cleanup` (end to end: stops the daemon and runs
@@ -303,6 +315,13 @@ impl Harness {
     pub fn alloc_external_ip(&mut self) -> Ipv4Addr {
         self.alloc.external_ip()
     }
+}
+
+/// A Service known only by name, to delete it.
+fn named(namespace: &str, name: &str) -> Service {
+    let metadata =
+        ObjectMeta { namespace: Some(namespace.to_owned()), name: Some(name.to_owned()), ..ObjectMeta::default() };
+    Service { metadata, ..Service::default() }
 }
 
 /// node1's backend as a [`Dataplane`], so that the harness drives it with the daemon's loop.

@@ -4,7 +4,7 @@
 //!   in [`plan`]) with TCP, UDP (and, where the kernel has it, SCTP) servers in every pod
 //!   that answer `<pod-name> <peer-ip>:<peer-port>`.
 //! - [`Harness`] runs the dataplane under test on node1, feeds it Services, EndpointSlices
-//!   and node1's Node through a [`kproxy_core::ChangeTracker`], and sends traffic from any
+//!   and node1's Node through the daemon's [`kproxy_core::ProxyLoop`], and sends traffic from any
 //!   host ([`Harness::tcp_request`], [`Harness::spread`], [`eventually`]).
 //! - [`cases()`] is the table of kube-proxy behaviours; [`run_conformance`] runs it.
 //!

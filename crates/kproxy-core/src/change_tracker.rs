@@ -9,6 +9,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use crate::convert::{EndpointSliceInfo, LABEL_SERVICE_NAME, NodeInfo, ServiceInfo};
 use crate::endpoints_change_tracker::EndpointsChangeTracker;
 use crate::error::ConversionError;
+use crate::local_node::LocalNode;
 use crate::names::{IpFamily, NamespacedName};
 use crate::proxy_state::{Changes, ProxyState};
 use crate::service_change_tracker::ServiceChangeTracker;
@@ -162,7 +163,7 @@ impl ChangeTracker {
             changes.set_full();
         }
         if std::mem::take(&mut self.node_changed) {
-            state.node = self.node.clone();
+            state.node = LocalNode::from(&self.node);
         }
         for family in IpFamily::ALL {
             let service_changes = self.services[family.index()].checkout();

@@ -1,6 +1,6 @@
 //! Conversion of API objects (k8s-openapi types) into model values, with validation.
 //!
-//! Every function here is total: malformed input becomes a [`ConversionError`] naming the
+//! Every function here is total: malformed input becomes a [`ConversionError`](crate::ConversionError) naming the
 //! object and the field, never a panic.
 
 mod endpoint_slice;

@@ -1,13 +1,20 @@
 //! kproxy's core: the pure model of a Kubernetes service proxy.
 //!
-//! API objects (k8s-openapi `Service`, `EndpointSlice`, `Node`) go into a [`ChangeTracker`];
-//! a sync checks the pending changes out into a [`ProxyState`] and hands both to a
-//! [`Dataplane`]. [`categorize_endpoints`] tells a dataplane which endpoints each service
-//! port uses on this node. Nothing here does I/O or needs an async runtime.
+//! API objects (k8s-openapi `Service`, `EndpointSlice`, `Node`) arrive as [`SourceEvent`]s
+//! and fold into a [`ProxyLoop`]; a sync checks the pending changes out into a
+//! [`ProxyState`] and hands it, with the [`Changes`], to a [`Dataplane`].
+//! [`categorize_endpoints`] tells a dataplane which endpoints each service port uses on this
+//! node ([`LocalNode`]). Nothing here does I/O or needs an async runtime.
+//!
+//! What a dataplane author needs: the [`Dataplane`] trait with [`SyncStats`] and
+//! [`SyncError`]; the model it programs ([`ProxyState`], [`FamilyState`], [`LocalNode`],
+//! [`ServicePortMap`], [`ServicePort`], [`EndpointsMap`], [`Endpoint`], the names) and what
+//! changed ([`Changes`]); [`categorize_endpoints`]. Tests build states from API objects with
+//! a [`ChangeTracker`] (or drive a whole [`ProxyLoop`]). The crate's README shows a
+//! downstream dataplane that runs the conformance suite.
 //!
 //! The nouns are upstream kube-proxy's (`pkg/proxy`): [`ServicePortName`], [`ServicePort`],
-//! [`Endpoint`], [`ServicePortMap`], [`EndpointsMap`], [`ServiceChangeTracker`],
-//! [`EndpointsChangeTracker`].
+//! [`Endpoint`], [`ServicePortMap`], [`EndpointsMap`].
 
 mod change_tracker;
 mod claims;
@@ -18,6 +25,8 @@ mod endpoint_slice_cache;
 mod endpoints_change_tracker;
 mod endpoints_map;
 mod error;
+mod event;
+mod local_node;
 mod names;
 mod proxy_loop;
 mod proxy_state;
@@ -31,14 +40,13 @@ pub use claims::{Claim, ClaimKind, Conflict};
 pub use convert::NameRule;
 pub use dataplane::{Dataplane, Retry, SyncError, SyncStats};
 pub use endpoint::Endpoint;
-pub use endpoint_slice_cache::{EndpointSliceCache, EndpointsChange, PortEndpoints, endpoints_by_port};
-pub use endpoints_change_tracker::{EndpointsChangeTracker, EndpointsChanges};
-pub use endpoints_map::{EndpointsMap, UpdateEndpointsMapResult};
+pub use endpoints_map::EndpointsMap;
 pub use error::{ConversionError, Invalid, ObjectKind};
+pub use event::{ObjectEvent, SourceEvent};
+pub use local_node::LocalNode;
 pub use names::{IpFamily, NamespacedName, Protocol, ServicePortName, UnknownProtocol};
-pub use proxy_loop::{ProxyLoop, Quarantined, SyncReport};
+pub use proxy_loop::{HealthInputs, Malformed, ProxyLoop, Quarantined, SyncReport};
 pub use proxy_state::{Changes, FamilyChanges, FamilyState, ProxyState};
-pub use service_change_tracker::{ServiceChange, ServiceChangeTracker, ServicePorts};
 pub use service_port::{DEFAULT_STICKY_MAX_AGE_SECONDS, MAX_STICKY_MAX_AGE_SECONDS, ServicePort, SessionAffinity};
 pub use service_port_map::ServicePortMap;
 pub use topology::{CategorizedEndpoints, TopologyNode, categorize_endpoints};

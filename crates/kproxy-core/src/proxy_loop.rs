@@ -1,15 +1,32 @@
-//! `ProxyLoop`: one sync as the daemon, the conformance harness and `kproxy render` run it:
-//! check the tracker's changes out into the [`ProxyState`], decide full or partial, program
-//! the dataplane, and when the dataplane rejects the state, find the service ports that make
-//! it fail, program everything else and quarantine those.
+//! `ProxyLoop`: the one owner of what is programmed. Source events fold into its change
+//! tracker; a sync checks the pending changes out into the [`ProxyState`], decides full or
+//! partial, programs a [`Dataplane`] and reports what health and metrics need. When the
+//! dataplane rejects the state, the service ports that make it fail are found and
+//! quarantined, and everything else is programmed.
+//!
+//! The daemon's runner, the conformance harness and `kproxy render` all drive this loop.
+//! Nothing here needs an async runtime: `sync` only awaits the dataplane.
 
-use std::collections::BTreeMap;
+mod fold;
+mod health_inputs;
+mod isolate;
+#[cfg(test)]
+mod testing;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use crate::change_tracker::ChangeTracker;
+use crate::claims::Conflict;
 use crate::dataplane::{Dataplane, SyncError, SyncStats};
+use crate::event::SourceEvent;
 use crate::names::{IpFamily, ServicePortName};
 use crate::proxy_state::{Changes, ProxyState};
 use crate::service_port::ServicePort;
+pub use fold::Malformed;
+use fold::{InitialLists, Reports};
+use health_inputs::HealthIndex;
+pub use health_inputs::HealthInputs;
 
 /// A service port held out of the dataplane because programming it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,13 +48,37 @@ pub struct SyncReport {
     pub changes: Changes,
     /// Service ports quarantined by this sync.
     pub quarantined: Vec<Quarantined>,
+    /// Claims lost since the previous sync (each reported once while it lasts).
+    pub new_conflicts: Vec<Conflict>,
+    /// Health-check node ports, local endpoint counts and no-local-endpoint counts, as now
+    /// programmed.
+    pub health: HealthInputs,
     /// Dataplane calls it took (1 unless the dataplane rejected the state).
     pub attempts: usize,
 }
 
-/// Owns the programmed model and the decision "full or partial" between syncs.
+/// What programming the dataplane did, before the report is completed.
+#[derive(Debug)]
+struct Programmed {
+    stats: SyncStats,
+    changes: Changes,
+    quarantined: Vec<Quarantined>,
+    attempts: usize,
+}
+
+/// The one owner of what is programmed: the change tracker, the programmed model, the
+/// changes of a failed sync, the quarantine and the decision "full or partial".
+///
+/// Source events fold in with [`on_event`](Self::on_event); [`sync`](Self::sync) checks
+/// the pending changes out into the [`ProxyState`], programs a [`Dataplane`] and reports
+/// what health and metrics need. The daemon's runner, the conformance harness and
+/// `kproxy render` all drive this loop; nothing here needs an async runtime (`sync` only
+/// awaits the dataplane).
 #[derive(Debug)]
 pub struct ProxyLoop {
+    tracker: ChangeTracker,
+    lists: InitialLists,
+    reports: Reports,
     state: ProxyState,
     /// Changes a failed sync did not apply, merged into the next one.
     failed: Option<Changes>,
@@ -45,15 +86,65 @@ pub struct ProxyLoop {
     dataplane_unsure: bool,
     /// Quarantined ports, as their Services define them, and why.
     quarantine: BTreeMap<(IpFamily, ServicePortName), (ServicePort, String)>,
+    /// Claims lost, as of the last successful sync.
+    conflicts: BTreeSet<Conflict>,
+    health: HealthIndex,
 }
 
 impl ProxyLoop {
-    /// A loop for node `node_name`, with nothing programmed yet.
-    pub fn new(node_name: &str) -> Self {
-        Self { state: ProxyState::new(node_name), failed: None, dataplane_unsure: false, quarantine: BTreeMap::new() }
+    /// A loop for node `node_name`, with nothing folded in and nothing programmed yet;
+    /// endpoint trigger times before `start_time` are not measured.
+    pub fn new(node_name: &str, start_time: SystemTime) -> Self {
+        Self {
+            tracker: ChangeTracker::new(node_name, start_time),
+            lists: InitialLists::default(),
+            reports: Reports::default(),
+            state: ProxyState::new(node_name),
+            failed: None,
+            dataplane_unsure: false,
+            quarantine: BTreeMap::new(),
+            conflicts: BTreeSet::new(),
+            health: HealthIndex::default(),
+        }
     }
 
-    /// The model as of the last checkout, without quarantined ports.
+    /// Folds one source event into the pending changes; returns the event's objects that
+    /// cannot be used (they keep their previous state).
+    pub fn on_event(&mut self, event: SourceEvent) -> Vec<Malformed> {
+        match fold::fold(&mut self.tracker, &mut self.lists, event) {
+            Some((kind, outcome)) => self.reports.record(kind, outcome),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every initial list (Services, EndpointSlices, this Node) has arrived as a
+    /// [`Reset`](crate::ObjectEvent::Reset). A daemon syncs nothing before: programming a
+    /// partial (or empty) state would break traffic the previous rules still carry.
+    pub fn initialized(&self) -> bool {
+        self.lists.complete()
+    }
+
+    /// Initialized, and changes wait for a sync.
+    pub fn wants_sync(&self) -> bool {
+        self.initialized() && self.tracker.pending()
+    }
+
+    /// Pending Service changes, summed over families (`..._service_changes_pending`).
+    pub fn service_changes_pending(&self) -> usize {
+        self.tracker.service_changes_pending()
+    }
+
+    /// Pending endpoint changes, summed over families (`..._endpoint_changes_pending`).
+    pub fn endpoint_changes_pending(&self) -> usize {
+        self.tracker.endpoint_changes_pending()
+    }
+
+    /// Makes the next sync full (e.g. the dataplane was replaced).
+    pub fn request_full_sync(&mut self) {
+        self.tracker.request_full_sync();
+    }
+
+    /// The model as of the last sync, without quarantined ports.
     pub fn state(&self) -> &ProxyState {
         &self.state
     }
@@ -67,11 +158,42 @@ impl ProxyLoop {
         })
     }
 
-    /// Checks `tracker`'s pending changes out into the state, with a failed sync's changes
-    /// merged in. `full` (the runner's periodic resync) also gives every quarantined port
-    /// another try; a quarantined port whose Service changed is tried again too.
-    pub fn checkout(&mut self, tracker: &mut ChangeTracker, full: bool) -> Changes {
-        let mut changes = tracker.checkout_into(&mut self.state);
+    /// Every claim a service port lost to another, as of the last successful sync.
+    pub fn conflicts(&self) -> &BTreeSet<Conflict> {
+        &self.conflicts
+    }
+
+    /// The health inputs as of the last successful sync.
+    pub fn health(&self) -> &HealthInputs {
+        self.health.inputs()
+    }
+
+    /// Checks the pending changes out into the state and programs `dataplane`.
+    ///
+    /// The sync is full when `full` is set (the runner's periodic resync, which also gives
+    /// every quarantined port another try), on the first sync, after a node change, and
+    /// after a failed one (whose changes it carries too); otherwise partial.
+    ///
+    /// When the dataplane rejects the state ([`Retry::Rejected`](crate::Retry::Rejected)),
+    /// the changed service ports (all of them on a full sync) are held out and the rest is
+    /// programmed; if that succeeds, the held ports are added back by halves until the
+    /// ones that fail on their own are found. Those are quarantined (a quarantined port
+    /// whose Service changes is tried again) and everything else is programmed: the sync
+    /// succeeds. If even the state without them fails, the cause is not in the changed
+    /// ports: the error is returned and the next sync retries it all, in full.
+    pub async fn sync(&mut self, dataplane: &mut dyn Dataplane, full: bool) -> Result<SyncReport, SyncError> {
+        let changes = self.checkout(full);
+        let Programmed { stats, changes, quarantined, attempts } = self.program(dataplane, changes).await?;
+        let new_conflicts = self.note_conflicts(&changes);
+        self.health.update(&self.state, &changes);
+        let health = self.health.inputs().clone();
+        Ok(SyncReport { stats, changes, quarantined, new_conflicts, health, attempts })
+    }
+
+    /// Checks the tracker's pending changes out into the state, with a failed sync's
+    /// changes merged in; decides full or partial.
+    fn checkout(&mut self, full: bool) -> Changes {
+        let mut changes = self.tracker.checkout_into(&mut self.state);
         if full || std::mem::take(&mut self.dataplane_unsure) {
             changes.set_full();
         }
@@ -89,18 +211,10 @@ impl ProxyLoop {
         changes
     }
 
-    /// Programs `dataplane` with the state and `changes` (from [`checkout`](Self::checkout)).
-    ///
-    /// When the dataplane rejects the state ([`Retry::Rejected`](crate::Retry::Rejected)),
-    /// the changed service ports (all of them on a full sync) are held out and the rest is programmed; if that succeeds, the
-    /// held ports are added back by halves until the ones that fail on their own are found.
-    /// Those are quarantined and everything else is programmed: the sync succeeds. If even
-    /// the state without them fails, the cause is not in the changed ports: the error is
-    /// returned and the next sync retries it all, in full.
-    pub async fn sync(&mut self, dataplane: &mut dyn Dataplane, changes: Changes) -> Result<SyncReport, SyncError> {
-        let first = dataplane.sync(&self.state, &changes).await;
-        match first {
-            Ok(stats) => Ok(SyncReport { stats, changes, quarantined: Vec::new(), attempts: 1 }),
+    /// Programs `dataplane` with the state and `changes`, isolating rejected ports.
+    async fn program(&mut self, dataplane: &mut dyn Dataplane, changes: Changes) -> Result<Programmed, SyncError> {
+        match dataplane.sync(&self.state, &changes).await {
+            Ok(stats) => Ok(Programmed { stats, changes, quarantined: Vec::new(), attempts: 1 }),
             Err(error) if error.is_rejection() => self.isolate(dataplane, changes, error).await,
             Err(error) => Err(self.failed_with(changes, error)),
         }
@@ -113,111 +227,17 @@ impl ProxyLoop {
         error
     }
 
-    async fn isolate(
-        &mut self,
-        dataplane: &mut dyn Dataplane,
-        mut changes: Changes,
-        error: SyncError,
-    ) -> Result<SyncReport, SyncError> {
-        changes.set_full();
-        let mut attempts = 1;
-        let mut held = Vec::new();
-        let mut base = None;
-        for suspects in self.suspect_sets(&changes) {
-            held = self.hold_out(&suspects, &mut changes);
-            attempts += 1;
-            match dataplane.sync(&self.state, &changes).await {
-                Ok(stats) => {
-                    base = Some(stats);
-                    break;
-                }
-                Err(_) => {
-                    self.put_back(std::mem::take(&mut held), &mut changes);
-                }
-            }
+    /// After a successful sync that applied `changes`: the claims lost now, and of those
+    /// the ones not lost before.
+    fn note_conflicts(&mut self, changes: &Changes) -> Vec<Conflict> {
+        let touched = changes.full() || IpFamily::ALL.iter().any(|f| !changes.family(*f).service_ports.is_empty());
+        if !touched {
+            return Vec::new();
         }
-        let Some(mut stats) = base else {
-            return Err(self.failed_with(changes, error));
-        };
-        let mut unsure = false;
-        let mut quarantined = Vec::new();
-        let mut groups = vec![held];
-        while let Some(group) = groups.pop() {
-            let mut attempt = Changes::default();
-            if unsure {
-                attempt.set_full();
-            }
-            let names: Vec<(IpFamily, ServicePortName)> = group.iter().map(|(f, n, _)| (*f, n.clone())).collect();
-            self.put_back(group, &mut attempt);
-            attempts += 1;
-            match dataplane.sync(&self.state, &attempt).await {
-                Ok(done) => {
-                    stats = done;
-                    unsure = false;
-                }
-                Err(error) if !error.is_rejection() => {
-                    // Not the ports' fault: put every held port back and retry it all later.
-                    for rest in std::mem::take(&mut groups) {
-                        self.put_back(rest, &mut attempt);
-                    }
-                    changes.merge(attempt);
-                    return Err(self.failed_with(changes, error));
-                }
-                Err(error) => {
-                    unsure = true;
-                    let mut group = self.hold_out(&names, &mut Changes::default());
-                    if group.len() == 1 {
-                        let (family, name, port) = group.remove(0);
-                        quarantined.push(Quarantined { family, name: name.clone(), reason: error.to_string() });
-                        self.quarantine.insert((family, name), (port, error.to_string()));
-                    } else {
-                        let second = group.split_off(group.len() / 2);
-                        groups.push(second);
-                        groups.push(group);
-                    }
-                }
-            }
-        }
-        self.dataplane_unsure = unsure;
-        Ok(SyncReport { stats, changes, quarantined, attempts })
-    }
-
-    /// The sets of ports that may have made a sync with `changes` fail, narrowest first: the
-    /// changed ones in the state, then every port.
-    fn suspect_sets(&self, changes: &Changes) -> Vec<Vec<(IpFamily, ServicePortName)>> {
-        let all: Vec<_> = IpFamily::ALL
-            .into_iter()
-            .flat_map(|family| self.state.family(family).services.iter().map(move |(n, _)| (family, n.clone())))
-            .collect();
-        let changed: Vec<_> =
-            all.iter().filter(|(family, name)| changes.family(*family).service_ports.contains(name)).cloned().collect();
-        if changed.is_empty() || changed.len() == all.len() { vec![all] } else { vec![changed, all] }
-    }
-
-    /// Takes `names` out of the state, noting in `changes` every port whose programmed form
-    /// changes (those taken out, and those that win a claim they held); returns them with
-    /// their definitions.
-    fn hold_out(
-        &mut self,
-        names: &[(IpFamily, ServicePortName)],
-        changes: &mut Changes,
-    ) -> Vec<(IpFamily, ServicePortName, ServicePort)> {
-        let mut held = Vec::new();
-        for (family, name) in names {
-            let services = &mut self.state.family_mut(*family).services;
-            let Some(port) = services.definition(name).cloned() else { continue };
-            changes.family_mut(*family).service_ports.extend(services.remove(name));
-            held.push((*family, name.clone(), port));
-        }
-        held
-    }
-
-    /// Puts held ports back, noting in `changes` every port whose programmed form changes.
-    fn put_back(&mut self, held: Vec<(IpFamily, ServicePortName, ServicePort)>, changes: &mut Changes) {
-        for (family, name, port) in held {
-            let changed = self.state.family_mut(family).services.insert(name, port);
-            changes.family_mut(family).service_ports.extend(changed);
-        }
+        let now: BTreeSet<Conflict> = self.state.families().flat_map(|f| f.services.conflicts()).collect();
+        let new = now.difference(&self.conflicts).cloned().collect();
+        self.conflicts = now;
+        new
     }
 }
 

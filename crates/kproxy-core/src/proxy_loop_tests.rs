@@ -6,6 +6,7 @@ use kproxy_testkit::service;
 
 use super::*;
 use crate::dataplane::Retry;
+use crate::event::ObjectEvent;
 
 /// Runs a future that never waits (the fake dataplane answers at once).
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -65,13 +66,18 @@ impl Dataplane for FakeDataplane {
     }
 }
 
-fn tracker_with(names: &[&str]) -> ChangeTracker {
-    let mut tracker = ChangeTracker::new("node1", UNIX_EPOCH);
+/// Folds `svc` in as an apiserver's watch would.
+fn apply(proxy: &mut ProxyLoop, svc: k8s_openapi::api::core::v1::Service) {
+    assert_eq!(proxy.on_event(SourceEvent::Service(ObjectEvent::Apply(svc))), []);
+}
+
+/// A loop with Services `names` (one port each) folded in.
+fn loop_with(names: &[&str]) -> ProxyLoop {
+    let mut proxy = ProxyLoop::new("node1", UNIX_EPOCH);
     for (i, name) in names.iter().enumerate() {
-        let svc = service("ns", name).cluster_ip(&format!("10.96.0.{}", i + 1)).tcp("http", 80).build();
-        tracker.on_service_update(&svc).unwrap();
+        apply(&mut proxy, service("ns", name).cluster_ip(&format!("10.96.0.{}", i + 1)).tcp("http", 80).build());
     }
-    tracker
+    proxy
 }
 
 fn names(set: &BTreeSet<String>) -> Vec<&str> {
@@ -80,12 +86,11 @@ fn names(set: &BTreeSet<String>) -> Vec<&str> {
 
 #[test]
 fn a_clean_sync_is_one_call() {
-    let mut tracker = tracker_with(&["a", "b"]);
-    let mut proxy = ProxyLoop::new("node1");
+    let mut proxy = loop_with(&["a", "b"]);
     let mut dataplane = FakeDataplane::default();
-    let changes = proxy.checkout(&mut tracker, false);
+    let changes = proxy.checkout(false);
     assert!(changes.full(), "the first sync is full");
-    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let report = block_on(proxy.program(&mut dataplane, changes)).unwrap();
     assert_eq!(report.attempts, 1);
     assert_eq!(names(&dataplane.programmed), ["a", "b"]);
 }
@@ -94,11 +99,10 @@ fn a_clean_sync_is_one_call() {
 fn a_rejected_port_is_quarantined_and_every_other_is_programmed() {
     let all: Vec<String> = (0..20).map(|i| format!("svc{i:02}")).collect();
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut tracker = tracker_with(&all);
-    let mut proxy = ProxyLoop::new("node1");
+    let mut proxy = loop_with(&all);
     let mut dataplane = FakeDataplane::rejecting(&["svc07", "svc13"]);
-    let changes = proxy.checkout(&mut tracker, false);
-    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let changes = proxy.checkout(false);
+    let report = block_on(proxy.program(&mut dataplane, changes)).unwrap();
     let quarantined: Vec<String> = report.quarantined.iter().map(|q| q.name.service.name.clone()).collect();
     assert_eq!(quarantined.len(), 2);
     assert!(quarantined.contains(&"svc07".into()) && quarantined.contains(&"svc13".into()));
@@ -113,57 +117,54 @@ fn a_rejected_port_is_quarantined_and_every_other_is_programmed() {
 #[test]
 fn every_call_after_a_failed_one_is_full_and_so_is_the_next_sync_after_one() {
     for poisoned in [&["bad"][..], &["a", "bad"], &["d"], &["a", "c", "d"]] {
-        let mut tracker = tracker_with(&["a", "bad", "c", "d"]);
-        let mut proxy = ProxyLoop::new("node1");
+        let mut proxy = loop_with(&["a", "bad", "c", "d"]);
         let mut dataplane = FakeDataplane::default();
-        let changes = proxy.checkout(&mut tracker, false);
-        block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+        let changes = proxy.checkout(false);
+        block_on(proxy.program(&mut dataplane, changes)).unwrap();
         dataplane.poison = poisoned.iter().map(|n| n.to_string()).collect();
         dataplane.calls.clear();
-        let changes = proxy.checkout(&mut tracker, true);
-        block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+        let changes = proxy.checkout(true);
+        block_on(proxy.program(&mut dataplane, changes)).unwrap();
         for pair in dataplane.calls.windows(2) {
             assert!(pair[0].2 || pair[1].0, "{poisoned:?}: a call after a failure must be full: {:?}", dataplane.calls);
         }
         let last_failed = dataplane.calls.last().is_some_and(|c| !c.2);
-        assert_eq!(proxy.checkout(&mut tracker, false).full(), last_failed, "{poisoned:?}");
+        assert_eq!(proxy.checkout(false).full(), last_failed, "{poisoned:?}");
         assert_eq!(proxy.quarantined().count(), poisoned.len());
     }
 }
 
 #[test]
 fn a_quarantined_port_is_tried_again_when_its_service_changes() {
-    let mut tracker = tracker_with(&["a", "bad"]);
-    let mut proxy = ProxyLoop::new("node1");
+    let mut proxy = loop_with(&["a", "bad"]);
     let mut dataplane = FakeDataplane::rejecting(&["bad"]);
-    let changes = proxy.checkout(&mut tracker, false);
-    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let changes = proxy.checkout(false);
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
     assert_eq!(proxy.quarantined().count(), 1);
     dataplane.poison.clear();
     let fixed = service("ns", "bad").cluster_ip("10.96.0.2").tcp("http", 8080).build();
-    tracker.on_service_update(&fixed).unwrap();
-    let changes = proxy.checkout(&mut tracker, false);
+    apply(&mut proxy, fixed);
+    let changes = proxy.checkout(false);
     assert_eq!(proxy.quarantined().count(), 0);
-    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
     assert_eq!(names(&dataplane.programmed), ["a", "bad"]);
 }
 
 #[test]
 fn a_full_sync_tries_every_quarantined_port_again() {
-    let mut tracker = tracker_with(&["a", "bad"]);
-    let mut proxy = ProxyLoop::new("node1");
+    let mut proxy = loop_with(&["a", "bad"]);
     let mut dataplane = FakeDataplane::rejecting(&["bad"]);
-    let changes = proxy.checkout(&mut tracker, false);
-    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let changes = proxy.checkout(false);
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
     // A partial sync leaves it out.
-    let changes = proxy.checkout(&mut tracker, false);
-    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let changes = proxy.checkout(false);
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
     assert_eq!(proxy.quarantined().count(), 1);
     // The kernel accepts it now (say, a module was loaded): the periodic full sync programs it.
     dataplane.poison.clear();
-    let changes = proxy.checkout(&mut tracker, true);
+    let changes = proxy.checkout(true);
     assert!(changes.full());
-    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let report = block_on(proxy.program(&mut dataplane, changes)).unwrap();
     assert_eq!(report.attempts, 1);
     assert_eq!(names(&dataplane.programmed), ["a", "bad"]);
     assert_eq!(proxy.quarantined().count(), 0);
@@ -196,20 +197,19 @@ fn a_failure_that_is_not_in_the_ports_is_returned_and_retried_in_full() {
     // A transient error is returned at once; a rejection of every state, even the one
     // without the changed ports, after one more try.
     for (retry, calls) in [(Retry::Retryable, 1), (Retry::Rejected, 2)] {
-        let mut tracker = tracker_with(&["a", "b"]);
-        let mut proxy = ProxyLoop::new("node1");
+        let mut proxy = loop_with(&["a", "b"]);
         let mut broken = Broken { retry, calls: 0 };
-        let changes = proxy.checkout(&mut tracker, false);
-        let error = block_on(proxy.sync(&mut broken, changes)).unwrap_err();
+        let changes = proxy.checkout(false);
+        let error = block_on(proxy.program(&mut broken, changes)).unwrap_err();
         assert!(error.to_string().contains("no kernel"));
         assert_eq!(broken.calls, calls, "{retry:?}");
         assert_eq!(proxy.quarantined().count(), 0, "nothing is blamed on the ports");
         assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 2, "the state is whole again");
-        let retried = proxy.checkout(&mut tracker, false);
+        let retried = proxy.checkout(false);
         assert!(retried.full());
         assert_eq!(retried.family(IpFamily::V4).service_ports.len(), 2, "the failed changes are kept");
         let mut dataplane = FakeDataplane::default();
-        block_on(proxy.sync(&mut dataplane, retried)).unwrap();
+        block_on(proxy.program(&mut dataplane, retried)).unwrap();
         assert_eq!(names(&dataplane.programmed), ["a", "b"]);
     }
 }
@@ -243,48 +243,67 @@ impl Dataplane for FlakyDuringSearch {
 fn a_transient_error_during_the_search_puts_every_held_port_back() {
     let all: Vec<String> = (0..8).map(|i| format!("svc{i}")).collect();
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut tracker = tracker_with(&all);
-    let mut proxy = ProxyLoop::new("node1");
+    let mut proxy = loop_with(&all);
     // The first call is rejected, the state without the suspects succeeds, then the lock is busy.
     let mut flaky = FlakyDuringSearch { inner: FakeDataplane::rejecting(&["svc3"]), fail_after: 2 };
-    let changes = proxy.checkout(&mut tracker, false);
-    let error = block_on(proxy.sync(&mut flaky, changes)).unwrap_err();
+    let changes = proxy.checkout(false);
+    let error = block_on(proxy.program(&mut flaky, changes)).unwrap_err();
     assert!(error.to_string().contains("lock busy"));
     assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 8, "every held port is back");
-    let retried = proxy.checkout(&mut tracker, false);
+    let retried = proxy.checkout(false);
     assert!(retried.full());
-    let report = block_on(proxy.sync(&mut flaky.inner, retried)).unwrap();
+    let report = block_on(proxy.program(&mut flaky.inner, retried)).unwrap();
     assert_eq!(report.quarantined.len(), 1);
     assert_eq!(flaky.inner.programmed.len(), 7);
 }
 
 #[test]
 fn a_fatal_error_is_not_bisected() {
-    let mut tracker = tracker_with(&["a", "bad"]);
-    let mut proxy = ProxyLoop::new("node1");
+    let mut proxy = loop_with(&["a", "bad"]);
     let mut dataplane = FakeDataplane { fatal: true, ..FakeDataplane::rejecting(&["bad"]) };
-    let changes = proxy.checkout(&mut tracker, false);
-    assert!(block_on(proxy.sync(&mut dataplane, changes)).is_err());
+    let changes = proxy.checkout(false);
+    assert!(block_on(proxy.program(&mut dataplane, changes)).is_err());
     assert_eq!(dataplane.calls.len(), 1);
 }
 
 #[test]
 fn a_partial_sync_suspects_only_the_changed_ports() {
-    let mut tracker = tracker_with(&["a", "b", "c", "d"]);
-    let mut proxy = ProxyLoop::new("node1");
+    let mut proxy = loop_with(&["a", "b", "c", "d"]);
     let mut dataplane = FakeDataplane::default();
-    let changes = proxy.checkout(&mut tracker, false);
-    block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let changes = proxy.checkout(false);
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
     dataplane.poison.insert("e".into());
     let added = service("ns", "e").cluster_ip("10.96.0.9").tcp("http", 80).build();
-    tracker.on_service_update(&added).unwrap();
+    apply(&mut proxy, added);
     dataplane.calls.clear();
-    let changes = proxy.checkout(&mut tracker, false);
+    let changes = proxy.checkout(false);
     assert!(!changes.full());
-    let report = block_on(proxy.sync(&mut dataplane, changes)).unwrap();
+    let report = block_on(proxy.program(&mut dataplane, changes)).unwrap();
     assert_eq!(report.quarantined.len(), 1);
     assert_eq!(report.quarantined[0].name.service.name, "e");
     // The first call, the state without `e`, and `e` alone: three calls.
     assert_eq!(dataplane.calls.len(), 3);
     assert_eq!(names(&dataplane.programmed), ["a", "b", "c", "d"]);
+}
+
+#[test]
+fn sync_checks_out_programs_and_reports_in_one_call() {
+    let mut proxy = loop_with(&["a", "bad", "c"]);
+    let mut dataplane = FakeDataplane::rejecting(&["bad"]);
+    let report = block_on(proxy.sync(&mut dataplane, false)).unwrap();
+    assert!(report.changes.full(), "the first sync is full");
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.quarantined[0].name.service.name, "bad");
+    assert_eq!(names(&dataplane.programmed), ["a", "c"]);
+    // Nothing changed since: a partial sync with nothing to do, the port stays out.
+    let report = block_on(proxy.sync(&mut dataplane, false)).unwrap();
+    assert!(!report.changes.full() && report.changes.is_empty(), "{:?}", report.changes);
+    assert!(report.quarantined.is_empty(), "reported once, when quarantined");
+    assert_eq!(proxy.quarantined().count(), 1);
+    // The periodic full sync tries it again.
+    dataplane.poison.clear();
+    let report = block_on(proxy.sync(&mut dataplane, true)).unwrap();
+    assert!(report.changes.full());
+    assert_eq!(names(&dataplane.programmed), ["a", "bad", "c"]);
+    assert_eq!(proxy.quarantined().count(), 0);
 }

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use crate::convert::NodeInfo;
 use crate::endpoint::Endpoint;
 use crate::endpoints_map::EndpointsMap;
+use crate::local_node::LocalNode;
 use crate::names::{IpFamily, ServicePortName};
 use crate::service_port_map::ServicePortMap;
 use crate::topology::TopologyNode;
@@ -34,14 +34,14 @@ impl FamilyState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyState {
     /// This node.
-    pub node: NodeInfo,
+    pub node: LocalNode,
     families: [FamilyState; 2],
 }
 
 impl ProxyState {
     /// An empty state for node `node_name`.
     pub fn new(node_name: impl Into<String>) -> Self {
-        Self { node: NodeInfo::named(node_name), families: IpFamily::ALL.map(FamilyState::new) }
+        Self { node: LocalNode::named(node_name), families: IpFamily::ALL.map(FamilyState::new) }
     }
 
     /// The view of one family.
@@ -61,7 +61,7 @@ impl ProxyState {
 
     /// This node as topology sees it.
     pub fn topology_node(&self) -> TopologyNode<'_> {
-        TopologyNode { name: &self.node.name, zone: self.node.zone() }
+        self.node.topology()
     }
 }
 

@@ -1,26 +1,28 @@
-//! The daemon: a source feeds the trackers, the runner paces syncs, a [`Dataplane`] programs
-//! the node; health and metrics servers report on it.
+//! The daemon: a source emits events, one runner task owns the [`ProxyLoop`] and the
+//! [`Dataplane`] (it folds the events in between runs and paces the syncs), and health and
+//! metrics servers report on it.
 
-mod syncer;
+mod conflict_events;
+mod proxy_task;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kproxy_core::{ChangeTracker, Dataplane, IpFamily};
+use kproxy_core::{Dataplane, IpFamily, ProxyLoop};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::config::ProxyConfig;
-use crate::event_handler::EventHandler;
 use crate::health::ProxyHealth;
 use crate::metrics::Metrics;
-use crate::runner::{StopReason, SyncConfig, SyncHandle, SyncRunner};
+use crate::runner::{StopReason, SyncConfig, SyncRunner};
 use crate::service_health::ServiceHealthServer;
 use crate::source::{KubeSource, KubeSourceError, ManifestSource, SourceEvent};
-use syncer::{SharedDataplane, Syncer};
+use conflict_events::ConflictEvents;
+use proxy_task::{ProxyTask, Reporting};
 
 /// How often a manifest directory is checked for changes.
 const MANIFEST_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -60,42 +62,47 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let node = node_name(&config);
     let mode = dataplane.name();
-    let dataplane: SharedDataplane = Arc::new(tokio::sync::Mutex::new(dataplane));
     tracing::info!(mode, node, "kproxy starting");
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(ProxyHealth::new(config.health_timeout()));
     // The servers report on this run only: they stop with it, whichever way it ends.
     let _servers = AbortOnDrop(spawn_servers(&config, &health, &metrics, mode).await);
-    let tracker = Arc::new(Mutex::new(ChangeTracker::new(&node, SystemTime::now())));
-    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let (runner, handle) = SyncRunner::new(sync_config(&config))?;
-    let source = spawn_source(&config, &node, events_tx).await?;
-    let (initialized_tx, initialized) = oneshot::channel();
-    let handler = spawn_handler(events_rx, tracker.clone(), handle, metrics.clone(), health.clone(), initialized_tx);
+    let (source, client) = spawn_source(&config, &node, events_tx).await?;
+    let source = AbortOnDrop(vec![source]);
+    let reporting = Reporting {
+        metrics,
+        health: health.clone(),
+        service_health: ServiceHealthServer::new([config.bind_address_for_health()], health.clone()),
+        conflict_events: client.map(|client| ConflictEvents::spawn(client, &node)),
+    };
+    let mut task = ProxyTask::new(ProxyLoop::new(&node, SystemTime::now()), dataplane, events, reporting);
     // As upstream's SyncLoop: a proxy whose syncs never succeed turns unhealthy.
     IpFamily::ALL.into_iter().for_each(|f| health.updated(f));
     let mut shutdown = pin!(shutdown);
     // No sync, not even the periodic one, before every initial list has arrived: programming
     // a partial (or empty) state would break traffic that the previous rules still carry.
     tracing::info!("waiting for the initial lists of Services, EndpointSlices and this Node");
-    let result = tokio::select! {
-        biased;
-        () = shutdown.as_mut() => Ok(StopReason::Shutdown),
-        // An error means the handler ended first (the source stopped); the runner then stops
-        // at once, its handle being gone.
-        _ = initialized => {
-            let service_health = ServiceHealthServer::new([config.bind_address_for_health()], health.clone());
-            let syncer = Syncer::new(dataplane.clone(), &node, tracker, metrics, health, service_health);
-            runner.run_until(syncer, shutdown).await
+    let result = match task.initial_lists(shutdown.as_mut()).await {
+        Some(reason) => Ok(reason),
+        None => {
+            // The first sync runs at once; from then on the events ask for syncs.
+            handle.request();
+            drop(handle);
+            let (result, driven) = runner.drive(task, shutdown).await;
+            task = driven;
+            result
         }
     };
-    source.abort();
-    handler.abort();
-    if let Ok(StopReason::Shutdown) = result {
-        dataplane.lock().await.shutdown(SHUTDOWN_DRAIN).await;
-    }
+    drop(source);
     match result {
-        Ok(StopReason::Shutdown) | Ok(StopReason::HandlesDropped) => Ok(()),
+        Ok(StopReason::Shutdown) => {
+            task.shutdown(SHUTDOWN_DRAIN).await;
+            Ok(())
+        }
+        // The source ended.
+        Ok(StopReason::HandlesDropped) => Ok(()),
         Err(error) => Err(error.into()),
     }
 }
@@ -160,60 +167,18 @@ fn log_server_end(server: &'static str, result: std::io::Result<()>) {
     }
 }
 
+/// Starts the source; with an apiserver, also returns its client (for Events).
 async fn spawn_source(
     config: &ProxyConfig,
     node: &str,
     events: mpsc::Sender<SourceEvent>,
-) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
+) -> Result<(tokio::task::JoinHandle<()>, Option<kube::Client>), DaemonError> {
     if let Some(dir) = &config.manifests {
         tracing::info!(dir = %dir.display(), "reading objects from a manifest directory");
         let source = ManifestSource::new(dir.clone(), node, MANIFEST_POLL_INTERVAL);
-        return Ok(tokio::spawn(source.run(events)));
+        return Ok((tokio::spawn(source.run(events)), None));
     }
     let source = KubeSource::connect(config.kubeconfig.as_ref(), config.master.as_deref(), node).await?;
-    Ok(tokio::spawn(source.run(events)))
-}
-
-/// Feeds events to the trackers and asks for syncs; the first sync is requested once every
-/// initial list has arrived, when `initialized` is told too.
-fn spawn_handler(
-    mut events: mpsc::Receiver<SourceEvent>,
-    tracker: Arc<Mutex<ChangeTracker>>,
-    handle: SyncHandle,
-    metrics: Arc<Metrics>,
-    health: Arc<ProxyHealth>,
-    initialized: oneshot::Sender<()>,
-) -> tokio::task::JoinHandle<()> {
-    let counter = metrics.clone();
-    let mut handler = EventHandler::new(tracker.clone(), Box::new(move |error| counter.inc_malformed(error.kind)));
-    let mut initialized = Some(initialized);
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            count_change(&metrics, &event);
-            let sync = handler.handle(event);
-            if handler.initialized()
-                && let Some(initialized) = initialized.take()
-            {
-                tracing::info!("initial lists complete; syncing");
-                // Ignored: the daemon is shutting down.
-                let _ = initialized.send(());
-            }
-            if sync {
-                IpFamily::ALL.into_iter().for_each(|f| health.queued_update(f));
-                metrics.set_last_queued(SystemTime::now());
-                handle.request();
-            }
-            let tracker = tracker.lock().unwrap_or_else(PoisonError::into_inner);
-            metrics.set_service_changes_pending(tracker.service_changes_pending());
-            metrics.set_endpoint_changes_pending(tracker.endpoint_changes_pending());
-        }
-    })
-}
-
-fn count_change(metrics: &Metrics, event: &SourceEvent) {
-    match event {
-        SourceEvent::Service(_) => metrics.add_service_changes(1),
-        SourceEvent::EndpointSlice(_) => metrics.add_endpoint_changes(1),
-        SourceEvent::Node(_) => {}
-    }
+    let client = source.client().clone();
+    Ok((tokio::spawn(source.run(events)), Some(client)))
 }

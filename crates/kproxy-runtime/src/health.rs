@@ -122,8 +122,8 @@ struct State {
     node_eligible: bool,
 }
 
-/// Tracks whether the proxy keeps up with changes; shared (`Arc`) between the sync loop,
-/// the event handlers and the HTTP servers.
+/// Tracks whether the proxy keeps up with changes; shared (`Arc`) between the runner task
+/// (which folds events in and syncs) and the HTTP servers.
 pub struct ProxyHealth {
     clock: Arc<dyn Clock>,
     health_timeout: Duration,

@@ -4,6 +4,9 @@
 //!   asks, at most once per minimum interval (measured from the end of the previous run),
 //!   at least once per maximum interval (a full sync), and again after a retryable error
 //!   (a full sync). It is upstream kube-proxy's bounded-frequency runner, on tokio time.
+//!   [`SyncRunner::drive`] also takes a [`Driver`]'s own inputs between runs: the daemon's
+//!   runner task owns the `ProxyLoop` and the dataplane that way, folding source events in
+//!   while it waits, with nothing shared.
 //!
 //! # Example
 //!
@@ -34,7 +37,6 @@
 
 pub mod config;
 pub mod daemon;
-pub mod event_handler;
 pub mod health;
 pub mod health_server;
 pub mod metrics;
@@ -46,6 +48,6 @@ pub mod source;
 mod test_http;
 
 pub use runner::{
-    DEFAULT_MIN_INTERVAL, DEFAULT_SYNC_PERIOD, RetryableError, RunError, StopReason, SyncConfig, SyncConfigError,
-    SyncFn, SyncHandle, SyncKind, SyncRunner,
+    DEFAULT_MIN_INTERVAL, DEFAULT_SYNC_PERIOD, Driver, RetryableError, RunError, StopReason, SyncConfig,
+    SyncConfigError, SyncFn, SyncHandle, SyncKind, SyncRunner,
 };

@@ -18,6 +18,10 @@
 //! The first run is always full too: nothing can be assumed about what was programmed
 //! before the runner started. A fatal error stops the runner and is returned.
 //!
+//! A [`Driver`] also has inputs of its own (the daemon's source events): the runner takes
+//! them while no run is in progress, waiting on them together with requests and timers, so
+//! that one task owns the driver and nothing is shared.
+//!
 //! Time is [`tokio::time`], so tests can pause and advance the clock.
 
 use std::fmt;
@@ -199,12 +203,45 @@ where
     }
 }
 
+/// What [`SyncRunner::drive`] drives: a [`SyncFn`] with inputs of its own (the daemon's
+/// source events), which the runner takes whenever no run is in progress: while it waits
+/// for a request or a timer, and during the minimum interval after a run. An input that
+/// arrives during a run waits until the run has ended.
+pub trait Driver: SyncFn {
+    /// Waits for the next input and takes it in: `Some(true)` when it asks for a run (as
+    /// [`SyncHandle::request`] does), `Some(false)` when it does not, `None` once no input
+    /// will come.
+    ///
+    /// Cancel safety: the runner drops this future when a request, a timer or the shutdown
+    /// comes first, so it must not lose an input then (awaiting a channel's `recv`, then
+    /// acting without awaiting, is fine).
+    fn next_input(&mut self) -> impl Future<Output = Option<bool>>;
+}
+
+/// A [`SyncFn`] as a [`Driver`] without inputs.
+struct NoInputs<S>(S);
+
+impl<S: SyncFn> SyncFn for NoInputs<S> {
+    type Error = S::Error;
+
+    fn sync(&mut self, kind: SyncKind) -> impl Future<Output = Result<(), S::Error>> {
+        self.0.sync(kind)
+    }
+}
+
+impl<S: SyncFn> Driver for NoInputs<S> {
+    fn next_input(&mut self) -> impl Future<Output = Option<bool>> {
+        std::future::ready(None)
+    }
+}
+
 /// Why a [`SyncRunner`] stopped without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     /// The shutdown future passed to [`SyncRunner::run_until`] completed.
     Shutdown,
-    /// Every [`SyncHandle`] was dropped and no request was left.
+    /// Every [`SyncHandle`] was dropped, the [`Driver`]'s inputs ended, and no request was
+    /// left.
     HandlesDropped,
 }
 
@@ -245,6 +282,27 @@ pub struct SyncRunner {
     config: SyncConfig,
     wake: mpsc::Receiver<()>,
     full: Arc<AtomicBool>,
+    /// Every handle is gone and no request is left in `wake`.
+    handles_gone: bool,
+}
+
+/// The driver's inputs as the runner sees them.
+#[derive(Debug)]
+struct Inputs {
+    /// More may come.
+    open: bool,
+    /// One asked for a run that has not started yet.
+    requested: bool,
+}
+
+impl Inputs {
+    /// Notes what [`Driver::next_input`] returned.
+    fn took(&mut self, input: Option<bool>) {
+        match input {
+            Some(wants_run) => self.requested |= wants_run,
+            None => self.open = false,
+        }
+    }
 }
 
 /// What started a run.
@@ -316,7 +374,7 @@ impl SyncRunner {
         config.validate()?;
         let (tx, rx) = mpsc::channel(1);
         let full = Arc::new(AtomicBool::new(false));
-        Ok((Self { config, wake: rx, full: Arc::clone(&full) }, SyncHandle { wake: tx, full }))
+        Ok((Self { config, wake: rx, full: Arc::clone(&full), handles_gone: false }, SyncHandle { wake: tx, full }))
     }
 
     /// The configuration this runner was built with.
@@ -339,40 +397,76 @@ impl SyncRunner {
     /// # Errors
     ///
     /// The first error from `syncer` that is not [retryable](RetryableError::is_retryable).
-    pub async fn run_until<S, F>(mut self, mut syncer: S, shutdown: F) -> Result<StopReason, S::Error>
+    pub async fn run_until<S, F>(self, syncer: S, shutdown: F) -> Result<StopReason, S::Error>
     where
         S: SyncFn,
         F: Future<Output = ()>,
     {
-        let mut shutdown = pin!(shutdown);
-        let mut schedule = Schedule::new(Instant::now(), &self.config);
-        tracing::debug!(config = ?self.config, "sync runner started");
-        let reason = loop {
-            let trigger = match self.next_trigger(&schedule, shutdown.as_mut()).await {
-                Wake::Run(trigger) => trigger,
-                Wake::Stop(reason) => break reason,
-            };
-            let kind = self.take_kind(trigger, &schedule);
-            let end = self.run_once(&mut syncer, &mut schedule, trigger, kind).await?;
-            if let Some(reason) = cool_down(after(end, self.config.min_interval), shutdown.as_mut()).await {
-                break reason;
-            }
-        };
-        tracing::debug!(?reason, "sync runner stopped");
-        Ok(reason)
+        self.drive(NoInputs(syncer), shutdown).await.0
     }
 
-    /// Waits for a request, the retry or periodic deadline, or a reason to stop.
-    async fn next_trigger<F: Future<Output = ()>>(&mut self, schedule: &Schedule, shutdown: Pin<&mut F>) -> Wake {
+    /// Drives `driver` as [`run_until`](Self::run_until) runs a sync function, taking its
+    /// inputs between runs (see [`Driver`]); stops when `shutdown` completes, when every
+    /// handle is dropped and the inputs ended with no request left, or on a fatal error.
+    /// Hands the driver back with the outcome.
+    pub async fn drive<D, F>(mut self, mut driver: D, shutdown: F) -> (Result<StopReason, D::Error>, D)
+    where
+        D: Driver,
+        F: Future<Output = ()>,
+    {
+        let mut shutdown = pin!(shutdown);
+        let mut schedule = Schedule::new(Instant::now(), &self.config);
+        let mut inputs = Inputs { open: true, requested: false };
+        tracing::debug!(config = ?self.config, "sync runner started");
+        let outcome = loop {
+            let trigger = match self.next_trigger(&schedule, &mut driver, &mut inputs, shutdown.as_mut()).await {
+                Wake::Run(trigger) => trigger,
+                Wake::Stop(reason) => break Ok(reason),
+            };
+            inputs.requested = false;
+            let kind = self.take_kind(trigger, &schedule);
+            let end = match self.run_once(&mut driver, &mut schedule, trigger, kind).await {
+                Ok(end) => end,
+                Err(error) => break Err(error),
+            };
+            let until = after(end, self.config.min_interval);
+            if let Some(reason) = cool_down(until, &mut driver, &mut inputs, shutdown.as_mut()).await {
+                break Ok(reason);
+            }
+        };
+        if let Ok(reason) = &outcome {
+            tracing::debug!(?reason, "sync runner stopped");
+        }
+        (outcome, driver)
+    }
+
+    /// Waits for a request (from a handle or an input), the retry or periodic deadline, or
+    /// a reason to stop; takes inputs meanwhile.
+    async fn next_trigger<D: Driver, F: Future<Output = ()>>(
+        &mut self,
+        schedule: &Schedule,
+        driver: &mut D,
+        inputs: &mut Inputs,
+        mut shutdown: Pin<&mut F>,
+    ) -> Wake {
         let (deadline, timer) = schedule.next_timer();
-        tokio::select! {
-            biased;
-            () = shutdown => Wake::Stop(StopReason::Shutdown),
-            request = self.wake.recv() => match request {
-                Some(()) => Wake::Run(Trigger::Requested),
-                None => Wake::Stop(StopReason::HandlesDropped),
-            },
-            () = sleep_until(deadline) => Wake::Run(timer),
+        loop {
+            if inputs.requested {
+                return Wake::Run(Trigger::Requested);
+            }
+            if self.handles_gone && !inputs.open {
+                return Wake::Stop(StopReason::HandlesDropped);
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Wake::Stop(StopReason::Shutdown),
+                request = self.wake.recv(), if !self.handles_gone => match request {
+                    Some(()) => return Wake::Run(Trigger::Requested),
+                    None => self.handles_gone = true,
+                },
+                input = driver.next_input(), if inputs.open => inputs.took(input),
+                () = sleep_until(deadline) => return Wake::Run(timer),
+            }
         }
     }
 
@@ -421,11 +515,19 @@ impl SyncRunner {
     }
 }
 
-/// Sleeps until `until`; `Some` if `shutdown` completes first.
-async fn cool_down<F: Future<Output = ()>>(until: Instant, shutdown: Pin<&mut F>) -> Option<StopReason> {
-    tokio::select! {
-        biased;
-        () = shutdown => Some(StopReason::Shutdown),
-        () = sleep_until(until) => None,
+/// Sleeps until `until`, taking inputs meanwhile; `Some` if `shutdown` completes first.
+async fn cool_down<D: Driver, F: Future<Output = ()>>(
+    until: Instant,
+    driver: &mut D,
+    inputs: &mut Inputs,
+    mut shutdown: Pin<&mut F>,
+) -> Option<StopReason> {
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.as_mut() => return Some(StopReason::Shutdown),
+            () = sleep_until(until) => return None,
+            input = driver.next_input(), if inputs.open => inputs.took(input),
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! Sources of API objects: a Kubernetes apiserver (watchers) or a manifest directory.
 //!
-//! A source only emits [`SourceEvent`]s; it never touches the model. Every relist (the
-//! initial list included) arrives as one [`ObjectEvent::Reset`] carrying the complete set,
-//! so the state is replaced atomically, never flushed first.
+//! A source only emits [`SourceEvent`]s (kproxy-core's event types, re-exported here); it
+//! never touches the model. Every relist (the initial list included) arrives as one
+//! [`ObjectEvent::Reset`] carrying the complete set, so the state is replaced atomically,
+//! never flushed first.
 //!
 //! An object the apiserver sends that cannot even be decoded (a field of the wrong type)
 //! never fails a list or a watch: it arrives as a [`ConversionError`], like an object that
 //! decodes but cannot be converted, and keeps its previous state.
+//!
+//! [`ConversionError`]: kproxy_core::ConversionError
 
 mod backoff;
 mod kube_source;
@@ -14,50 +17,10 @@ mod last_good;
 mod lenient;
 mod manifest_source;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kproxy_core::ConversionError;
+pub use kproxy_core::{ObjectEvent, SourceEvent};
 
 pub use kube_source::{KubeSource, KubeSourceError};
 pub use manifest_source::{ManifestSet, ManifestSource, read_manifests};
-
-/// One change of one kind of object.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ObjectEvent<K> {
-    /// An object was added or updated.
-    Apply(K),
-    /// An object was deleted.
-    Delete(K),
-    /// The complete set of objects after a (re)list.
-    Reset {
-        /// Every object listed; one that could not be decoded in the last state the source
-        /// decoded of it (so it keeps its previous state), or left out if it never decoded.
-        objects: Vec<K>,
-        /// Why each listed object that could not be decoded did not decode.
-        undecodable: Vec<ConversionError>,
-    },
-    /// An object was added or updated but could not be decoded: it keeps its previous state.
-    Undecodable(ConversionError),
-}
-
-impl<K> ObjectEvent<K> {
-    /// A relist in which every object could be decoded.
-    pub fn reset(objects: Vec<K>) -> Self {
-        Self::Reset { objects, undecodable: Vec::new() }
-    }
-}
-
-/// An event of any kind a proxy watches.
-#[expect(clippy::large_enum_variant, reason = "events move through a channel once; boxing buys nothing")]
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceEvent {
-    /// A Service event.
-    Service(ObjectEvent<Service>),
-    /// An EndpointSlice event.
-    EndpointSlice(ObjectEvent<EndpointSlice>),
-    /// An event of this node's Node object.
-    Node(ObjectEvent<Node>),
-}
 
 /// Label selector of the Services a proxy watches: not handed to another proxy.
 pub const SERVICE_LABEL_SELECTOR: &str = "!service.kubernetes.io/service-proxy-name";

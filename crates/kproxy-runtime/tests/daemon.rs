@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kproxy_testkit::ip_plan::{LB_IP, NODE_IP};
 use kproxy_testkit::{FakeApiServer, ResourceKind, node, service, slice};
 use support::{Daemon, Recorder, SYNC_PERIOD, Source, TempDir, eventually, eventually_status, free_port, get};
@@ -392,6 +393,50 @@ async fn health_check_node_port_answers_by_local_endpoints() {
         // The Service goes away: its health check closes.
         assert!(server.delete(ResourceKind::Service, "ns1", "lb"));
         eventually("the health check port to close", || std::net::TcpStream::connect(addr).err()).await;
+        daemon.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_loses_a_claim_gets_one_event_while_the_conflict_lasts() {
+    bounded(async {
+        let dir = TempDir::new("daemon-conflict-event");
+        let (server, kubeconfig) = cluster(&dir).await;
+        let claiming = |name: &str, ip: &str, created: i64, port: i32| {
+            let created = k8s_openapi::jiff::Timestamp::from_second(created).expect("a valid time");
+            service("ns1", name)
+                .cluster_ip(ip)
+                .tcp("p80", port)
+                .external_ips(&["192.0.2.7"])
+                .with(|s| s.metadata.creation_timestamp = Some(Time(created)))
+                .build()
+        };
+        // The newer Service sorts first by name: only its age makes it lose.
+        server.apply(&claiming("a-newer", "172.30.0.52", 2_000_000_000, 80));
+        server.apply(&claiming("b-older", "172.30.0.51", 1_000_000_000, 80));
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+        let events = eventually("the conflict's Event", || Some(server.events()).filter(|e| !e.is_empty())).await;
+        let event = &events[0];
+        assert_eq!(event["type"], "Warning", "{event}");
+        assert_eq!(event["reason"], "ServicePortConflict", "{event}");
+        assert_eq!(event["metadata"]["namespace"], "ns1", "{event}");
+        assert_eq!((&event["regarding"]["kind"], &event["regarding"]["name"]), (&"Service".into(), &"a-newer".into()));
+        assert!(event["regarding"]["uid"].as_str().is_some_and(|uid| !uid.is_empty()), "{event}");
+        assert_eq!(event["related"]["name"], "b-older", "{event}");
+        let note = event["note"].as_str().unwrap_or_default();
+        assert!(note.contains("192.0.2.7:80/TCP") && note.contains("ns1/b-older"), "{note}");
+        assert_eq!(event["reportingController"], "kproxy", "{event}");
+        assert_eq!(daemon.metric("kproxy_service_port_conflicts").await, Some(1.0));
+
+        // While it lasts, neither a change of the loser nor the periodic full sync publishes again.
+        let from = recorder.len();
+        server.apply(&claiming("a-newer", "172.30.0.53", 2_000_000_000, 80));
+        recorder.wait_for("the loser's change", from, |s| s.changed_port("ns1/a-newer:p80")).await;
+        recorder.wait_for("a periodic full sync", from, |s| s.changes.full()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(server.events().len(), 1, "one Event per conflict: {:?}", server.events());
         daemon.stop().await;
     })
     .await;

@@ -6,6 +6,8 @@
 //! `timeoutSeconds`, streaming lists with `sendInitialEvents`), `GET` of one object, and `/version`,
 //! `/api`, `/apis` discovery. Objects are stored as JSON so tests can inject malformed ones, even
 //! ones that do not decode as their kind ([`FakeApiServer::apply_with`], [`FakeApiServer::apply_json`]).
+//! It also takes events.k8s.io/v1 Events (`POST`, merge `PATCH`), as
+//! `kube::runtime::events::Recorder` publishes them, for tests to read ([`FakeApiServer::events`]).
 //!
 //! Tests control faults: [`FakeApiServer::compact`] (410 Gone), [`FakeApiServer::drop_watches`]
 //! (connections cut) and [`FakeApiServer::set_unavailable`] (503). Every request must carry the
@@ -21,6 +23,7 @@
 //! ```
 
 mod discovery;
+mod events;
 mod kind;
 mod routes;
 mod selector;
@@ -205,6 +208,11 @@ impl FakeApiServer {
         if unavailable {
             self.shared.drop_watches();
         }
+    }
+
+    /// Every events.k8s.io/v1 Event created so far, as patched since, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        self.shared.events().clone()
     }
 
     /// Every request so far, as `METHOD /path?query`, oldest first.

@@ -252,3 +252,37 @@ async fn objects_that_do_not_decode_are_served_in_lists_and_watches() {
         other => panic!("expected ADDED bad2, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn events_are_created_and_patched_as_kubes_recorder_publishes_them() {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let server = FakeApiServer::start().await;
+    server.apply(&service("ns1", "svc1").cluster_ip("172.30.0.41").build());
+    let client = server.client().await.expect("client");
+    let svc = Api::<Service>::namespaced(client.clone(), "ns1").get("svc1").await.expect("get svc1");
+    let reporter = Reporter { controller: "kproxy".into(), instance: Some("node1".into()) };
+    let recorder = Recorder::new(client, reporter);
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ServicePortConflict".into(),
+        note: Some("loses 192.0.2.1:80/TCP".into()),
+        action: "ProgramServicePort".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &svc.object_ref(&())).await.expect("created");
+    recorder.publish(&event, &svc.object_ref(&())).await.expect("patched as a series");
+    let events = server.events();
+    assert_eq!(events.len(), 1, "the second is a series of the first: {events:?}");
+    let stored = &events[0];
+    assert_eq!(stored["metadata"]["namespace"], "ns1");
+    assert_eq!(stored["type"], "Warning");
+    assert_eq!(stored["reason"], "ServicePortConflict");
+    assert_eq!(stored["regarding"]["name"], "svc1");
+    assert_eq!(stored["regarding"]["uid"], svc.metadata.uid.clone().unwrap_or_default().as_str());
+    assert_eq!(stored["series"]["count"], 2);
+    let posts =
+        server.requests().into_iter().filter(|r| r.starts_with("POST /apis/events.k8s.io/v1/namespaces/ns1/events"));
+    assert_eq!(posts.count(), 1);
+}

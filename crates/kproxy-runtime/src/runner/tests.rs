@@ -595,3 +595,7 @@ async fn a_closure_returning_core_sync_errors_is_a_sync_fn() {
     }
     assert_eq!(calls, vec![(ms(0), F), (ms(2_000), P), (ms(7_000), F)]);
 }
+
+// ---------------------------------------------------------------- drivers with inputs
+
+mod driver;

@@ -81,6 +81,11 @@ impl KubeSource {
         Ok(Self { client, node_name: node_name.to_owned() })
     }
 
+    /// The client the watchers use; the daemon publishes Events with it too.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Runs the three watchers until `events` is closed.
     pub async fn run(self, events: mpsc::Sender<SourceEvent>) {
         let services = watcher::Config::default().labels(SERVICE_LABEL_SELECTOR);

@@ -1,4 +1,5 @@
-//! The HTTP side: routes, the request gate (log, 503, 401), list, get and watch handlers.
+//! The HTTP side: routes, the request gate (log, 503, 401), list, get and watch handlers
+//! (and Events, in `events`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,11 +9,12 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::discovery::{self, failure_response, not_found};
+use super::events;
 use super::kind::ResourceKind;
 use super::selector::Filter;
 use super::shared::Shared;
@@ -35,6 +37,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         router = kind_routes(router, kind);
     }
     router
+        .route(events::PATH, post(events::create))
+        .route(&format!("{}/{{name}}", events::PATH), axum::routing::patch(events::patch))
         .fallback(|| async { not_found("the path") })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)

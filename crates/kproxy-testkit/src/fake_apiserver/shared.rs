@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     drops: watch::Sender<u64>,
     unavailable: AtomicBool,
     requests: Mutex<Vec<String>>,
+    /// events.k8s.io Events created, oldest first.
+    events: Mutex<Vec<serde_json::Value>>,
     /// The bearer token every request must carry.
     pub(crate) token: String,
     /// How often watches that allow bookmarks get one.
@@ -36,6 +38,7 @@ impl Shared {
             drops,
             unavailable: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
+            events: Mutex::new(Vec::new()),
             token,
             bookmark_interval,
         }
@@ -85,6 +88,11 @@ impl Shared {
     /// Appends to the request log.
     pub(crate) fn log_request(&self, line: String) {
         self.requests.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+    }
+
+    /// The Events created, oldest first, to read or change.
+    pub(crate) fn events(&self) -> MutexGuard<'_, Vec<serde_json::Value>> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A copy of the request log.

@@ -1,0 +1,134 @@
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::Service;
+use kproxy_testkit::{node, service, slice};
+
+use crate::error::Invalid;
+use crate::event::{ObjectEvent, SourceEvent};
+use crate::names::IpFamily;
+use crate::{ConversionError, NamespacedName, ObjectKind, ProxyLoop};
+
+fn good() -> Service {
+    service("ns1", "svc1").cluster_ip("172.30.0.41").tcp("p80", 80).build()
+}
+
+fn bad() -> Service {
+    service("ns1", "svc1").cluster_ip("not-an-ip").tcp("p80", 80).build()
+}
+
+fn new_loop() -> ProxyLoop {
+    ProxyLoop::new("node1", SystemTime::UNIX_EPOCH)
+}
+
+/// Folds `event` in; returns how many malformed objects it reported for the first time.
+fn first_reports(proxy: &mut ProxyLoop, event: SourceEvent) -> usize {
+    proxy.on_event(event).iter().filter(|m| m.first_report).count()
+}
+
+/// The IPv4 service ports after checking the pending changes out.
+fn ports(proxy: &mut ProxyLoop) -> usize {
+    proxy.checkout(false);
+    proxy.state().family(IpFamily::V4).services.len()
+}
+
+#[test]
+fn no_sync_is_wanted_before_every_initial_list() {
+    let mut proxy = new_loop();
+    proxy.on_event(SourceEvent::Service(ObjectEvent::reset(vec![good()])));
+    proxy.on_event(SourceEvent::EndpointSlice(ObjectEvent::reset(vec![])));
+    assert!(!proxy.initialized());
+    assert!(!proxy.wants_sync(), "changes wait, but not every list has arrived");
+    proxy.on_event(SourceEvent::Node(ObjectEvent::reset(vec![node("node1").build()])));
+    assert!(proxy.initialized());
+    assert!(proxy.wants_sync());
+    assert_eq!(proxy.service_changes_pending(), 1);
+    proxy.checkout(false);
+    assert!(!proxy.wants_sync(), "nothing waits after a checkout");
+}
+
+#[test]
+fn malformed_object_is_reported_once_and_keeps_previous_state() {
+    let mut proxy = new_loop();
+    let mut reports = 0;
+    reports += first_reports(&mut proxy, SourceEvent::Service(ObjectEvent::Apply(good())));
+    reports += first_reports(&mut proxy, SourceEvent::Service(ObjectEvent::Apply(bad())));
+    let again = proxy.on_event(SourceEvent::Service(ObjectEvent::Apply(bad())));
+    assert_eq!(again.len(), 1, "every malformed object of an event is returned");
+    assert!(!again[0].first_report, "but reported only once");
+    assert_eq!(again[0].error.object, NamespacedName::new("ns1", "svc1"));
+    reports += first_reports(&mut proxy, SourceEvent::Service(ObjectEvent::reset(vec![bad()])));
+    assert_eq!(reports, 1, "reported once");
+    assert_eq!(ports(&mut proxy), 1, "previous good state kept");
+    reports += first_reports(&mut proxy, SourceEvent::Service(ObjectEvent::Apply(good())));
+    reports += first_reports(&mut proxy, SourceEvent::Service(ObjectEvent::Apply(bad())));
+    assert_eq!(reports, 2, "reported again after it was fixed and broke again");
+}
+
+#[test]
+fn malformed_slice_among_good_ones_does_not_stop_the_others() {
+    let mut proxy = new_loop();
+    let good_slice = slice("ns1", "svc1", "a").tcp("p80", 8080).ready("10.0.0.1").build();
+    let bad_slice = slice("ns1", "svc1", "b").tcp("p80", 8080).ready("10.0.0.300").build();
+    proxy.on_event(SourceEvent::Service(ObjectEvent::reset(vec![good()])));
+    let malformed = proxy.on_event(SourceEvent::EndpointSlice(ObjectEvent::reset(vec![bad_slice, good_slice])));
+    assert_eq!(malformed.len(), 1);
+    assert_eq!(malformed[0].error.object, NamespacedName::new("ns1", "b"));
+    proxy.checkout(false);
+    assert_eq!(proxy.state().family(IpFamily::V4).endpoints.iter().count(), 1);
+}
+
+/// `svc1` as a source reports it when it does not decode.
+fn undecodable(field: &str) -> ConversionError {
+    let name = NamespacedName::new("ns1", "svc1");
+    ConversionError::new(ObjectKind::Service, &name, field, Invalid::Value("eighty".into()))
+}
+
+#[test]
+fn undecodable_object_is_reported_once_across_relists_and_again_after_a_fix() {
+    let mut proxy = new_loop();
+    let mut reports = first_reports(&mut proxy, SourceEvent::Service(ObjectEvent::reset(vec![good()])));
+    let event = SourceEvent::Service(ObjectEvent::Undecodable(undecodable("spec.ports[0].port")));
+    reports += first_reports(&mut proxy, event);
+    assert_eq!(reports, 1);
+    // The source lists the last good state in its place.
+    let relist = || {
+        let undecodable = vec![undecodable("spec.ports[0].port")];
+        SourceEvent::Service(ObjectEvent::Reset { objects: vec![good()], undecodable })
+    };
+    reports += first_reports(&mut proxy, relist());
+    reports += first_reports(&mut proxy, relist());
+    assert_eq!(reports, 1, "reported once");
+    assert_eq!(ports(&mut proxy), 1, "previous good state kept");
+    let event = SourceEvent::Service(ObjectEvent::Undecodable(undecodable("spec.ports[1].port")));
+    reports += first_reports(&mut proxy, event);
+    assert_eq!(reports, 2, "another problem is reported");
+    reports += first_reports(&mut proxy, SourceEvent::Service(ObjectEvent::reset(vec![good()])));
+    reports += first_reports(&mut proxy, relist());
+    assert_eq!(reports, 3, "reported again after it was fixed and broke again");
+}
+
+#[test]
+fn undecodable_object_whose_last_state_does_not_convert_is_reported_once() {
+    let mut proxy = new_loop();
+    let relist = || {
+        let undecodable = vec![undecodable("spec.ports[0].port")];
+        SourceEvent::Service(ObjectEvent::Reset { objects: vec![bad()], undecodable })
+    };
+    let first = proxy.on_event(relist());
+    assert_eq!(first.len(), 1, "only the decoding error is reported: {first:?}");
+    assert_eq!(first[0].error.field, "spec.ports[0].port");
+    assert_eq!(first_reports(&mut proxy, relist()), 0);
+    assert_eq!(ports(&mut proxy), 0);
+}
+
+#[test]
+fn deletes_fold_in_and_a_deleted_node_keeps_its_last_state() {
+    let mut proxy = new_loop();
+    proxy.on_event(SourceEvent::Node(ObjectEvent::Apply(node("node1").zone("zone-a").build())));
+    proxy.on_event(SourceEvent::Service(ObjectEvent::Apply(good())));
+    assert_eq!(ports(&mut proxy), 1);
+    proxy.on_event(SourceEvent::Service(ObjectEvent::Delete(good())));
+    proxy.on_event(SourceEvent::Node(ObjectEvent::Delete(node("node1").build())));
+    assert_eq!(ports(&mut proxy), 0);
+    assert_eq!(proxy.state().node.zone(), Some("zone-a"));
+}
