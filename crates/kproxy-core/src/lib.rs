@@ -24,6 +24,7 @@ mod proxy_state;
 mod service_change_tracker;
 mod service_port;
 mod service_port_map;
+pub mod stale_flows;
 mod topology;
 
 pub use change_tracker::ChangeTracker;
