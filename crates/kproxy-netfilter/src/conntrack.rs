@@ -1,27 +1,27 @@
 //! Conntrack flow deletion (stale UDP flows after an endpoint goes away).
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::command::{CommandError, Netns};
+use kproxy_core::ServicePortName;
+pub use kproxy_core::stale_flows::FlowFilter;
 
-/// Which flows to delete: UDP flows whose original destination is `service` (an IP, or any
-/// local address when `None`) and port `port`, answered by `endpoint`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FlowFilter {
-    /// The service address the client sent to; `None` for a node port (any address).
-    pub service: Option<IpAddr>,
-    /// The port the client sent to (service port or node port).
-    pub port: u16,
-    /// The endpoint that answered.
-    pub endpoint: IpAddr,
-}
+use crate::command::{CommandError, Netns};
 
 /// Deletes conntrack flows.
 #[async_trait::async_trait]
 pub trait Conntrack: Send + Sync {
     /// Deletes the UDP flows matching `filter`; matching nothing is not an error.
     async fn delete_udp_flows(&self, filter: &FlowFilter) -> Result<(), CommandError>;
+}
+
+/// Deletes the flows of `flows` (each with the service port it belongs to, for the log).
+/// Failures are logged, not returned: the rules are in place and the flows time out anyway.
+pub async fn delete_stale_flows(conntrack: &dyn Conntrack, flows: Vec<(ServicePortName, FlowFilter)>) {
+    for (name, filter) in flows {
+        if let Err(error) = conntrack.delete_udp_flows(&filter).await {
+            tracing::warn!(%error, service = %name, "cannot delete stale UDP flows");
+        }
+    }
 }
 
 /// The `conntrack` tool, in this namespace or a named one.

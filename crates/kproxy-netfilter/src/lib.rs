@@ -6,6 +6,9 @@
 //! - [`IptablesRunner`]: `iptables-restore --noflush` and `iptables-save` ([`ExecIptables`],
 //!   [`FakeIptables`]), legacy or nft ([`IptablesBackend`]).
 //!
+//! [`nft_text`] writes the pieces of nft text the nft-based dataplanes share (family words,
+//! elements, chains); [`NodePortAddresses`] is which addresses accept node ports.
+//!
 //! [`quote`] turns text from API objects (namespaces, names, port names) into pieces of nft
 //! and `iptables-restore` input that always parse as what the renderer meant.
 //!
@@ -16,10 +19,13 @@ mod command;
 mod conntrack;
 mod iptables;
 mod nft;
+pub mod nft_text;
+mod nodeport_addresses;
 pub mod quote;
 
 pub use command::{CommandError, Netns};
-pub use conntrack::{Conntrack, ExecConntrack, FakeConntrack, FlowFilter};
+pub use conntrack::{Conntrack, ExecConntrack, FakeConntrack, FlowFilter, delete_stale_flows};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use nft::{ExecNft, FakeNft, NftRunner};
+pub use nodeport_addresses::NodePortAddresses;
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
