@@ -1,16 +1,7 @@
 //! The nftables dataplane's configuration.
 
 use ipnet::IpNet;
-
-/// Which local addresses accept NodePort traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum NodePortAddresses {
-    /// Every local address except loopback (`fib daddr type local`).
-    #[default]
-    All,
-    /// Local addresses inside these CIDRs (addresses of the other family are ignored).
-    Cidrs(Vec<IpNet>),
-}
+pub use kproxy_netfilter::NodePortAddresses;
 
 /// What the nftables dataplane needs to know, besides the state it programs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +14,7 @@ pub struct NftablesConfig {
     pub masquerade_all: bool,
     /// The fwmark bit(s) marking packets to masquerade (`0x4000`).
     pub masquerade_mark: u32,
-    /// Addresses that accept NodePort traffic.
+    /// Addresses that accept NodePort traffic (`All`: every local address but loopback).
     pub nodeport_addresses: NodePortAddresses,
     /// Run `nft` and `conntrack` inside this network namespace (tests); `None`: this one.
     pub netns: Option<String>,

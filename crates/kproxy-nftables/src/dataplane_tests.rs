@@ -499,9 +499,9 @@ mod committed {
     use kproxy_core::{Endpoint, IpFamily, NamespacedName, Protocol, ServicePort, ServicePortName, TopologyNode};
 
     use crate::Family;
+    use crate::apply::Committed;
     use crate::config::NftablesConfig;
     use crate::render::{PortRender, RenderContext, render_port};
-    use crate::transaction::Committed;
 
     fn name(service: &str) -> ServicePortName {
         ServicePortName::new(NamespacedName::new("ns1", service), "p80", Protocol::Tcp)

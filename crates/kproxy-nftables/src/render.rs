@@ -9,12 +9,12 @@ mod static_table;
 pub(crate) mod text;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
+use kproxy_core::stale_flows::Destinations;
 use kproxy_core::{IpFamily, ProxyState, ServicePortName, TopologyNode};
 
+use crate::Family;
 use crate::config::NftablesConfig;
-use crate::family::Family;
 
 pub use port::render_port;
 pub use static_table::{StaticTable, render_static};
@@ -59,12 +59,8 @@ pub struct PortRender {
     pub elements: Vec<Element>,
     /// Sets of its own.
     pub sets: Vec<OwnedSet>,
-    /// The addresses clients reach it on (cluster IP, external IPs, LB IPs).
-    pub vips: Vec<IpAddr>,
-    /// Its node port, if any.
-    pub node_port: Option<u16>,
-    /// The service port number.
-    pub port: u16,
+    /// Where clients reach it (what its stale UDP flows are keyed on once it is gone).
+    pub destinations: Destinations,
 }
 
 /// Everything one family's table holds.

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use kproxy_netfilter::nft_text::write_elements;
+
 use super::committed::Delta;
 use crate::render::text::{element_text, group_elements, port_chains};
 use crate::render::{Chain, Element, TableRender, render_text};
@@ -36,12 +38,8 @@ impl<'a> Script<'a> {
     fn elements(&mut self, verb: &str, elements: &[&Element]) {
         let grouped = group_elements(elements.iter().copied());
         for (set, items) in grouped {
-            let items: Vec<&String> = items.iter().collect();
-            for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
-                let body = chunk.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-                let table = self.table;
-                self.line(format_args!("{verb} element {table} {set} {{ {body} }}"));
-            }
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
+            write_elements(&mut self.out, verb, self.table, set, &items, ELEMENTS_PER_COMMAND);
         }
     }
 }
