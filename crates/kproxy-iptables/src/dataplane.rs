@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use kproxy_core::stale_flows::stale_udp_flows;
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
-use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecIptables, IptablesBackend, IptablesRunner, Netns};
+use kproxy_netfilter::{
+    CommandError, Conntrack, ExecConntrack, ExecIptables, IptablesBackend, IptablesRunner, Netns, delete_stale_flows,
+};
 
 use crate::apply::{Committed, Updates, cleanup_text, full_text, rule_count};
 use crate::config::{Backend, IptablesConfig};
@@ -175,7 +178,10 @@ impl Dataplane for IptablesDataplane {
 
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let mut stats = SyncStats::default();
-        let stale = crate::stale_flows::stale_filters(state, changes, &self.config.families, &self.committed);
+        // Before the sync: a deleted port's addresses still come from what was committed.
+        let stale = stale_udp_flows(state, changes, &self.config.families, |family, name| {
+            self.committed[family.index()].as_ref()?.destinations(name).cloned()
+        });
         for family in self.config.families.clone() {
             let done = self.sync_family(state, changes, family).await?;
             stats.full |= done.full;
@@ -183,7 +189,7 @@ impl Dataplane for IptablesDataplane {
             stats.rules += done.rules;
             stats.service_ports += state.family(family).services.len();
         }
-        crate::stale_flows::clear(&*self.conntrack, stale).await;
+        delete_stale_flows(&*self.conntrack, stale).await;
         Ok(stats)
     }
 

@@ -17,6 +17,7 @@ use kproxy_core::{IpFamily, ProxyState, ServicePortName, TopologyNode};
 
 use crate::config::IptablesConfig;
 
+pub use kproxy_core::stale_flows::Destinations;
 pub use port::render_port;
 pub use rule::probability;
 pub use statics::{Jump, Statics, render_statics};
@@ -72,17 +73,6 @@ pub struct Chain {
     pub rules: Vec<String>,
 }
 
-/// Where clients reach a service port: what its conntrack flows are keyed on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Destinations {
-    /// Cluster IP, external IPs and load-balancer IPs.
-    pub vips: Vec<std::net::IpAddr>,
-    /// The service port.
-    pub port: u16,
-    /// The node port, if any.
-    pub node_port: Option<u16>,
-}
-
 /// What one service port adds to a family's tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortRender {
@@ -90,7 +80,7 @@ pub struct PortRender {
     pub shared: Vec<SharedRule>,
     /// Its own nat chains (`KUBE-SVC`, `KUBE-SVL`, `KUBE-EXT`, `KUBE-FW`, `KUBE-SEP`).
     pub chains: Vec<Chain>,
-    /// Where clients reach it.
+    /// Where clients reach it (what its stale UDP flows are keyed on once it is gone).
     pub destinations: Destinations,
 }
 

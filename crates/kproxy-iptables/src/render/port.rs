@@ -82,9 +82,7 @@ pub fn render_port(
     load_balancer_ips(&plan, port, &mut shared);
     node_port(&plan, port, &mut shared);
     health_check_node_port(&plan, port, &mut shared);
-    let vips = std::iter::once(&port.cluster_ip).chain(&port.external_ips).chain(&port.load_balancer_vips);
-    let destinations = Destinations { vips: vips.copied().collect(), port: port.port, node_port: port.node_port };
-    PortRender { shared, chains: chains::render_chains(ctx, &plan, port), destinations }
+    PortRender { shared, chains: chains::render_chains(ctx, &plan, port), destinations: Destinations::of(port) }
 }
 
 fn cluster_ip(plan: &Plan<'_>, port: &ServicePort, out: &mut Vec<SharedRule>) {
