@@ -6,6 +6,7 @@
 //! - [`Harness`] runs the dataplane under test on node1, feeds it Services, EndpointSlices
 //!   and node1's Node through a [`kproxy_core::ChangeTracker`], and sends traffic from any
 //!   host ([`Harness::tcp_request`], [`Harness::spread`], [`eventually`]).
+//! - [`OfflineNode`] is node1's model without a kernel, for tests against fakes.
 //! - [`cases()`] is the table of kube-proxy behaviours; [`run_conformance`] runs it.
 //!
 //! # Plugging a dataplane in
@@ -44,6 +45,7 @@ mod cases;
 mod e2e;
 mod harness;
 mod netns;
+pub mod offline;
 pub mod plan;
 mod runner;
 mod topology;
@@ -59,6 +61,7 @@ pub use harness::{
     SPREAD_TIMED_OUT, default_node, eventually, spread_key,
 };
 pub use netns::{NETNS_DIR, netns_path};
+pub use offline::OfflineNode;
 pub use runner::{CaseReport, Report, Verdict, run_cases, run_conformance};
 pub use topology::{Cluster, HOSTS, LAN, NodeEnv, leftover_namespaces};
 pub use traffic::{Outcome, Reply};

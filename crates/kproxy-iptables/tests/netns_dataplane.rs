@@ -6,12 +6,14 @@
 
 mod support;
 
+use kproxy_conformance::OfflineNode;
 use kproxy_core::{Changes, Dataplane};
 use kproxy_iptables::{Backend, IptablesConfig, IptablesDataplane};
 use kproxy_netfilter::{IptablesBackend, Netns as ToolNetns};
+use kproxy_testkit::golden;
 use kproxy_testkit::ip_plan::{NODE_NAME, OTHER_NODE_NAME};
 use kproxy_testkit::{service, slice};
-use support::{Cluster, Netns, pod_cidr_v4, require_kernel};
+use support::{Netns, netns, pod_cidr_v4, require_kernel};
 
 fn dataplane(netns: &Netns, backend: Backend) -> IptablesDataplane {
     IptablesDataplane::new(IptablesConfig {
@@ -23,7 +25,7 @@ fn dataplane(netns: &Netns, backend: Backend) -> IptablesDataplane {
 }
 
 /// A cluster with a ClusterIP, a NodePort and an affinity service.
-fn cluster() -> Cluster {
+fn cluster() -> OfflineNode {
     let web = service("ns1", "web").cluster_ip("172.30.0.41").node_port("http", 80, 30080).build();
     let web_eps = slice("ns1", "web", "web-1")
         .tcp("http", 8080)
@@ -34,7 +36,7 @@ fn cluster() -> Cluster {
         service("ns1", "sticky").cluster_ip("172.30.0.42").tcp("http", 80).client_ip_affinity(Some(60)).build();
     let sticky_eps =
         slice("ns1", "sticky", "sticky-1").tcp("http", 8080).endpoint("10.180.0.2", |e| e.node(NODE_NAME)).build();
-    Cluster::with(&[web, sticky], &[web_eps, sticky_eps])
+    OfflineNode::with(&golden::node(), &[web, sticky], &[web_eps, sticky_eps])
 }
 
 /// A table as `iptables-save` prints it, without comments and counters, chains sorted.
@@ -47,8 +49,7 @@ fn saved(netns: &Netns, backend: &str, table: &str) -> Vec<String> {
 }
 
 async fn partial_syncs_match_a_fresh_full_sync(backend: Backend, name: &str) {
-    let (a, b) =
-        (Netns::create(&format!("{name}-a")).expect("netns"), Netns::create(&format!("{name}-b")).expect("netns"));
+    let (a, b) = (netns(&format!("{name}-a")), netns(&format!("{name}-b")));
     let mut cluster = cluster();
     let mut dp = dataplane(&a, backend);
     dp.sync(&cluster.state, &Changes::full_sync()).await.expect("full sync");
@@ -85,7 +86,7 @@ async fn partial_syncs_match_a_fresh_full_sync_nft() {
 #[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
     require_kernel();
-    let netns = Netns::create("tamper").expect("netns");
+    let netns = netns("tamper");
     let cluster = cluster();
     let mut dp = dataplane(&netns, Backend::Nft);
     dp.sync(&cluster.state, &Changes::full_sync()).await.expect("full sync");
@@ -105,7 +106,7 @@ async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
 async fn cleanup_leaves_only_kubelets_firewall_chain() {
     require_kernel();
     for backend in ["legacy", "nft"] {
-        let netns = Netns::create(&format!("cleanup-{backend}")).expect("netns");
+        let netns = netns(&format!("cleanup-{backend}"));
         netns.run_ok(&format!("iptables-{backend}"), &["-t", "nat", "-N", "OTHER"], "");
         netns.run_ok(&format!("iptables-{backend}"), &["-t", "nat", "-A", "OUTPUT", "-j", "OTHER"], "");
         let choice = if backend == "legacy" { Backend::Legacy } else { Backend::Nft };
@@ -122,7 +123,7 @@ async fn cleanup_leaves_only_kubelets_firewall_chain() {
 #[ignore = "packet test: needs root, ip, iptables, sysctl and conntrack; run by cargo xtask test"]
 async fn detection_follows_the_flavour_in_use() {
     require_kernel();
-    let netns = Netns::create("detect").expect("netns");
+    let netns = netns("detect");
     let tools = ToolNetns(Some(netns.name.clone()));
     assert_eq!(IptablesBackend::detect(&tools).await, IptablesBackend::Nft, "empty: nft");
     for port in ["22", "80", "443"] {

@@ -434,7 +434,7 @@ fn iptables_backends() -> Vec<&'static str> {
 fn check_case(specs: &[PortSpec], backends: &[&str]) {
     let (state, placed) = build(specs);
     let want = expected(&state, &placed);
-    let netns = Netns::create_with_prefix("kpq", "names").expect("a network namespace");
+    let netns = Netns::create("kpq", "names").expect("a network namespace");
     check_nftables(&netns, &state, &want);
     check_nft_comments(&netns, &placed);
     check_userspace(&netns, &state, &want);

@@ -2,6 +2,8 @@
 //! fixed IP plan every test uses (after upstream's "Conventions for tests using NewFakeProxier").
 //! With the `apiserver` feature, [`fake_apiserver`] adds an in-process fake kube-apiserver.
 //! [`prereq`] is the one check of what packet tests need from the machine (root, tools).
+//! [`netns`] makes the throwaway network namespaces packet tests program.
+//! [`golden`] holds the golden cases every dataplane renders and compares with its files.
 //!
 //! ```
 //! use kproxy_testkit::{service, slice};
@@ -14,6 +16,8 @@
 mod endpoint_slice;
 #[cfg(feature = "apiserver")]
 pub mod fake_apiserver;
+pub mod golden;
+pub mod netns;
 mod node;
 pub mod prereq;
 mod service;
@@ -34,6 +38,8 @@ pub mod ip_plan {
     pub const NODE_IP: &str = "192.168.0.2";
     /// Pod IPs are in this range.
     pub const POD_CIDR: &str = "10.0.0.0/8";
+    /// Pod IPv6 addresses are in this range.
+    pub const POD_CIDR_V6: &str = "fd00:10::/64";
     /// Cluster IPs are in this range.
     pub const SERVICE_CIDR: &str = "172.30.0.0/16";
     /// A load-balancer ingress IP.
