@@ -143,6 +143,7 @@ impl Targets {
 mod tests {
     use super::*;
     use kproxy_core::Protocol;
+    use kproxy_core::stale_flows::Destinations;
 
     fn spec(endpoints: &[&str], affinity: Option<u64>) -> ListenerSpec {
         ListenerSpec {
@@ -150,7 +151,7 @@ mod tests {
             endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
             affinity: affinity.map(Duration::from_secs),
             allowed_sources: Vec::new(),
-            entries: Vec::new(),
+            destinations: Destinations::default(),
         }
     }
 
