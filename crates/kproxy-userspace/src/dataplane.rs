@@ -13,9 +13,9 @@ use kproxy_netfilter::nft_text::Family;
 use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecNft, NftRunner, delete_stale_flows};
 
 use crate::config::UserspaceConfig;
-use crate::plan::{Plan, plan};
 use crate::relay::{Relay, Retired, raise_nofile_limit};
-use crate::rules::{TableRules, cleanup_script, full_script, patch_script, render, render_text};
+use crate::render::plan::{Plan, plan};
+use crate::render::rules::{TableRules, cleanup_script, full_script, patch_script, render, render_text};
 
 const NAME: &str = "userspace";
 

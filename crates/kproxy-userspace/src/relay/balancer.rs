@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::plan::ListenerSpec;
+use crate::render::plan::ListenerSpec;
 
 /// Affinity entries are swept of expired ones when there are more than this many.
 const SWEEP_AT: usize = 1024;

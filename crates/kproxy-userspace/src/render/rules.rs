@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use kproxy_core::IpFamily;
 use kproxy_netfilter::nft_text::{Family, element_text, write_chain, write_elements};
 
-use crate::plan::{FamilyPlan, ListenerKey, Set};
+use crate::render::plan::{FamilyPlan, ListenerKey, Set};
 
 /// The set, key and value (listener port, for maps) of one element.
 pub type Element = (Set, String, Option<u16>);
