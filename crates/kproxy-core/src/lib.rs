@@ -21,6 +21,7 @@ mod error;
 mod names;
 mod proxy_loop;
 mod proxy_state;
+pub mod render;
 mod service_change_tracker;
 mod service_port;
 mod service_port_map;
