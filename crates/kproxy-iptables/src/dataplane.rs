@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use kproxy_core::render::render_changes;
 use kproxy_core::stale_flows::stale_udp_flows;
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
 use kproxy_netfilter::{
@@ -114,11 +115,7 @@ impl IptablesDataplane {
         let mut done = FamilySync { touched: names.len(), ..FamilySync::default() };
         if !names.is_empty() {
             let ctx = RenderContext::new(&self.config, state, family);
-            let view = state.family(family);
-            let updates: Updates = names
-                .iter()
-                .map(|n| (n.clone(), view.services.get(n).map(|p| render_port(&ctx, n, p, view.endpoints.get(n)))))
-                .collect();
+            let updates: Updates = render_changes(state.family(family), names, |e| render_port(&ctx, e)).collect();
             let text = committed.partial_text(&render_statics(&self.config, family), &updates);
             runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
             committed.apply(&updates);

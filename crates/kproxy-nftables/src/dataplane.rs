@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use kproxy_core::render::render_changes;
 use kproxy_core::stale_flows::{FlowFilter, stale_udp_flows};
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, ServicePortName, SyncError, SyncStats};
 use kproxy_netfilter::{CommandError, Conntrack, ExecConntrack, ExecNft, NftRunner, delete_stale_flows};
@@ -60,7 +61,7 @@ impl NftablesDataplane {
         self.committed[family.index()] = None;
         let desired = render_family(&self.config, state, family);
         let listing = self.listing().await;
-        let existing = existing_objects(&listing, desired.family.keyword(), &self.config.table);
+        let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
         if let Err(error) = self.nft.apply(&full_script(&desired, &self.config.table, &existing)).await {
             tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
             self.nft.apply(&replace_script(&desired, &self.config.table)).await.map_err(sync_error)?;
@@ -84,15 +85,9 @@ impl NftablesDataplane {
         family: IpFamily,
     ) -> Result<usize, SyncError> {
         let ctx = RenderContext { family: crate::Family(family), config: &self.config, node: state.topology_node() };
-        let view = state.family(family);
-        let renders: Vec<(ServicePortName, Option<PortRender>)> = changes
-            .family(family)
-            .service_ports
-            .iter()
-            .map(|name| {
-                (name.clone(), view.services.get(name).map(|p| render_port(&ctx, name, p, view.endpoints.get(name))))
-            })
-            .collect();
+        let names = &changes.family(family).service_ports;
+        let renders: Vec<(ServicePortName, Option<PortRender>)> =
+            render_changes(state.family(family), names, |entry| render_port(&ctx, entry)).collect();
         let touched = renders.len();
         let committed = self.committed[family.index()].take().unwrap_or_default();
         let mut committed = committed;

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use kproxy_netfilter::nft_text::write_elements;
 
 use super::committed::Delta;
+use crate::Family;
 use crate::render::text::{element_text, group_elements, port_chains};
 use crate::render::{Chain, Element, TableRender, render_text};
 
@@ -52,7 +53,7 @@ pub(crate) fn full_script(
     name: &str,
     existing: &(BTreeSet<String>, BTreeSet<String>),
 ) -> String {
-    let table = format!("{} {name}", desired.family.keyword());
+    let table = format!("{} {name}", Family(desired.family).keyword());
     let mut s = Script::new(&table);
     s.line(format_args!("add table {table}"));
     for set in &desired.statics.sets {
@@ -104,7 +105,7 @@ pub(crate) fn full_script(
 /// Deletes the table and loads `desired` from scratch, in one transaction (affinity state
 /// is lost): the fallback when the table holds something `full_script` cannot reuse.
 pub(crate) fn replace_script(desired: &TableRender, name: &str) -> String {
-    let table = format!("{} {name}", desired.family.keyword());
+    let table = format!("{} {name}", Family(desired.family).keyword());
     format!("add table {table}\ndelete table {table}\n{}", render_text(desired, name))
 }
 

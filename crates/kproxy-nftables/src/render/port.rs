@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use kproxy_core::render::PortEntry;
 use kproxy_core::stale_flows::Destinations;
 use kproxy_core::{CategorizedEndpoints, Endpoint, IpFamily, ServicePort, ServicePortName, categorize_endpoints};
 
@@ -9,13 +10,9 @@ use super::chains::ChainSink;
 use super::names::*;
 use super::{Element, PortRender, RenderContext};
 
-/// Renders what `port` (named `name`) needs in the table, given its endpoints.
-pub fn render_port(
-    ctx: &RenderContext<'_>,
-    name: &ServicePortName,
-    port: &ServicePort,
-    endpoints: &[Endpoint],
-) -> PortRender {
+/// Renders what a port needs in the table, given its endpoints.
+pub fn render_port(ctx: &RenderContext<'_>, entry: PortEntry<'_>) -> PortRender {
+    let PortEntry { name, port, endpoints } = entry;
     let categorized = categorize_endpoints(endpoints, port, ctx.node);
     let mut render = PortRender { destinations: Destinations::of(port), ..PortRender::default() };
     let mut sink = ChainSink::default();

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use kproxy_netfilter::nft_text::{self, write_chain};
+use kproxy_netfilter::nft_text::{self, Family, write_chain};
 
 use super::{Chain, Element, OwnedSet, TableRender};
 
@@ -12,7 +12,7 @@ use super::{Chain, Element, OwnedSet, TableRender};
 /// order (static declarations first, then chains and sets of service ports by name).
 pub fn render_text(table: &TableRender, name: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "table {} {name} {{", table.family.keyword());
+    let _ = writeln!(out, "table {} {name} {{", Family(table.family).keyword());
     let elements = group_elements(table.statics.elements.iter().chain(table.ports.values().flat_map(|p| &p.elements)));
     for set in &table.statics.sets {
         let _ = writeln!(out, "\t{} {} {{\n\t\t{}", set.kind, set.name, set.spec);

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use kproxy_core::render::{PortEntry, entries};
 use kproxy_core::stale_flows::Destinations;
 use kproxy_core::{
     CategorizedEndpoints, Endpoint, IpFamily, Protocol, ProxyState, ServicePort, ServicePortName, TopologyNode,
@@ -105,14 +106,13 @@ pub fn plan(config: &UserspaceConfig, state: &ProxyState) -> Plan {
         for cidr in IpNet::aggregate(&cidrs) {
             out.elements.insert((Set::ClusterCidrs, cidr.to_string()), None);
         }
-        let view = state.family(family);
-        for (name, port) in view.services.iter() {
+        for PortEntry { name, port, endpoints } in entries(state.family(family)) {
             if port.protocol == Protocol::Sctp {
                 skipped.push(name.clone());
                 continue;
             }
             let mut ctx = PortPlan { family, name, port, node: state.topology_node(), listeners: &mut listeners };
-            ctx.plan(view.endpoints.get(name), &mut out.elements);
+            ctx.plan(endpoints, &mut out.elements);
         }
         out
     });
