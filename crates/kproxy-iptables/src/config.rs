@@ -2,6 +2,7 @@
 
 use ipnet::IpNet;
 use kproxy_core::IpFamily;
+use kproxy_netfilter::DEFAULT_MASQUERADE_MARK;
 pub use kproxy_netfilter::NodePortAddresses;
 
 /// Which iptables flavour to program.
@@ -48,7 +49,7 @@ impl Default for IptablesConfig {
             backend: Backend::Auto,
             cluster_cidrs: Vec::new(),
             masquerade_all: false,
-            masquerade_mark: 0x4000,
+            masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,
             localhost_nodeports: true,
             random_fully: true,

@@ -29,3 +29,7 @@ pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use nft::{ExecNft, FakeNft, NftRunner};
 pub use nodeport_addresses::NodePortAddresses;
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
+
+/// The fwmark bit marking packets to masquerade by default: upstream's
+/// `--iptables-masquerade-bit` 14.
+pub const DEFAULT_MASQUERADE_MARK: u32 = 1 << 14;

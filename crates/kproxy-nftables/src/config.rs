@@ -1,6 +1,7 @@
 //! The nftables dataplane's configuration.
 
 use ipnet::IpNet;
+use kproxy_netfilter::DEFAULT_MASQUERADE_MARK;
 pub use kproxy_netfilter::NodePortAddresses;
 
 /// What the nftables dataplane needs to know, besides the state it programs.
@@ -26,7 +27,7 @@ impl Default for NftablesConfig {
             table: "kproxy".to_owned(),
             cluster_cidrs: Vec::new(),
             masquerade_all: false,
-            masquerade_mark: 0x4000,
+            masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,
             netns: None,
         }
