@@ -46,7 +46,6 @@ mod e2e;
 mod harness;
 mod netns;
 pub mod offline;
-pub mod plan;
 mod runner;
 mod topology;
 pub mod traffic;
@@ -60,6 +59,7 @@ pub use harness::{
     BoxError, DEFAULT_REQUEST_TIMEOUT, DataplaneFactory, Harness, Proto, SPREAD_FAILED, SPREAD_REFUSED,
     SPREAD_TIMED_OUT, default_node, eventually, spread_key,
 };
+pub use kproxy_testkit::ip_plan as plan;
 pub use netns::{NETNS_DIR, netns_path};
 pub use offline::OfflineNode;
 pub use runner::{CaseReport, Report, Verdict, run_cases, run_conformance};
