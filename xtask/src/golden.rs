@@ -1,5 +1,6 @@
 //! `cargo xtask golden [--bless]`: the golden tests of every dataplane that renders text
-//! (`crates/kproxy-nftables/tests/golden/*.nft`, `crates/kproxy-iptables/tests/golden/*.iptables`).
+//! (`crates/kproxy-nftables/tests/golden/*.nft`, `crates/kproxy-iptables/tests/golden/*.iptables`,
+//! `crates/kproxy-userspace/tests/golden/*.nft`).
 //! With `--bless` the files are rewritten from the current rendering (`KPROXY_BLESS=1`);
 //! review `git diff` before committing. As root, the comparing run also loads every file
 //! into a kernel (the packet tests `golden_files_load_into_the_kernel`, installing the
@@ -8,7 +9,7 @@
 use kproxy_testkit::prereq::{self, Tool};
 
 /// The packages with a `golden` test target.
-const PACKAGES: [&str; 2] = ["kproxy-nftables", "kproxy-iptables"];
+const PACKAGES: [&str; 3] = ["kproxy-nftables", "kproxy-iptables", "kproxy-userspace"];
 
 /// Runs the golden tests; `bless` rewrites the golden files instead of comparing.
 pub(crate) fn run(bless: bool) -> anyhow::Result<()> {

@@ -24,7 +24,7 @@ enum Command {
     Test,
     /// Fail if a crate depends on something the architecture forbids.
     CheckDeps,
-    /// Compare rendered rulesets (nftables, iptables) with their golden files (`--bless`: rewrite them).
+    /// Compare rendered rulesets (nftables, iptables, userspace) with their golden files (`--bless`: rewrite them).
     Golden {
         /// Rewrite the golden files from the current rendering.
         #[arg(long)]

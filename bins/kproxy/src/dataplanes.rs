@@ -90,10 +90,22 @@ pub async fn cleanup_all(config: &ProxyConfig) -> ExitCode {
     status
 }
 
+/// The addresses that accept node ports, for the netfilter dataplanes.
+#[cfg(any(feature = "nftables", feature = "iptables"))]
+fn nodeport_addresses(config: &ProxyConfig) -> kproxy_netfilter::NodePortAddresses {
+    use kproxy_netfilter::NodePortAddresses;
+    use kproxy_runtime::config::NodePortAddresses as Configured;
+    match &config.nodeport_addresses {
+        Configured::Cidrs(cidrs) => NodePortAddresses::Cidrs(cidrs.clone()),
+        // `primary` narrows to the node's IPs upstream; kproxy accepts every local address.
+        Configured::All | Configured::Primary => NodePortAddresses::All,
+    }
+}
+
 #[cfg(feature = "nftables")]
 mod nftables {
-    use kproxy_nftables::{NftablesConfig, NftablesDataplane, NodePortAddresses};
-    use kproxy_runtime::config::{self, ProxyConfig};
+    use kproxy_nftables::{NftablesConfig, NftablesDataplane};
+    use kproxy_runtime::config::ProxyConfig;
 
     /// The nftables dataplane configured from the daemon's configuration.
     pub fn build(config: &ProxyConfig) -> NftablesDataplane {
@@ -101,11 +113,7 @@ mod nftables {
             cluster_cidrs: config.cluster_cidrs.clone(),
             masquerade_all: config.masquerade_all,
             masquerade_mark: config.masquerade_mark(),
-            nodeport_addresses: match &config.nodeport_addresses {
-                config::NodePortAddresses::Cidrs(cidrs) => NodePortAddresses::Cidrs(cidrs.clone()),
-                // `primary` narrows to the node's IPs upstream; kproxy accepts every local address.
-                config::NodePortAddresses::All | config::NodePortAddresses::Primary => NodePortAddresses::All,
-            },
+            nodeport_addresses: super::nodeport_addresses(config),
             ..NftablesConfig::default()
         })
     }
@@ -113,8 +121,8 @@ mod nftables {
 
 #[cfg(feature = "iptables")]
 mod iptables {
-    use kproxy_iptables::{IptablesConfig, IptablesDataplane, NodePortAddresses};
-    use kproxy_runtime::config::{self, ProxyConfig};
+    use kproxy_iptables::{IptablesConfig, IptablesDataplane};
+    use kproxy_runtime::config::ProxyConfig;
 
     /// The iptables dataplane configured from the daemon's configuration; the flavour
     /// (legacy or nft) is the one the node uses, detected on the first sync.
@@ -124,11 +132,7 @@ mod iptables {
             masquerade_all: config.masquerade_all,
             masquerade_mark: config.masquerade_mark(),
             localhost_nodeports: config.localhost_nodeports,
-            nodeport_addresses: match &config.nodeport_addresses {
-                config::NodePortAddresses::Cidrs(cidrs) => NodePortAddresses::Cidrs(cidrs.clone()),
-                // `primary` narrows to the node's IPs upstream; kproxy accepts every local address.
-                config::NodePortAddresses::All | config::NodePortAddresses::Primary => NodePortAddresses::All,
-            },
+            nodeport_addresses: super::nodeport_addresses(config),
             ..IptablesConfig::default()
         })
     }

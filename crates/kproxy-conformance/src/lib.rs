@@ -6,6 +6,7 @@
 //! - [`Harness`] runs the dataplane under test on node1, feeds it Services, EndpointSlices
 //!   and node1's Node through the daemon's [`kproxy_core::ProxyLoop`], and sends traffic from any
 //!   host ([`Harness::tcp_request`], [`Harness::spread`], [`eventually`]).
+//! - [`OfflineNode`] is node1's model without a kernel, for tests against fakes.
 //! - [`cases()`] is the table of kube-proxy behaviours; [`run_conformance`] runs it.
 //!
 //! # Plugging a dataplane in
@@ -44,7 +45,7 @@ mod cases;
 mod e2e;
 mod harness;
 mod netns;
-pub mod plan;
+pub mod offline;
 mod runner;
 mod topology;
 pub mod traffic;
@@ -58,7 +59,9 @@ pub use harness::{
     BoxError, DEFAULT_REQUEST_TIMEOUT, DataplaneFactory, Harness, Proto, SPREAD_FAILED, SPREAD_REFUSED,
     SPREAD_TIMED_OUT, default_node, eventually, spread_key,
 };
+pub use kproxy_testkit::ip_plan as plan;
 pub use netns::{NETNS_DIR, netns_path};
+pub use offline::OfflineNode;
 pub use runner::{CaseReport, Report, Verdict, run_cases, run_conformance};
 pub use topology::{Cluster, HOSTS, LAN, NodeEnv, leftover_namespaces};
 pub use traffic::{Outcome, Reply};

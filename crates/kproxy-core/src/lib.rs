@@ -30,9 +30,11 @@ mod local_node;
 mod names;
 mod proxy_loop;
 mod proxy_state;
+pub mod render;
 mod service_change_tracker;
 mod service_port;
 mod service_port_map;
+pub mod stale_flows;
 mod topology;
 
 pub use change_tracker::ChangeTracker;

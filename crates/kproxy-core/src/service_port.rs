@@ -105,6 +105,16 @@ impl ServicePort {
             SessionAffinity::ClientIp { timeout_seconds } => Some(timeout_seconds),
         }
     }
+
+    /// Every address clients reach this port on: the cluster IP, then [`Self::external_vips`].
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.cluster_ip).chain(self.external_vips())
+    }
+
+    /// The addresses reached from outside the cluster: external IPs, then load-balancer VIPs.
+    pub fn external_vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.external_ips.iter().chain(&self.load_balancer_vips).copied()
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +145,22 @@ mod tests {
         let p = ServicePort { external_policy_local: true, node_port: Some(30080), ..port() };
         assert!(p.uses_cluster_endpoints());
         assert!(p.uses_local_endpoints());
+    }
+
+    #[test]
+    fn vips_are_the_cluster_ip_then_external_ips_then_load_balancer_ips() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let p = ServicePort {
+            external_ips: vec![ip("192.168.99.11")],
+            load_balancer_vips: vec![ip("1.2.3.4"), ip("1.2.3.5")],
+            ..port()
+        };
+        assert_eq!(
+            p.vips().collect::<Vec<_>>(),
+            [ip("172.30.0.41"), ip("192.168.99.11"), ip("1.2.3.4"), ip("1.2.3.5")]
+        );
+        assert_eq!(p.external_vips().collect::<Vec<_>>(), [ip("192.168.99.11"), ip("1.2.3.4"), ip("1.2.3.5")]);
+        assert_eq!(port().vips().collect::<Vec<_>>(), [ip("172.30.0.41")]);
     }
 
     #[test]

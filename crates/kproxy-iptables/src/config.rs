@@ -2,6 +2,8 @@
 
 use ipnet::IpNet;
 use kproxy_core::IpFamily;
+use kproxy_netfilter::DEFAULT_MASQUERADE_MARK;
+pub use kproxy_netfilter::NodePortAddresses;
 
 /// Which iptables flavour to program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -16,16 +18,6 @@ pub enum Backend {
     Nft,
 }
 
-/// Which local addresses accept NodePort traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum NodePortAddresses {
-    /// Every local address (`-m addrtype --dst-type LOCAL`).
-    #[default]
-    All,
-    /// Local addresses inside these CIDRs (those of the other family are ignored).
-    Cidrs(Vec<IpNet>),
-}
-
 /// What the iptables dataplane needs to know, besides the state it programs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IptablesConfig {
@@ -38,7 +30,7 @@ pub struct IptablesConfig {
     pub masquerade_all: bool,
     /// The fwmark bit marking packets to masquerade (`0x4000`).
     pub masquerade_mark: u32,
-    /// Addresses that accept NodePort traffic.
+    /// Addresses that accept NodePort traffic (`All`: `-m addrtype --dst-type LOCAL`).
     pub nodeport_addresses: NodePortAddresses,
     /// NodePorts on 127.0.0.1 (IPv4 only; sets `route_localnet`), upstream's
     /// `iptables.localhostNodePorts`.
@@ -57,7 +49,7 @@ impl Default for IptablesConfig {
             backend: Backend::Auto,
             cluster_cidrs: Vec::new(),
             masquerade_all: false,
-            masquerade_mark: 0x4000,
+            masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,
             localhost_nodeports: true,
             random_fully: true,
@@ -77,10 +69,6 @@ impl IptablesConfig {
     /// the node-port addresses include loopback (upstream's rule).
     pub fn localhost_nodeports_in(&self, family: IpFamily) -> bool {
         let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-        let covers_loopback = match &self.nodeport_addresses {
-            NodePortAddresses::All => true,
-            NodePortAddresses::Cidrs(cidrs) => cidrs.iter().any(|c| c.contains(&loopback)),
-        };
-        family == IpFamily::V4 && self.localhost_nodeports && covers_loopback
+        family == IpFamily::V4 && self.localhost_nodeports && self.nodeport_addresses.accepts(&loopback)
     }
 }

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use kproxy_core::render::render_changes;
+use kproxy_core::stale_flows::stale_udp_flows;
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
 use kproxy_netfilter::{
-    CommandError, Conntrack, ExecIptables, IptablesBackend, IptablesRunner, NetlinkConntrack, Netns,
+    CommandError, Conntrack, ExecIptables, IptablesBackend, IptablesRunner, NetlinkConntrack, Netns, delete_stale_flows,
 };
 
 use crate::apply::{Committed, Updates, cleanup_text, full_text, rule_count};
@@ -113,11 +115,7 @@ impl IptablesDataplane {
         let mut done = FamilySync { touched: names.len(), ..FamilySync::default() };
         if !names.is_empty() {
             let ctx = RenderContext::new(&self.config, state, family);
-            let view = state.family(family);
-            let updates: Updates = names
-                .iter()
-                .map(|n| (n.clone(), view.services.get(n).map(|p| render_port(&ctx, n, p, view.endpoints.get(n)))))
-                .collect();
+            let updates: Updates = render_changes(state.family(family), names, |e| render_port(&ctx, e)).collect();
             let text = committed.partial_text(&render_statics(&self.config, family), &updates);
             runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
             committed.apply(&updates);
@@ -177,7 +175,10 @@ impl Dataplane for IptablesDataplane {
 
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let mut stats = SyncStats::default();
-        let stale = crate::stale_flows::stale_filters(state, changes, &self.config.families, &self.committed);
+        // Before the sync: a deleted port's addresses still come from what was committed.
+        let stale = stale_udp_flows(state, changes, &self.config.families, |family, name| {
+            self.committed[family.index()].as_ref()?.destinations(name).cloned()
+        });
         for family in self.config.families.clone() {
             let done = self.sync_family(state, changes, family).await?;
             stats.full |= done.full;
@@ -185,7 +186,7 @@ impl Dataplane for IptablesDataplane {
             stats.rules += done.rules;
             stats.service_ports += state.family(family).services.len();
         }
-        crate::stale_flows::clear(&*self.conntrack, stale).await;
+        delete_stale_flows(&*self.conntrack, stale).await;
         Ok(stats)
     }
 

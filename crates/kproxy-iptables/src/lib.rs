@@ -25,7 +25,6 @@ mod apply;
 mod config;
 mod dataplane;
 pub mod render;
-mod stale_flows;
 
 pub use config::{Backend, IptablesConfig, NodePortAddresses};
 pub use dataplane::IptablesDataplane;

@@ -11,12 +11,12 @@ mod rule;
 mod statics;
 mod text;
 
-use std::collections::BTreeMap;
-
-use kproxy_core::{IpFamily, ProxyState, ServicePortName, TopologyNode};
+use kproxy_core::render::{self as core_render, entries};
+use kproxy_core::{IpFamily, ProxyState, TopologyNode};
 
 use crate::config::IptablesConfig;
 
+pub use kproxy_core::stale_flows::Destinations;
 pub use port::render_port;
 pub use rule::probability;
 pub use statics::{Jump, Statics, render_statics};
@@ -72,17 +72,6 @@ pub struct Chain {
     pub rules: Vec<String>,
 }
 
-/// Where clients reach a service port: what its conntrack flows are keyed on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Destinations {
-    /// Cluster IP, external IPs and load-balancer IPs.
-    pub vips: Vec<std::net::IpAddr>,
-    /// The service port.
-    pub port: u16,
-    /// The node port, if any.
-    pub node_port: Option<u16>,
-}
-
 /// What one service port adds to a family's tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortRender {
@@ -90,20 +79,13 @@ pub struct PortRender {
     pub shared: Vec<SharedRule>,
     /// Its own nat chains (`KUBE-SVC`, `KUBE-SVL`, `KUBE-EXT`, `KUBE-FW`, `KUBE-SEP`).
     pub chains: Vec<Chain>,
-    /// Where clients reach it.
+    /// Where clients reach it (what its stale UDP flows are keyed on once it is gone).
     pub destinations: Destinations,
 }
 
-/// Everything one family's tables hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FamilyRender {
-    /// The family.
-    pub family: IpFamily,
-    /// Rules that do not depend on services.
-    pub statics: Statics,
-    /// Per service port, in name order.
-    pub ports: BTreeMap<ServicePortName, PortRender>,
-}
+/// Everything one family's tables hold: the rules that do not depend on services, and
+/// what each service port adds.
+pub type FamilyRender = core_render::FamilyRender<Statics, PortRender>;
 
 /// What rendering a port needs besides the port itself.
 #[derive(Debug, Clone, Copy)]
@@ -128,8 +110,7 @@ pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
 impl<'a> RenderContext<'a> {
     /// The context of `family` for `state`.
     pub fn new(config: &'a IptablesConfig, state: &'a ProxyState, family: IpFamily) -> Self {
-        let view = state.family(family);
-        let endpoints: usize = view.services.iter().map(|(name, _)| view.endpoints.get(name).len()).sum();
+        let endpoints: usize = entries(state.family(family)).map(|entry| entry.endpoints.len()).sum();
         Self {
             family,
             config,
@@ -143,13 +124,7 @@ impl<'a> RenderContext<'a> {
 /// Renders one family's tables for `state`.
 pub fn render_family(config: &IptablesConfig, state: &ProxyState, family: IpFamily) -> FamilyRender {
     let ctx = RenderContext::new(config, state, family);
-    let view = state.family(family);
-    let ports = view
-        .services
-        .iter()
-        .map(|(name, port)| (name.clone(), render_port(&ctx, name, port, view.endpoints.get(name))))
-        .collect();
-    FamilyRender { family, statics: render_statics(config, family), ports }
+    FamilyRender::new(state.family(family), render_statics(config, family), |entry| render_port(&ctx, entry))
 }
 
 /// The restore text a full sync into empty tables writes for `render`: canaries, every

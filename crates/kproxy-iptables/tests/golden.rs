@@ -15,33 +15,26 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kproxy_conformance::OfflineNode;
 use kproxy_core::{Dataplane, IpFamily};
-use kproxy_iptables::{IptablesConfig, IptablesDataplane};
+use kproxy_iptables::{IptablesConfig, IptablesDataplane, NodePortAddresses};
 use kproxy_netfilter::{FakeConntrack, FakeIptables};
-use kproxy_testkit::EndpointBuilder;
+use kproxy_testkit::golden::{self, Objects};
+use kproxy_testkit::golden_tests;
 use kproxy_testkit::prereq::{Tool, require};
-use support::{Cluster, Netns, line_diff, pod_cidr_v4, pod_cidr_v6};
+use support::{netns, pod_cidrs};
 
 /// One golden case: what it shows, the configuration and the state.
 struct Case {
     about: &'static str,
     config: IptablesConfig,
-    cluster: Cluster,
+    node: OfflineNode,
 }
 
-fn case(about: &'static str, services: &[Service], slices: &[EndpointSlice]) -> Case {
-    let config = IptablesConfig {
-        cluster_cidrs: vec![pod_cidr_v4(), pod_cidr_v6()],
-        families: vec![IpFamily::V4],
-        ..IptablesConfig::default()
-    };
-    Case { about, config, cluster: Cluster::with(services, slices) }
-}
-
-fn on(node: &'static str) -> impl FnOnce(EndpointBuilder) -> EndpointBuilder {
-    move |e| e.node(node)
+fn case(about: &'static str, objects: Objects) -> Case {
+    let config =
+        IptablesConfig { cluster_cidrs: pod_cidrs(), families: vec![IpFamily::V4], ..IptablesConfig::default() };
+    Case { about, config, node: OfflineNode::with(&golden::node(), &objects.services, &objects.slices) }
 }
 
 fn golden_dir() -> PathBuf {
@@ -58,44 +51,17 @@ fn render_case(name: &str, case: &Case) -> String {
     format!(
         "# kproxy iptables golden file: {name}\n# {}\n# Regenerate with `cargo xtask golden --bless`; review the diff.\n{}",
         case.about,
-        dataplane(&case.config).render(&case.cluster.state)
+        dataplane(&case.config).render(&case.node.state)
     )
 }
 
 /// Compares `case` with its golden file, or rewrites the file under `KPROXY_BLESS=1`.
 fn check(name: &str, case: Case) {
-    let actual = render_case(name, &case);
-    let path = golden_dir().join(format!("{name}.iptables"));
-    if std::env::var("KPROXY_BLESS").is_ok_and(|v| v == "1") {
-        std::fs::create_dir_all(golden_dir()).expect("golden directory");
-        std::fs::write(&path, &actual).expect("golden file written");
-        println!("blessed {}", path.display());
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask golden --bless` to create it", path.display()));
-    assert!(
-        expected == actual,
-        "{name}: rendering differs from {}:\n{}\nIf the change is intended, run `cargo xtask golden --bless` and review the diff.",
-        path.display(),
-        line_diff(&expected, &actual)
-    );
+    golden::check(&golden_dir().join(format!("{name}.iptables")), &render_case(name, &case));
 }
 
-macro_rules! golden_cases {
-    ($($name:ident),* $(,)?) => {
-        /// Every case name, to find golden files no case writes any more.
-        const CASES: &[&str] = &[$(stringify!($name)),*];
-        $(
-            #[test]
-            fn $name() {
-                check(stringify!($name), cases::$name());
-            }
-        )*
-    };
-}
-
-golden_cases!(
+golden_tests!(
+    check;
     clusterip,
     nodeport,
     loadbalancer_source_ranges,
@@ -109,20 +75,90 @@ golden_cases!(
     nodeport_addresses_cidrs,
 );
 
-#[path = "golden_cases/mod.rs"]
-mod cases;
+mod cases {
+    use super::*;
+
+    pub(super) fn clusterip() -> Case {
+        case(
+            "ClusterIP: multi-port with 3 endpoints (probabilities 1/3, 1/2), TCP and UDP on port 53",
+            golden::clusterip(),
+        )
+    }
+
+    pub(super) fn nodeport() -> Case {
+        case("NodePort, TCP and UDP, externalTrafficPolicy Cluster", golden::nodeport())
+    }
+
+    pub(super) fn loadbalancer_source_ranges() -> Case {
+        case(
+            "LoadBalancer with loadBalancerSourceRanges: KUBE-FW admits the ranges and, as the node's 192.168.0.2 is in one, the LB IP itself; KUBE-PROXY-FIREWALL drops the rest (5.6.7.8 has ipMode Proxy and is not programmed)",
+            golden::loadbalancer_source_ranges(&["203.0.113.0/25", "192.168.0.0/24", "2001:db8:1::/64"]),
+        )
+    }
+
+    pub(super) fn external_ips() -> Case {
+        case("externalIPs (the IPv6 one belongs to ip6tables)", golden::external_ips())
+    }
+
+    pub(super) fn session_affinity() -> Case {
+        case(
+            "ClientIP session affinity: -m recent --rcheck per endpoint before the random rules, --set in KUBE-SEP (300 s, and the 10800 s default)",
+            golden::session_affinity(),
+        )
+    }
+
+    pub(super) fn etp_local() -> Case {
+        case(
+            "externalTrafficPolicy Local: local-lb has KUBE-SVL with its 2 local endpoints of 3; remote-lb has none here (external traffic dropped in KUBE-EXTERNAL-SERVICES, pods and the node short-circuited to KUBE-SVC)",
+            golden::etp_local(),
+        )
+    }
+
+    pub(super) fn itp_local() -> Case {
+        case(
+            "internalTrafficPolicy Local: itp jumps to KUBE-SVL with its local endpoint; itp-none has none here and drops in filter KUBE-SERVICES",
+            golden::itp_local(),
+        )
+    }
+
+    pub(super) fn no_endpoints() -> Case {
+        case(
+            "No usable endpoints: empty and unready REJECT (cluster IP, external IP, node port); etp-remote DROPs external traffic only",
+            golden::empty().and(golden::unready(&["192.168.99.13"])).and(golden::etp_remote()),
+        )
+    }
+
+    pub(super) fn dual_stack() -> Case {
+        let mut case = case(
+            "Dual stack: iptables and ip6tables; IPv6 DNATs to [addr]:port, excludes ::1 from node ports and has no KUBE-FIREWALL",
+            golden::dual(),
+        );
+        case.config.families = IpFamily::ALL.to_vec();
+        case
+    }
+
+    pub(super) fn masquerade_all() -> Case {
+        let mut case =
+            case("masqueradeAll: the first rule of KUBE-SVC marks every packet to the cluster IP", golden::masq());
+        case.config.masquerade_all = true;
+        case
+    }
+
+    pub(super) fn nodeport_addresses_cidrs() -> Case {
+        let mut case = case(
+            "nodePortAddresses 192.168.0.0/24 and 127.0.0.0/8: one KUBE-NODEPORTS jump per CIDR (local addresses only), localhost node ports on",
+            golden::nodeport_v4(),
+        );
+        let cidrs = ["192.168.0.0/24", "127.0.0.0/8"].map(|c| c.parse().expect("CIDR"));
+        case.config.nodeport_addresses = NodePortAddresses::Cidrs(cidrs.to_vec());
+        case
+    }
+}
 
 /// Every golden file belongs to a case.
 #[test]
 fn no_stale_golden_files() {
-    let Ok(dir) = std::fs::read_dir(golden_dir()) else {
-        return;
-    };
-    let stale: Vec<String> = dir
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-        .filter(|f| f.ends_with(".iptables") && !CASES.iter().any(|c| format!("{c}.iptables") == *f))
-        .collect();
+    let stale = golden::stale_files(&golden_dir(), "iptables", CASES);
     assert!(stale.is_empty(), "golden files without a case: {stale:?}");
 }
 
@@ -164,7 +200,7 @@ fn golden_files_load_into_the_kernel() {
     for backend in ["legacy", "nft"] {
         for file in &files {
             let text = std::fs::read_to_string(file).expect("golden file");
-            let netns = Netns::create(&format!("golden-{backend}")).expect("a network namespace");
+            let netns = netns(&format!("golden-{backend}"));
             for (prefix, body) in per_family(&text) {
                 let output = netns.run(&format!("{prefix}-{backend}-restore"), &["--noflush", "-w", "30"], &body);
                 if !output.status.success() {
@@ -188,6 +224,6 @@ fn golden_files_load_into_the_kernel() {
 #[test]
 fn render_prints_one_restore_text_per_family() {
     let case = cases::dual_stack();
-    let text = dataplane(&case.config).render(&case.cluster.state);
+    let text = dataplane(&case.config).render(&case.node.state);
     assert_eq!(per_family(&text).iter().map(|(tool, _)| *tool).collect::<Vec<_>>(), ["iptables", "ip6tables"]);
 }

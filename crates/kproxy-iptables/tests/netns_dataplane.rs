@@ -6,12 +6,14 @@
 
 mod support;
 
+use kproxy_conformance::OfflineNode;
 use kproxy_core::{Changes, Dataplane};
 use kproxy_iptables::{Backend, IptablesConfig, IptablesDataplane};
 use kproxy_netfilter::{IptablesBackend, Netns as ToolNetns};
+use kproxy_testkit::golden;
 use kproxy_testkit::ip_plan::{NODE_NAME, OTHER_NODE_NAME};
 use kproxy_testkit::{service, slice};
-use support::{Cluster, Netns, pod_cidr_v4, require_kernel};
+use support::{Netns, netns, pod_cidr_v4, require_kernel};
 
 fn dataplane(netns: &Netns, backend: Backend) -> IptablesDataplane {
     IptablesDataplane::new(IptablesConfig {
@@ -23,7 +25,7 @@ fn dataplane(netns: &Netns, backend: Backend) -> IptablesDataplane {
 }
 
 /// A cluster with a ClusterIP, a NodePort and an affinity service.
-fn cluster() -> Cluster {
+fn cluster() -> OfflineNode {
     let web = service("ns1", "web").cluster_ip("172.30.0.41").node_port("http", 80, 30080).build();
     let web_eps = slice("ns1", "web", "web-1")
         .tcp("http", 8080)
@@ -34,7 +36,7 @@ fn cluster() -> Cluster {
         service("ns1", "sticky").cluster_ip("172.30.0.42").tcp("http", 80).client_ip_affinity(Some(60)).build();
     let sticky_eps =
         slice("ns1", "sticky", "sticky-1").tcp("http", 8080).endpoint("10.180.0.2", |e| e.node(NODE_NAME)).build();
-    Cluster::with(&[web, sticky], &[web_eps, sticky_eps])
+    OfflineNode::with(&golden::node(), &[web, sticky], &[web_eps, sticky_eps])
 }
 
 /// A table as `iptables-save` prints it, without comments and counters, chains sorted.
@@ -47,8 +49,7 @@ fn saved(netns: &Netns, backend: &str, table: &str) -> Vec<String> {
 }
 
 async fn partial_syncs_match_a_fresh_full_sync(backend: Backend, name: &str) {
-    let (a, b) =
-        (Netns::create(&format!("{name}-a")).expect("netns"), Netns::create(&format!("{name}-b")).expect("netns"));
+    let (a, b) = (netns(&format!("{name}-a")), netns(&format!("{name}-b")));
     let mut cluster = cluster();
     let mut dp = dataplane(&a, backend);
     dp.sync(&cluster.state, &Changes::full_sync()).await.expect("full sync");
@@ -68,24 +69,24 @@ async fn partial_syncs_match_a_fresh_full_sync(backend: Backend, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn partial_syncs_match_a_fresh_full_sync_legacy() {
     require_kernel();
     partial_syncs_match_a_fresh_full_sync(Backend::Legacy, "legacy").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn partial_syncs_match_a_fresh_full_sync_nft() {
     require_kernel();
     partial_syncs_match_a_fresh_full_sync(Backend::Nft, "nft").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
     require_kernel();
-    let netns = Netns::create("tamper").expect("netns");
+    let netns = netns("tamper");
     let cluster = cluster();
     let mut dp = dataplane(&netns, Backend::Nft);
     dp.sync(&cluster.state, &Changes::full_sync()).await.expect("full sync");
@@ -101,11 +102,11 @@ async fn a_flushed_table_is_rebuilt_on_the_next_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn cleanup_restores_the_listing_taken_before_the_first_sync() {
     require_kernel();
     for backend in ["legacy", "nft"] {
-        let netns = Netns::create(&format!("cleanup-{backend}")).expect("netns");
+        let netns = netns(&format!("cleanup-{backend}"));
         let tool = format!("iptables-{backend}");
         netns.run_ok(&tool, &["-t", "nat", "-N", "OTHER"], "");
         netns.run_ok(&tool, &["-t", "nat", "-A", "OUTPUT", "-j", "OTHER"], "");
@@ -121,10 +122,10 @@ async fn cleanup_restores_the_listing_taken_before_the_first_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "packet test: needs root, ip, iptables, sysctl; run by cargo xtask test"]
+#[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]
 async fn detection_follows_the_flavour_in_use() {
     require_kernel();
-    let netns = Netns::create("detect").expect("netns");
+    let netns = netns("detect");
     let tools = ToolNetns(Some(netns.name.clone()));
     assert_eq!(IptablesBackend::detect(&tools).await, IptablesBackend::Nft, "empty: nft");
     for port in ["22", "80", "443"] {

@@ -1,25 +1,15 @@
 //! Conntrack flow deletion (stale UDP flows after an endpoint goes away).
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use kproxy_core::ServicePortName;
+pub use kproxy_core::stale_flows::FlowFilter;
 
 use crate::command::CommandError;
 
 mod netlink;
 
 pub use netlink::{Flow, NetlinkConntrack, Tuple};
-
-/// Which flows to delete: UDP flows whose original destination is `service` (an IP, or any
-/// local address when `None`) and port `port`, answered by `endpoint`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FlowFilter {
-    /// The service address the client sent to; `None` for a node port (any address).
-    pub service: Option<IpAddr>,
-    /// The port the client sent to (service port or node port).
-    pub port: u16,
-    /// The endpoint that answered.
-    pub endpoint: IpAddr,
-}
 
 /// Deletes conntrack flows.
 #[async_trait::async_trait]
@@ -34,6 +24,20 @@ pub trait Conntrack: Send + Sync {
             self.delete_udp_flows(filter).await?;
         }
         Ok(())
+    }
+}
+
+/// Deletes the flows of `flows` (each with the service port it belongs to, for the log), in
+/// one pass over the conntrack table. Failures are logged, not returned: the rules are in
+/// place and the flows time out anyway.
+pub async fn delete_stale_flows(conntrack: &dyn Conntrack, flows: Vec<(ServicePortName, FlowFilter)>) {
+    if flows.is_empty() {
+        return;
+    }
+    let filters: Vec<FlowFilter> = flows.iter().map(|(_, filter)| filter.clone()).collect();
+    if let Err(error) = conntrack.delete_udp_flows_matching(&filters).await {
+        let services: std::collections::BTreeSet<String> = flows.iter().map(|(name, _)| name.to_string()).collect();
+        tracing::warn!(%error, ?services, "cannot delete stale UDP flows");
     }
 }
 

@@ -7,6 +7,9 @@
 //! - [`IptablesRunner`]: `iptables-restore --noflush` and `iptables-save` ([`ExecIptables`],
 //!   [`FakeIptables`]), legacy or nft ([`IptablesBackend`]).
 //!
+//! [`nft_text`] writes the pieces of nft text the nft-based dataplanes share (family words,
+//! elements, chains); [`NodePortAddresses`] is which addresses accept node ports.
+//!
 //! [`quote`] turns text from API objects (namespaces, names, port names) into pieces of nft
 //! and `iptables-restore` input that always parse as what the renderer meant.
 //!
@@ -17,10 +20,17 @@ mod command;
 mod conntrack;
 mod iptables;
 mod nft;
+pub mod nft_text;
+mod nodeport_addresses;
 pub mod quote;
 
 pub use command::{CommandError, Netns};
-pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple};
+pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple, delete_stale_flows};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use nft::{ExecNft, FakeNft, NftRunner};
+pub use nodeport_addresses::NodePortAddresses;
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
+
+/// The fwmark bit marking packets to masquerade by default: upstream's
+/// `--iptables-masquerade-bit` 14.
+pub const DEFAULT_MASQUERADE_MARK: u32 = 1 << 14;

@@ -1,16 +1,8 @@
 //! The nftables dataplane's configuration.
 
 use ipnet::IpNet;
-
-/// Which local addresses accept NodePort traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum NodePortAddresses {
-    /// Every local address except loopback (`fib daddr type local`).
-    #[default]
-    All,
-    /// Local addresses inside these CIDRs (addresses of the other family are ignored).
-    Cidrs(Vec<IpNet>),
-}
+use kproxy_netfilter::DEFAULT_MASQUERADE_MARK;
+pub use kproxy_netfilter::NodePortAddresses;
 
 /// What the nftables dataplane needs to know, besides the state it programs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +15,7 @@ pub struct NftablesConfig {
     pub masquerade_all: bool,
     /// The fwmark bit(s) marking packets to masquerade (`0x4000`).
     pub masquerade_mark: u32,
-    /// Addresses that accept NodePort traffic.
+    /// Addresses that accept NodePort traffic (`All`: every local address but loopback).
     pub nodeport_addresses: NodePortAddresses,
     /// Run `nft` and `conntrack` inside this network namespace (tests); `None`: this one.
     pub netns: Option<String>,
@@ -35,7 +27,7 @@ impl Default for NftablesConfig {
             table: "kproxy".to_owned(),
             cluster_cidrs: Vec::new(),
             masquerade_all: false,
-            masquerade_mark: 0x4000,
+            masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,
             netns: None,
         }

@@ -1,15 +1,16 @@
 //! `NftablesDataplane`: keeps what it committed per family, sends only differences, and
 //! falls back to a full load whenever its memory cannot be trusted.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
+use kproxy_core::render::render_changes;
+use kproxy_core::stale_flows::{FlowFilter, stale_udp_flows};
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, ServicePortName, SyncError, SyncStats};
-use kproxy_netfilter::{CommandError, Conntrack, ExecNft, FlowFilter, NetlinkConntrack, NftRunner};
+use kproxy_netfilter::{CommandError, Conntrack, ExecNft, NetlinkConntrack, NftRunner, delete_stale_flows};
 
+use crate::apply::{Committed, cleanup_script, existing_objects, full_script, partial_script, replace_script};
 use crate::config::NftablesConfig;
 use crate::render::{PortRender, RenderContext, render_family, render_port, render_text};
-use crate::transaction::{Committed, cleanup_script, existing_objects, full_script, partial_script, replace_script};
 
 const NAME: &str = "nftables";
 
@@ -60,7 +61,7 @@ impl NftablesDataplane {
         self.committed[family.index()] = None;
         let desired = render_family(&self.config, state, family);
         let listing = self.listing().await;
-        let existing = existing_objects(&listing, desired.family.keyword(), &self.config.table);
+        let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
         if let Err(error) = self.nft.apply(&full_script(&desired, &self.config.table, &existing)).await {
             tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
             self.nft.apply(&replace_script(&desired, &self.config.table)).await.map_err(sync_error)?;
@@ -84,15 +85,9 @@ impl NftablesDataplane {
         family: IpFamily,
     ) -> Result<usize, SyncError> {
         let ctx = RenderContext { family: crate::Family(family), config: &self.config, node: state.topology_node() };
-        let view = state.family(family);
-        let renders: Vec<(ServicePortName, Option<PortRender>)> = changes
-            .family(family)
-            .service_ports
-            .iter()
-            .map(|name| {
-                (name.clone(), view.services.get(name).map(|p| render_port(&ctx, name, p, view.endpoints.get(name))))
-            })
-            .collect();
+        let names = &changes.family(family).service_ports;
+        let renders: Vec<(ServicePortName, Option<PortRender>)> =
+            render_changes(state.family(family), names, |entry| render_port(&ctx, entry)).collect();
         let touched = renders.len();
         let committed = self.committed[family.index()].take().unwrap_or_default();
         let mut committed = committed;
@@ -105,53 +100,12 @@ impl NftablesDataplane {
         Ok(touched)
     }
 
-    /// The conntrack filters of every stale UDP endpoint in `changes`. Computed before a
-    /// sync, so that a deleted service's addresses still come from what was committed.
-    fn stale_flow_filters(&self, state: &ProxyState, changes: &Changes) -> Vec<(ServicePortName, FlowFilter)> {
-        let mut filters = Vec::new();
-        for family in IpFamily::ALL {
-            let committed = self.committed[family.index()].as_ref();
-            for (name, endpoint) in &changes.family(family).stale_udp_endpoints {
-                let Some(target) = FlowTarget::of(state, committed, family, name) else { continue };
-                filters.extend(target.filters(endpoint.ip).into_iter().map(|f| (name.clone(), f)));
-            }
-        }
-        filters
-    }
-
-    /// Deletes conntrack flows of UDP endpoints that went away, so their clients move on.
-    async fn clear_stale_flows(&self, filters: Vec<(ServicePortName, FlowFilter)>) {
-        for (name, filter) in filters {
-            if let Err(error) = self.conntrack.delete_udp_flows(&filter).await {
-                tracing::warn!(%error, service = %name, "cannot delete stale UDP flows");
-            }
-        }
-    }
-}
-
-/// Where clients reached a service port: its addresses, port and node port.
-struct FlowTarget {
-    vips: Vec<IpAddr>,
-    port: u16,
-    node_port: Option<u16>,
-}
-
-impl FlowTarget {
-    /// From the state, or, for a port that is gone, from what was committed for it.
-    fn of(state: &ProxyState, committed: Option<&Committed>, family: IpFamily, name: &ServicePortName) -> Option<Self> {
-        if let Some(port) = state.family(family).services.get(name) {
-            let mut vips = vec![port.cluster_ip];
-            vips.extend(port.external_ips.iter().chain(&port.load_balancer_vips).copied());
-            return Some(Self { vips, port: port.port, node_port: port.node_port });
-        }
-        let render = committed?.ports.get(name)?;
-        Some(Self { vips: render.vips.clone(), port: render.port, node_port: render.node_port })
-    }
-
-    fn filters(&self, endpoint: IpAddr) -> Vec<FlowFilter> {
-        let by_vip = self.vips.iter().map(|vip| FlowFilter { service: Some(*vip), port: self.port, endpoint });
-        let by_node_port = self.node_port.map(|port| FlowFilter { service: None, port, endpoint });
-        by_vip.chain(by_node_port).collect()
+    /// The flows of every stale UDP endpoint in `changes`. Computed before a sync, so that
+    /// a deleted service's addresses still come from what was committed.
+    fn stale_flows(&self, state: &ProxyState, changes: &Changes) -> Vec<(ServicePortName, FlowFilter)> {
+        stale_udp_flows(state, changes, &IpFamily::ALL, |family, name| {
+            Some(self.committed[family.index()].as_ref()?.ports.get(name)?.destinations.clone())
+        })
     }
 }
 
@@ -167,12 +121,12 @@ impl Dataplane for NftablesDataplane {
 
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let full = changes.full() || self.committed.iter().any(Option::is_none);
-        let stale = self.stale_flow_filters(state, changes);
+        let stale = self.stale_flows(state, changes);
         let mut touched = 0;
         for family in IpFamily::ALL {
             touched += self.sync_family(state, changes, family).await?;
         }
-        self.clear_stale_flows(stale).await;
+        delete_stale_flows(&*self.conntrack, stale).await;
         let service_ports = state.families().map(|f| f.services.len()).sum();
         Ok(SyncStats { full, service_ports, touched_service_ports: touched, rules: 0 })
     }

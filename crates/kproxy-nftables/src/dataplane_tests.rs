@@ -496,12 +496,13 @@ async fn render_is_the_text_of_both_tables() {
 
 /// `Committed`'s reference counts, on renders made by hand.
 mod committed {
+    use kproxy_core::render::PortEntry;
     use kproxy_core::{Endpoint, IpFamily, NamespacedName, Protocol, ServicePort, ServicePortName, TopologyNode};
 
     use crate::Family;
+    use crate::apply::Committed;
     use crate::config::NftablesConfig;
     use crate::render::{PortRender, RenderContext, render_port};
-    use crate::transaction::Committed;
 
     fn name(service: &str) -> ServicePortName {
         ServicePortName::new(NamespacedName::new("ns1", service), "p80", Protocol::Tcp)
@@ -522,7 +523,8 @@ mod committed {
         if affinity {
             port.session_affinity = kproxy_core::SessionAffinity::ClientIp { timeout_seconds: 60 };
         }
-        render_port(&ctx, &name(service), &port, &endpoints(ips))
+        let (name, endpoints) = (name(service), endpoints(ips));
+        render_port(&ctx, PortEntry { name: &name, port: &port, endpoints: &endpoints })
     }
 
     fn committed(ports: Vec<(&str, PortRender)>) -> Committed {

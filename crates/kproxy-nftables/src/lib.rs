@@ -12,12 +12,11 @@
 //! Entry point: [`NftablesDataplane`]. Rendering ([`render`]) is pure; applying goes through
 //! [`kproxy_netfilter::NftRunner`].
 
+mod apply;
 mod config;
 mod dataplane;
-mod family;
 pub mod render;
-mod transaction;
 
 pub use config::{NftablesConfig, NodePortAddresses};
 pub use dataplane::NftablesDataplane;
-pub use family::Family;
+pub use kproxy_netfilter::nft_text::Family;

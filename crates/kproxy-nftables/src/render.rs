@@ -8,13 +8,12 @@ mod port;
 mod static_table;
 pub(crate) mod text;
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use kproxy_core::render::FamilyRender;
+use kproxy_core::stale_flows::Destinations;
+use kproxy_core::{IpFamily, ProxyState, TopologyNode};
 
-use kproxy_core::{IpFamily, ProxyState, ServicePortName, TopologyNode};
-
+use crate::Family;
 use crate::config::NftablesConfig;
-use crate::family::Family;
 
 pub use port::render_port;
 pub use static_table::{StaticTable, render_static};
@@ -59,24 +58,13 @@ pub struct PortRender {
     pub elements: Vec<Element>,
     /// Sets of its own.
     pub sets: Vec<OwnedSet>,
-    /// The addresses clients reach it on (cluster IP, external IPs, LB IPs).
-    pub vips: Vec<IpAddr>,
-    /// Its node port, if any.
-    pub node_port: Option<u16>,
-    /// The service port number.
-    pub port: u16,
+    /// Where clients reach it (what its stale UDP flows are keyed on once it is gone).
+    pub destinations: Destinations,
 }
 
-/// Everything one family's table holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableRender {
-    /// The family.
-    pub family: Family,
-    /// Sets, maps and chains that do not depend on services.
-    pub statics: StaticTable,
-    /// Per service port.
-    pub ports: BTreeMap<ServicePortName, PortRender>,
-}
+/// Everything one family's table holds: the sets, maps and chains that do not depend on
+/// services, and what each service port adds.
+pub type TableRender = FamilyRender<StaticTable, PortRender>;
 
 /// What rendering needs besides the port itself.
 #[derive(Debug, Clone, Copy)]
@@ -99,13 +87,7 @@ impl RenderContext<'_> {
 /// Renders one family's table for `state`.
 pub fn render_family(config: &NftablesConfig, state: &ProxyState, family: IpFamily) -> TableRender {
     let ctx = RenderContext { family: Family(family), config, node: state.topology_node() };
-    let view = state.family(family);
-    let ports = view
-        .services
-        .iter()
-        .map(|(name, port)| (name.clone(), render_port(&ctx, name, port, view.endpoints.get(name))))
-        .collect();
-    TableRender { family: Family(family), statics: render_static(&ctx, state), ports }
+    FamilyRender::new(state.family(family), render_static(&ctx, state), |entry| render_port(&ctx, entry))
 }
 
 #[cfg(test)]

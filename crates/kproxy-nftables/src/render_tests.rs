@@ -2,7 +2,7 @@ use super::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kproxy_core::{Endpoint, NamespacedName, Protocol, ServicePort, SessionAffinity};
+use kproxy_core::{Endpoint, NamespacedName, Protocol, ServicePort, ServicePortName, SessionAffinity};
 
 use crate::config::NodePortAddresses;
 use crate::render::names::{NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, SHORT_CIRCUIT_OR_DROP};

@@ -31,7 +31,8 @@ use kproxy_netfilter::{FakeConntrack, FakeNft, nft_comment};
 use kproxy_nftables::render::{TableRender, render_family, render_text};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 use kproxy_testkit::prereq::{Tool, require};
-use kproxy_userspace::{UserspaceConfig, plan, rules};
+use kproxy_userspace::UserspaceConfig;
+use kproxy_userspace::render::{plan, rules};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -434,7 +435,7 @@ fn iptables_backends() -> Vec<&'static str> {
 fn check_case(specs: &[PortSpec], backends: &[&str]) {
     let (state, placed) = build(specs);
     let want = expected(&state, &placed);
-    let netns = Netns::create_with_prefix("kpq", "names").expect("a network namespace");
+    let netns = Netns::create("kpq", "names").expect("a network namespace");
     check_nftables(&netns, &state, &want);
     check_nft_comments(&netns, &placed);
     check_userspace(&netns, &state, &want);

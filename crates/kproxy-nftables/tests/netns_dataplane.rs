@@ -12,12 +12,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kproxy_conformance::OfflineNode;
 use kproxy_core::{Dataplane, NamespacedName};
 use kproxy_netfilter::{CommandError, ExecNft, FakeConntrack, NftRunner};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
+use kproxy_testkit::golden::unified_diff;
 use kproxy_testkit::ip_plan::{NODE_NAME, OTHER_NODE_NAME};
 use kproxy_testkit::{EndpointBuilder, service, slice};
-use support::{Cluster, Netns, normalize_listing, pod_cidr_v4, pod_cidr_v6, require_kernel, unified_diff};
+use support::{Netns, netns, node1, normalize_listing, pod_cidrs, require_kernel};
 
 /// The real `nft`, remembering every script that failed.
 struct Recording {
@@ -120,7 +122,13 @@ fn listing(netns: &Netns) -> Vec<String> {
 }
 
 /// `live` holds what a from-scratch load of `cluster`'s state gives in `scratch`.
-fn assert_matches_scratch(step: &str, live: &Netns, scratch: &Netns, dataplane: &NftablesDataplane, cluster: &Cluster) {
+fn assert_matches_scratch(
+    step: &str,
+    live: &Netns,
+    scratch: &Netns,
+    dataplane: &NftablesDataplane,
+    cluster: &OfflineNode,
+) {
     scratch.nft_ok(&["flush", "ruleset"], "");
     scratch.nft_ok(&["-f", "-"], &dataplane.render(&cluster.state));
     let expected = listing(scratch).join("\n");
@@ -137,23 +145,20 @@ fn assert_matches_scratch(step: &str, live: &Netns, scratch: &Netns, dataplane: 
 #[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
 async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
     require_kernel();
-    let live = Netns::create("live").expect("a network namespace");
-    let scratch = Netns::create("scratch").expect("a network namespace");
-    let config = NftablesConfig {
-        cluster_cidrs: vec![pod_cidr_v4(), pod_cidr_v6()],
-        netns: Some(live.name.clone()),
-        ..NftablesConfig::default()
-    };
+    let live = netns("live");
+    let scratch = netns("scratch");
+    let config =
+        NftablesConfig { cluster_cidrs: pod_cidrs(), netns: Some(live.name.clone()), ..NftablesConfig::default() };
     let nft = Arc::new(Recording { nft: ExecNft::new(Some(live.name.clone())), failures: Mutex::default() });
     let mut dataplane = NftablesDataplane::with_runners(config, nft.clone(), Arc::new(FakeConntrack::default()));
-    let mut cluster = Cluster::new();
+    let mut cluster = node1();
     cluster.apply(&services(), &slices());
     let changes = cluster.checkout();
     let stats = dataplane.sync(&cluster.state, &changes).await.expect("first sync");
     assert!(stats.full);
     assert_matches_scratch("first sync", &live, &scratch, &dataplane, &cluster);
 
-    type Step = (&'static str, Box<dyn Fn(&mut Cluster)>);
+    type Step = (&'static str, Box<dyn Fn(&mut OfflineNode)>);
     let steps: Vec<Step> = vec![
         ("an endpoint replaced", Box::new(|c| c.apply(&[], &[web_eps(&["10.180.1.1", "10.180.1.2", "10.180.1.4"])]))),
         ("3 endpoints become 2", Box::new(|c| c.apply(&[], &[web_eps(&["10.180.1.1", "10.180.1.2"])]))),

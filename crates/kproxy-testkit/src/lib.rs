@@ -1,7 +1,10 @@
 //! Test support for kproxy crates: builders for Services, EndpointSlices and Nodes, and the
-//! fixed IP plan every test uses (after upstream's "Conventions for tests using NewFakeProxier").
+//! fixed IP plan every test uses ([`ip_plan`]: unit and golden tests, and the conformance
+//! cluster).
 //! With the `apiserver` feature, [`fake_apiserver`] adds an in-process fake kube-apiserver.
 //! [`prereq`] is the one check of what packet tests need from the machine (root, tools).
+//! [`netns`] makes the throwaway network namespaces packet tests program.
+//! [`golden`] holds the golden cases every dataplane renders and compares with its files.
 //!
 //! ```
 //! use kproxy_testkit::{service, slice};
@@ -14,6 +17,9 @@
 mod endpoint_slice;
 #[cfg(feature = "apiserver")]
 pub mod fake_apiserver;
+pub mod golden;
+pub mod ip_plan;
+pub mod netns;
 mod node;
 pub mod prereq;
 mod service;
@@ -23,21 +29,3 @@ pub use endpoint_slice::{EndpointBuilder, SliceBuilder, slice};
 pub use fake_apiserver::{FakeApiServer, FakeApiServerOptions, ResourceKind};
 pub use node::{NodeBuilder, node};
 pub use service::{ServiceBuilder, service};
-
-/// The fixed IP plan of kproxy's tests.
-pub mod ip_plan {
-    /// This node's name.
-    pub const NODE_NAME: &str = "node1";
-    /// Another node's name.
-    pub const OTHER_NODE_NAME: &str = "node2";
-    /// This node's IP.
-    pub const NODE_IP: &str = "192.168.0.2";
-    /// Pod IPs are in this range.
-    pub const POD_CIDR: &str = "10.0.0.0/8";
-    /// Cluster IPs are in this range.
-    pub const SERVICE_CIDR: &str = "172.30.0.0/16";
-    /// A load-balancer ingress IP.
-    pub const LB_IP: &str = "1.2.3.4";
-    /// An external IP.
-    pub const EXTERNAL_IP: &str = "192.168.99.11";
-}

@@ -7,13 +7,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
-use kproxy_netfilter::{CommandError, Conntrack, ExecNft, FlowFilter, NetlinkConntrack, NftRunner};
+use kproxy_core::stale_flows::FlowFilter;
+use kproxy_core::{Changes, Dataplane, IpFamily, Protocol, ProxyState, ServicePortName, SyncError, SyncStats};
+use kproxy_netfilter::nft_text::Family;
+use kproxy_netfilter::{CommandError, Conntrack, ExecNft, NetlinkConntrack, NftRunner, delete_stale_flows};
 
 use crate::config::UserspaceConfig;
-use crate::plan::{Plan, plan};
 use crate::relay::{Relay, Retired, raise_nofile_limit};
-use crate::rules::{TableRules, cleanup_script, full_script, keyword, patch_script, render, render_text};
+use crate::render::plan::{Plan, plan};
+use crate::render::rules::{TableRules, cleanup_script, full_script, patch_script, render, render_text};
 
 const NAME: &str = "userspace";
 
@@ -90,27 +92,24 @@ impl UserspaceDataplane {
         self.committed[index] = Some(rules);
         Ok(())
     }
+}
 
-    /// Deletes conntrack entries that still steer UDP flows to listeners that are gone,
-    /// so that the flows' next datagrams meet the current rules.
-    async fn clear_udp_flows(&self, retired: &[Retired], plan: &Plan) {
-        for gone in retired.iter().filter(|r| r.spec.protocol == kproxy_core::Protocol::Udp) {
-            let family = &plan.families[gone.key.family.index()];
-            let loopback: IpAddr = match gone.key.family {
-                IpFamily::V4 => Ipv4Addr::LOCALHOST.into(),
-                IpFamily::V6 => Ipv6Addr::LOCALHOST.into(),
-            };
-            let portals = family.portal_ip.into_iter().chain([loopback]);
-            for endpoint in portals {
-                for (service, port) in &gone.spec.entries {
-                    let filter = FlowFilter { service: *service, port: *port, endpoint };
-                    if let Err(error) = self.conntrack.delete_udp_flows(&filter).await {
-                        tracing::warn!(%error, service = %gone.key.name, "cannot delete UDP flows of a removed listener");
-                    }
-                }
-            }
+/// The conntrack flows that still steer UDP datagrams to the listeners in `retired`, so
+/// that the flows' next datagrams meet the current rules: behind each destination of the
+/// listener, answered by a portal address (the family's portal, or loopback).
+fn retired_udp_flows(retired: &[Retired], plan: &Plan) -> Vec<(ServicePortName, FlowFilter)> {
+    let mut flows = Vec::new();
+    for gone in retired.iter().filter(|r| r.spec.protocol == Protocol::Udp) {
+        let loopback: IpAddr = match gone.key.family {
+            IpFamily::V4 => Ipv4Addr::LOCALHOST.into(),
+            IpFamily::V6 => Ipv6Addr::LOCALHOST.into(),
+        };
+        let portals = plan.families[gone.key.family.index()].portal_ip.into_iter().chain([loopback]);
+        for portal in portals {
+            flows.extend(gone.spec.destinations.flows(portal).map(|f| (gone.key.name.clone(), f)));
         }
     }
+    flows
 }
 
 fn sync_error(error: CommandError) -> SyncError {
@@ -143,7 +142,7 @@ impl Dataplane for UserspaceDataplane {
             self.apply_family(family.family.index(), table, changes.full()).await?;
         }
         let retired = self.relay.retire(&plan.listeners);
-        self.clear_udp_flows(&retired, &plan).await;
+        delete_stale_flows(&*self.conntrack, retired_udp_flows(&retired, &plan)).await;
         let service_ports = state.families().map(|f| f.services.len()).sum();
         let touched = if full {
             service_ports
@@ -157,7 +156,7 @@ impl Dataplane for UserspaceDataplane {
         self.committed = [None, None];
         self.relay.stop_all();
         for family in IpFamily::ALL {
-            let script = cleanup_script(keyword(family), &self.config.table);
+            let script = cleanup_script(Family(family).keyword(), &self.config.table);
             self.nft.apply(&script).await.map_err(|e| SyncError::retryable(NAME, "nft delete table", e))?;
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! but zero-copy and without a thread per connection.
 //!
 //! - Each service port gets a listener (TCP or UDP) per endpoint set it is reached with
-//!   ([`plan::Role`]), on a port from a configurable range, in the node's namespace.
+//!   ([`render::plan::Role`]), on a port from a configurable range, in the node's namespace.
 //! - One nft table per family (`ip kproxy-userspace`, `ip6 kproxy-userspace`) sends
 //!   ClusterIP, NodePort, external-IP and load-balancer traffic to those listeners
 //!   (`dnat` to the node's address in prerouting, `redirect` in output), rejects Services
@@ -14,14 +14,13 @@
 //! address: traffic policy Local chooses local endpoints but cannot preserve the source.
 //! See `README.md`.
 //!
-//! Entry point: [`UserspaceDataplane`]. Planning ([`plan`]) and rendering ([`rules`]) are
-//! pure; the [`relay`] does the I/O.
+//! Entry point: [`UserspaceDataplane`]. Planning ([`render::plan`]) and rendering
+//! ([`render::rules`]) are pure; the [`relay`] does the I/O.
 
 mod config;
 mod dataplane;
-pub mod plan;
 pub mod relay;
-pub mod rules;
+pub mod render;
 
 pub use config::{RelayConfig, UserspaceConfig};
 pub use dataplane::UserspaceDataplane;

@@ -22,7 +22,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 
 use crate::config::RelayConfig;
-use crate::plan::{ListenerKey, ListenerSpec};
+use crate::render::plan::{ListenerKey, ListenerSpec};
 pub use balancer::{Balancer, Targets};
 use drain::Connections;
 pub use socket::raise_nofile_limit;

@@ -2,12 +2,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use kproxy_core::stale_flows::Destinations;
 use kproxy_core::{IpFamily, NamespacedName, ServicePortName};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::*;
-use crate::plan::Role;
+use crate::render::plan::Role;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -34,7 +35,7 @@ fn spec(protocol: Protocol, endpoints: &[SocketAddr]) -> ListenerSpec {
         endpoints: endpoints.to_vec(),
         affinity: None,
         allowed_sources: Vec::new(),
-        entries: Vec::new(),
+        destinations: Destinations::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One service port: which chains it needs (upstream's decisions in `syncProxyRules`), and
 //! its rules in the shared chains.
 
+use kproxy_core::render::PortEntry;
 use kproxy_core::{CategorizedEndpoints, Endpoint, ServicePort, ServicePortName, categorize_endpoints};
 
 use super::names::{KUBE_EXTERNAL_SERVICES, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL, KUBE_SERVICES, PortChains};
@@ -69,12 +70,8 @@ impl<'a> Plan<'a> {
 }
 
 /// Renders one service port: its rules in the shared chains and its own chains.
-pub fn render_port(
-    ctx: &RenderContext<'_>,
-    name: &ServicePortName,
-    port: &ServicePort,
-    endpoints: &[Endpoint],
-) -> PortRender {
+pub fn render_port(ctx: &RenderContext<'_>, entry: PortEntry<'_>) -> PortRender {
+    let PortEntry { name, port, endpoints } = entry;
     let plan = Plan::new(ctx, name, port, endpoints);
     let mut shared = Vec::new();
     cluster_ip(&plan, port, &mut shared);
@@ -82,9 +79,7 @@ pub fn render_port(
     load_balancer_ips(&plan, port, &mut shared);
     node_port(&plan, port, &mut shared);
     health_check_node_port(&plan, port, &mut shared);
-    let vips = std::iter::once(&port.cluster_ip).chain(&port.external_ips).chain(&port.load_balancer_vips);
-    let destinations = Destinations { vips: vips.copied().collect(), port: port.port, node_port: port.node_port };
-    PortRender { shared, chains: chains::render_chains(ctx, &plan, port), destinations }
+    PortRender { shared, chains: chains::render_chains(ctx, &plan, port), destinations: Destinations::of(port) }
 }
 
 fn cluster_ip(plan: &Plan<'_>, port: &ServicePort, out: &mut Vec<SharedRule>) {

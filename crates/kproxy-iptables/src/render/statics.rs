@@ -8,7 +8,7 @@ use super::names::{
     KUBE_PROXY_FIREWALL, KUBE_SERVICES,
 };
 use super::rule::comment;
-use crate::config::{IptablesConfig, NodePortAddresses};
+use crate::config::IptablesConfig;
 
 /// A jump from a built-in chain into one of ours, ensured on full syncs (upstream's
 /// `iptablesJumpChains`).
@@ -97,8 +97,8 @@ fn forward_rules(masquerade_mark: u32) -> Vec<String> {
 fn nodeport_jumps(config: &IptablesConfig, family: IpFamily, localhost: bool) -> Vec<String> {
     let c = comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain");
     let jump = |matches: String| format!("-A {KUBE_SERVICES} {c} {matches} -j {KUBE_NODEPORTS}");
-    match &config.nodeport_addresses {
-        NodePortAddresses::All => {
+    match config.nodeport_addresses.cidrs(family) {
+        None => {
             let except = match family {
                 IpFamily::V6 => " ! -d ::1/128",
                 IpFamily::V4 if !localhost => " ! -d 127.0.0.0/8",
@@ -106,11 +106,7 @@ fn nodeport_jumps(config: &IptablesConfig, family: IpFamily, localhost: bool) ->
             };
             vec![jump(format!("-m addrtype --dst-type LOCAL{except}"))]
         }
-        NodePortAddresses::Cidrs(cidrs) => cidrs
-            .iter()
-            .filter(|cidr| IpFamily::of(&cidr.addr()) == family)
-            .map(|cidr| jump(format!("-d {cidr} -m addrtype --dst-type LOCAL")))
-            .collect(),
+        Some(cidrs) => cidrs.iter().map(|cidr| jump(format!("-d {cidr} -m addrtype --dst-type LOCAL"))).collect(),
     }
 }
 

@@ -2,22 +2,19 @@
 
 use std::net::IpAddr;
 
+use kproxy_core::render::PortEntry;
+use kproxy_core::stale_flows::Destinations;
 use kproxy_core::{CategorizedEndpoints, Endpoint, IpFamily, ServicePort, ServicePortName, categorize_endpoints};
 
 use super::chains::ChainSink;
 use super::names::*;
 use super::{Element, PortRender, RenderContext};
 
-/// Renders what `port` (named `name`) needs in the table, given its endpoints.
-pub fn render_port(
-    ctx: &RenderContext<'_>,
-    name: &ServicePortName,
-    port: &ServicePort,
-    endpoints: &[Endpoint],
-) -> PortRender {
+/// Renders what a port needs in the table, given its endpoints.
+pub fn render_port(ctx: &RenderContext<'_>, entry: PortEntry<'_>) -> PortRender {
+    let PortEntry { name, port, endpoints } = entry;
     let categorized = categorize_endpoints(endpoints, port, ctx.node);
-    let mut render =
-        PortRender { vips: vips(port), node_port: port.node_port, port: port.port, ..PortRender::default() };
+    let mut render = PortRender { destinations: Destinations::of(port), ..PortRender::default() };
     let mut sink = ChainSink::default();
     let writer = PortWriter { ctx, name, port, categorized: &categorized };
     writer.endpoint_elements(&mut render);
@@ -30,13 +27,6 @@ pub fn render_port(
     render.chains = sink.chains;
     render.sets = sink.sets;
     render
-}
-
-/// Every address the port is reached on: cluster IP, external IPs, load-balancer IPs.
-fn vips(port: &ServicePort) -> Vec<IpAddr> {
-    let mut vips = vec![port.cluster_ip];
-    vips.extend(port.external_ips.iter().chain(&port.load_balancer_vips).copied());
-    vips
 }
 
 struct PortWriter<'a> {
@@ -85,7 +75,7 @@ impl PortWriter<'_> {
             for (i, endpoint) in self.endpoints(kind).iter().enumerate() {
                 let value = format!("{} . {}", endpoint.ip, endpoint.port);
                 let protocol = self.port.protocol;
-                for vip in &render.vips {
+                for vip in &render.destinations.vips {
                     let key = format!("{vip} . {} . {i}", self.port.port);
                     render.elements.push(Element {
                         set: kind.endpoints_map(protocol),
@@ -147,10 +137,9 @@ impl PortWriter<'_> {
             Some(_) => format!("goto {SHORT_CIRCUIT_OR_DROP}"),
             None => self.no_endpoint_verdict(),
         });
-        let external_vips = self.port.external_ips.iter().chain(&self.port.load_balancer_vips);
-        for vip in external_vips {
-            push(render, SERVICE_IPS, self.vip_key(*vip), &dispatch);
-            push(render, NO_ENDPOINT_SERVICES, self.vip_key(*vip), &refuse);
+        for vip in self.port.external_vips() {
+            push(render, SERVICE_IPS, self.vip_key(vip), &dispatch);
+            push(render, NO_ENDPOINT_SERVICES, self.vip_key(vip), &refuse);
         }
         if let Some(node_port) = self.port.node_port {
             let key = format!("{} . {node_port}", self.proto());

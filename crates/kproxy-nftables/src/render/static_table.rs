@@ -5,7 +5,6 @@ use kproxy_core::{IpFamily, ProxyState};
 
 use super::names::*;
 use super::{Chain, Element, RenderContext};
-use crate::config::NodePortAddresses;
 
 /// A set or map declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,11 +84,8 @@ fn static_elements(ctx: &RenderContext<'_>) -> Vec<Element> {
         .filter(of_family)
         .map(|c| Element { set: CLUSTER_CIDRS, key: c.to_string(), value: None })
         .collect();
-    if let NodePortAddresses::Cidrs(cidrs) = &ctx.config.nodeport_addresses {
-        let nodeport =
-            cidrs.iter().filter(of_family).map(|c| Element { set: NODEPORT_IPS, key: c.to_string(), value: None });
-        elements.extend(nodeport);
-    }
+    let nodeport = ctx.config.nodeport_addresses.cidrs(ctx.family.0).unwrap_or_default();
+    elements.extend(nodeport.iter().map(|c| Element { set: NODEPORT_IPS, key: c.to_string(), value: None }));
     elements
 }
 
@@ -97,14 +93,11 @@ fn static_elements(ctx: &RenderContext<'_>) -> Vec<Element> {
 /// configured node-port addresses. `None` when this family accepts no node ports.
 pub(crate) fn nodeport_match(ctx: &RenderContext<'_>) -> Option<String> {
     let fam = ctx.family.keyword();
-    match &ctx.config.nodeport_addresses {
-        NodePortAddresses::All => Some(format!("fib daddr type local {fam} daddr != {}", ctx.family.loopback())),
-        NodePortAddresses::Cidrs(cidrs) => cidrs
-            .iter()
-            .any(|c| IpFamily::of(&c.addr()) == ctx.family.0)
-            // Only local addresses: a packet routed through this node to another host in
-            // one of the CIDRs is not a node-port packet.
-            .then(|| format!("fib daddr type local {fam} daddr @{NODEPORT_IPS}")),
+    match ctx.config.nodeport_addresses.cidrs(ctx.family.0) {
+        None => Some(format!("fib daddr type local {fam} daddr != {}", ctx.family.loopback())),
+        // Only local addresses: a packet routed through this node to another host in one
+        // of the CIDRs is not a node-port packet.
+        Some(cidrs) => (!cidrs.is_empty()).then(|| format!("fib daddr type local {fam} daddr @{NODEPORT_IPS}")),
     }
 }
 

@@ -4,13 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use kproxy_netfilter::nft_text::{self, Family, write_chain};
+
 use super::{Chain, Element, OwnedSet, TableRender};
 
 /// The whole table as one `table FAMILY NAME { … }` block, elements inline, in a canonical
 /// order (static declarations first, then chains and sets of service ports by name).
 pub fn render_text(table: &TableRender, name: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "table {} {name} {{", table.family.keyword());
+    let _ = writeln!(out, "table {} {name} {{", Family(table.family).keyword());
     let elements = group_elements(table.statics.elements.iter().chain(table.ports.values().flat_map(|p| &p.elements)));
     for set in &table.statics.sets {
         let _ = writeln!(out, "\t{} {} {{\n\t\t{}", set.kind, set.name, set.spec);
@@ -27,24 +29,13 @@ pub fn render_text(table: &TableRender, name: &str) -> String {
         let _ = writeln!(out, "\tset {} {{\n\t\t{}\n\t}}", set.name, set.spec);
     }
     for chain in &table.statics.chains {
-        write_chain(&mut out, &chain.chain, chain.hook);
+        write_chain(&mut out, &chain.chain.name, chain.hook, &chain.chain.rules);
     }
     for chain in port_chains(table) {
-        write_chain(&mut out, chain, None);
+        write_chain(&mut out, &chain.name, None, &chain.rules);
     }
     out.push_str("}\n");
     out
-}
-
-fn write_chain(out: &mut String, chain: &Chain, hook: Option<&str>) {
-    let _ = writeln!(out, "\tchain {} {{", chain.name);
-    if let Some(hook) = hook {
-        let _ = writeln!(out, "\t\t{hook}");
-    }
-    for rule in &chain.rules {
-        let _ = writeln!(out, "\t\t{rule}");
-    }
-    let _ = writeln!(out, "\t}}");
 }
 
 /// Elements by set, each `key` or `key : value`, sorted and without duplicates.
@@ -60,10 +51,7 @@ pub(crate) fn group_elements<'a>(
 
 /// `key` or `key : value`.
 pub(crate) fn element_text(element: &Element) -> String {
-    match &element.value {
-        Some(value) => format!("{} : {value}", element.key),
-        None => element.key.clone(),
-    }
+    nft_text::element_text(&element.key, element.value.as_deref())
 }
 
 /// The chains of every port, each once, by name.

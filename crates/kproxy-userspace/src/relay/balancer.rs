@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::plan::ListenerSpec;
+use crate::render::plan::ListenerSpec;
 
 /// Affinity entries are swept of expired ones when there are more than this many.
 const SWEEP_AT: usize = 1024;
@@ -143,6 +143,7 @@ impl Targets {
 mod tests {
     use super::*;
     use kproxy_core::Protocol;
+    use kproxy_core::stale_flows::Destinations;
 
     fn spec(endpoints: &[&str], affinity: Option<u64>) -> ListenerSpec {
         ListenerSpec {
@@ -150,7 +151,7 @@ mod tests {
             endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
             affinity: affinity.map(Duration::from_secs),
             allowed_sources: Vec::new(),
-            entries: Vec::new(),
+            destinations: Destinations::default(),
         }
     }
 

@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use kproxy_core::render::{PortEntry, entries};
+use kproxy_core::stale_flows::Destinations;
 use kproxy_core::{
     CategorizedEndpoints, Endpoint, IpFamily, Protocol, ProxyState, ServicePort, ServicePortName, TopologyNode,
     categorize_endpoints,
@@ -66,8 +68,8 @@ pub struct ListenerSpec {
     pub affinity: Option<Duration>,
     /// Sources it admits; empty admits every source.
     pub allowed_sources: Vec<IpNet>,
-    /// Where clients reach it: (service address, port), the address `None` for a node port.
-    pub entries: Vec<(Option<IpAddr>, u16)>,
+    /// Where clients reach it (what the flows of a removed UDP listener are keyed on).
+    pub destinations: Destinations,
 }
 
 /// The redirect table of one family, with listener names where ports will go.
@@ -104,14 +106,13 @@ pub fn plan(config: &UserspaceConfig, state: &ProxyState) -> Plan {
         for cidr in IpNet::aggregate(&cidrs) {
             out.elements.insert((Set::ClusterCidrs, cidr.to_string()), None);
         }
-        let view = state.family(family);
-        for (name, port) in view.services.iter() {
+        for PortEntry { name, port, endpoints } in entries(state.family(family)) {
             if port.protocol == Protocol::Sctp {
                 skipped.push(name.clone());
                 continue;
             }
             let mut ctx = PortPlan { family, name, port, node: state.topology_node(), listeners: &mut listeners };
-            ctx.plan(view.endpoints.get(name), &mut out.elements);
+            ctx.plan(endpoints, &mut out.elements);
         }
         out
     });
@@ -140,7 +141,7 @@ impl PortPlan<'_> {
         let sets = categorize_endpoints(endpoints, self.port, self.node);
         let proto = self.port.protocol.as_lower_str();
         let (service_port, cluster_ip) = (self.port.port, self.port.cluster_ip);
-        let external: Vec<IpAddr> = dedup(self.port.external_ips.iter().chain(&self.port.load_balancer_vips));
+        let external: Vec<IpAddr> = dedup(self.port.external_vips());
         let key = |ip: &IpAddr| format!("{ip} . {proto} . {service_port}");
         let node_port_key = self.port.node_port.map(|p| format!("{proto} . {p}"));
         if !sets.has_any {
@@ -209,21 +210,13 @@ impl PortPlan<'_> {
             endpoints: addrs,
             affinity: self.port.sticky_max_age_seconds().map(|s| Duration::from_secs(u64::from(s))),
             allowed_sources,
-            entries: self.entries(),
+            destinations: Destinations::of(self.port),
         }
-    }
-
-    fn entries(&self) -> Vec<(Option<IpAddr>, u16)> {
-        let vips =
-            std::iter::once(&self.port.cluster_ip).chain(&self.port.external_ips).chain(&self.port.load_balancer_vips);
-        let mut entries: Vec<(Option<IpAddr>, u16)> = vips.map(|ip| (Some(*ip), self.port.port)).collect();
-        entries.extend(self.port.node_port.map(|p| (None, p)));
-        entries
     }
 }
 
-fn dedup<'a>(ips: impl Iterator<Item = &'a IpAddr>) -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = ips.copied().collect();
+fn dedup(ips: impl Iterator<Item = IpAddr>) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = ips.collect();
     out.sort();
     out.dedup();
     out

@@ -4,7 +4,10 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use kproxy_netfilter::nft_text::write_elements;
+
 use super::committed::Delta;
+use crate::Family;
 use crate::render::text::{element_text, group_elements, port_chains};
 use crate::render::{Chain, Element, TableRender, render_text};
 
@@ -36,12 +39,8 @@ impl<'a> Script<'a> {
     fn elements(&mut self, verb: &str, elements: &[&Element]) {
         let grouped = group_elements(elements.iter().copied());
         for (set, items) in grouped {
-            let items: Vec<&String> = items.iter().collect();
-            for chunk in items.chunks(ELEMENTS_PER_COMMAND) {
-                let body = chunk.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-                let table = self.table;
-                self.line(format_args!("{verb} element {table} {set} {{ {body} }}"));
-            }
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
+            write_elements(&mut self.out, verb, self.table, set, &items, ELEMENTS_PER_COMMAND);
         }
     }
 }
@@ -54,7 +53,7 @@ pub(crate) fn full_script(
     name: &str,
     existing: &(BTreeSet<String>, BTreeSet<String>),
 ) -> String {
-    let table = format!("{} {name}", desired.family.keyword());
+    let table = format!("{} {name}", Family(desired.family).keyword());
     let mut s = Script::new(&table);
     s.line(format_args!("add table {table}"));
     for set in &desired.statics.sets {
@@ -106,7 +105,7 @@ pub(crate) fn full_script(
 /// Deletes the table and loads `desired` from scratch, in one transaction (affinity state
 /// is lost): the fallback when the table holds something `full_script` cannot reuse.
 pub(crate) fn replace_script(desired: &TableRender, name: &str) -> String {
-    let table = format!("{} {name}", desired.family.keyword());
+    let table = format!("{} {name}", Family(desired.family).keyword());
     format!("add table {table}\ndelete table {table}\n{}", render_text(desired, name))
 }
 

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use kproxy_core::{NamespacedName, Protocol, ServicePortName};
 
 use super::*;
-use crate::plan::Role;
+use crate::render::plan::Role;
 
 fn key(svc: &str, role: Role) -> ListenerKey {
     let name = ServicePortName::new(NamespacedName::new("ns", svc), "p", Protocol::Tcp);

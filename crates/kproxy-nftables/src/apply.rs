@@ -1,4 +1,4 @@
-//! Turning renders into nft transactions: a full load, or the difference between what was
+//! Applying renders: turning them into nft transactions: a full load, or the difference between what was
 //! committed and what is wanted for the service ports that changed.
 
 mod committed;

@@ -1,4 +1,12 @@
-//! The fixed IP plan of the conformance cluster: nodes, pods, clients and the ranges that are
+//! The fixed IP plan of kproxy's tests, one for all of them (after upstream's "Conventions
+//! for tests using NewFakeProxier"): the names and addresses unit and golden tests build
+//! objects with, and the cluster of network namespaces the conformance suite wires up.
+//!
+//! Unit and golden tests: this node is [`NODE_NAME`] at [`NODE_IP`], pods are in
+//! [`POD_CIDR`] (the cluster CIDR they configure), cluster IPs in [`SERVICE_CIDR`].
+//!
+//! The conformance cluster (kproxy-conformance): the same node1 and node2, its pods
+//! (inside [`CLUSTER_CIDR_V4`], itself inside [`POD_CIDR`]), clients and the ranges that are
 //! routed to node1.
 //!
 //! ```text
@@ -18,10 +26,27 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-/// The node whose dataplane is under test.
-pub const NODE1: &str = "node1";
-/// The other node (no dataplane; it only routes to its pods).
-pub const NODE2: &str = "node2";
+/// This node's name.
+pub const NODE_NAME: &str = "node1";
+/// Another node's name.
+pub const OTHER_NODE_NAME: &str = "node2";
+/// This node's IP ([`NODE1_IPV4`]).
+pub const NODE_IP: &str = "192.168.0.2";
+/// Pod IPs are in this range: the cluster CIDR unit and golden tests configure.
+pub const POD_CIDR: &str = "10.0.0.0/8";
+/// Pod IPv6 addresses are in this range.
+pub const POD_CIDR_V6: &str = "fd00:10::/64";
+/// Cluster IPs are in this range ([`SERVICE_CIDR_V4`]).
+pub const SERVICE_CIDR: &str = "172.30.0.0/16";
+/// A load-balancer ingress IP.
+pub const LB_IP: &str = "1.2.3.4";
+/// An external IP.
+pub const EXTERNAL_IP: &str = "192.168.99.11";
+
+/// The node whose dataplane is under test ([`NODE_NAME`]).
+pub const NODE1: &str = NODE_NAME;
+/// The other node (no dataplane; it only routes to its pods; [`OTHER_NODE_NAME`]).
+pub const NODE2: &str = OTHER_NODE_NAME;
 /// node1's lan address.
 pub const NODE1_IPV4: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 2);
 /// node1's lan address, IPv6.
@@ -61,13 +86,13 @@ pub const NODE1_POD_CIDR_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00,
 pub const NODE2_POD_CIDR_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 0, 2, 0), 24);
 /// node2's pod CIDR, IPv6.
 pub const NODE2_POD_CIDR_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x10, 2, 0, 0, 0, 0, 0), 64);
-/// Cluster IPs (as in kproxy-testkit's plan).
+/// Cluster IPs ([`SERVICE_CIDR`]).
 pub const SERVICE_CIDR_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(172, 30, 0, 0), 16);
 /// Cluster IPs, IPv6.
 pub const SERVICE_CIDR_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x172, 0x30, 0, 0, 0, 0, 0), 112);
-/// Load-balancer ingress IPs (kproxy-testkit's `LB_IP` 1.2.3.4 is in it).
+/// Load-balancer ingress IPs ([`LB_IP`] is in it).
 pub const LB_RANGE_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(1, 2, 3, 0), 24);
-/// External IPs (kproxy-testkit's `EXTERNAL_IP` 192.168.99.11 is in it).
+/// External IPs ([`EXTERNAL_IP`] is in it).
 pub const EXTERNAL_IP_RANGE_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(192, 168, 99, 0), 24);
 /// The first node port the allocator hands out (the default range is 30000-32767).
 pub const NODE_PORT_BASE: u16 = 30000;
@@ -138,4 +163,21 @@ pub fn service_cidrs() -> Vec<IpNet> {
 /// A pod of the plan by name.
 pub fn pod_named(name: &str) -> Option<&'static PodPlan> {
     PODS.iter().find(|p| p.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plans_of_unit_tests_and_of_the_conformance_cluster_agree() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(ip(NODE_IP), IpAddr::V4(NODE1_IPV4));
+        assert_eq!(net(SERVICE_CIDR), IpNet::V4(SERVICE_CIDR_V4));
+        assert!(IpNet::V4(LB_RANGE_V4).contains(&ip(LB_IP)));
+        assert!(IpNet::V4(EXTERNAL_IP_RANGE_V4).contains(&ip(EXTERNAL_IP)));
+        assert!(net(POD_CIDR).contains(&IpNet::V4(CLUSTER_CIDR_V4)));
+        assert!(PODS.iter().all(|p| cluster_cidrs().iter().any(|c| c.contains(&IpAddr::V4(p.ipv4)))));
+    }
 }

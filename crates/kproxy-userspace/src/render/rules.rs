@@ -21,8 +21,9 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use kproxy_core::IpFamily;
+use kproxy_netfilter::nft_text::{Family, element_text, write_chain, write_elements};
 
-use crate::plan::{FamilyPlan, ListenerKey, Set};
+use crate::render::plan::{FamilyPlan, ListenerKey, Set};
 
 /// The set, key and value (listener port, for maps) of one element.
 pub type Element = (Set, String, Option<u16>);
@@ -40,14 +41,6 @@ pub struct TableRules {
     pub elements: BTreeSet<Element>,
 }
 
-/// The nft family keyword of `family`.
-pub fn keyword(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::V4 => "ip",
-        IpFamily::V6 => "ip6",
-    }
-}
-
 /// Renders `plan`'s table; a map element whose listener has no port in `ports` is left out.
 pub fn render(table: &str, plan: &FamilyPlan, ports: &BTreeMap<ListenerKey, u16>) -> TableRules {
     let elements = plan
@@ -59,7 +52,7 @@ pub fn render(table: &str, plan: &FamilyPlan, ports: &BTreeMap<ListenerKey, u16>
         })
         .collect();
     TableRules {
-        family: keyword(plan.family),
+        family: Family(plan.family).keyword(),
         table: table.to_owned(),
         fixed: fixed(plan.family, plan.portal_ip),
         elements,
@@ -80,10 +73,7 @@ fn set_type(set: Set, addr: &str) -> String {
 
 /// The table body without elements.
 fn fixed(family: IpFamily, portal_ip: Option<IpAddr>) -> String {
-    let (ip, addr) = match family {
-        IpFamily::V4 => ("ip", "ipv4_addr"),
-        IpFamily::V6 => ("ip6", "ipv6_addr"),
-    };
+    let (ip, addr) = (Family(family).keyword(), Family(family).addr_type());
     let mut s = String::new();
     for set in Set::ALL {
         let kind = if set.is_port_map() { "map" } else { "set" };
@@ -97,62 +87,49 @@ fn fixed(family: IpFamily, portal_ip: Option<IpAddr>) -> String {
         None => "meta l4proto { tcp, udp } redirect to :".to_owned(),
     };
     let redirect = "meta l4proto { tcp, udp } redirect to :";
-    let reject = |s: &mut String| {
-        let _ = writeln!(s, "\t\t{dst} @no-endpoints goto reject-packet");
-        let _ = writeln!(s, "\t\t{np} @no-endpoint-nodeports goto reject-packet");
-    };
-    let drop = |s: &mut String| {
-        let _ = writeln!(s, "\t\t{dst} @service-ips drop");
-        let _ = writeln!(s, "\t\t{np} @service-nodeports drop");
-    };
+    let reject =
+        [format!("{dst} @no-endpoints goto reject-packet"), format!("{np} @no-endpoint-nodeports goto reject-packet")];
+    let drop = [format!("{dst} @service-ips drop"), format!("{np} @service-nodeports drop")];
     let icmp = if family == IpFamily::V4 { "icmp port-unreachable" } else { "icmpv6 port-unreachable" };
-    let _ = writeln!(
-        s,
-        "\tchain reject-packet {{\n\t\tmeta l4proto tcp reject with tcp reset\n\t\treject with {icmp}\n\t}}"
+    write_chain(
+        &mut s,
+        "reject-packet",
+        None,
+        ["meta l4proto tcp reject with tcp reset".to_owned(), format!("reject with {icmp}")],
     );
-    s.push_str("\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n");
-    reject(&mut s);
-    let _ = writeln!(s, "\t\t{dst} @firewall {dst} . {ip} saddr != @firewall-allowed drop");
-    let _ = writeln!(s, "\t\t{to} {dst} map @internal");
-    let _ = writeln!(s, "\t\t{ip} saddr @cluster-cidrs {to} {dst} map @short");
-    let _ = writeln!(
-        s,
-        "\t\t{ip} saddr @cluster-cidrs fib daddr type local {to} meta l4proto . th dport map @short-nodeports"
-    );
-    let _ = writeln!(s, "\t\t{to} {dst} map @external");
-    let _ = writeln!(s, "\t\tfib daddr type local {to} meta l4proto . th dport map @external-nodeports");
-    drop(&mut s);
-    s.push_str("\t}\n\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n");
-    reject(&mut s);
-    let _ = writeln!(s, "\t\t{redirect} {dst} map @internal");
-    let _ = writeln!(s, "\t\t{redirect} {dst} map @short");
-    let _ = writeln!(s, "\t\tfib daddr type local {redirect} meta l4proto . th dport map @short-nodeports");
-    drop(&mut s);
-    s.push_str("\t}\n");
+    let prerouting = [
+        format!("{dst} @firewall {dst} . {ip} saddr != @firewall-allowed drop"),
+        format!("{to} {dst} map @internal"),
+        format!("{ip} saddr @cluster-cidrs {to} {dst} map @short"),
+        format!("{ip} saddr @cluster-cidrs fib daddr type local {to} meta l4proto . th dport map @short-nodeports"),
+        format!("{to} {dst} map @external"),
+        format!("fib daddr type local {to} meta l4proto . th dport map @external-nodeports"),
+    ];
+    let hook = "type nat hook prerouting priority dstnat; policy accept;";
+    write_chain(&mut s, "prerouting", Some(hook), reject.iter().chain(&prerouting).chain(&drop));
+    let output = [
+        format!("{redirect} {dst} map @internal"),
+        format!("{redirect} {dst} map @short"),
+        format!("fib daddr type local {redirect} meta l4proto . th dport map @short-nodeports"),
+    ];
+    let hook = "type nat hook output priority -100; policy accept;";
+    write_chain(&mut s, "output", Some(hook), reject.iter().chain(&output).chain(&drop));
     s
 }
 
 /// Elements per statement: long enough to be fast, short enough for nft's line buffer.
 const CHUNK: usize = 500;
 
-fn element_text((_, key, value): &Element) -> String {
-    match value {
-        Some(port) => format!("{key} : {port}"),
-        None => key.clone(),
-    }
-}
-
 /// `add element` (or `delete element`, keys only) statements for `elements`.
 fn element_statements(out: &mut String, verb: &str, head: &str, elements: &[&Element]) {
     let mut by_set: BTreeMap<Set, Vec<String>> = BTreeMap::new();
-    for e in elements {
-        let text = if verb == "delete" { e.1.clone() } else { element_text(e) };
-        by_set.entry(e.0).or_default().push(text);
+    for (set, key, value) in elements {
+        let text = if verb == "delete" { key.clone() } else { element_text(key, *value) };
+        by_set.entry(*set).or_default().push(text);
     }
     for (set, texts) in by_set {
-        for chunk in texts.chunks(CHUNK) {
-            let _ = writeln!(out, "{verb} element {head} {} {{ {} }}", set.name(), chunk.join(", "));
-        }
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        write_elements(out, verb, head, set.name(), &texts, CHUNK);
     }
 }
 

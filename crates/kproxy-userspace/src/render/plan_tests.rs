@@ -53,7 +53,7 @@ fn cluster_ip_gets_one_cluster_listener() {
     let (key, spec) = plan.listeners.iter().next().unwrap();
     assert_eq!((key.role, &key.name), (Role::Cluster, &n));
     assert_eq!(spec.endpoints, vec!["10.0.1.10:8080".parse().unwrap(), "10.0.2.10:8080".parse().unwrap()]);
-    assert_eq!(spec.entries, vec![(Some(ip("172.30.0.1")), 80)]);
+    assert_eq!(spec.destinations, Destinations { vips: vec![ip("172.30.0.1")], port: 80, node_port: None });
     assert_eq!(elements(&plan, Set::Internal), [("172.30.0.1 . tcp . 80".to_owned(), Some(Role::Cluster))]);
     assert_eq!(elements(&plan, Set::ServiceIps), [("172.30.0.1 . tcp . 80".to_owned(), None)]);
     assert_eq!(elements(&plan, Set::ClusterCidrs), [("10.0.0.0/16".to_owned(), None)]);

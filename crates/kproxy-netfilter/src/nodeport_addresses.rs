@@ -1,0 +1,64 @@
+//! Which local addresses accept NodePort traffic: upstream's `--nodeport-addresses`, as
+//! the netfilter dataplanes take it.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use kproxy_core::IpFamily;
+
+/// Which local addresses accept NodePort traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NodePortAddresses {
+    /// Every local address (nftables leaves loopback out; iptables lets 127.0.0.1 in when
+    /// localhost node ports are on).
+    #[default]
+    All,
+    /// Local addresses inside these CIDRs (those of the other family are ignored).
+    Cidrs(Vec<IpNet>),
+}
+
+impl NodePortAddresses {
+    /// The CIDRs of `family` that restrict node ports; `None` when every local address
+    /// accepts them. An empty list: this family accepts none.
+    pub fn cidrs(&self, family: IpFamily) -> Option<Vec<&IpNet>> {
+        match self {
+            Self::All => None,
+            Self::Cidrs(cidrs) => Some(cidrs.iter().filter(|c| IpFamily::of(&c.addr()) == family).collect()),
+        }
+    }
+
+    /// Whether local address `ip` accepts node ports.
+    pub fn accepts(&self, ip: &IpAddr) -> bool {
+        match self {
+            Self::All => true,
+            Self::Cidrs(cidrs) => cidrs.iter().any(|c| c.contains(ip)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidrs() -> NodePortAddresses {
+        NodePortAddresses::Cidrs(["192.168.0.0/24", "fd00::/64", "127.0.0.0/8"].map(|c| c.parse().unwrap()).to_vec())
+    }
+
+    #[test]
+    fn cidrs_are_those_of_the_family() {
+        let v4: Vec<String> = cidrs().cidrs(IpFamily::V4).unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(v4, ["192.168.0.0/24", "127.0.0.0/8"]);
+        assert_eq!(cidrs().cidrs(IpFamily::V6).unwrap().len(), 1);
+        assert_eq!(NodePortAddresses::Cidrs(Vec::new()).cidrs(IpFamily::V4), Some(Vec::new()));
+        assert_eq!(NodePortAddresses::All.cidrs(IpFamily::V4), None);
+    }
+
+    #[test]
+    fn all_accepts_every_address_and_cidrs_only_theirs() {
+        let loopback: IpAddr = [127, 0, 0, 1].into();
+        assert!(NodePortAddresses::All.accepts(&loopback));
+        assert!(cidrs().accepts(&loopback));
+        assert!(!cidrs().accepts(&[10, 0, 0, 1].into()));
+        assert!(!NodePortAddresses::Cidrs(Vec::new()).accepts(&loopback));
+    }
+}
