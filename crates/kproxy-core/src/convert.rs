@@ -10,7 +10,7 @@ mod service;
 mod validation;
 
 pub use endpoint_slice::{EndpointInfo, EndpointSliceInfo, SlicePort};
-pub use node::NodeInfo;
+pub use node::{NodeInfo, TAINT_TO_BE_DELETED, node_eligible};
 pub(crate) use service::object_name;
 pub use service::{ServiceInfo, SkipReason};
 pub use validation::{

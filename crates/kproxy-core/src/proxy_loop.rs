@@ -89,6 +89,8 @@ pub struct ProxyLoop {
     /// Claims lost, as of the last successful sync.
     conflicts: BTreeSet<Conflict>,
     health: HealthIndex,
+    /// This node may receive load-balancer traffic (not being deleted, not tainted for it).
+    node_eligible: bool,
 }
 
 impl ProxyLoop {
@@ -105,16 +107,27 @@ impl ProxyLoop {
             quarantine: BTreeMap::new(),
             conflicts: BTreeSet::new(),
             health: HealthIndex::default(),
+            node_eligible: true,
         }
     }
 
     /// Folds one source event into the pending changes; returns the event's objects that
     /// cannot be used (they keep their previous state).
     pub fn on_event(&mut self, event: SourceEvent) -> Vec<Malformed> {
+        if let Some(eligible) = fold::node_eligibility(&event) {
+            self.node_eligible = eligible;
+        }
         match fold::fold(&mut self.tracker, &mut self.lists, event) {
             Some((kind, outcome)) => self.reports.record(kind, outcome),
             None => Vec::new(),
         }
+    }
+
+    /// Whether this node should receive load-balancer traffic: false while its Node is being
+    /// deleted, is tainted `ToBeDeletedByClusterAutoscaler`, or was deleted (upstream's
+    /// `nodeEligible` in `/healthz`). True until the Node says otherwise.
+    pub fn node_eligible(&self) -> bool {
+        self.node_eligible
     }
 
     /// Every initial list (Services, EndpointSlices, this Node) has arrived as a

@@ -490,3 +490,28 @@ async fn manifest_directory_drives_the_daemon() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_503_while_the_node_is_tainted_for_deletion() {
+    bounded(async {
+        let dir = TempDir::new("daemon-node-eligible");
+        let (server, kubeconfig) = cluster(&dir).await;
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+        eventually_status(daemon.healthz, "/healthz", 200).await;
+        let mut tainted = node1();
+        tainted.spec.get_or_insert_default().taints = Some(vec![k8s_openapi::api::core::v1::Taint {
+            key: "ToBeDeletedByClusterAutoscaler".to_owned(),
+            effect: "NoSchedule".to_owned(),
+            ..Default::default()
+        }]);
+        server.apply(&tainted);
+        let response = eventually_status(daemon.healthz, "/healthz", 503).await;
+        assert!(response.body.contains("\"nodeEligible\":false"), "{}", response.body);
+        eventually_status(daemon.healthz, "/livez", 200).await;
+        server.apply(&node1());
+        eventually_status(daemon.healthz, "/healthz", 200).await;
+        daemon.stop().await;
+    })
+    .await;
+}

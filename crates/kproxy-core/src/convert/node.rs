@@ -64,6 +64,18 @@ impl NodeInfo {
     }
 }
 
+/// The taint the cluster autoscaler puts on a node it is about to delete.
+pub const TAINT_TO_BE_DELETED: &str = "ToBeDeletedByClusterAutoscaler";
+
+/// Whether load balancers should keep sending traffic to `node` (upstream's
+/// `NodeEligibleHandler`, KEP-3836): not when it is being deleted or the autoscaler has
+/// tainted it for deletion. `/healthz` answers 503 for an ineligible node.
+pub fn node_eligible(node: &Node) -> bool {
+    let deleting = node.metadata.deletion_timestamp.is_some();
+    let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
+    !deleting && !taints.iter().any(|t| t.key == TAINT_TO_BE_DELETED)
+}
+
 /// The apiserver's rules for labels (the zone label among them): keys are label keys,
 /// values label values.
 fn check_labels(p: &FieldParser<'_>, labels: &BTreeMap<String, String>) -> Result<(), ConversionError> {

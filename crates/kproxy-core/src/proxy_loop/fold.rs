@@ -50,6 +50,16 @@ pub(super) enum Outcome {
     Reset(Vec<ConversionError>),
 }
 
+/// What `event` says of this node's eligibility for load-balancer traffic, if anything.
+pub(super) fn node_eligibility(event: &SourceEvent) -> Option<bool> {
+    match event {
+        SourceEvent::Node(ObjectEvent::Apply(node)) => Some(crate::convert::node_eligible(node)),
+        SourceEvent::Node(ObjectEvent::Reset { objects, .. }) => objects.first().map(crate::convert::node_eligible),
+        SourceEvent::Node(ObjectEvent::Delete(_)) => Some(false),
+        _ => None,
+    }
+}
+
 /// Applies `event` to `tracker`; returns the kind it is about and what became of its
 /// objects (`None`: nothing to report).
 pub(super) fn fold(

@@ -132,3 +132,32 @@ fn deletes_fold_in_and_a_deleted_node_keeps_its_last_state() {
     assert_eq!(ports(&mut proxy), 0);
     assert_eq!(proxy.state().node.zone(), Some("zone-a"));
 }
+
+#[test]
+fn the_node_is_ineligible_while_deleted_tainted_for_deletion_or_gone() {
+    use k8s_openapi::api::core::v1::Taint;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    let mut proxy = new_loop();
+    assert!(proxy.node_eligible(), "eligible until the Node says otherwise");
+    let plain = node("node1").internal_ip("192.168.0.2").build();
+    proxy.on_event(SourceEvent::Node(ObjectEvent::reset(vec![plain.clone()])));
+    assert!(proxy.node_eligible());
+    let mut tainted = plain.clone();
+    tainted.spec.get_or_insert_default().taints = Some(vec![Taint {
+        key: crate::convert::TAINT_TO_BE_DELETED.to_owned(),
+        effect: "NoSchedule".to_owned(),
+        ..Taint::default()
+    }]);
+    proxy.on_event(SourceEvent::Node(ObjectEvent::Apply(tainted)));
+    assert!(!proxy.node_eligible(), "tainted ToBeDeletedByClusterAutoscaler");
+    proxy.on_event(SourceEvent::Node(ObjectEvent::Apply(plain.clone())));
+    assert!(proxy.node_eligible(), "the taint was removed");
+    let mut deleting = plain.clone();
+    deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    proxy.on_event(SourceEvent::Node(ObjectEvent::Apply(deleting)));
+    assert!(!proxy.node_eligible(), "being deleted");
+    proxy.on_event(SourceEvent::Node(ObjectEvent::Apply(plain.clone())));
+    proxy.on_event(SourceEvent::Node(ObjectEvent::Delete(plain)));
+    assert!(!proxy.node_eligible(), "deleted");
+}

@@ -92,6 +92,7 @@ impl ProxyTask {
             );
             metrics.inc_malformed(error.kind);
         }
+        self.reporting.health.set_node_eligible(self.proxy.node_eligible());
         let wants_sync = self.proxy.wants_sync();
         if wants_sync {
             IpFamily::ALL.into_iter().for_each(|f| self.reporting.health.queued_update(f));
