@@ -97,8 +97,9 @@ fn nodeport_addresses(config: &ProxyConfig) -> kproxy_netfilter::NodePortAddress
     use kproxy_runtime::config::NodePortAddresses as Configured;
     match &config.nodeport_addresses {
         Configured::Cidrs(cidrs) => NodePortAddresses::Cidrs(cidrs.clone()),
-        // `primary` narrows to the node's IPs upstream; kproxy accepts every local address.
-        Configured::All | Configured::Primary => NodePortAddresses::All,
+        // Resolved by each dataplane from the Node object at every sync.
+        Configured::All => NodePortAddresses::All,
+        Configured::Primary => NodePortAddresses::Primary,
     }
 }
 

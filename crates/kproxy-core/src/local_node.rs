@@ -22,6 +22,9 @@ pub struct LocalNode {
     pub addresses: Vec<IpAddr>,
     /// The node's pod CIDRs (`spec.podCIDRs`), both families.
     pub pod_cidrs: Vec<IpNet>,
+    /// The node's primary IP of each family: its first `InternalIP` of that family, else its
+    /// first `ExternalIP` (what `--nodeport-addresses primary` accepts node ports on).
+    pub primary_addresses: Vec<IpAddr>,
 }
 
 impl LocalNode {
@@ -58,6 +61,7 @@ impl From<&NodeInfo> for LocalNode {
             labels: info.labels.clone(),
             addresses: info.addresses.clone(),
             pod_cidrs: info.pod_cidrs.clone(),
+            primary_addresses: info.primary_addresses.clone(),
         }
     }
 }

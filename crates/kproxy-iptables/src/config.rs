@@ -43,6 +43,18 @@ pub struct IptablesConfig {
     pub netns: Option<String>,
 }
 
+impl IptablesConfig {
+    /// This configuration on `node`: `--nodeport-addresses primary` becomes its primary IPs.
+    pub fn for_node(&self, node: &kproxy_core::LocalNode) -> std::borrow::Cow<'_, Self> {
+        match self.nodeport_addresses.for_node(node) {
+            std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(self),
+            std::borrow::Cow::Owned(addresses) => {
+                std::borrow::Cow::Owned(Self { nodeport_addresses: addresses, ..self.clone() })
+            }
+        }
+    }
+}
+
 impl Default for IptablesConfig {
     fn default() -> Self {
         Self {

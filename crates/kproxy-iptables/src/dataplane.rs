@@ -114,9 +114,10 @@ impl IptablesDataplane {
         let names = &changes.family(family).service_ports;
         let mut done = FamilySync { touched: names.len(), ..FamilySync::default() };
         if !names.is_empty() {
-            let ctx = RenderContext::new(&self.config, state, family);
+            let config = self.config.for_node(&state.node);
+            let ctx = RenderContext::new(&config, state, family);
             let updates: Updates = render_changes(state.family(family), names, |e| render_port(&ctx, e)).collect();
-            let text = committed.partial_text(&render_statics(&self.config, family), &updates);
+            let text = committed.partial_text(&render_statics(&config, family), &updates);
             runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
             committed.apply(&updates);
             done.rules = rule_count(&text);
@@ -132,8 +133,9 @@ impl IptablesDataplane {
         state: &ProxyState,
         family: IpFamily,
     ) -> Result<FamilySync, SyncError> {
-        let render = render_family(&self.config, state, family);
-        if self.config.localhost_nodeports_in(family)
+        let config = self.config.for_node(&state.node);
+        let render = render_family(&config, state, family);
+        if config.localhost_nodeports_in(family)
             && let Err(error) = runner.enable_route_localnet().await
         {
             tracing::warn!(%error, "cannot set route_localnet: NodePorts on 127.0.0.1 will not work");
@@ -211,7 +213,7 @@ impl Dataplane for IptablesDataplane {
         for family in &self.config.families {
             let tool = if *family == IpFamily::V4 { "iptables" } else { "ip6tables" };
             out.push_str(&format!("# {family}: {tool}-restore --noflush\n"));
-            out.push_str(&render_text(&render_family(&self.config, state, *family)));
+            out.push_str(&render_text(&render_family(&self.config.for_node(&state.node), state, *family)));
         }
         out
     }

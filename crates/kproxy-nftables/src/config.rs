@@ -21,6 +21,18 @@ pub struct NftablesConfig {
     pub netns: Option<String>,
 }
 
+impl NftablesConfig {
+    /// This configuration on `node`: `--nodeport-addresses primary` becomes its primary IPs.
+    pub fn for_node(&self, node: &kproxy_core::LocalNode) -> std::borrow::Cow<'_, Self> {
+        match self.nodeport_addresses.for_node(node) {
+            std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(self),
+            std::borrow::Cow::Owned(addresses) => {
+                std::borrow::Cow::Owned(Self { nodeport_addresses: addresses, ..self.clone() })
+            }
+        }
+    }
+}
+
 impl Default for NftablesConfig {
     fn default() -> Self {
         Self {

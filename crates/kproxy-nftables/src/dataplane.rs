@@ -59,7 +59,7 @@ impl NftablesDataplane {
 
     async fn full_sync(&mut self, state: &ProxyState, family: IpFamily) -> Result<usize, SyncError> {
         self.committed[family.index()] = None;
-        let desired = render_family(&self.config, state, family);
+        let desired = render_family(&self.config.for_node(&state.node), state, family);
         let listing = self.listing().await;
         let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
         if let Err(error) = self.nft.apply(&full_script(&desired, &self.config.table, &existing)).await {
@@ -84,7 +84,8 @@ impl NftablesDataplane {
         changes: &Changes,
         family: IpFamily,
     ) -> Result<usize, SyncError> {
-        let ctx = RenderContext { family: crate::Family(family), config: &self.config, node: state.topology_node() };
+        let config = self.config.for_node(&state.node);
+        let ctx = RenderContext { family: crate::Family(family), config: &config, node: state.topology_node() };
         let names = &changes.family(family).service_ports;
         let renders: Vec<(ServicePortName, Option<PortRender>)> =
             render_changes(state.family(family), names, |entry| render_port(&ctx, entry)).collect();
@@ -141,7 +142,8 @@ impl Dataplane for NftablesDataplane {
     }
 
     fn render(&self, state: &ProxyState) -> String {
-        IpFamily::ALL.iter().map(|f| render_text(&render_family(&self.config, state, *f), &self.config.table)).collect()
+        let config = self.config.for_node(&state.node);
+        IpFamily::ALL.iter().map(|f| render_text(&render_family(&config, state, *f), &config.table)).collect()
     }
 }
 

@@ -116,6 +116,19 @@ fn every_shape_references_only_what_exists() {
 }
 
 #[test]
+fn primary_node_ports_are_the_nodes_primary_ips() {
+    let config = NftablesConfig { nodeport_addresses: NodePortAddresses::Primary, ..config() };
+    let mut state = ProxyState::new("node1");
+    state.node.addresses = ["192.168.0.2", "192.168.0.50"].map(|ip| ip.parse().unwrap()).to_vec();
+    state.node.primary_addresses = vec!["192.168.0.2".parse().unwrap()];
+    let table = render_family(&config.for_node(&state.node), &state, IpFamily::V4);
+    let text = render_text(&table, "kproxy");
+    assert!(text.contains("192.168.0.2/32"), "{text}");
+    assert!(!text.contains("192.168.0.50"), "a secondary address takes no node ports:\n{text}");
+    assert!(text.contains("ip daddr @nodeport-ips"), "{text}");
+}
+
+#[test]
 fn restricted_node_ports_match_only_local_addresses() {
     let config = NftablesConfig {
         nodeport_addresses: NodePortAddresses::Cidrs(vec!["192.168.0.0/24".parse().unwrap()]),

@@ -23,6 +23,9 @@ pub struct NodeInfo {
     pub addresses: Vec<IpAddr>,
     /// `spec.podCIDRs`, parsed.
     pub pod_cidrs: Vec<IpNet>,
+    /// The node's primary IP of each family (upstream's `GetNodeHostIPs`): its first
+    /// `InternalIP` of that family, else its first `ExternalIP`.
+    pub primary_addresses: Vec<IpAddr>,
 }
 
 impl NodeInfo {
@@ -45,7 +48,9 @@ impl NodeInfo {
         check_labels(&p, &labels)?;
         let addresses = node.status.as_ref().and_then(|s| s.addresses.as_deref()).unwrap_or_default();
         let cidrs = node.spec.as_ref().and_then(|s| s.pod_cidrs.as_deref()).unwrap_or_default();
+        let primary_addresses = primary_addresses(addresses);
         Ok(Self {
+            primary_addresses,
             name: object.name.clone(),
             labels,
             addresses: addresses
@@ -62,6 +67,22 @@ impl NodeInfo {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// The first `InternalIP` of each family, else the first `ExternalIP` of it (addresses that
+/// do not parse are left out here; the conversion reports them).
+fn primary_addresses(addresses: &[k8s_openapi::api::core::v1::NodeAddress]) -> Vec<IpAddr> {
+    let of_type = |kind: &str| -> Vec<IpAddr> {
+        addresses.iter().filter(|a| a.type_ == kind).filter_map(|a| a.address.trim().parse().ok()).collect()
+    };
+    let (internal, external) = (of_type("InternalIP"), of_type("ExternalIP"));
+    crate::names::IpFamily::ALL
+        .into_iter()
+        .filter_map(|family| {
+            let first = |ips: &[IpAddr]| ips.iter().copied().find(|ip| crate::names::IpFamily::of(ip) == family);
+            first(&internal).or_else(|| first(&external))
+        })
+        .collect()
 }
 
 /// The taint the cluster autoscaler puts on a node it is about to delete.

@@ -173,3 +173,20 @@ fn other_labels_follow_the_apiserver_rules() {
     let fine = node("node1").label("example.com/Role_1", "Edge.1").build();
     assert!(NodeInfo::from_node(&fine).is_ok());
 }
+
+#[test]
+fn primary_addresses_are_the_first_internal_ip_of_each_family_else_the_first_external() {
+    let n = with_addresses(
+        node("node1").build(),
+        vec![
+            address("Hostname", "node1"),
+            address("ExternalIP", "203.0.113.7"),
+            address("InternalIP", "192.168.0.2"),
+            address("InternalIP", "192.168.0.50"),
+            address("ExternalIP", "2001:db8::7"),
+        ],
+    );
+    let info = NodeInfo::from_node(&n).expect("valid");
+    assert_eq!(info.primary_addresses, [ip("192.168.0.2"), ip("2001:db8::7")]);
+    assert_eq!(info.addresses.len(), 4);
+}
