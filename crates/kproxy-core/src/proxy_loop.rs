@@ -55,6 +55,8 @@ pub struct SyncReport {
     pub health: HealthInputs,
     /// Dataplane calls it took (1 unless the dataplane rejected the state).
     pub attempts: usize,
+    /// Of those, the calls the dataplane rejected (0 unless ports were isolated).
+    pub rejected_attempts: usize,
 }
 
 /// What programming the dataplane did, before the report is completed.
@@ -64,6 +66,7 @@ struct Programmed {
     changes: Changes,
     quarantined: Vec<Quarantined>,
     attempts: usize,
+    rejected_attempts: usize,
 }
 
 /// The one owner of what is programmed: the change tracker, the programmed model, the
@@ -196,11 +199,12 @@ impl ProxyLoop {
     /// ports: the error is returned and the next sync retries it all, in full.
     pub async fn sync(&mut self, dataplane: &mut dyn Dataplane, full: bool) -> Result<SyncReport, SyncError> {
         let changes = self.checkout(full);
-        let Programmed { stats, changes, quarantined, attempts } = self.program(dataplane, changes).await?;
+        let Programmed { stats, changes, quarantined, attempts, rejected_attempts } =
+            self.program(dataplane, changes).await?;
         let new_conflicts = self.note_conflicts(&changes);
         self.health.update(&self.state, &changes);
         let health = self.health.inputs().clone();
-        Ok(SyncReport { stats, changes, quarantined, new_conflicts, health, attempts })
+        Ok(SyncReport { stats, changes, quarantined, new_conflicts, health, attempts, rejected_attempts })
     }
 
     /// Checks the tracker's pending changes out into the state, with a failed sync's
@@ -227,7 +231,7 @@ impl ProxyLoop {
     /// Programs `dataplane` with the state and `changes`, isolating rejected ports.
     async fn program(&mut self, dataplane: &mut dyn Dataplane, changes: Changes) -> Result<Programmed, SyncError> {
         match dataplane.sync(&self.state, &changes).await {
-            Ok(stats) => Ok(Programmed { stats, changes, quarantined: Vec::new(), attempts: 1 }),
+            Ok(stats) => Ok(Programmed { stats, changes, quarantined: Vec::new(), attempts: 1, rejected_attempts: 0 }),
             Err(error) if error.is_rejection() => self.isolate(dataplane, changes, error).await,
             Err(error) => Err(self.failed_with(changes, error)),
         }

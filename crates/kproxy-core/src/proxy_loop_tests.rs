@@ -110,6 +110,9 @@ fn a_rejected_port_is_quarantined_and_every_other_is_programmed() {
     assert!(!dataplane.programmed.contains("svc07"));
     assert!(report.quarantined[0].reason.contains("rejected"));
     assert!(report.attempts < 20, "bisection, not one call per port: {}", report.attempts);
+    let failed_calls = dataplane.calls.iter().filter(|c| !c.2).count();
+    assert_eq!(report.rejected_attempts, failed_calls, "every rejected call is counted");
+    assert!(report.rejected_attempts >= 3, "the first call and one per quarantined port at least");
     assert_eq!(proxy.quarantined().count(), 2);
     assert_eq!(proxy.state().family(IpFamily::V4).services.len(), 18);
 }

@@ -83,6 +83,8 @@ pub struct Metrics {
     malformed_objects: Family<KindLabel, Counter>,
     service_port_conflicts: Gauge,
     quarantined_service_ports: Gauge,
+    nftables_sync_failures: Counter,
+    iptables_restore_failures: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -134,6 +136,8 @@ impl Metrics {
             malformed_objects: Family::default(),
             service_port_conflicts: Gauge::default(),
             quarantined_service_ports: Gauge::default(),
+            nftables_sync_failures: Counter::default(),
+            iptables_restore_failures: Counter::default(),
         };
         metrics.register_sync();
         metrics.register_changes();
@@ -173,6 +177,16 @@ impl Metrics {
             "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
             "The last time a sync of proxy rules was queued",
             self.last_queued.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_nftables_sync_failures",
+            "Cumulative nftables transactions the kernel rejected (nftables and userspace modes)",
+            self.nftables_sync_failures.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_iptables_restore_failures",
+            "Cumulative proxy iptables restore failures",
+            self.iptables_restore_failures.clone(),
         );
         r.register(
             "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
@@ -318,6 +332,18 @@ impl Metrics {
     /// `/livez` answered `code`.
     pub fn record_livez(&self, code: u16) {
         self.livez.get_or_create(&code_label(code)).inc();
+    }
+
+    /// `failures` dataplane calls of `mode` failed: counted in upstream's metric for that
+    /// mode (`nftables` and `userspace` write nft transactions, `iptables` restores; the
+    /// eBPF mode has no upstream counterpart).
+    pub fn add_sync_failures(&self, mode: &str, failures: usize) {
+        let failures = u64::try_from(failures).unwrap_or(u64::MAX);
+        match mode {
+            "nftables" | "userspace" => drop(self.nftables_sync_failures.inc_by(failures)),
+            "iptables" => drop(self.iptables_restore_failures.inc_by(failures)),
+            _ => {}
+        }
     }
 
     /// How many claims are lost to another service port right now.

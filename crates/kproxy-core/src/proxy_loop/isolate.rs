@@ -19,6 +19,7 @@ impl ProxyLoop {
     ) -> Result<Programmed, SyncError> {
         changes.set_full();
         let mut attempts = 1;
+        let mut rejected_attempts = 1;
         let mut held = Vec::new();
         let mut base = None;
         for suspects in self.suspect_sets(&changes) {
@@ -30,6 +31,7 @@ impl ProxyLoop {
                     break;
                 }
                 Err(_) => {
+                    rejected_attempts += 1;
                     self.put_back(std::mem::take(&mut held), &mut changes);
                 }
             }
@@ -62,6 +64,7 @@ impl ProxyLoop {
                     return Err(self.failed_with(changes, error));
                 }
                 Err(error) => {
+                    rejected_attempts += 1;
                     unsure = true;
                     let mut group = self.hold_out(&names, &mut Changes::default());
                     if group.len() == 1 {
@@ -77,7 +80,7 @@ impl ProxyLoop {
             }
         }
         self.dataplane_unsure = unsure;
-        Ok(Programmed { stats, changes, quarantined, attempts })
+        Ok(Programmed { stats, changes, quarantined, attempts, rejected_attempts })
     }
 
     /// The sets of ports that may have made a sync with `changes` fail, narrowest first: the

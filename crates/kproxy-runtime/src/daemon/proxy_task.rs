@@ -162,8 +162,10 @@ impl SyncFn for ProxyTask {
 
     async fn sync(&mut self, kind: SyncKind) -> Result<(), SyncError> {
         let started = tokio::time::Instant::now();
+        let mode = self.dataplane.name();
         match self.proxy.sync(self.dataplane.as_mut(), kind.is_full()).await {
             Ok(report) => {
+                self.reporting.metrics.add_sync_failures(mode, report.rejected_attempts);
                 tracing::debug!(
                     full = report.stats.full,
                     ports = report.stats.service_ports,
@@ -177,6 +179,7 @@ impl SyncFn for ProxyTask {
             }
             Err(error) => {
                 tracing::error!(%error, "sync failed");
+                self.reporting.metrics.add_sync_failures(mode, 1);
                 Err(error)
             }
         }

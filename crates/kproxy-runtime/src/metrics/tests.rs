@@ -22,12 +22,14 @@ const GAUGES: [&str; 7] = [
     "kproxy_quarantined_service_ports",
 ];
 
-const COUNTERS: [&str; 5] = [
+const COUNTERS: [&str; 7] = [
     "kubeproxy_sync_proxy_rules_service_changes_total",
     "kubeproxy_sync_proxy_rules_endpoint_changes_total",
     "kubeproxy_proxy_healthz_total",
     "kubeproxy_proxy_livez_total",
     "kubeproxy_malformed_objects_total",
+    "kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
+    "kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
 ];
 
 fn render(metrics: &Metrics) -> String {
@@ -174,4 +176,16 @@ fn observations_and_setters_show_up() {
     assert_eq!(value_of(&text, r#"kubeproxy_proxy_healthz_total{code="503"}"#), "1");
     assert_eq!(value_of(&text, r#"kubeproxy_proxy_livez_total{code="200"}"#), "2");
     assert_eq!(value_of(&text, r#"kubeproxy_malformed_objects_total{kind="EndpointSlice"}"#), "1");
+}
+
+#[test]
+fn sync_failures_count_in_the_metric_of_the_mode() {
+    let metrics = Metrics::new();
+    metrics.add_sync_failures("nftables", 2);
+    metrics.add_sync_failures("userspace", 1);
+    metrics.add_sync_failures("iptables", 4);
+    metrics.add_sync_failures("ebpf", 9);
+    let text = render(&metrics);
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_nftables_sync_failures_total"), "3");
+    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_iptables_restore_failures_total"), "4");
 }
