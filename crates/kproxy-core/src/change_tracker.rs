@@ -60,8 +60,14 @@ impl ChangeTracker {
     /// A relist: `services` is the complete set. Services not in it are deleted; every
     /// malformed one is returned and keeps its previous state.
     pub fn on_services_reset(&mut self, services: &[Service]) -> Vec<ConversionError> {
+        self.on_services_relisted(services, &[])
+    }
+
+    /// A relist as [`on_services_reset`](Self::on_services_reset), where the Services named in
+    /// `kept` were listed but could not be read (they keep their previous state).
+    pub fn on_services_relisted(&mut self, services: &[Service], kept: &[NamespacedName]) -> Vec<ConversionError> {
         let listed: std::collections::HashSet<NamespacedName> =
-            services.iter().map(|s| crate::convert::object_name(&s.metadata)).collect();
+            services.iter().map(|s| crate::convert::object_name(&s.metadata)).chain(kept.iter().cloned()).collect();
         let gone: Vec<NamespacedName> =
             self.services.iter().flat_map(|t| t.known_services()).filter(|n| !listed.contains(*n)).cloned().collect();
         for name in gone {
@@ -103,6 +109,13 @@ impl ChangeTracker {
     /// A relist: `slices` is the complete set. Slices not in it are deleted; every
     /// malformed one is returned and keeps its previous state.
     pub fn on_slices_reset(&mut self, slices: &[EndpointSlice]) -> Vec<ConversionError> {
+        self.on_slices_relisted(slices, &[])
+    }
+
+    /// A relist as [`on_slices_reset`](Self::on_slices_reset), where the slices named in
+    /// `kept` (namespace and slice name) were listed but could not be read (they keep their
+    /// previous state).
+    pub fn on_slices_relisted(&mut self, slices: &[EndpointSlice], kept: &[NamespacedName]) -> Vec<ConversionError> {
         let listed: std::collections::HashSet<(NamespacedName, String)> = slices
             .iter()
             .filter_map(|s| {
@@ -113,7 +126,8 @@ impl ChangeTracker {
             .collect();
         for tracker in &mut self.endpoints {
             for (service, slice_name) in tracker.known_slices() {
-                if !listed.contains(&(service.clone(), slice_name.clone())) {
+                let unreadable = kept.iter().any(|k| k.namespace == service.namespace && k.name == slice_name);
+                if !unreadable && !listed.contains(&(service.clone(), slice_name.clone())) {
                     tracker.delete(&service, &slice_name);
                 }
             }

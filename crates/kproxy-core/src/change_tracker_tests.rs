@@ -365,3 +365,24 @@ fn malformed_update_keeps_pending_changes() {
     assert_eq!(changes.family(IpFamily::V4).service_ports, ports([tcp("ns1", "svc1", "p80")]));
     assert_eq!(state.family(IpFamily::V4).services.len(), 1);
 }
+
+#[test]
+fn a_relist_keeps_the_state_of_objects_listed_but_unreadable() {
+    let (mut tracker, mut state) = synced();
+    tracker.on_services_relisted(&[svc1()], &[]);
+    tracker.on_slices_relisted(&[v4_slice("svc1-a", &["10.180.0.1"])], &[]);
+    tracker.checkout_into(&mut state);
+    let port = tcp("ns1", "svc1", "p80");
+    assert_eq!(endpoint_addrs(&state, IpFamily::V4, &port).len(), 1);
+    // The next relist could not read either object: both keep their state.
+    tracker.on_services_relisted(&[], &[nsn("ns1", "svc1")]);
+    tracker.on_slices_relisted(&[], &[nsn("ns1", "svc1-a")]);
+    tracker.checkout_into(&mut state);
+    assert!(state.family(IpFamily::V4).services.get(&port).is_some(), "the Service is kept");
+    assert_eq!(endpoint_addrs(&state, IpFamily::V4, &port).len(), 1, "the slice is kept");
+    // Gone from the list altogether: deleted.
+    tracker.on_services_relisted(&[], &[]);
+    tracker.on_slices_relisted(&[], &[]);
+    tracker.checkout_into(&mut state);
+    assert!(state.family(IpFamily::V4).services.get(&port).is_none());
+}

@@ -12,8 +12,8 @@
 //! [`ConversionError`]: kproxy_core::ConversionError
 
 mod backoff;
+mod batch;
 mod kube_source;
-mod last_good;
 mod lenient;
 mod manifest_source;
 

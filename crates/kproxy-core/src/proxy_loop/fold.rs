@@ -50,6 +50,11 @@ pub(super) enum Outcome {
     Reset(Vec<ConversionError>),
 }
 
+/// The objects of `errors`: listed, but unreadable, so they keep their previous state.
+fn names_of(errors: &[ConversionError]) -> Vec<NamespacedName> {
+    errors.iter().map(|e| e.object.clone()).collect()
+}
+
 /// What `event` says of this node's eligibility for load-balancer traffic, if anything.
 pub(super) fn node_eligibility(event: &SourceEvent) -> Option<bool> {
     match event {
@@ -78,7 +83,7 @@ pub(super) fn fold(
         }
         SourceEvent::Service(ObjectEvent::Reset { objects, undecodable }) => {
             lists.services = true;
-            Outcome::reset(tracker.on_services_reset(&objects), undecodable)
+            Outcome::reset(tracker.on_services_relisted(&objects, &names_of(&undecodable)), undecodable)
         }
         SourceEvent::EndpointSlice(ObjectEvent::Apply(slice)) => {
             Outcome::of(name(&slice.metadata), tracker.on_slice_update(&slice))
@@ -89,7 +94,7 @@ pub(super) fn fold(
         }
         SourceEvent::EndpointSlice(ObjectEvent::Reset { objects, undecodable }) => {
             lists.slices = true;
-            Outcome::reset(tracker.on_slices_reset(&objects), undecodable)
+            Outcome::reset(tracker.on_slices_relisted(&objects, &names_of(&undecodable)), undecodable)
         }
         SourceEvent::Node(ObjectEvent::Apply(node)) => {
             Outcome::of(node_name(&node.metadata), tracker.on_node_update(&node))

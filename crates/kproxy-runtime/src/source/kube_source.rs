@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::backoff::RelistBackoff;
-use super::last_good::{Batch, LastGood};
+use super::batch::{Batch, to_event};
 use super::lenient::Lenient;
 use super::{ENDPOINT_SLICE_LABEL_SELECTOR, ObjectEvent, SERVICE_LABEL_SELECTOR, SourceEvent};
 
@@ -119,12 +119,11 @@ async fn forward<K>(
 {
     let stream = watcher::watcher(Api::<Lenient<K>>::all(client), config);
     let mut batches = std::pin::pin!(batch_relists(stream));
-    let mut store = LastGood::new(kind);
     let mut backoff = RelistBackoff::new();
     while let Some(item) = batches.next().await {
         match item {
             Ok(batch) => {
-                if events.send(wrap(store.absorb(batch))).await.is_err() {
+                if events.send(wrap(to_event(kind, batch))).await.is_err() {
                     return;
                 }
             }
