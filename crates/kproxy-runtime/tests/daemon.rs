@@ -210,14 +210,17 @@ async fn relist_after_compaction_converges_without_a_flush() {
         assert!(recorder.syncs()[0].has_port("ns1/gone:p80"));
         let lists = service_lists(&server);
 
-        // Cut the watches, change things while nobody watches, and forget the history: the
-        // watchers get 410 Gone and relist.
+        // Cut the watches (and refuse new ones until the history is gone, so no watcher can
+        // resume before the compaction), change things while nobody watches, and forget the
+        // history: the watchers get 410 Gone and relist.
         let from = recorder.len();
+        server.set_unavailable(true);
         server.drop_watches();
         assert!(server.delete(ResourceKind::Service, "ns1", "gone"));
         assert!(server.delete(ResourceKind::EndpointSlice, "ns1", "gone-a"));
         server.apply(&service("ns1", "new").cluster_ip("172.30.0.43").tcp("p80", 80).build());
         server.compact();
+        server.set_unavailable(false);
         let converged = |s: &support::Recorded| !s.failed && !s.has_port("ns1/gone:p80") && s.has_port("ns1/new:p80");
         let (_, after) = recorder.wait_for("the relisted state", from, converged).await;
         assert_eq!(after.ports(), ["ns1/new:p80", SVC1]);
