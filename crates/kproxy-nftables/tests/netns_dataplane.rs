@@ -1,7 +1,8 @@
 //! The dataplane against a real kernel, in network namespaces this test creates: after a
 //! full load and after every partial update, the table equals a from-scratch load of the
 //! same state; a full sync over a live table applies without falling back, deletes stale
-//! objects and keeps affinity entries; cleanup removes the tables.
+//! objects and keeps affinity entries; cleanup leaves the ruleset as it was before the first
+//! sync (another table included).
 //!
 //! A packet test: it needs root, `ip` and `nft`, so a plain `cargo test` ignores it;
 //! `cargo xtask test` runs it.
@@ -121,6 +122,10 @@ fn listing(netns: &Netns) -> Vec<String> {
     normalize_listing(&netns.nft_ok(&["list", "ruleset"], ""))
 }
 
+/// A table that is not kproxy's, in both namespaces.
+const FOREIGN: &str =
+    "table inet foreign {\n chain input { type filter hook input priority 0; tcp dport 2222 drop; }\n}\n";
+
 /// `live` holds what a from-scratch load of `cluster`'s state gives in `scratch`.
 fn assert_matches_scratch(
     step: &str,
@@ -130,6 +135,7 @@ fn assert_matches_scratch(
     cluster: &OfflineNode,
 ) {
     scratch.nft_ok(&["flush", "ruleset"], "");
+    scratch.nft_ok(&["-f", "-"], FOREIGN);
     scratch.nft_ok(&["-f", "-"], &dataplane.render(&cluster.state));
     let expected = listing(scratch).join("\n");
     let actual = listing(live).join("\n");
@@ -147,6 +153,9 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
     require_kernel();
     let live = netns("live");
     let scratch = netns("scratch");
+    // Someone else's table: cleanup must leave it exactly as it was.
+    live.nft_ok(&["-f", "-"], FOREIGN);
+    let before_start = live.nft_ok(&["list", "ruleset"], "");
     let config =
         NftablesConfig { cluster_cidrs: pod_cidrs(), netns: Some(live.name.clone()), ..NftablesConfig::default() };
     let nft = Arc::new(Recording { nft: ExecNft::new(Some(live.name.clone())), failures: Mutex::default() });
@@ -235,6 +244,6 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
     assert_matches_scratch("full sync over the live table", &live, &scratch, &dataplane, &cluster);
 
     dataplane.cleanup().await.expect("cleanup");
-    assert_eq!(live.nft_ok(&["list", "tables"], "").trim(), "", "cleanup leaves no table");
+    assert_eq!(live.nft_ok(&["list", "ruleset"], ""), before_start, "cleanup leaves the ruleset as it was before");
     dataplane.cleanup().await.expect("cleanup twice");
 }
