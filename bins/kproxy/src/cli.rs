@@ -125,51 +125,69 @@ pub struct Flags {
     pub ignored: IgnoredFlags,
 }
 
-/// kube-proxy flags accepted for compatibility that have no effect in kproxy.
-#[derive(Debug, Args, Default)]
-pub struct IgnoredFlags {
-    #[arg(long, hide = true)]
-    conntrack_max_per_core: Option<String>,
-    #[arg(long, hide = true)]
-    conntrack_min: Option<String>,
-    #[arg(long, hide = true)]
-    conntrack_tcp_timeout_established: Option<String>,
-    #[arg(long, hide = true)]
-    conntrack_tcp_timeout_close_wait: Option<String>,
-    #[arg(long, hide = true)]
-    oom_score_adj: Option<String>,
-    #[arg(long, hide = true)]
-    feature_gates: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    profiling: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    bind_address_hard_fail: Option<String>,
-    #[arg(long, hide = true)]
-    kube_api_qps: Option<String>,
-    #[arg(long, hide = true)]
-    kube_api_burst: Option<String>,
-    #[arg(long, hide = true)]
-    kube_api_content_type: Option<String>,
+/// Declares the kube-proxy flags kproxy accepts and ignores: `value` ones take an argument,
+/// `switch` ones may stand alone (`--profiling` or `--profiling=false`).
+macro_rules! ignored_flags {
+    ($($kind:ident $field:ident = $name:literal,)*) => {
+        /// kube-proxy flags accepted for compatibility that have no effect in kproxy (an
+        /// operator's existing kube-proxy arguments must not stop the node's proxy).
+        #[derive(Debug, Args, Default)]
+        pub struct IgnoredFlags {
+            $(
+                #[arg(long = $name, hide = true, num_args = ignored_flags!(@args $kind), require_equals = ignored_flags!(@equals $kind), default_missing_value = "true")]
+                $field: Option<String>,
+            )*
+        }
+
+        impl IgnoredFlags {
+            /// The names of the ignored flags that were given.
+            pub fn given(&self) -> Vec<&'static str> {
+                let mut out = Vec::new();
+                $(
+                    if self.$field.is_some() {
+                        out.push($name);
+                    }
+                )*
+                out
+            }
+        }
+    };
+    (@args value) => { 1 };
+    (@args switch) => { 0..=1 };
+    (@equals value) => { false };
+    (@equals switch) => { true };
 }
 
-impl IgnoredFlags {
-    /// The names of the ignored flags that were given.
-    pub fn given(&self) -> Vec<&'static str> {
-        let all: [(&'static str, bool); 11] = [
-            ("conntrack-max-per-core", self.conntrack_max_per_core.is_some()),
-            ("conntrack-min", self.conntrack_min.is_some()),
-            ("conntrack-tcp-timeout-established", self.conntrack_tcp_timeout_established.is_some()),
-            ("conntrack-tcp-timeout-close-wait", self.conntrack_tcp_timeout_close_wait.is_some()),
-            ("oom-score-adj", self.oom_score_adj.is_some()),
-            ("feature-gates", self.feature_gates.is_some()),
-            ("profiling", self.profiling.is_some()),
-            ("bind-address-hard-fail", self.bind_address_hard_fail.is_some()),
-            ("kube-api-qps", self.kube_api_qps.is_some()),
-            ("kube-api-burst", self.kube_api_burst.is_some()),
-            ("kube-api-content-type", self.kube_api_content_type.is_some()),
-        ];
-        all.into_iter().filter(|(_, given)| *given).map(|(name, _)| name).collect()
-    }
+ignored_flags! {
+    value conntrack_max_per_core = "conntrack-max-per-core",
+    value conntrack_min = "conntrack-min",
+    value conntrack_tcp_timeout_established = "conntrack-tcp-timeout-established",
+    value conntrack_tcp_timeout_close_wait = "conntrack-tcp-timeout-close-wait",
+    switch conntrack_tcp_be_liberal = "conntrack-tcp-be-liberal",
+    value conntrack_udp_timeout = "conntrack-udp-timeout",
+    value conntrack_udp_timeout_stream = "conntrack-udp-timeout-stream",
+    value oom_score_adj = "oom-score-adj",
+    value feature_gates = "feature-gates",
+    switch profiling = "profiling",
+    switch bind_address_hard_fail = "bind-address-hard-fail",
+    value kube_api_qps = "kube-api-qps",
+    value kube_api_burst = "kube-api-burst",
+    value kube_api_content_type = "kube-api-content-type",
+    value healthz_port = "healthz-port",
+    value metrics_port = "metrics-port",
+    value proxy_port_range = "proxy-port-range",
+    value pod_bridge_interface = "pod-bridge-interface",
+    value pod_interface_name_prefix = "pod-interface-name-prefix",
+    value show_hidden_metrics_for_version = "show-hidden-metrics-for-version",
+    value ipvs_scheduler = "ipvs-scheduler",
+    switch ipvs_strict_arp = "ipvs-strict-arp",
+    value ipvs_sync_period = "ipvs-sync-period",
+    value ipvs_min_sync_period = "ipvs-min-sync-period",
+    value ipvs_exclude_cidrs = "ipvs-exclude-cidrs",
+    value ipvs_tcp_timeout = "ipvs-tcp-timeout",
+    value ipvs_tcpfin_timeout = "ipvs-tcpfin-timeout",
+    value ipvs_udp_timeout = "ipvs-udp-timeout",
+    switch windows_service = "windows-service",
 }
 
 impl Flags {

@@ -241,3 +241,44 @@ fn init_only_exits_after_its_setup() {
     let outcome = daemon(&["--init-only", "--proxy-mode=nftables"], &[]);
     assert_eq!(outcome.code, Some(0), "{outcome:#?}");
 }
+
+#[test]
+fn every_kube_proxy_flag_without_effect_is_accepted() {
+    let dir = TempDir::new("ignored-flags");
+    let to = format!("--write-config-to={}", dir.0.join("c.yaml").display());
+    let flags = [
+        "--conntrack-max-per-core=0",
+        "--conntrack-min=131072",
+        "--conntrack-tcp-timeout-established=24h",
+        "--conntrack-tcp-timeout-close-wait=1h",
+        "--conntrack-tcp-be-liberal",
+        "--conntrack-udp-timeout=30s",
+        "--conntrack-udp-timeout-stream=2m",
+        "--oom-score-adj=-999",
+        "--feature-gates=SomeGate=true",
+        "--profiling",
+        "--bind-address-hard-fail=false",
+        "--kube-api-qps=5",
+        "--kube-api-burst=10",
+        "--kube-api-content-type=application/vnd.kubernetes.protobuf",
+        "--healthz-port=10256",
+        "--metrics-port=10249",
+        "--proxy-port-range=30000-30100",
+        "--pod-bridge-interface=cbr0",
+        "--pod-interface-name-prefix=veth",
+        "--show-hidden-metrics-for-version=1.34",
+        "--ipvs-scheduler=rr",
+        "--ipvs-strict-arp",
+        "--ipvs-sync-period=30s",
+        "--ipvs-min-sync-period=1s",
+        "--ipvs-exclude-cidrs=10.0.0.0/8",
+        "--ipvs-tcp-timeout=0s",
+        "--ipvs-tcpfin-timeout=0s",
+        "--ipvs-udp-timeout=0s",
+        "--windows-service",
+    ];
+    for flag in flags {
+        let outcome = daemon(&[flag, &to], &[]);
+        assert_eq!(outcome.code, Some(0), "{flag}: {outcome:#?}");
+    }
+}
