@@ -66,6 +66,8 @@ pub struct KubeProxyConfiguration {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_range: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows_run_as_service: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logging: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_period: Option<String>,

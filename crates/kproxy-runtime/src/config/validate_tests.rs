@@ -115,3 +115,36 @@ fn bind_address_accepts_bare_ip_and_empty() {
     assert_eq!(c.healthz_bind_address, Some("127.0.0.1:10256".parse().unwrap()));
     assert_eq!(c.metrics_bind_address, None);
 }
+
+#[test]
+fn an_upstream_file_with_every_v1alpha1_field_loads() {
+    let text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+featureGates: {SomeGate: true}
+clientConnection: {kubeconfig: /var/lib/kube-proxy/kubeconfig.conf, acceptContentTypes: '', contentType: application/vnd.kubernetes.protobuf, qps: 5, burst: 10}
+logging: {format: text, verbosity: 2}
+hostnameOverride: node1
+bindAddress: 0.0.0.0
+healthzBindAddress: 0.0.0.0:10256
+metricsBindAddress: 127.0.0.1:10249
+bindAddressHardFail: false
+enableProfiling: false
+showHiddenMetricsForVersion: ''
+mode: iptables
+iptables: {masqueradeAll: false, masqueradeBit: 14, localhostNodePorts: true, syncPeriod: 30s, minSyncPeriod: 1s}
+ipvs: {scheduler: rr, syncPeriod: 30s, minSyncPeriod: 0s, excludeCIDRs: null, strictARP: false, tcpTimeout: 0s, tcpFinTimeout: 0s, udpTimeout: 0s}
+nftables: {masqueradeAll: false, masqueradeBit: 14, syncPeriod: 30s, minSyncPeriod: 1s}
+winkernel: {networkName: '', sourceVip: '', enableDSR: false, rootHnsEndpointName: '', forwardHealthCheckVip: false}
+detectLocalMode: ClusterCIDR
+detectLocal: {bridgeInterface: '', interfaceNamePrefix: ''}
+clusterCIDR: 10.244.0.0/16
+nodePortAddresses: null
+oomScoreAdj: -999
+conntrack: {maxPerCore: 32768, min: 131072, tcpEstablishedTimeout: 24h0m0s, tcpCloseWaitTimeout: 1h0m0s, tcpBeLiberal: false, udpTimeout: 0s, udpStreamTimeout: 0s}
+configSyncPeriod: 15m0s
+portRange: ''
+windowsRunAsService: false
+";
+    let config = resolve(Some(text), &[], PartialConfig::default()).expect("an upstream file loads");
+    assert_eq!(config.mode, ProxyMode::Iptables);
+}
