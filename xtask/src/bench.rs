@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use kproxy_testkit::prereq::Tool;
 
-/// Runs every benchmark and prints the table.
-pub(crate) fn run() -> anyhow::Result<()> {
+/// Runs every benchmark (or those whose phase name contains `only`) and prints the table.
+pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
     if !kproxy_testkit::prereq::is_root() {
         anyhow::bail!("benchmarks create network namespaces: run them as root");
     }
@@ -21,7 +21,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
     crate::cargo(&["build", "--quiet", "--release", "-p", "kproxy", "-p", "xtask"])?;
     if cfg!(debug_assertions) {
         // Measure optimised code: hand over to the release build of this program.
-        let status = std::process::Command::new(crate::target_dir().join("release/xtask")).arg("bench").status()?;
+        let mut release = std::process::Command::new(crate::target_dir().join("release/xtask"));
+        release.arg("bench");
+        if let Some(only) = only {
+            release.args(["--only", only]);
+        }
+        let status = release.status()?;
         anyhow::ensure!(status.success(), "release benchmark run failed: {status}");
         return Ok(());
     }
@@ -34,7 +39,9 @@ pub(crate) fn run() -> anyhow::Result<()> {
         ("connect latency", latency::run),
         ("userspace relay", userspace::run),
     ];
-    for (name, phase) in phases {
+    let chosen: Vec<_> = phases.into_iter().filter(|(name, _)| only.is_none_or(|o| name.contains(o))).collect();
+    anyhow::ensure!(!chosen.is_empty(), "no benchmark phase matches {only:?}");
+    for (name, phase) in chosen {
         match phase() {
             Ok(measured) => {
                 measured.iter().for_each(|r| println!("measured: {} = {} (baseline {})", r.name, r.value, r.baseline));

@@ -33,7 +33,11 @@ enum Command {
     /// Build a small cluster from network namespaces and run kproxy on it (as root).
     Demo,
     /// Benchmarks in network namespaces, as ratios to baselines measured in the same run (as root).
-    Bench,
+    Bench {
+        /// Run only the phases whose name contains this (e.g. `memory`, `nftables`, `userspace`).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// (inside a namespace) HTTP GET; print the body.
     #[command(hide = true)]
     HttpGet {
@@ -80,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::CheckDeps => check_deps::run(),
         Command::Golden { bless } => golden::run(bless),
         Command::Demo => demo::run_demo(),
-        Command::Bench => bench::run(),
+        Command::Bench { only } => bench::run(only.as_deref()),
         Command::HttpGet { addr, path } => pod_tools::http_get(&addr, &path).map(|body| print!("{body}")),
         Command::Latency { addr, count } => pod_tools::latency(&addr, count),
         Command::Serve { name, port } => pod_tools::serve(&name, port),
