@@ -5,24 +5,15 @@
 
 mod support;
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
-use kproxy_testkit::ip_plan::NODE_IP;
-use kproxy_testkit::{FakeApiServer, node, service, slice};
+use kproxy_testkit::{FakeApiServer, service};
 use serde_json::json;
-use support::{Daemon, Recorded, Recorder, Source, TempDir};
+use support::{Daemon, Recorded, Recorder, SVC1, Source, TempDir, bounded, cluster, started};
 use tokio::time::Instant;
 
-const SVC1: &str = "ns1/svc1:p80";
 const MALFORMED_SERVICES: &str = r#"kubeproxy_malformed_objects_total{kind="Service"}"#;
-
-/// Fails the test if it runs longer than two minutes.
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(120), test).await.expect("the test finished within 120s");
-}
 
 /// Service `name` of ns1 with port p80.
 fn svc(name: &str, ip: &str) -> Service {
@@ -32,24 +23,6 @@ fn svc(name: &str, ip: &str) -> Service {
 /// Stores Service `name` with its port given as the string "eighty": it does not decode.
 fn apply_eighty(server: &FakeApiServer, name: &str, ip: &str) {
     server.apply_with(&svc(name, ip), "/spec/ports/0/port", json!("eighty"));
-}
-
-/// A fake apiserver holding svc1, its slice and node1, plus a kubeconfig for it.
-async fn cluster(dir: &TempDir) -> (FakeApiServer, PathBuf) {
-    let server = FakeApiServer::start().await;
-    server.apply(&svc("svc1", "172.30.0.41"));
-    server.apply(&slice("ns1", "svc1", "svc1-a").tcp("p80", 8080).endpoint("10.180.0.1", |e| e.node("node2")).build());
-    server.apply(&node("node1").internal_ip(NODE_IP).build());
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("write kubeconfig");
-    (server, kubeconfig)
-}
-
-/// Starts a daemon on `kubeconfig` and waits for its first successful sync with svc1.
-async fn started(kubeconfig: &Path, recorder: &Recorder) -> Daemon {
-    let daemon = Daemon::start(&Source::Kubeconfig(kubeconfig.to_owned()), recorder).await;
-    recorder.wait_for("the first successful sync", 0, |s| !s.failed && s.has_port(SVC1)).await;
-    daemon
 }
 
 /// Service port `name`'s cluster IP in `sync`.

@@ -20,6 +20,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+mod cluster;
+
+#[allow(unused_imports, reason = "each test binary uses a different part of the support module")]
+pub use cluster::{SVC1, bounded, cluster, node1, started, svc1, svc1_slice};
+
 /// The longest any single expected outcome may take.
 pub const WAIT: Duration = Duration::from_secs(30);
 /// How often bounded waits look again.
