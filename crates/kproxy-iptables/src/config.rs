@@ -46,12 +46,7 @@ pub struct IptablesConfig {
 impl IptablesConfig {
     /// This configuration on `node`: `--nodeport-addresses primary` becomes its primary IPs.
     pub fn for_node(&self, node: &kproxy_core::LocalNode) -> std::borrow::Cow<'_, Self> {
-        match self.nodeport_addresses.for_node(node) {
-            std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(self),
-            std::borrow::Cow::Owned(addresses) => {
-                std::borrow::Cow::Owned(Self { nodeport_addresses: addresses, ..self.clone() })
-            }
-        }
+        kproxy_netfilter::config_for_node(self, &self.nodeport_addresses, node, |c| &mut c.nodeport_addresses)
     }
 }
 

@@ -28,7 +28,7 @@ pub use command::{CommandError, Netns};
 pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple, delete_stale_flows};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use nft::{ExecNft, FakeNft, NftRunner};
-pub use nodeport_addresses::NodePortAddresses;
+pub use nodeport_addresses::{NodePortAddresses, config_for_node};
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
 
 /// The fwmark bit marking packets to masquerade by default: upstream's

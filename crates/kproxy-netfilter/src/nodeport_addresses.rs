@@ -54,6 +54,24 @@ impl NodePortAddresses {
     }
 }
 
+/// A dataplane's `config` on `node`: when its node-port addresses (`addresses`, reached in
+/// a copy through `place`) are `Primary`, a copy with the node's primary IPs; else `config`.
+pub fn config_for_node<'a, C: Clone>(
+    config: &'a C,
+    addresses: &NodePortAddresses,
+    node: &LocalNode,
+    place: impl FnOnce(&mut C) -> &mut NodePortAddresses,
+) -> Cow<'a, C> {
+    match addresses.for_node(node) {
+        Cow::Borrowed(_) => Cow::Borrowed(config),
+        Cow::Owned(resolved) => {
+            let mut copy = config.clone();
+            *place(&mut copy) = resolved;
+            Cow::Owned(copy)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
