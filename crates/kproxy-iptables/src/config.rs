@@ -43,13 +43,6 @@ pub struct IptablesConfig {
     pub netns: Option<String>,
 }
 
-impl IptablesConfig {
-    /// This configuration on `node`: `--nodeport-addresses primary` becomes its primary IPs.
-    pub fn for_node(&self, node: &kproxy_core::LocalNode) -> std::borrow::Cow<'_, Self> {
-        kproxy_netfilter::config_for_node(self, &self.nodeport_addresses, node, |c| &mut c.nodeport_addresses)
-    }
-}
-
 impl Default for IptablesConfig {
     fn default() -> Self {
         Self {

@@ -114,7 +114,7 @@ impl IptablesDataplane {
         let names = &changes.family(family).service_ports;
         let mut done = FamilySync { touched: names.len(), ..FamilySync::default() };
         if !names.is_empty() {
-            let config = self.config.for_node(&state.node);
+            let config = primary_resolved(&self.config, &state.node);
             let ctx = RenderContext::new(&config, state, family);
             let updates: Updates = render_changes(state.family(family), names, |e| render_port(&ctx, e)).collect();
             let text = committed.partial_text(&render_statics(&config, family), &updates);
@@ -133,7 +133,7 @@ impl IptablesDataplane {
         state: &ProxyState,
         family: IpFamily,
     ) -> Result<FamilySync, SyncError> {
-        let config = self.config.for_node(&state.node);
+        let config = primary_resolved(&self.config, &state.node);
         let render = render_family(&config, state, family);
         if config.localhost_nodeports_in(family)
             && let Err(error) = runner.enable_route_localnet().await
@@ -163,6 +163,15 @@ impl IptablesDataplane {
 fn exec_runners(config: &IptablesConfig, backend: IptablesBackend) -> [Arc<dyn IptablesRunner>; 2] {
     let runner = |prefix| Arc::new(ExecIptables::new(prefix, backend, config.netns.clone())) as Arc<dyn IptablesRunner>;
     [runner("iptables"), runner("ip6tables")]
+}
+
+/// `config` with `--nodeport-addresses primary` turned into the node's primary IPs.
+fn primary_resolved<'a>(
+    config: &'a IptablesConfig,
+    node: &kproxy_core::LocalNode,
+) -> std::borrow::Cow<'a, IptablesConfig> {
+    let addresses = &config.nodeport_addresses;
+    kproxy_netfilter::config_for_node(config, addresses, node, |copy| &mut copy.nodeport_addresses)
 }
 
 fn sync_error(step: &'static str, error: CommandError) -> SyncError {
@@ -213,7 +222,7 @@ impl Dataplane for IptablesDataplane {
         for family in &self.config.families {
             let tool = if *family == IpFamily::V4 { "iptables" } else { "ip6tables" };
             out.push_str(&format!("# {family}: {tool}-restore --noflush\n"));
-            out.push_str(&render_text(&render_family(&self.config.for_node(&state.node), state, *family)));
+            out.push_str(&render_text(&render_family(&primary_resolved(&self.config, &state.node), state, *family)));
         }
         out
     }

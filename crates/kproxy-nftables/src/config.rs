@@ -21,13 +21,6 @@ pub struct NftablesConfig {
     pub netns: Option<String>,
 }
 
-impl NftablesConfig {
-    /// This configuration on `node`: `--nodeport-addresses primary` becomes its primary IPs.
-    pub fn for_node(&self, node: &kproxy_core::LocalNode) -> std::borrow::Cow<'_, Self> {
-        kproxy_netfilter::config_for_node(self, &self.nodeport_addresses, node, |c| &mut c.nodeport_addresses)
-    }
-}
-
 impl Default for NftablesConfig {
     fn default() -> Self {
         Self {

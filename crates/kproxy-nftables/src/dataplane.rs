@@ -59,7 +59,7 @@ impl NftablesDataplane {
 
     async fn full_sync(&mut self, state: &ProxyState, family: IpFamily) -> Result<usize, SyncError> {
         self.committed[family.index()] = None;
-        let desired = render_family(&self.config.for_node(&state.node), state, family);
+        let desired = render_family(&on_node(&self.config, &state.node), state, family);
         let listing = self.listing().await;
         let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
         if let Err(error) = self.nft.apply(&full_script(&desired, &self.config.table, &existing)).await {
@@ -84,7 +84,7 @@ impl NftablesDataplane {
         changes: &Changes,
         family: IpFamily,
     ) -> Result<usize, SyncError> {
-        let config = self.config.for_node(&state.node);
+        let config = on_node(&self.config, &state.node);
         let ctx = RenderContext { family: crate::Family(family), config: &config, node: state.topology_node() };
         let names = &changes.family(family).service_ports;
         let renders: Vec<(ServicePortName, Option<PortRender>)> =
@@ -108,6 +108,11 @@ impl NftablesDataplane {
             Some(self.committed[family.index()].as_ref()?.ports.get(name)?.destinations.clone())
         })
     }
+}
+
+/// The configuration as it applies on `node` (`--nodeport-addresses primary` resolved).
+fn on_node<'a>(config: &'a NftablesConfig, node: &kproxy_core::LocalNode) -> std::borrow::Cow<'a, NftablesConfig> {
+    kproxy_netfilter::config_for_node(config, &config.nodeport_addresses, node, |c| &mut c.nodeport_addresses)
 }
 
 fn sync_error(error: CommandError) -> SyncError {
@@ -142,7 +147,7 @@ impl Dataplane for NftablesDataplane {
     }
 
     fn render(&self, state: &ProxyState) -> String {
-        let config = self.config.for_node(&state.node);
+        let config = on_node(&self.config, &state.node);
         IpFamily::ALL.iter().map(|f| render_text(&render_family(&config, state, *f), &config.table)).collect()
     }
 }

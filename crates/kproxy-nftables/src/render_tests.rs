@@ -121,7 +121,10 @@ fn primary_node_ports_are_the_nodes_primary_ips() {
     let mut state = ProxyState::new("node1");
     state.node.addresses = ["192.168.0.2", "192.168.0.50"].map(|ip| ip.parse().unwrap()).to_vec();
     state.node.primary_addresses = vec!["192.168.0.2".parse().unwrap()];
-    let table = render_family(&config.for_node(&state.node), &state, IpFamily::V4);
+    let on_node = kproxy_netfilter::config_for_node(&config, &config.nodeport_addresses, &state.node, |c| {
+        &mut c.nodeport_addresses
+    });
+    let table = render_family(&on_node, &state, IpFamily::V4);
     let text = render_text(&table, "kproxy");
     assert!(text.contains("192.168.0.2/32"), "{text}");
     assert!(!text.contains("192.168.0.50"), "a secondary address takes no node ports:\n{text}");
