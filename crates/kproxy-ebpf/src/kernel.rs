@@ -230,16 +230,21 @@ fn absent(error: &aya::maps::MapError) -> bool {
     }
 }
 
+/// The outcome of removing a key from map `map`: a key that is already gone is no error.
+fn removed(result: Result<(), aya::maps::MapError>, map: &'static str) -> Result<(), MapError> {
+    match result {
+        Err(e) if !absent(&e) => Err(map_error("remove", map, &e)),
+        _ => Ok(()),
+    }
+}
+
 impl Maps for KernelMaps {
     fn put_service(&mut self, key: &KpServiceKey, value: &KpService) -> Result<(), MapError> {
         self.services.insert(key, value, 0).map_err(|e| map_error("insert", "kp_services", &e))
     }
 
     fn delete_service(&mut self, key: &KpServiceKey) -> Result<(), MapError> {
-        match self.services.remove(key) {
-            Err(e) if !absent(&e) => Err(map_error("remove", "kp_services", &e)),
-            _ => Ok(()),
-        }
+        removed(self.services.remove(key), "kp_services")
     }
 
     fn put_endpoint(&mut self, key: &KpEndpointKey, value: &KpAddr) -> Result<(), MapError> {
@@ -247,9 +252,6 @@ impl Maps for KernelMaps {
     }
 
     fn delete_endpoint(&mut self, key: &KpEndpointKey) -> Result<(), MapError> {
-        match self.endpoints.remove(key) {
-            Err(e) if !absent(&e) => Err(map_error("remove", "kp_endpoints", &e)),
-            _ => Ok(()),
-        }
+        removed(self.endpoints.remove(key), "kp_endpoints")
     }
 }
