@@ -94,7 +94,7 @@ pub fn tcp(addr: SocketAddr, timeout: Duration) -> Result<Reply, Outcome> {
 pub fn udp(addr: SocketAddr, local_port: u16, timeout: Duration) -> Result<Reply, Outcome> {
     let any: IpAddr = if addr.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
     let failed = |step: &str, e: io::Error| Outcome::Failed(format!("udp {step}: {e}"));
-    let socket = UdpSocket::bind((any, local_port)).map_err(|e| failed("bind", e))?;
+    let socket = bind_udp(SocketAddr::new(any, local_port)).map_err(|e| failed("bind", e))?;
     // Connected, so that an ICMP unreachable comes back as an error.
     socket.connect(addr).map_err(|e| classify(&e))?;
     socket.set_read_timeout(Some(timeout)).map_err(|e| failed("set timeout", e))?;
@@ -102,6 +102,27 @@ pub fn udp(addr: SocketAddr, local_port: u16, timeout: Duration) -> Result<Reply
     let mut buf = [0u8; 512];
     let n = socket.recv(&mut buf).map_err(|e| classify(&e))?;
     parse_reply(&String::from_utf8_lossy(&buf[..n]))
+}
+
+/// How long a fixed source port may stay taken by the previous request's socket.
+const REBIND_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Binds a UDP socket to `local`. A fixed port is retried for a short while: the socket of the
+/// previous request with that port can outlive its close for a moment, when another thread of
+/// the process forked a child (`ip netns exec …`) that holds a copy of the descriptor until it
+/// calls exec.
+fn bind_udp(local: SocketAddr) -> io::Result<UdpSocket> {
+    let start = std::time::Instant::now();
+    loop {
+        match UdpSocket::bind(local) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && local.port() != 0 && start.elapsed() < REBIND_PATIENCE =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Whether this kernel can make SCTP sockets (checked without loading any module).
