@@ -91,7 +91,12 @@ impl Dataplane for Rendering {
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         self.text = self.dataplane.render(state);
         let service_ports = state.families().map(|f| f.services.len()).sum();
-        Ok(SyncStats { full: changes.full(), service_ports, touched_service_ports: service_ports, rules: 0 })
+        Ok(SyncStats {
+            full: changes.full(),
+            service_ports,
+            touched_service_ports: service_ports,
+            ..SyncStats::default()
+        })
     }
 
     async fn cleanup(&mut self) -> Result<(), SyncError> {

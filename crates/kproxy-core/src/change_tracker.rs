@@ -188,7 +188,7 @@ impl ChangeTracker {
             let result = view.endpoints.apply(&endpoint_changes.changes);
             out.service_ports.extend(result.changed_ports);
             out.stale_udp_endpoints = result.stale_udp_endpoints;
-            changes.trigger_times.extend(endpoint_changes.trigger_times.into_values().flatten());
+            out.trigger_times = endpoint_changes.trigger_times.into_values().flatten().collect();
         }
         changes
     }

@@ -1,6 +1,7 @@
 //! The `Dataplane` trait: how a backend (nftables, iptables, userspace, eBPF or yours) is
 //! driven.
 
+use crate::names::IpFamily;
 use crate::proxy_state::{Changes, ProxyState};
 
 /// Programs the node so that traffic to service IPs reaches the endpoints in a [`ProxyState`].
@@ -49,7 +50,8 @@ use crate::proxy_state::{Changes, ProxyState};
 ///     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
 ///         self.service_ports = state.families().map(|f| f.services.len()).sum();
 ///         let touched = IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum();
-///         Ok(SyncStats { full: changes.full(), service_ports: self.service_ports, touched_service_ports: touched, rules: 0 })
+///         let (full, service_ports) = (changes.full(), self.service_ports);
+///         Ok(SyncStats { full, service_ports, touched_service_ports: touched, ..SyncStats::default() })
 ///     }
 ///
 ///     async fn cleanup(&mut self) -> Result<(), SyncError> {
@@ -101,6 +103,12 @@ pub struct SyncStats {
     pub touched_service_ports: usize,
     /// Rules, map elements or listeners written, as the dataplane counts them.
     pub rules: usize,
+    /// The stale UDP flows this sync deleted, if it looked for any.
+    pub stale_flows: Option<crate::stale_flows::FlowCleanup>,
+    /// Per family (indexed by [`IpFamily::index`]), failed attempts to remove stale objects
+    /// left in the kernel by an earlier run, which this sync recovered from (upstream's
+    /// `kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total`).
+    pub cleanup_failures: [usize; 2],
 }
 
 /// Whether trying the same sync again can succeed.
@@ -127,6 +135,9 @@ pub struct SyncError {
     pub step: &'static str,
     /// Whether a retry can help.
     pub retry: Retry,
+    /// The family whose step failed, when the dataplane programs families separately
+    /// (`None`: both, or not known); failure metrics are counted per family.
+    pub family: Option<IpFamily>,
     /// The cause.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
@@ -139,7 +150,7 @@ impl SyncError {
         step: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Self { dataplane, step, retry: Retry::Retryable, source: source.into() }
+        Self { dataplane, step, retry: Retry::Retryable, family: None, source: source.into() }
     }
 
     /// `step` refused the state (see [`Retry::Rejected`]).
@@ -148,7 +159,7 @@ impl SyncError {
         step: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Self { dataplane, step, retry: Retry::Rejected, source: source.into() }
+        Self { dataplane, step, retry: Retry::Rejected, family: None, source: source.into() }
     }
 
     /// A permanent failure of `step`.
@@ -157,7 +168,12 @@ impl SyncError {
         step: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        Self { dataplane, step, retry: Retry::Fatal, source: source.into() }
+        Self { dataplane, step, retry: Retry::Fatal, family: None, source: source.into() }
+    }
+
+    /// The same error, naming the family whose step failed.
+    pub fn in_family(self, family: IpFamily) -> Self {
+        Self { family: Some(family), ..self }
     }
 
     /// Whether the runner should try again (also after a rejection: the state changes).

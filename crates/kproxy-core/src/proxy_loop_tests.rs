@@ -54,6 +54,7 @@ impl Dataplane for FakeDataplane {
                 dataplane: "fake",
                 step: "apply",
                 retry,
+                family: None,
                 source: format!("rejected {bad}").into(),
             });
         }
@@ -187,7 +188,13 @@ impl Dataplane for Broken {
 
     async fn sync(&mut self, _: &ProxyState, _: &Changes) -> Result<SyncStats, SyncError> {
         self.calls += 1;
-        Err(SyncError { dataplane: "broken", step: "apply", retry: self.retry, source: "no kernel".into() })
+        Err(SyncError {
+            dataplane: "broken",
+            step: "apply",
+            retry: self.retry,
+            family: None,
+            source: "no kernel".into(),
+        })
     }
 
     async fn cleanup(&mut self) -> Result<(), SyncError> {

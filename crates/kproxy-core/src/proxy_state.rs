@@ -72,6 +72,9 @@ pub struct FamilyChanges {
     pub service_ports: BTreeSet<ServicePortName>,
     /// UDP endpoints that are gone or stopped serving: their conntrack entries are stale.
     pub stale_udp_endpoints: Vec<(ServicePortName, Endpoint)>,
+    /// `last-change-trigger-time`s of this family's endpoint changes included, for
+    /// `kubeproxy_network_programming_duration_seconds` after a successful sync.
+    pub trigger_times: Vec<SystemTime>,
 }
 
 /// What a sync has to do: a full resync, or the service ports that changed.
@@ -79,9 +82,6 @@ pub struct FamilyChanges {
 pub struct Changes {
     full: bool,
     families: [FamilyChanges; 2],
-    /// `last-change-trigger-time`s of the endpoint changes included, for
-    /// `kubeproxy_network_programming_duration_seconds` after a successful sync.
-    pub trigger_times: Vec<SystemTime>,
 }
 
 impl Changes {
@@ -122,7 +122,7 @@ impl Changes {
         for (mine, theirs) in self.families.iter_mut().zip(later.families) {
             mine.service_ports.extend(theirs.service_ports);
             mine.stale_udp_endpoints.extend(theirs.stale_udp_endpoints);
+            mine.trigger_times.extend(theirs.trigger_times);
         }
-        self.trigger_times.extend(later.trigger_times);
     }
 }

@@ -45,6 +45,20 @@ impl Destinations {
     }
 }
 
+/// What one deletion of stale flows did, for upstream's conntrack reconciler metrics
+/// (`kubeproxy_conntrack_reconciler_sync_duration_seconds` and
+/// `kubeproxy_conntrack_reconciler_deleted_entries_total`, per family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowCleanup {
+    /// How long the deletion took.
+    pub duration: std::time::Duration,
+    /// The families whose flows were looked at (indexed by [`IpFamily::index`]).
+    pub families: [bool; 2],
+    /// Flows deleted, per family (indexed by [`IpFamily::index`]); a flow that was already
+    /// gone is not counted.
+    pub deleted: [u64; 2],
+}
+
 /// The flows to delete for every stale UDP endpoint of `families` in `changes`: behind each
 /// address of its service port and behind its node port. Call it before a sync: a port
 /// that is gone from `state` is looked up with `committed` (what the dataplane last

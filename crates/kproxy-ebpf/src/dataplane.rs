@@ -115,6 +115,7 @@ impl Dataplane for EbpfDataplane {
             service_ports: state.families().map(|f| f.services.len()).sum(),
             touched_service_ports: touched,
             rules: written.writes,
+            ..SyncStats::default()
         })
     }
 

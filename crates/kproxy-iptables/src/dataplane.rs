@@ -191,13 +191,13 @@ impl Dataplane for IptablesDataplane {
             self.committed[family.index()].as_ref()?.destinations(name).cloned()
         });
         for family in self.config.families.clone() {
-            let done = self.sync_family(state, changes, family).await?;
+            let done = self.sync_family(state, changes, family).await.map_err(|e| e.in_family(family))?;
             stats.full |= done.full;
             stats.touched_service_ports += done.touched;
             stats.rules += done.rules;
             stats.service_ports += state.family(family).services.len();
         }
-        delete_stale_flows(&*self.conntrack, stale).await;
+        stats.stale_flows = delete_stale_flows(&*self.conntrack, stale).await;
         Ok(stats)
     }
 

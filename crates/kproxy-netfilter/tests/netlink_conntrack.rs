@@ -90,10 +90,10 @@ async fn stale_udp_flows_are_deleted_over_netlink_and_others_kept() {
     assert_eq!((to("172.30.0.10", "127.0.0.2"), to("172.30.0.11", "127.0.0.3")), (2, 1), "{before:?}");
     let stale =
         FlowFilter { service: Some("172.30.0.10".parse().unwrap()), port: 53, endpoint: "127.0.0.2".parse().unwrap() };
-    conntrack.delete_udp_flows(&stale).await.expect("delete");
+    assert_eq!(conntrack.delete_udp_flows(&stale).await.expect("delete"), 2, "both stale flows deleted");
     let after = conntrack.udp_flows().await.expect("dump");
     assert!(!after.iter().any(|f| f.matches(&stale)), "stale flows remain: {after:?}");
     assert_eq!(after.iter().filter(|f| f.reply.src.to_string() == "127.0.0.3").count(), 1, "the other flow is kept");
-    // Deleting what is already gone is no error.
-    conntrack.delete_udp_flows(&stale).await.expect("delete again");
+    // Deleting what is already gone is no error, and deletes nothing.
+    assert_eq!(conntrack.delete_udp_flows(&stale).await.expect("delete again"), 0);
 }

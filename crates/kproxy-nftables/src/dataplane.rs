@@ -21,6 +21,8 @@ pub struct NftablesDataplane {
     conntrack: Arc<dyn Conntrack>,
     /// What each family's table holds, when known (`None`: load it fully next time).
     committed: [Option<Committed>; 2],
+    /// Per family, loads over an existing table that failed since the last report.
+    cleanup_failures: [usize; 2],
 }
 
 const _: () = {
@@ -38,7 +40,7 @@ impl NftablesDataplane {
 
     /// A dataplane using the given runners (fakes in tests).
     pub fn with_runners(config: NftablesConfig, nft: Arc<dyn NftRunner>, conntrack: Arc<dyn Conntrack>) -> Self {
-        Self { config, nft, conntrack, committed: [None, None] }
+        Self { config, nft, conntrack, committed: [None, None], cleanup_failures: [0; 2] }
     }
 
     async fn sync_family(
@@ -64,6 +66,7 @@ impl NftablesDataplane {
         let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
         if let Err(error) = self.nft.apply(&full_script(&desired, &self.config.table, &existing)).await {
             tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
+            self.cleanup_failures[family.index()] += 1;
             self.nft.apply(&replace_script(&desired, &self.config.table)).await.map_err(sync_error)?;
         }
         let touched = desired.ports.len();
@@ -130,11 +133,12 @@ impl Dataplane for NftablesDataplane {
         let stale = self.stale_flows(state, changes);
         let mut touched = 0;
         for family in IpFamily::ALL {
-            touched += self.sync_family(state, changes, family).await?;
+            touched += self.sync_family(state, changes, family).await.map_err(|e| e.in_family(family))?;
         }
-        delete_stale_flows(&*self.conntrack, stale).await;
+        let stale_flows = delete_stale_flows(&*self.conntrack, stale).await;
         let service_ports = state.families().map(|f| f.services.len()).sum();
-        Ok(SyncStats { full, service_ports, touched_service_ports: touched, rules: 0 })
+        let cleanup_failures = std::mem::take(&mut self.cleanup_failures);
+        Ok(SyncStats { full, service_ports, touched_service_ports: touched, rules: 0, stale_flows, cleanup_failures })
     }
 
     async fn cleanup(&mut self) -> Result<(), SyncError> {

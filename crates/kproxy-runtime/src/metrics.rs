@@ -5,14 +5,17 @@
 //! prometheus-client writes the OpenMetrics text format and appends `_total` to counter
 //! samples itself, so counters are registered without it; gauges whose upstream name ends
 //! in `_total` (`kubeproxy_sync_proxy_rules_no_local_endpoints_total`) keep it. No unit is
-//! registered, so no unit suffix is added. Like the nftables proxier, the metrics carry no
-//! `ip_family` label: one sync programs both families.
+//! registered, so no unit suffix is added. As upstream since 1.33, the sync metrics carry an
+//! `ip_family` label (`IPv4`, `IPv6`). One kproxy sync programs both families, so it is
+//! observed under both; a failure the dataplane traces to one family counts under that
+//! family only.
 
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kproxy_core::ObjectKind;
+use kproxy_core::stale_flows::FlowCleanup;
+use kproxy_core::{IpFamily, ObjectKind};
 use prometheus_client::encoding::{EncodeLabelSet, text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -52,7 +55,13 @@ struct CodeLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FamilyLabel {
+    ip_family: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TrafficPolicyLabel {
+    ip_family: &'static str,
     traffic_policy: &'static str,
 }
 
@@ -62,17 +71,31 @@ struct KindLabel {
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
+type PerFamily<M> = Family<FamilyLabel, M>;
+type HistogramPerFamily = Family<FamilyLabel, Histogram, fn() -> Histogram>;
+
+fn family_label(family: IpFamily) -> FamilyLabel {
+    FamilyLabel { ip_family: family.as_str() }
+}
+
+fn sync_histogram() -> Histogram {
+    Histogram::new(sync_duration_buckets())
+}
+
+fn network_programming_histogram() -> Histogram {
+    Histogram::new(network_programming_buckets())
+}
 
 /// The daemon's metrics and the registry that exposes them. Cheap to share behind an `Arc`;
 /// every method takes `&self`.
 pub struct Metrics {
     registry: Registry,
-    sync_duration: Histogram,
-    sync_full_duration: Histogram,
-    sync_partial_duration: Histogram,
-    network_programming_duration: Histogram,
-    last_sync: FloatGauge,
-    last_queued: FloatGauge,
+    sync_duration: HistogramPerFamily,
+    sync_full_duration: HistogramPerFamily,
+    sync_partial_duration: HistogramPerFamily,
+    network_programming_duration: HistogramPerFamily,
+    last_sync: PerFamily<FloatGauge>,
+    last_queued: PerFamily<FloatGauge>,
     service_changes_pending: Gauge,
     service_changes: Counter,
     endpoint_changes_pending: Gauge,
@@ -83,8 +106,12 @@ pub struct Metrics {
     malformed_objects: Family<KindLabel, Counter>,
     service_port_conflicts: Gauge,
     quarantined_service_ports: Gauge,
-    nftables_sync_failures: Counter,
-    iptables_restore_failures: Counter,
+    nftables_sync_failures: PerFamily<Counter>,
+    nftables_cleanup_failures: PerFamily<Counter>,
+    iptables_restore_failures: PerFamily<Counter>,
+    iptables_partial_restore_failures: PerFamily<Counter>,
+    conntrack_reconcile_duration: HistogramPerFamily,
+    conntrack_deleted_entries: PerFamily<Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -120,12 +147,12 @@ impl Metrics {
     pub fn new() -> Self {
         let mut metrics = Self {
             registry: Registry::default(),
-            sync_duration: Histogram::new(sync_duration_buckets()),
-            sync_full_duration: Histogram::new(sync_duration_buckets()),
-            sync_partial_duration: Histogram::new(sync_duration_buckets()),
-            network_programming_duration: Histogram::new(network_programming_buckets()),
-            last_sync: FloatGauge::default(),
-            last_queued: FloatGauge::default(),
+            sync_duration: Family::new_with_constructor(sync_histogram),
+            sync_full_duration: Family::new_with_constructor(sync_histogram),
+            sync_partial_duration: Family::new_with_constructor(sync_histogram),
+            network_programming_duration: Family::new_with_constructor(network_programming_histogram),
+            last_sync: Family::default(),
+            last_queued: Family::default(),
             service_changes_pending: Gauge::default(),
             service_changes: Counter::default(),
             endpoint_changes_pending: Gauge::default(),
@@ -136,10 +163,15 @@ impl Metrics {
             malformed_objects: Family::default(),
             service_port_conflicts: Gauge::default(),
             quarantined_service_ports: Gauge::default(),
-            nftables_sync_failures: Counter::default(),
-            iptables_restore_failures: Counter::default(),
+            nftables_sync_failures: Family::default(),
+            nftables_cleanup_failures: Family::default(),
+            iptables_restore_failures: Family::default(),
+            iptables_partial_restore_failures: Family::default(),
+            conntrack_reconcile_duration: Family::new_with_constructor(sync_histogram),
+            conntrack_deleted_entries: Family::default(),
         };
         metrics.register_sync();
+        metrics.register_failures();
         metrics.register_changes();
         metrics.register_health();
         metrics.initialise_labels();
@@ -179,9 +211,23 @@ impl Metrics {
             self.last_queued.clone(),
         );
         r.register(
+            "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+            "Number of services with a Local traffic policy and no endpoints",
+            self.no_local_endpoints.clone(),
+        );
+    }
+
+    fn register_failures(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "kubeproxy_sync_proxy_rules_nftables_sync_failures",
             "Cumulative nftables transactions the kernel rejected (nftables and userspace modes)",
             self.nftables_sync_failures.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_nftables_cleanup_failures",
+            "Cumulative proxy nftables cleanup failures",
+            self.nftables_cleanup_failures.clone(),
         );
         r.register(
             "kubeproxy_sync_proxy_rules_iptables_restore_failures",
@@ -189,9 +235,19 @@ impl Metrics {
             self.iptables_restore_failures.clone(),
         );
         r.register(
-            "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
-            "Number of services with a Local traffic policy and no endpoints",
-            self.no_local_endpoints.clone(),
+            "kubeproxy_sync_proxy_rules_iptables_partial_restore_failures",
+            "Cumulative proxy iptables partial restore failures",
+            self.iptables_partial_restore_failures.clone(),
+        );
+        r.register(
+            "kubeproxy_conntrack_reconciler_sync_duration_seconds",
+            "ReconcileConntrackFlowsLatency latency in seconds",
+            self.conntrack_reconcile_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_conntrack_reconciler_deleted_entries",
+            "Cumulative conntrack flows deleted by conntrack reconciler",
+            self.conntrack_deleted_entries.clone(),
         );
     }
 
@@ -242,8 +298,25 @@ impl Metrics {
 
     /// Creates the labelled series so they are exposed (at 0) before first use.
     fn initialise_labels(&self) {
-        for policy in [TrafficPolicy::Internal, TrafficPolicy::External] {
-            drop(self.no_local_endpoints.get_or_create(&TrafficPolicyLabel { traffic_policy: policy.as_str() }));
+        for family in IpFamily::ALL {
+            for policy in [TrafficPolicy::Internal, TrafficPolicy::External] {
+                drop(self.no_local_endpoints.get_or_create(&no_local_label(family, policy)));
+            }
+            let label = family_label(family);
+            for histogram in [&self.sync_duration, &self.sync_full_duration, &self.sync_partial_duration] {
+                drop(histogram.get_or_create(&label));
+            }
+            drop(self.network_programming_duration.get_or_create(&label));
+            drop(self.last_sync.get_or_create(&label));
+            drop(self.last_queued.get_or_create(&label));
+            for counter in [
+                &self.nftables_sync_failures,
+                &self.nftables_cleanup_failures,
+                &self.iptables_restore_failures,
+                &self.iptables_partial_restore_failures,
+            ] {
+                drop(counter.get_or_create(&label));
+            }
         }
         for code in [200, 503] {
             drop(self.healthz.get_or_create(&code_label(code)));
@@ -266,36 +339,62 @@ impl Metrics {
         Ok(text)
     }
 
-    /// One sync took `duration`: observed into the all-syncs histogram and the full or
-    /// partial one.
+    /// One sync (of both families) took `duration`: observed into the all-syncs histogram
+    /// and the full or partial one.
     pub fn observe_sync(&self, duration: Duration, full: bool) {
         let seconds = duration.as_secs_f64();
-        self.sync_duration.observe(seconds);
         let kind = if full { &self.sync_full_duration } else { &self.sync_partial_duration };
-        kind.observe(seconds);
+        for label in IpFamily::ALL.map(family_label) {
+            self.sync_duration.get_or_create(&label).observe(seconds);
+            kind.get_or_create(&label).observe(seconds);
+        }
     }
 
     /// After a successful sync at `now`, observes `now − t` for every endpoint-slice
-    /// `last-change-trigger-time` `t` the sync programmed (as upstream, a trigger time in
-    /// the future, i.e. clock skew, lands in the 0 bucket).
-    pub fn observe_network_programming(&self, now: SystemTime, trigger_times: &[SystemTime]) {
+    /// `last-change-trigger-time` `t` of `family` the sync programmed (as upstream, a
+    /// trigger time in the future, i.e. clock skew, lands in the 0 bucket).
+    pub fn observe_network_programming(&self, now: SystemTime, family: IpFamily, trigger_times: &[SystemTime]) {
+        let histogram = self.network_programming_duration.get_or_create(&family_label(family));
         for &trigger in trigger_times {
             let latency = match now.duration_since(trigger) {
                 Ok(elapsed) => elapsed.as_secs_f64(),
                 Err(ahead) => -ahead.duration().as_secs_f64(),
             };
-            self.network_programming_duration.observe(latency);
+            histogram.observe(latency);
         }
     }
 
-    /// Proxy rules were last synced successfully at `at`.
+    /// Proxy rules (of both families) were last synced successfully at `at`.
     pub fn set_last_sync(&self, at: SystemTime) {
-        self.last_sync.set(unix_seconds(at));
+        for family in IpFamily::ALL {
+            self.last_sync.get_or_create(&family_label(family)).set(unix_seconds(at));
+        }
     }
 
     /// A sync was last queued (a change arrived) at `at`.
     pub fn set_last_queued(&self, at: SystemTime) {
-        self.last_queued.set(unix_seconds(at));
+        for family in IpFamily::ALL {
+            self.last_queued.get_or_create(&family_label(family)).set(unix_seconds(at));
+        }
+    }
+
+    /// A deletion of stale UDP flows: its duration under each family it looked at, and the
+    /// flows it deleted.
+    pub fn observe_flow_cleanup(&self, cleanup: &FlowCleanup) {
+        for family in IpFamily::ALL.into_iter().filter(|f| cleanup.families[f.index()]) {
+            let label = family_label(family);
+            self.conntrack_reconcile_duration.get_or_create(&label).observe(cleanup.duration.as_secs_f64());
+            self.conntrack_deleted_entries.get_or_create(&label).inc_by(cleanup.deleted[family.index()]);
+        }
+    }
+
+    /// `failures[i]` loads over stale objects of an earlier run failed for the family of
+    /// index `i` (nftables mode; the sync recovered by replacing the table).
+    pub fn add_cleanup_failures(&self, failures: [usize; 2]) {
+        for family in IpFamily::ALL {
+            let n = u64::try_from(failures[family.index()]).unwrap_or(u64::MAX);
+            self.nftables_cleanup_failures.get_or_create(&family_label(family)).inc_by(n);
+        }
     }
 
     /// `count` more Service changes were received.
@@ -318,10 +417,9 @@ impl Metrics {
         self.endpoint_changes_pending.set(saturating_i64(pending));
     }
 
-    /// `services` services with a Local `policy` have no local endpoints.
-    pub fn set_no_local_endpoints(&self, policy: TrafficPolicy, services: usize) {
-        let label = TrafficPolicyLabel { traffic_policy: policy.as_str() };
-        self.no_local_endpoints.get_or_create(&label).set(saturating_i64(services));
+    /// `services` service ports of `family` with a Local `policy` have no local endpoints.
+    pub fn set_no_local_endpoints(&self, family: IpFamily, policy: TrafficPolicy, services: usize) {
+        self.no_local_endpoints.get_or_create(&no_local_label(family, policy)).set(saturating_i64(services));
     }
 
     /// `/healthz` answered `code`.
@@ -334,15 +432,25 @@ impl Metrics {
         self.livez.get_or_create(&code_label(code)).inc();
     }
 
-    /// `failures` dataplane calls of `mode` failed: counted in upstream's metric for that
-    /// mode (`nftables` and `userspace` write nft transactions, `iptables` restores; the
-    /// eBPF mode has no upstream counterpart).
-    pub fn add_sync_failures(&self, mode: &str, failures: usize) {
+    /// `failures` dataplane calls of `mode` failed, in `family` (`None`: a call that programs
+    /// both families): counted in upstream's metric for that mode (`nftables` and
+    /// `userspace` write nft transactions, `iptables` restores; the eBPF mode has no
+    /// upstream counterpart). `partial`: the calls were partial syncs (iptables counts
+    /// those once more, in its partial-restore metric).
+    pub fn add_sync_failures(&self, mode: &str, family: Option<IpFamily>, failures: usize, partial: bool) {
         let failures = u64::try_from(failures).unwrap_or(u64::MAX);
-        match mode {
-            "nftables" | "userspace" => drop(self.nftables_sync_failures.inc_by(failures)),
-            "iptables" => drop(self.iptables_restore_failures.inc_by(failures)),
-            _ => {}
+        let families = family.map_or(IpFamily::ALL.to_vec(), |f| vec![f]);
+        for label in families.into_iter().map(family_label) {
+            match mode {
+                "nftables" | "userspace" => drop(self.nftables_sync_failures.get_or_create(&label).inc_by(failures)),
+                "iptables" => {
+                    self.iptables_restore_failures.get_or_create(&label).inc_by(failures);
+                    if partial {
+                        self.iptables_partial_restore_failures.get_or_create(&label).inc_by(failures);
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -360,6 +468,10 @@ impl Metrics {
     pub fn inc_malformed(&self, kind: ObjectKind) {
         self.malformed_objects.get_or_create(&KindLabel { kind: kind.to_string() }).inc();
     }
+}
+
+fn no_local_label(family: IpFamily, policy: TrafficPolicy) -> TrafficPolicyLabel {
+    TrafficPolicyLabel { ip_family: family.as_str(), traffic_policy: policy.as_str() }
 }
 
 fn code_label(code: u16) -> CodeLabel {

@@ -304,9 +304,11 @@ async fn health_and_metrics_servers_answer_as_upstream() {
         assert_eq!(metrics.status, 200);
         let text = metrics.body;
         assert!(text.contains("# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram"), "{text}");
-        let count = support::metric_value(&text, "kubeproxy_sync_proxy_rules_duration_seconds_count");
+        let count =
+            support::metric_value(&text, r#"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"}"#);
         assert!(count.is_some_and(|c| c >= 1.0), "{text}");
-        let last = support::metric_value(&text, "kubeproxy_sync_proxy_rules_last_timestamp_seconds");
+        let last =
+            support::metric_value(&text, r#"kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"}"#);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64();
         assert!(last.is_some_and(|t| (now - 120.0..=now + 1.0).contains(&t)), "last sync {last:?}, now {now}");
         assert!(text.contains(r#"kubeproxy_proxy_healthz_total{code="200"}"#), "{text}");

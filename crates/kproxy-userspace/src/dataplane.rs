@@ -142,14 +142,21 @@ impl Dataplane for UserspaceDataplane {
             self.apply_family(family.family.index(), table, changes.full()).await?;
         }
         let retired = self.relay.retire(&plan.listeners);
-        delete_stale_flows(&*self.conntrack, retired_udp_flows(&retired, &plan)).await;
+        let stale_flows = delete_stale_flows(&*self.conntrack, retired_udp_flows(&retired, &plan)).await;
         let service_ports = state.families().map(|f| f.services.len()).sum();
         let touched = if full {
             service_ports
         } else {
             IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum()
         };
-        Ok(SyncStats { full, service_ports, touched_service_ports: touched, rules: rules + ports.len() })
+        Ok(SyncStats {
+            full,
+            service_ports,
+            touched_service_ports: touched,
+            rules: rules + ports.len(),
+            stale_flows,
+            ..SyncStats::default()
+        })
     }
 
     async fn cleanup(&mut self) -> Result<(), SyncError> {

@@ -55,7 +55,7 @@ fn wait_synced(cluster: &Cluster) -> anyhow::Result<Duration> {
     while started.elapsed() < Duration::from_secs(120) {
         let metrics = cluster.exec("node", &[me, "http-get", "--addr", "127.0.0.1:10249", "--path", "/metrics"]);
         let synced = metrics.as_deref().unwrap_or_default().lines().any(|l| {
-            l.starts_with("kubeproxy_sync_proxy_rules_last_timestamp_seconds ")
+            l.starts_with(r#"kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"} "#)
                 && !l.ends_with(" 0")
                 && !l.ends_with(" 0.0")
         });

@@ -50,11 +50,15 @@ fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
     Ok(body.to_owned())
 }
 
-/// The [`Progress`] series of an OpenMetrics text; an error names a missing one.
+/// The [`Progress`] series of an OpenMetrics text; an error names a missing one. A series
+/// with an `ip_family` label is read for IPv4 (the daemon syncs both families at once).
 pub(super) fn parse(text: &str) -> Result<Progress, Error> {
     let value = |name: &str| {
         text.lines()
-            .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .filter_map(|line| {
+                let rest = line.strip_prefix(name)?;
+                rest.strip_prefix(' ').or_else(|| rest.strip_prefix(r#"{ip_family="IPv4"} "#))
+            })
             .find_map(|v| v.trim().parse::<f64>().ok())
             .ok_or_else(|| Error::new(format!("no {name} in the daemon's /metrics")))
     };
@@ -76,8 +80,9 @@ mod tests {
     #[test]
     fn picks_the_progress_series() {
         let text = "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge\n\
-            kubeproxy_sync_proxy_rules_last_timestamp_seconds 1700000000.25\n\
-            kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds 1700000000.125\n\
+            kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family=\"IPv6\"} 1700000000.5\n\
+            kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family=\"IPv4\"} 1700000000.25\n\
+            kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family=\"IPv4\"} 1700000000.125\n\
             kubeproxy_sync_proxy_rules_service_changes_total 3\n\
             kubeproxy_sync_proxy_rules_endpoint_changes_total 4\n\
             kubeproxy_sync_proxy_rules_service_changes_pending 1\n\

@@ -18,11 +18,12 @@ pub struct HealthInputs {
     /// Per Service, how many distinct IPs of local, ready endpoints it has; Services
     /// without any are absent.
     pub local_endpoints: BTreeMap<NamespacedName, usize>,
-    /// Service ports with `internalTrafficPolicy: Local` and no local endpoint.
-    pub no_local_endpoints_internal: usize,
+    /// Service ports with `internalTrafficPolicy: Local` and no local endpoint, per family
+    /// (indexed by [`IpFamily::index`]).
+    pub no_local_endpoints_internal: [usize; 2],
     /// Externally accessible service ports with `externalTrafficPolicy: Local` and no
-    /// local endpoint.
-    pub no_local_endpoints_external: usize,
+    /// local endpoint, per family (indexed by [`IpFamily::index`]).
+    pub no_local_endpoints_external: [usize; 2],
 }
 
 /// What one service port of one family contributes to [`HealthInputs`].
@@ -93,10 +94,12 @@ impl HealthIndex {
             };
             let old = old.unwrap_or_default();
             let inputs = &mut self.inputs;
-            inputs.no_local_endpoints_internal -= usize::from(old.no_local_internal);
-            inputs.no_local_endpoints_external -= usize::from(old.no_local_external);
-            inputs.no_local_endpoints_internal += usize::from(new.no_local_internal);
-            inputs.no_local_endpoints_external += usize::from(new.no_local_external);
+            let (internal, external) = (
+                &mut inputs.no_local_endpoints_internal[family.index()],
+                &mut inputs.no_local_endpoints_external[family.index()],
+            );
+            *internal = *internal - usize::from(old.no_local_internal) + usize::from(new.no_local_internal);
+            *external = *external - usize::from(old.no_local_external) + usize::from(new.no_local_external);
         }
         services.into_iter().for_each(|service| self.refresh(service));
     }

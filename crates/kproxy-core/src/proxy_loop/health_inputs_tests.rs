@@ -23,8 +23,9 @@ fn recomputed(state: &ProxyState) -> HealthInputs {
         }
         for (name, port) in family.services.iter() {
             if categorize_endpoints(family.endpoints.get(name), port, state.topology_node()).local.is_empty() {
-                inputs.no_local_endpoints_internal += usize::from(port.internal_policy_local);
-                inputs.no_local_endpoints_external +=
+                let i = family.family.index();
+                inputs.no_local_endpoints_internal[i] += usize::from(port.internal_policy_local);
+                inputs.no_local_endpoints_external[i] +=
                     usize::from(port.external_policy_local && port.externally_accessible());
             }
         }
@@ -74,7 +75,11 @@ fn inputs_follow_every_change_as_a_recomputation_would() {
     let (svc_a, svc_b) = (NamespacedName::new("ns1", "a"), NamespacedName::new("ns1", "b"));
     assert_eq!(first.health_check_node_ports, BTreeMap::from([(svc_a.clone(), 31001), (svc_b.clone(), 31002)]));
     assert_eq!(first.local_endpoints, BTreeMap::from([(svc_a.clone(), 1)]), "one IP, on two ports");
-    assert_eq!((first.no_local_endpoints_internal, first.no_local_endpoints_external), (2, 2), "b's two ports");
+    assert_eq!(
+        (first.no_local_endpoints_internal, first.no_local_endpoints_external),
+        ([2, 0], [2, 0]),
+        "b's two ports"
+    );
 
     // b gets a local endpoint (a partial sync), a's local endpoint stops being ready.
     let b = endpoints("b", "b-1", |b| b.endpoint("10.0.0.2", |e| e.node("node1")));

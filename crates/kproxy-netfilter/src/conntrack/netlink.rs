@@ -64,13 +64,13 @@ impl Flow {
 
 #[async_trait::async_trait]
 impl Conntrack for NetlinkConntrack {
-    async fn delete_udp_flows(&self, filter: &FlowFilter) -> Result<(), CommandError> {
-        self.delete_udp_flows_matching(std::slice::from_ref(filter)).await
+    async fn delete_udp_flows(&self, filter: &FlowFilter) -> Result<u64, CommandError> {
+        Ok(self.delete_udp_flows_matching(std::slice::from_ref(filter)).await?.iter().sum())
     }
 
-    async fn delete_udp_flows_matching(&self, filters: &[FlowFilter]) -> Result<(), CommandError> {
+    async fn delete_udp_flows_matching(&self, filters: &[FlowFilter]) -> Result<[u64; 2], CommandError> {
         if filters.is_empty() {
-            return Ok(());
+            return Ok([0; 2]);
         }
         let netns = self.netns.clone();
         let filters = filters.to_vec();
@@ -125,25 +125,28 @@ mod socket {
         Ok(flows)
     }
 
-    pub(super) fn delete_matching(netns: Option<&str>, filters: &[FlowFilter]) -> Result<(), CommandError> {
+    pub(super) fn delete_matching(netns: Option<&str>, filters: &[FlowFilter]) -> Result<[u64; 2], CommandError> {
         if let Some(name) = netns {
             enter(name)?;
         }
         let fd = open()?;
         let mut seq = 1;
+        let mut deleted = [0; 2];
         for family in families(filters) {
+            let index = usize::from(family == wire::AF_INET6);
             let flows = dump(&fd, family, &mut seq)?;
             for flow in flows.iter().filter(|f| filters.iter().any(|filter| f.matches(filter))) {
                 seq += 1;
                 send_all(&fd, &wire::delete_request(&flow.original, family, seq))?;
                 match read_until_done(&fd, seq)? {
+                    Reply::Done(_) | Reply::Error(0) => deleted[index] += 1,
                     // Gone already (it timed out, or another deleter won): what we wanted.
-                    Reply::Done(_) | Reply::Error(0) | Reply::Error(wire::ENOENT) => {}
+                    Reply::Error(wire::ENOENT) => {}
                     Reply::Error(errno) => return Err(errno_error("delete", errno)),
                 }
             }
         }
-        Ok(())
+        Ok(deleted)
     }
 
     fn enter(name: &str) -> Result<(), CommandError> {

@@ -146,11 +146,18 @@ impl ProxyTask {
         let Reporting { metrics, health, service_health, .. } = &mut self.reporting;
         metrics.observe_sync(took, report.changes.full());
         metrics.set_last_sync(now);
-        metrics.observe_network_programming(now, &report.changes.trigger_times);
-        IpFamily::ALL.into_iter().for_each(|f| health.updated(f));
         let inputs = report.health;
-        metrics.set_no_local_endpoints(TrafficPolicy::Internal, inputs.no_local_endpoints_internal);
-        metrics.set_no_local_endpoints(TrafficPolicy::External, inputs.no_local_endpoints_external);
+        for family in IpFamily::ALL {
+            metrics.observe_network_programming(now, family, &report.changes.family(family).trigger_times);
+            health.updated(family);
+            let i = family.index();
+            metrics.set_no_local_endpoints(family, TrafficPolicy::Internal, inputs.no_local_endpoints_internal[i]);
+            metrics.set_no_local_endpoints(family, TrafficPolicy::External, inputs.no_local_endpoints_external[i]);
+        }
+        if let Some(cleanup) = &report.stats.stale_flows {
+            metrics.observe_flow_cleanup(cleanup);
+        }
+        metrics.add_cleanup_failures(report.stats.cleanup_failures);
         service_health.sync_services(inputs.health_check_node_ports).await;
         service_health.sync_endpoints(inputs.local_endpoints);
         self.report_pending();
@@ -165,7 +172,8 @@ impl SyncFn for ProxyTask {
         let mode = self.dataplane.name();
         match self.proxy.sync(self.dataplane.as_mut(), kind.is_full()).await {
             Ok(report) => {
-                self.reporting.metrics.add_sync_failures(mode, report.rejected_attempts);
+                let partial = !report.changes.full();
+                self.reporting.metrics.add_sync_failures(mode, None, report.rejected_attempts, partial);
                 tracing::debug!(
                     full = report.stats.full,
                     ports = report.stats.service_ports,
@@ -179,7 +187,7 @@ impl SyncFn for ProxyTask {
             }
             Err(error) => {
                 tracing::error!(%error, "sync failed");
-                self.reporting.metrics.add_sync_failures(mode, 1);
+                self.reporting.metrics.add_sync_failures(mode, error.family, 1, !kind.is_full());
                 Err(error)
             }
         }

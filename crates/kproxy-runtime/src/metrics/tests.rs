@@ -5,11 +5,12 @@ use kproxy_core::ObjectKind;
 
 use super::*;
 
-const HISTOGRAMS: [&str; 4] = [
+const HISTOGRAMS: [&str; 5] = [
     "kubeproxy_sync_proxy_rules_duration_seconds",
     "kubeproxy_sync_full_proxy_rules_duration_seconds",
     "kubeproxy_sync_partial_proxy_rules_duration_seconds",
     "kubeproxy_network_programming_duration_seconds",
+    "kubeproxy_conntrack_reconciler_sync_duration_seconds",
 ];
 
 const GAUGES: [&str; 7] = [
@@ -22,7 +23,7 @@ const GAUGES: [&str; 7] = [
     "kproxy_quarantined_service_ports",
 ];
 
-const COUNTERS: [&str; 7] = [
+const COUNTERS: [&str; 10] = [
     "kubeproxy_sync_proxy_rules_service_changes_total",
     "kubeproxy_sync_proxy_rules_endpoint_changes_total",
     "kubeproxy_proxy_healthz_total",
@@ -30,7 +31,14 @@ const COUNTERS: [&str; 7] = [
     "kubeproxy_malformed_objects_total",
     "kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
     "kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
+    "kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total",
+    "kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total",
+    "kubeproxy_conntrack_reconciler_deleted_entries_total",
 ];
+
+/// The metrics that start with no series and get one per family on first use.
+const LAZY: [&str; 2] =
+    ["kubeproxy_conntrack_reconciler_sync_duration_seconds", "kubeproxy_conntrack_reconciler_deleted_entries_total"];
 
 fn render(metrics: &Metrics) -> String {
     metrics.encode().expect("encodes")
@@ -51,17 +59,27 @@ fn value_of(text: &str, series: &str) -> String {
     line[prefix.len()..].to_owned()
 }
 
+/// The bucket bounds of `histogram`'s IPv4 series.
 fn le_values(text: &str, histogram: &str) -> Vec<String> {
     let prefix = format!("{histogram}_bucket{{le=\"");
     text.lines()
         .filter_map(|line| line.strip_prefix(&prefix))
+        .filter(|rest| rest.contains(r#"ip_family="IPv4""#))
         .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
         .collect()
 }
 
+/// Metrics with one use of each lazily created series.
+fn used() -> Metrics {
+    let metrics = Metrics::new();
+    let cleanup = FlowCleanup { duration: Duration::from_millis(3), families: [true, true], deleted: [2, 0] };
+    metrics.observe_flow_cleanup(&cleanup);
+    metrics
+}
+
 #[test]
 fn exposed_names_are_exactly_upstreams() {
-    let text = render(&Metrics::new());
+    let text = render(&used());
     let mut expected: BTreeSet<String> = BTreeSet::new();
     for h in HISTOGRAMS {
         expected.extend(["_bucket", "_sum", "_count"].map(|suffix| format!("{h}{suffix}")));
@@ -70,11 +88,15 @@ fn exposed_names_are_exactly_upstreams() {
     expected.extend(COUNTERS.map(str::to_owned));
     assert_eq!(sample_names(&text), expected, "\n{text}");
     assert!(text.ends_with("# EOF\n"));
+    let fresh = sample_names(&render(&Metrics::new()));
+    for lazy in LAZY {
+        assert!(!fresh.iter().any(|name| name.starts_with(lazy)), "{lazy} before first use");
+    }
 }
 
 #[test]
 fn exposed_types_match_upstream() {
-    let text = render(&Metrics::new());
+    let text = render(&used());
     for h in HISTOGRAMS {
         assert!(text.contains(&format!("# TYPE {h} histogram\n")), "{h}");
     }
@@ -92,9 +114,26 @@ fn exposed_types_match_upstream() {
 #[test]
 fn labelled_series_exist_from_the_start() {
     let text = render(&Metrics::new());
+    for family in ["IPv4", "IPv6"] {
+        for series in [
+            format!(
+                r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{{ip_family="{family}",traffic_policy="internal"}}"#
+            ),
+            format!(
+                r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{{ip_family="{family}",traffic_policy="external"}}"#
+            ),
+            format!(r#"kubeproxy_sync_proxy_rules_duration_seconds_count{{ip_family="{family}"}}"#),
+            format!(r#"kubeproxy_network_programming_duration_seconds_count{{ip_family="{family}"}}"#),
+            format!(r#"kubeproxy_sync_proxy_rules_last_timestamp_seconds{{ip_family="{family}"}}"#),
+            format!(r#"kubeproxy_sync_proxy_rules_nftables_sync_failures_total{{ip_family="{family}"}}"#),
+            format!(r#"kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total{{ip_family="{family}"}}"#),
+            format!(r#"kubeproxy_sync_proxy_rules_iptables_restore_failures_total{{ip_family="{family}"}}"#),
+            format!(r#"kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{{ip_family="{family}"}}"#),
+        ] {
+            assert!(["0", "0.0"].contains(&value_of(&text, &series).as_str()), "{series}");
+        }
+    }
     for series in [
-        r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal"}"#,
-        r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external"}"#,
         r#"kubeproxy_proxy_healthz_total{code="200"}"#,
         r#"kubeproxy_proxy_healthz_total{code="503"}"#,
         r#"kubeproxy_proxy_livez_total{code="200"}"#,
@@ -114,7 +153,7 @@ fn sync_duration_buckets_are_exponential_from_1ms() {
     assert_eq!(buckets[0], 0.001);
     assert_eq!(buckets[14], 0.001 * 16384.0);
     let text = render(&Metrics::new());
-    for h in &HISTOGRAMS[..3] {
+    for h in HISTOGRAMS.iter().filter(|h| !h.contains("network_programming") && !LAZY.contains(h)) {
         let les = le_values(&text, h);
         let got: Vec<f64> = les.iter().filter(|v| *v != "+Inf").filter_map(|v| v.parse().ok()).collect();
         assert_eq!(got, buckets, "{h}");
@@ -141,51 +180,91 @@ fn observations_and_setters_show_up() {
     metrics.observe_sync(Duration::from_millis(3), true);
     metrics.observe_sync(Duration::from_millis(1), false);
     let now = UNIX_EPOCH + Duration::from_secs(1_000);
-    metrics.observe_network_programming(now, &[now - Duration::from_secs(2), now + Duration::from_secs(1)]);
+    metrics.observe_network_programming(
+        now,
+        IpFamily::V6,
+        &[now - Duration::from_secs(2), now + Duration::from_secs(1)],
+    );
     metrics.set_last_sync(now);
     metrics.set_last_queued(UNIX_EPOCH + Duration::from_millis(1_500));
     metrics.add_service_changes(3);
     metrics.set_service_changes_pending(2);
     metrics.add_endpoint_changes(5);
     metrics.set_endpoint_changes_pending(4);
-    metrics.set_no_local_endpoints(TrafficPolicy::External, 7);
+    metrics.set_no_local_endpoints(IpFamily::V6, TrafficPolicy::External, 7);
     metrics.record_healthz(503);
     metrics.record_livez(200);
     metrics.record_livez(200);
     metrics.inc_malformed(ObjectKind::EndpointSlice);
     let text = render(&metrics);
 
-    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_duration_seconds_count"), "2");
-    assert_eq!(value_of(&text, "kubeproxy_sync_full_proxy_rules_duration_seconds_count"), "1");
-    assert_eq!(value_of(&text, r#"kubeproxy_sync_full_proxy_rules_duration_seconds_bucket{le="0.002"}"#), "0");
-    assert_eq!(value_of(&text, r#"kubeproxy_sync_full_proxy_rules_duration_seconds_bucket{le="0.004"}"#), "1");
-    assert_eq!(value_of(&text, "kubeproxy_sync_partial_proxy_rules_duration_seconds_count"), "1");
-    assert_eq!(value_of(&text, r#"kubeproxy_network_programming_duration_seconds_bucket{le="0.0"}"#), "1");
-    assert_eq!(value_of(&text, r#"kubeproxy_network_programming_duration_seconds_bucket{le="1.0"}"#), "1");
-    assert_eq!(value_of(&text, r#"kubeproxy_network_programming_duration_seconds_bucket{le="2.0"}"#), "2");
-    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_last_timestamp_seconds"), "1000.0");
-    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds"), "1.5");
+    for family in ["IPv4", "IPv6"] {
+        let series = |name: &str| format!(r#"{name}{{ip_family="{family}"}}"#);
+        let bucket = |name: &str, le: &str| format!(r#"{name}_bucket{{le="{le}",ip_family="{family}"}}"#);
+        assert_eq!(value_of(&text, &series("kubeproxy_sync_proxy_rules_duration_seconds_count")), "2");
+        assert_eq!(value_of(&text, &series("kubeproxy_sync_full_proxy_rules_duration_seconds_count")), "1");
+        assert_eq!(value_of(&text, &bucket("kubeproxy_sync_full_proxy_rules_duration_seconds", "0.002")), "0");
+        assert_eq!(value_of(&text, &bucket("kubeproxy_sync_full_proxy_rules_duration_seconds", "0.004")), "1");
+        assert_eq!(value_of(&text, &series("kubeproxy_sync_partial_proxy_rules_duration_seconds_count")), "1");
+        assert_eq!(value_of(&text, &series("kubeproxy_sync_proxy_rules_last_timestamp_seconds")), "1000.0");
+        assert_eq!(value_of(&text, &series("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds")), "1.5");
+    }
+    let v6_bucket =
+        |le: &str| format!(r#"kubeproxy_network_programming_duration_seconds_bucket{{le="{le}",ip_family="IPv6"}}"#);
+    assert_eq!(value_of(&text, &v6_bucket("0.0")), "1");
+    assert_eq!(value_of(&text, &v6_bucket("1.0")), "1");
+    assert_eq!(value_of(&text, &v6_bucket("2.0")), "2");
+    let v4_count = r#"kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"}"#;
+    assert_eq!(value_of(&text, v4_count), "0", "the trigger times were IPv6 slices'");
     assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_service_changes_total"), "3");
     assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_service_changes_pending"), "2");
     assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_endpoint_changes_total"), "5");
     assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_endpoint_changes_pending"), "4");
     assert_eq!(
-        value_of(&text, r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external"}"#),
+        value_of(
+            &text,
+            r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv6",traffic_policy="external"}"#
+        ),
         "7"
     );
+    let v4 = r#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="external"}"#;
+    assert_eq!(value_of(&text, v4), "0");
     assert_eq!(value_of(&text, r#"kubeproxy_proxy_healthz_total{code="503"}"#), "1");
     assert_eq!(value_of(&text, r#"kubeproxy_proxy_livez_total{code="200"}"#), "2");
     assert_eq!(value_of(&text, r#"kubeproxy_malformed_objects_total{kind="EndpointSlice"}"#), "1");
 }
 
 #[test]
-fn sync_failures_count_in_the_metric_of_the_mode() {
+fn sync_failures_count_in_the_metric_of_the_mode_and_family() {
     let metrics = Metrics::new();
-    metrics.add_sync_failures("nftables", 2);
-    metrics.add_sync_failures("userspace", 1);
-    metrics.add_sync_failures("iptables", 4);
-    metrics.add_sync_failures("ebpf", 9);
+    metrics.add_sync_failures("nftables", None, 2, false);
+    metrics.add_sync_failures("userspace", Some(IpFamily::V6), 1, false);
+    metrics.add_sync_failures("iptables", Some(IpFamily::V4), 4, true);
+    metrics.add_sync_failures("iptables", None, 1, false);
+    metrics.add_sync_failures("ebpf", None, 9, false);
+    metrics.add_cleanup_failures([0, 3]);
     let text = render(&metrics);
-    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_nftables_sync_failures_total"), "3");
-    assert_eq!(value_of(&text, "kubeproxy_sync_proxy_rules_iptables_restore_failures_total"), "4");
+    let value = |name: &str, family: &str| value_of(&text, &format!(r#"{name}{{ip_family="{family}"}}"#));
+    let nft = "kubeproxy_sync_proxy_rules_nftables_sync_failures_total";
+    assert_eq!((value(nft, "IPv4"), value(nft, "IPv6")), ("2".into(), "3".into()));
+    let restore = "kubeproxy_sync_proxy_rules_iptables_restore_failures_total";
+    assert_eq!((value(restore, "IPv4"), value(restore, "IPv6")), ("5".into(), "1".into()));
+    let partial = "kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total";
+    assert_eq!((value(partial, "IPv4"), value(partial, "IPv6")), ("4".into(), "0".into()));
+    let cleanup = "kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total";
+    assert_eq!((value(cleanup, "IPv4"), value(cleanup, "IPv6")), ("0".into(), "3".into()));
+}
+
+#[test]
+fn flow_cleanups_count_per_family_they_looked_at() {
+    let metrics = Metrics::new();
+    let only_v4 = FlowCleanup { duration: Duration::from_millis(3), families: [true, false], deleted: [2, 0] };
+    metrics.observe_flow_cleanup(&only_v4);
+    metrics.observe_flow_cleanup(&FlowCleanup { families: [true, true], deleted: [1, 4], ..only_v4 });
+    let text = render(&metrics);
+    let value = |name: &str, family: &str| value_of(&text, &format!(r#"{name}{{ip_family="{family}"}}"#));
+    let deleted = "kubeproxy_conntrack_reconciler_deleted_entries_total";
+    assert_eq!((value(deleted, "IPv4"), value(deleted, "IPv6")), ("3".into(), "4".into()));
+    let count = "kubeproxy_conntrack_reconciler_sync_duration_seconds_count";
+    assert_eq!((value(count, "IPv4"), value(count, "IPv6")), ("2".into(), "1".into()));
 }

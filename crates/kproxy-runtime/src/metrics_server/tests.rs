@@ -34,7 +34,8 @@ async fn metrics_are_served_in_openmetrics_text() {
     let response = get(f.addr, "/metrics").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some(CONTENT_TYPE));
-    assert!(response.body.contains("kubeproxy_sync_proxy_rules_duration_seconds_count 1\n"), "{}", response.body);
+    let count = "kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family=\"IPv4\"} 1\n";
+    assert!(response.body.contains(count), "{}", response.body);
     assert!(response.body.contains("# TYPE kubeproxy_proxy_healthz counter\n"));
     assert!(response.body.ends_with("# EOF\n"));
 }

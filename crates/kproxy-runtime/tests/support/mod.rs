@@ -180,7 +180,7 @@ impl Dataplane for RecordingDataplane {
             full: changes.full(),
             service_ports: state.families().map(|f| f.services.len()).sum(),
             touched_service_ports: touched,
-            rules: 0,
+            ..SyncStats::default()
         })
     }
 
