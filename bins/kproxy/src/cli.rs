@@ -95,9 +95,16 @@ pub struct Flags {
     /// `/metrics` address (IP:port); empty disables.
     #[arg(long)]
     pub metrics_bind_address: Option<String>,
-    /// How local pod traffic is detected: ClusterCIDR or NodeCIDR.
+    /// How local pod traffic is detected: ClusterCIDR, NodeCIDR, BridgeInterface or
+    /// InterfaceNamePrefix.
     #[arg(long)]
     pub detect_local_mode: Option<String>,
+    /// The pods' bridge, for `--detect-local-mode BridgeInterface`.
+    #[arg(long)]
+    pub pod_bridge_interface: Option<String>,
+    /// The pods' interface name prefix, for `--detect-local-mode InterfaceNamePrefix`.
+    #[arg(long)]
+    pub pod_interface_name_prefix: Option<String>,
     /// How often the watches resync (accepted for compatibility).
     #[arg(long)]
     pub config_sync_period: Option<String>,
@@ -176,8 +183,6 @@ ignored_flags! {
     value healthz_port = "healthz-port",
     value metrics_port = "metrics-port",
     value proxy_port_range = "proxy-port-range",
-    value pod_bridge_interface = "pod-bridge-interface",
-    value pod_interface_name_prefix = "pod-interface-name-prefix",
     value show_hidden_metrics_for_version = "show-hidden-metrics-for-version",
     value ipvs_scheduler = "ipvs-scheduler",
     switch ipvs_strict_arp = "ipvs-strict-arp",
@@ -210,6 +215,8 @@ impl Flags {
             sync_period: self.sync_period.clone(),
             min_sync_period: self.min_sync_period.clone(),
             detect_local_mode: self.detect_local_mode.clone(),
+            pod_bridge_interface: self.pod_bridge_interface.clone(),
+            pod_interface_name_prefix: self.pod_interface_name_prefix.clone(),
             config_sync_period: self.config_sync_period.clone(),
             log_level: self.log_level.clone().or_else(|| self.verbosity.map(klog_level)),
             log_format: self.log_format.clone(),

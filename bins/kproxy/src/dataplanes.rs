@@ -90,6 +90,20 @@ pub async fn cleanup_all(config: &ProxyConfig) -> ExitCode {
     status
 }
 
+/// How pod traffic is recognised, for the netfilter dataplanes.
+#[cfg(any(feature = "nftables", feature = "iptables", feature = "userspace"))]
+fn local_detect(config: &ProxyConfig) -> kproxy_netfilter::LocalDetect {
+    use kproxy_netfilter::LocalDetect;
+    use kproxy_runtime::config::DetectLocalMode;
+    match &config.detect_local_mode {
+        DetectLocalMode::ClusterCidr => LocalDetect::ClusterCidr,
+        // Resolved by each dataplane from the Node object at every sync.
+        DetectLocalMode::NodeCidr => LocalDetect::NodeCidr,
+        DetectLocalMode::BridgeInterface(name) => LocalDetect::BridgeInterface(name.clone()),
+        DetectLocalMode::InterfaceNamePrefix(prefix) => LocalDetect::InterfaceNamePrefix(prefix.clone()),
+    }
+}
+
 /// The addresses that accept node ports, for the netfilter dataplanes.
 #[cfg(any(feature = "nftables", feature = "iptables"))]
 fn nodeport_addresses(config: &ProxyConfig) -> kproxy_netfilter::NodePortAddresses {
@@ -112,6 +126,7 @@ mod nftables {
     pub fn build(config: &ProxyConfig) -> NftablesDataplane {
         NftablesDataplane::new(NftablesConfig {
             cluster_cidrs: config.cluster_cidrs.clone(),
+            local_detect: super::local_detect(config),
             masquerade_all: config.masquerade_all,
             masquerade_mark: config.masquerade_mark(),
             nodeport_addresses: super::nodeport_addresses(config),
@@ -130,6 +145,7 @@ mod iptables {
     pub fn build(config: &ProxyConfig) -> IptablesDataplane {
         IptablesDataplane::new(IptablesConfig {
             cluster_cidrs: config.cluster_cidrs.clone(),
+            local_detect: super::local_detect(config),
             masquerade_all: config.masquerade_all,
             masquerade_mark: config.masquerade_mark(),
             localhost_nodeports: config.localhost_nodeports,
@@ -149,6 +165,7 @@ mod userspace {
     pub fn build(config: &ProxyConfig) -> Result<UserspaceDataplane, ConfigError> {
         UserspaceDataplane::new(UserspaceConfig {
             cluster_cidrs: config.cluster_cidrs.clone(),
+            local_detect: super::local_detect(config),
             ..UserspaceConfig::default()
         })
         .map_err(|e| ConfigError::Invalid(format!("userspace relay: cannot start its threads: {e}")))

@@ -114,6 +114,16 @@ fn bad_sync_period_exits_2() {
 }
 
 #[test]
+fn interface_detect_local_modes_need_a_valid_interface() {
+    let outcome = daemon(&["--detect-local-mode=BridgeInterface"], &[]);
+    assert_usage_error(&outcome, &["kproxy:", "BridgeInterface", "--pod-bridge-interface"]);
+    let args = ["--detect-local-mode=InterfaceNamePrefix", "--pod-interface-name-prefix=veth\"x"];
+    let outcome = daemon(&args, &[]);
+    assert_usage_error(&outcome, &["kproxy:", "pod-interface-name-prefix", "only letters"]);
+    assert_eq!(outcome.stderr.lines().count(), 1, "{outcome:#?}");
+}
+
+#[test]
 fn bad_environment_value_exits_2() {
     let outcome = daemon(&[], &[("KPROXY_SYNC_PERIOD", "bogus")]);
     assert_usage_error(&outcome, &["kproxy:", "sync-period", "bogus"]);

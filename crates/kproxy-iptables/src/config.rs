@@ -3,7 +3,7 @@
 use ipnet::IpNet;
 use kproxy_core::IpFamily;
 use kproxy_netfilter::DEFAULT_MASQUERADE_MARK;
-pub use kproxy_netfilter::NodePortAddresses;
+pub use kproxy_netfilter::{LocalDetect, NodePortAddresses};
 
 /// Which iptables flavour to program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,6 +26,9 @@ pub struct IptablesConfig {
     /// Pod CIDRs (at most one per family is used, as upstream's `ClusterCIDR` detector):
     /// traffic from them is "local" and not masqueraded on the cluster path.
     pub cluster_cidrs: Vec<IpNet>,
+    /// How pod traffic is recognised (`--detect-local-mode`); the CIDR modes use
+    /// `cluster_cidrs` (the node's pod CIDRs for `NodeCidr`, resolved per sync).
+    pub local_detect: LocalDetect,
     /// Masquerade every packet sent to a cluster IP.
     pub masquerade_all: bool,
     /// The fwmark bit marking packets to masquerade (`0x4000`).
@@ -48,6 +51,7 @@ impl Default for IptablesConfig {
         Self {
             backend: Backend::Auto,
             cluster_cidrs: Vec::new(),
+            local_detect: LocalDetect::ClusterCidr,
             masquerade_all: false,
             masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,
@@ -63,6 +67,12 @@ impl IptablesConfig {
     /// The cluster CIDR of `family` used by the local-traffic detector, if any.
     pub fn cluster_cidr(&self, family: IpFamily) -> Option<&IpNet> {
         self.cluster_cidrs.iter().find(|c| IpFamily::of(&c.addr()) == family)
+    }
+
+    /// The match of traffic from this node's pods (`local`) or of the rest in `family`, as
+    /// `--detect-local-mode` says; `None` when nothing is recognised as local.
+    pub fn local_match(&self, family: IpFamily, local: bool) -> Option<String> {
+        self.local_detect.iptables_match(self.cluster_cidr(family), local)
     }
 
     /// Whether 127.0.0.1 accepts node ports in `family`: IPv4 only, when enabled and when

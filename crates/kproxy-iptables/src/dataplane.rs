@@ -114,7 +114,7 @@ impl IptablesDataplane {
         let names = &changes.family(family).service_ports;
         let mut done = FamilySync { touched: names.len(), ..FamilySync::default() };
         if !names.is_empty() {
-            let config = primary_resolved(&self.config, &state.node);
+            let config = on_node(&self.config, &state.node);
             let ctx = RenderContext::new(&config, state, family);
             let updates: Updates = render_changes(state.family(family), names, |e| render_port(&ctx, e)).collect();
             let text = committed.partial_text(&render_statics(&config, family), &updates);
@@ -133,7 +133,7 @@ impl IptablesDataplane {
         state: &ProxyState,
         family: IpFamily,
     ) -> Result<FamilySync, SyncError> {
-        let config = primary_resolved(&self.config, &state.node);
+        let config = on_node(&self.config, &state.node);
         let render = render_family(&config, state, family);
         if config.localhost_nodeports_in(family)
             && let Err(error) = runner.enable_route_localnet().await
@@ -165,13 +165,16 @@ fn exec_runners(config: &IptablesConfig, backend: IptablesBackend) -> [Arc<dyn I
     [runner("iptables"), runner("ip6tables")]
 }
 
-/// `config` with `--nodeport-addresses primary` turned into the node's primary IPs.
-fn primary_resolved<'a>(
+/// `config` on `node`: `--nodeport-addresses primary` turned into the node's primary IPs,
+/// `--detect-local-mode NodeCIDR` into its pod CIDRs.
+pub(crate) fn on_node<'a>(
     config: &'a IptablesConfig,
     node: &kproxy_core::LocalNode,
 ) -> std::borrow::Cow<'a, IptablesConfig> {
     let addresses = &config.nodeport_addresses;
-    kproxy_netfilter::config_for_node(config, addresses, node, |copy| &mut copy.nodeport_addresses)
+    let config = kproxy_netfilter::config_for_node(config, addresses, node, |copy| &mut copy.nodeport_addresses);
+    let detect = config.local_detect.clone();
+    kproxy_netfilter::local_cidrs_for_node(config, &detect, node, |copy| &mut copy.cluster_cidrs)
 }
 
 fn sync_error(step: &'static str, error: CommandError) -> SyncError {
@@ -222,7 +225,7 @@ impl Dataplane for IptablesDataplane {
         for family in &self.config.families {
             let tool = if *family == IpFamily::V4 { "iptables" } else { "ip6tables" };
             out.push_str(&format!("# {family}: {tool}-restore --noflush\n"));
-            out.push_str(&render_text(&render_family(&primary_resolved(&self.config, &state.node), state, *family)));
+            out.push_str(&render_text(&render_family(&on_node(&self.config, &state.node), state, *family)));
         }
         out
     }

@@ -204,6 +204,32 @@ fn masquerade_all_marks_every_cluster_ip_packet() {
     );
 }
 
+#[test]
+fn detect_local_modes_pick_what_is_pod_traffic() {
+    use kproxy_netfilter::{InterfaceName, LocalDetect};
+    let svc1 = |config: &IptablesConfig, state: &ProxyState| {
+        render_family(config, state, IpFamily::V4).ports[&name("ns1", "svc1")].chains[0].rules[0].clone()
+    };
+    let expected = |matcher: &str| {
+        format!(
+            "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 {matcher} -j KUBE-MARK-MASQ"
+        )
+    };
+    let state = upstream_state();
+    assert_eq!(svc1(&upstream_config(), &state), expected("! -s 10.0.0.0/8"));
+    let bridge = LocalDetect::BridgeInterface(InterfaceName::parse("cbr0").expect("name"));
+    assert_eq!(svc1(&IptablesConfig { local_detect: bridge, ..upstream_config() }, &state), expected("! -i cbr0"));
+    let prefix = LocalDetect::InterfaceNamePrefix(InterfaceName::parse("veth").expect("name"));
+    assert_eq!(svc1(&IptablesConfig { local_detect: prefix, ..upstream_config() }, &state), expected("! -i veth+"));
+
+    // NodeCIDR: the node's pod CIDR of the family, resolved when the dataplane syncs.
+    let mut state = upstream_state();
+    state.node.pod_cidrs = vec!["10.180.0.0/24".parse().expect("CIDR"), "fd00:10:180::/64".parse().expect("CIDR")];
+    let config = IptablesConfig { local_detect: LocalDetect::NodeCidr, ..upstream_config() };
+    let on_node = crate::dataplane::on_node(&config, &state.node);
+    assert_eq!(svc1(&on_node, &state), expected("! -s 10.180.0.0/24"));
+}
+
 /// A Service whose name carries a quote and a newline once wrote `-A INPUT … -j ACCEPT`
 /// into the filter table: every rule now appends to a chain of ours, on one line.
 #[test]

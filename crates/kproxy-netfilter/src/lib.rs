@@ -8,7 +8,8 @@
 //!   [`FakeIptables`]), legacy or nft ([`IptablesBackend`]).
 //!
 //! [`nft_text`] writes the pieces of nft text the nft-based dataplanes share (family words,
-//! elements, chains); [`NodePortAddresses`] is which addresses accept node ports.
+//! elements, chains); [`NodePortAddresses`] is which addresses accept node ports;
+//! [`LocalDetect`] is how traffic from this node's pods is recognised.
 //!
 //! [`quote`] turns text from API objects (namespaces, names, port names) into pieces of nft
 //! and `iptables-restore` input that always parse as what the renderer meant.
@@ -19,6 +20,7 @@
 mod command;
 mod conntrack;
 mod iptables;
+mod local_detect;
 mod nft;
 pub mod nft_text;
 mod nodeport_addresses;
@@ -27,6 +29,7 @@ pub mod quote;
 pub use command::{CommandError, Netns};
 pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple, delete_stale_flows};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
+pub use local_detect::{InterfaceName, LocalDetect, cidrs_of, local_cidrs_for_node};
 pub use nft::{ExecNft, FakeNft, NftRunner};
 pub use nodeport_addresses::{NodePortAddresses, config_for_node};
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};

@@ -2,7 +2,7 @@
 
 use ipnet::IpNet;
 use kproxy_netfilter::DEFAULT_MASQUERADE_MARK;
-pub use kproxy_netfilter::NodePortAddresses;
+pub use kproxy_netfilter::{LocalDetect, NodePortAddresses};
 
 /// What the nftables dataplane needs to know, besides the state it programs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +11,9 @@ pub struct NftablesConfig {
     pub table: String,
     /// Pod CIDRs: traffic from them is "local" and not masqueraded on the cluster path.
     pub cluster_cidrs: Vec<IpNet>,
+    /// How pod traffic is recognised (`--detect-local-mode`); the CIDR modes use
+    /// `cluster_cidrs` (the node's pod CIDRs for `NodeCidr`, resolved per sync).
+    pub local_detect: LocalDetect,
     /// Masquerade every packet sent to a service.
     pub masquerade_all: bool,
     /// The fwmark bit(s) marking packets to masquerade (`0x4000`).
@@ -26,6 +29,7 @@ impl Default for NftablesConfig {
         Self {
             table: "kproxy".to_owned(),
             cluster_cidrs: Vec::new(),
+            local_detect: LocalDetect::ClusterCidr,
             masquerade_all: false,
             masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,

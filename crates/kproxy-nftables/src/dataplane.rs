@@ -113,9 +113,16 @@ impl NftablesDataplane {
     }
 }
 
-/// The configuration as it applies on `node` (`--nodeport-addresses primary` resolved).
-fn on_node<'a>(config: &'a NftablesConfig, node: &kproxy_core::LocalNode) -> std::borrow::Cow<'a, NftablesConfig> {
-    kproxy_netfilter::config_for_node(config, &config.nodeport_addresses, node, |c| &mut c.nodeport_addresses)
+/// The configuration as it applies on `node` (`--nodeport-addresses primary` and
+/// `--detect-local-mode NodeCIDR` resolved).
+pub(crate) fn on_node<'a>(
+    config: &'a NftablesConfig,
+    node: &kproxy_core::LocalNode,
+) -> std::borrow::Cow<'a, NftablesConfig> {
+    let config =
+        kproxy_netfilter::config_for_node(config, &config.nodeport_addresses, node, |c| &mut c.nodeport_addresses);
+    let detect = config.local_detect.clone();
+    kproxy_netfilter::local_cidrs_for_node(config, &detect, node, |c| &mut c.cluster_cidrs)
 }
 
 fn sync_error(error: CommandError) -> SyncError {

@@ -78,9 +78,16 @@ pub struct RenderContext<'a> {
 }
 
 impl RenderContext<'_> {
-    /// Whether a cluster CIDR of this family is configured (the local-traffic detector).
+    /// Whether a cluster CIDR of this family is configured.
     pub fn has_cluster_cidrs(&self) -> bool {
         self.config.cluster_cidrs.iter().any(|c| IpFamily::of(&c.addr()) == self.family.0)
+    }
+
+    /// The match of traffic from this node's pods (`local`) or of the rest, as
+    /// `--detect-local-mode` says; `None` when nothing is recognised as local.
+    pub fn local_match(&self, local: bool) -> Option<String> {
+        let set = self.has_cluster_cidrs().then_some(names::CLUSTER_CIDRS);
+        self.config.local_detect.nft_match(self.family.keyword(), set, local)
     }
 }
 

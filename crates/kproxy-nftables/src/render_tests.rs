@@ -132,6 +132,40 @@ fn primary_node_ports_are_the_nodes_primary_ips() {
 }
 
 #[test]
+fn detect_local_modes_pick_what_is_pod_traffic() {
+    use kproxy_netfilter::{InterfaceName, LocalDetect};
+    let text = |config: &NftablesConfig, state: &ProxyState| {
+        render_text(&render_family(config, state, IpFamily::V4), "kproxy")
+    };
+    let state = every_shape();
+    let cidr = text(&config(), &state);
+    assert!(cidr.contains("ip saddr != @cluster-cidrs jump mark-for-masquerade"), "{cidr}");
+    assert!(cidr.contains("ip saddr @cluster-cidrs goto "), "{cidr}");
+    assert!(cidr.contains("ip saddr @cluster-cidrs return"), "{cidr}");
+
+    let bridge = LocalDetect::BridgeInterface(InterfaceName::parse("cbr0").unwrap());
+    let by_bridge = text(&NftablesConfig { local_detect: bridge, ..config() }, &state);
+    assert!(by_bridge.contains("iifname != \"cbr0\" jump mark-for-masquerade"), "{by_bridge}");
+    assert!(by_bridge.contains("iifname \"cbr0\" goto "), "{by_bridge}");
+    assert!(by_bridge.contains("iifname \"cbr0\" return"), "{by_bridge}");
+    assert!(!by_bridge.contains("saddr != @cluster-cidrs"), "{by_bridge}");
+
+    let prefix = LocalDetect::InterfaceNamePrefix(InterfaceName::parse("veth").unwrap());
+    let by_prefix = text(&NftablesConfig { local_detect: prefix, ..config() }, &state);
+    assert!(by_prefix.contains("iifname != \"veth*\" jump mark-for-masquerade"), "{by_prefix}");
+
+    // NodeCIDR: the cluster-cidrs set holds the node's pod CIDRs, resolved at sync.
+    let mut state = every_shape();
+    state.node.pod_cidrs = vec!["10.180.0.0/24".parse().unwrap()];
+    let config = NftablesConfig { local_detect: LocalDetect::NodeCidr, ..config() };
+    let on_node = crate::dataplane::on_node(&config, &state.node);
+    let by_node = text(&on_node, &state);
+    assert!(by_node.contains("10.180.0.0/24"), "{by_node}");
+    assert!(!by_node.contains("10.0.0.0/8"), "{by_node}");
+    assert!(by_node.contains("ip saddr != @cluster-cidrs jump mark-for-masquerade"), "{by_node}");
+}
+
+#[test]
 fn restricted_node_ports_match_only_local_addresses() {
     let config = NftablesConfig {
         nodeport_addresses: NodePortAddresses::Cidrs(vec!["192.168.0.0/24".parse().unwrap()]),

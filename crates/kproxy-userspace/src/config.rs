@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use ipnet::IpNet;
+pub use kproxy_netfilter::LocalDetect;
 
 /// How the relay behaves: threads, ports, timeouts, buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,9 @@ pub struct UserspaceConfig {
     /// Pod CIDRs: pods calling an external address of a Service (node port, external or
     /// load-balancer IP) are short-circuited to the cluster-wide endpoints, as upstream.
     pub cluster_cidrs: Vec<IpNet>,
+    /// How pod traffic is recognised (`--detect-local-mode`); the CIDR modes use
+    /// `cluster_cidrs` (the node's pod CIDRs for `NodeCidr`).
+    pub local_detect: LocalDetect,
     /// Where prerouting rules send traffic: a local address per family. Empty: the first
     /// address of each family in the Node's status; where there is none, `redirect` (the
     /// address of the incoming interface, which fails on interfaces without one).
@@ -105,6 +109,7 @@ impl Default for UserspaceConfig {
         Self {
             table: "kproxy-userspace".to_owned(),
             cluster_cidrs: Vec::new(),
+            local_detect: LocalDetect::ClusterCidr,
             portal_ips: Vec::new(),
             netns: None,
             raise_nofile_limit: true,

@@ -39,9 +39,9 @@ fn external_chain(ctx: &RenderContext<'_>, plan: &Plan<'_>) -> Chain {
         let c = comment(&format!("masquerade traffic for {svc} external destinations"));
         rules.push(format!("-A {name} {c} -j {KUBE_MARK_MASQ}"));
     } else {
-        if let Some(cidr) = ctx.config.cluster_cidr(ctx.family) {
+        if let Some(local) = ctx.config.local_match(ctx.family, true) {
             let c = comment(&format!("pod traffic for {svc} external destinations"));
-            rules.push(format!("-A {name} {c} -s {cidr} -j {}", plan.names.cluster));
+            rules.push(format!("-A {name} {c} {local} -j {}", plan.names.cluster));
         }
         let c = comment(&format!("masquerade LOCAL traffic for {svc} external destinations"));
         rules.push(format!("-A {name} {c} -m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}"));
@@ -90,8 +90,8 @@ fn policy_chain(
         let args = format!("-A {name} {c} {}", plan.dest(port.cluster_ip, port.port));
         if ctx.config.masquerade_all {
             rules.push(format!("{args} -j {KUBE_MARK_MASQ}"));
-        } else if let Some(cidr) = ctx.config.cluster_cidr(ctx.family) {
-            rules.push(format!("{args} ! -s {cidr} -j {KUBE_MARK_MASQ}"));
+        } else if let Some(not_local) = ctx.config.local_match(ctx.family, false) {
+            rules.push(format!("{args} {not_local} -j {KUBE_MARK_MASQ}"));
         }
     }
     let endpoint_comment = |e: &Endpoint| endpoint_rule_comment(ctx, &format!("{} -> {e}", plan.names.name));

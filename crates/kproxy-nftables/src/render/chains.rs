@@ -4,7 +4,7 @@
 use kproxy_core::{Endpoint, Protocol, ServicePortName};
 use kproxy_netfilter::{nft_name, nft_name_part};
 
-use super::names::{CLUSTER_CIDRS, EndpointKind, MARK_FOR_MASQUERADE};
+use super::names::{EndpointKind, MARK_FOR_MASQUERADE};
 use super::{Chain, OwnedSet, RenderContext};
 
 /// Chains and sets a target needs, collected while rendering one port.
@@ -93,12 +93,11 @@ impl ChainSink {
     /// The chain of traffic to the cluster IP: masquerade what does not come from a pod
     /// (or everything, with masquerade-all), then go to `target`.
     pub(crate) fn internal(&mut self, ctx: &RenderContext<'_>, target: &str) -> String {
-        let fam = ctx.family.keyword();
         let mut rules = Vec::new();
         if ctx.config.masquerade_all {
             rules.push(format!("jump {MARK_FOR_MASQUERADE}"));
-        } else if ctx.has_cluster_cidrs() {
-            rules.push(format!("{fam} saddr != @{CLUSTER_CIDRS} jump {MARK_FOR_MASQUERADE}"));
+        } else if let Some(not_local) = ctx.local_match(false) {
+            rules.push(format!("{not_local} jump {MARK_FOR_MASQUERADE}"));
         }
         rules.push(format!("goto {target}"));
         self.add(format!("internal-to-{target}"), rules)
@@ -119,11 +118,10 @@ impl ChainSink {
         target: Option<&str>,
         internal: Option<&str>,
     ) -> Option<String> {
-        let fam = ctx.family.keyword();
         let mut rules = Vec::new();
         if let Some(internal) = internal {
-            if ctx.has_cluster_cidrs() {
-                rules.push(format!("{fam} saddr @{CLUSTER_CIDRS} goto {internal}"));
+            if let Some(local) = ctx.local_match(true) {
+                rules.push(format!("{local} goto {internal}"));
             }
             rules.push(format!("fib saddr type local jump {MARK_FOR_MASQUERADE}"));
             rules.push(format!("fib saddr type local goto {internal}"));

@@ -184,8 +184,8 @@ fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
 /// pods, from the node itself) goes on; the rest is dropped.
 fn short_circuit_or_drop(ctx: &RenderContext<'_>) -> Vec<String> {
     let mut rules = Vec::new();
-    if ctx.has_cluster_cidrs() {
-        rules.push(format!("{} saddr @{CLUSTER_CIDRS} return", ctx.family.keyword()));
+    if let Some(local) = ctx.local_match(true) {
+        rules.push(format!("{local} return"));
     }
     rules.push("fib saddr type local return".to_owned());
     rules.push("drop".to_owned());

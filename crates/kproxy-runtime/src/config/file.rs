@@ -165,6 +165,7 @@ impl KubeProxyConfiguration {
         };
         let section = section.cloned().unwrap_or_default();
         let client = self.client_connection.clone().unwrap_or_default();
+        let detect_local = self.detect_local.clone().unwrap_or_default();
         PartialConfig {
             mode: self.mode.clone().filter(|m| !m.is_empty()),
             kubeconfig: client.kubeconfig.filter(|k| !k.is_empty()),
@@ -180,6 +181,8 @@ impl KubeProxyConfiguration {
             sync_period: self.sync_period.clone().or(section.sync_period),
             min_sync_period: self.min_sync_period.clone().or(section.min_sync_period),
             detect_local_mode: self.detect_local_mode.clone().filter(|m| !m.is_empty()),
+            pod_bridge_interface: detect_local.bridge_interface.filter(|b| !b.is_empty()),
+            pod_interface_name_prefix: detect_local.interface_name_prefix.filter(|p| !p.is_empty()),
             config_sync_period: self.config_sync_period.clone(),
             ..PartialConfig::default()
         }

@@ -47,6 +47,10 @@ pub struct PartialConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_local_mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_bridge_interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_interface_name_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config_sync_period: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,

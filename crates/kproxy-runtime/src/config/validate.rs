@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+pub use kproxy_core::InterfaceName;
 
 use super::duration::parse_go_duration;
 use super::layers::PartialConfig;
@@ -83,12 +84,29 @@ pub enum NodePortAddresses {
 }
 
 /// How traffic from local pods is recognised (`--detect-local-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DetectLocalMode {
     /// Source inside `--cluster-cidr` (no CIDR: nothing is local).
     ClusterCidr,
     /// Source inside this Node's `spec.podCIDRs`.
     NodeCidr,
+    /// Arriving on this bridge (`--pod-bridge-interface`, `detectLocal.bridgeInterface`).
+    BridgeInterface(InterfaceName),
+    /// Arriving on an interface whose name starts with this (`--pod-interface-name-prefix`,
+    /// `detectLocal.interfaceNamePrefix`).
+    InterfaceNamePrefix(InterfaceName),
+}
+
+impl DetectLocalMode {
+    /// The name upstream's flag and file use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ClusterCidr => "ClusterCIDR",
+            Self::NodeCidr => "NodeCIDR",
+            Self::BridgeInterface(_) => "BridgeInterface",
+            Self::InterfaceNamePrefix(_) => "InterfaceNamePrefix",
+        }
+    }
 }
 
 /// Log line format.
@@ -176,7 +194,7 @@ impl ProxyConfig {
             localhost_nodeports: c.localhost_nodeports.unwrap_or(true),
             sync_period,
             min_sync_period,
-            detect_local_mode: detect_local_mode(c.detect_local_mode.as_deref().unwrap_or("ClusterCIDR"))?,
+            detect_local_mode: detect_local_mode(c)?,
             config_sync_period: duration("config-sync-period", c.config_sync_period.as_deref())?,
             log_level: log_level(c.log_level.as_deref().unwrap_or("info"))?,
             log_format: log_format(c.log_format.as_deref().unwrap_or("text"))?,
@@ -262,11 +280,23 @@ fn masquerade_bit(bit: i32) -> Result<u8, ConfigError> {
     u8::try_from(bit).ok().filter(|b| *b <= 31).ok_or_else(|| invalid(format!("masquerade-bit {bit}: must be 0-31")))
 }
 
-fn detect_local_mode(text: &str) -> Result<DetectLocalMode, ConfigError> {
-    match text {
+fn detect_local_mode(c: &PartialConfig) -> Result<DetectLocalMode, ConfigError> {
+    let interface = |value: &Option<String>, flag: &str, mode: &str| match value.as_deref() {
+        None | Some("") => Err(invalid(format!("detect-local-mode {mode} needs --{flag}"))),
+        Some(name) => InterfaceName::parse(name).map_err(|e| invalid(format!("{flag}: {e}"))),
+    };
+    match c.detect_local_mode.as_deref().unwrap_or_default() {
         "" | "ClusterCIDR" => Ok(DetectLocalMode::ClusterCidr),
         "NodeCIDR" => Ok(DetectLocalMode::NodeCidr),
-        other => Err(invalid(format!("detect-local-mode {other:?}: kproxy supports ClusterCIDR and NodeCIDR"))),
+        "BridgeInterface" => interface(&c.pod_bridge_interface, "pod-bridge-interface", "BridgeInterface")
+            .map(DetectLocalMode::BridgeInterface),
+        "InterfaceNamePrefix" => {
+            interface(&c.pod_interface_name_prefix, "pod-interface-name-prefix", "InterfaceNamePrefix")
+                .map(DetectLocalMode::InterfaceNamePrefix)
+        }
+        other => Err(invalid(format!(
+            "detect-local-mode {other:?}: expected ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix"
+        ))),
     }
 }
 

@@ -97,11 +97,37 @@ fn bad_values_are_errors() {
         PartialConfig { metrics_bind_address: Some("localhost:1".into()), ..Default::default() },
         PartialConfig { masquerade_bit: Some(32), ..Default::default() },
         PartialConfig { detect_local_mode: Some("BridgeInterface".into()), ..Default::default() },
+        PartialConfig { detect_local_mode: Some("InterfaceNamePrefix".into()), ..Default::default() },
+        PartialConfig {
+            detect_local_mode: Some("BridgeInterface".into()),
+            pod_bridge_interface: Some("cni0\"; drop".into()),
+            ..Default::default()
+        },
+        PartialConfig { detect_local_mode: Some("PodCIDR".into()), ..Default::default() },
         PartialConfig { log_format: Some("xml".into()), ..Default::default() },
     ];
     for flags in cases {
         assert!(resolve(None, &[], flags.clone()).is_err(), "{flags:?} should be rejected");
     }
+}
+
+#[test]
+fn interface_detect_local_modes_take_their_interface() {
+    let bridge = PartialConfig {
+        detect_local_mode: Some("BridgeInterface".into()),
+        pod_bridge_interface: Some("cbr0".into()),
+        pod_interface_name_prefix: Some("ignored".into()),
+        ..Default::default()
+    };
+    let c = resolve(None, &[], bridge).unwrap();
+    assert_eq!(c.detect_local_mode, DetectLocalMode::BridgeInterface(InterfaceName::parse("cbr0").unwrap()));
+    let prefix = PartialConfig {
+        detect_local_mode: Some("InterfaceNamePrefix".into()),
+        pod_interface_name_prefix: Some("veth".into()),
+        ..Default::default()
+    };
+    let c = resolve(None, &[], prefix).unwrap();
+    assert_eq!(c.detect_local_mode, DetectLocalMode::InterfaceNamePrefix(InterfaceName::parse("veth").unwrap()));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The effective configuration as a `KubeProxyConfiguration` file (`--write-config-to`).
 
 use super::duration::format_go_duration;
-use super::file::{API_VERSION, ClientConnection, KubeProxyConfiguration, ProxierSection};
+use super::file::{API_VERSION, ClientConnection, DetectLocal, KubeProxyConfiguration, ProxierSection};
 use super::validate::{DetectLocalMode, NodePortAddresses, ProxyConfig, ProxyMode};
 
 impl ProxyConfig {
@@ -30,13 +30,8 @@ impl ProxyConfig {
             mode: Some(self.mode.name().to_owned()),
             iptables: Some(section.clone()),
             nftables: Some(ProxierSection { localhost_node_ports: None, ..section }),
-            detect_local_mode: Some(
-                match self.detect_local_mode {
-                    DetectLocalMode::ClusterCidr => "ClusterCIDR",
-                    DetectLocalMode::NodeCidr => "NodeCIDR",
-                }
-                .to_owned(),
-            ),
+            detect_local_mode: Some(self.detect_local_mode.name().to_owned()),
+            detect_local: detect_local(&self.detect_local_mode),
             cluster_cidr: Some(self.cluster_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
             node_port_addresses: Some(match &self.nodeport_addresses {
                 NodePortAddresses::All => vec!["all".to_owned()],
@@ -51,6 +46,19 @@ impl ProxyConfig {
     /// [`to_file`](Self::to_file) as YAML.
     pub fn to_yaml(&self) -> Result<String, String> {
         serde_saphyr::to_string(&self.to_file()).map_err(|e| e.to_string())
+    }
+}
+
+/// The `detectLocal` section of `mode` (`None` for the CIDR modes).
+fn detect_local(mode: &DetectLocalMode) -> Option<DetectLocal> {
+    match mode {
+        DetectLocalMode::ClusterCidr | DetectLocalMode::NodeCidr => None,
+        DetectLocalMode::BridgeInterface(name) => {
+            Some(DetectLocal { bridge_interface: Some(name.to_string()), ..DetectLocal::default() })
+        }
+        DetectLocalMode::InterfaceNamePrefix(prefix) => {
+            Some(DetectLocal { interface_name_prefix: Some(prefix.to_string()), ..DetectLocal::default() })
+        }
     }
 }
 
@@ -85,6 +93,25 @@ mod tests {
             let file = KubeProxyConfiguration::from_yaml(&yaml).expect("loads back");
             let reloaded = resolved(PartialConfig::default(), Some(file));
             assert_eq!(reloaded, config, "{mode}:\n{yaml}");
+        }
+    }
+
+    #[test]
+    fn interface_detect_local_modes_round_trip() {
+        for (mode, field) in
+            [("BridgeInterface", "bridgeInterface: cbr0"), ("InterfaceNamePrefix", "interfaceNamePrefix: veth")]
+        {
+            let flags = PartialConfig {
+                detect_local_mode: Some(mode.to_owned()),
+                pod_bridge_interface: Some("cbr0".to_owned()),
+                pod_interface_name_prefix: Some("veth".to_owned()),
+                ..PartialConfig::default()
+            };
+            let config = resolved(flags, None);
+            let yaml = config.to_yaml().expect("serializes");
+            assert!(yaml.contains(field), "{yaml}");
+            let file = KubeProxyConfiguration::from_yaml(&yaml).expect("loads back");
+            assert_eq!(resolved(PartialConfig::default(), Some(file)), config, "{mode}:\n{yaml}");
         }
     }
 

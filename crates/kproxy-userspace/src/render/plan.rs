@@ -18,6 +18,7 @@ use kproxy_core::{
 };
 
 use crate::config::UserspaceConfig;
+use kproxy_netfilter::{LocalDetect, cidrs_of};
 
 mod set;
 pub use set::Set;
@@ -79,6 +80,8 @@ pub struct FamilyPlan {
     pub family: IpFamily,
     /// Where prerouting rules send traffic (`None`: `redirect`).
     pub portal_ip: Option<IpAddr>,
+    /// How pod traffic is recognised (the CIDR modes match the `cluster-cidrs` set).
+    pub local_detect: LocalDetect,
     /// Elements: (set, key in nft syntax) → the listener whose port is the value (maps).
     pub elements: BTreeMap<(Set, String), Option<ListenerKey>>,
 }
@@ -100,9 +103,13 @@ pub fn plan(config: &UserspaceConfig, state: &ProxyState) -> Plan {
     let mut skipped = Vec::new();
     let families = IpFamily::ALL.map(|family| {
         let portal_ip = portal_ip(config, state, family);
-        let mut out = FamilyPlan { family, portal_ip, elements: BTreeMap::new() };
-        let cidrs: Vec<IpNet> =
-            config.cluster_cidrs.iter().filter(|c| IpFamily::of(&c.addr()) == family).copied().collect();
+        let local_detect = config.local_detect.clone();
+        let mut out = FamilyPlan { family, portal_ip, local_detect, elements: BTreeMap::new() };
+        let local_cidrs = match config.local_detect {
+            LocalDetect::NodeCidr => &state.node.pod_cidrs,
+            _ => &config.cluster_cidrs,
+        };
+        let cidrs: Vec<IpNet> = cidrs_of(local_cidrs, family).copied().collect();
         for cidr in IpNet::aggregate(&cidrs) {
             out.elements.insert((Set::ClusterCidrs, cidr.to_string()), None);
         }

@@ -51,12 +51,7 @@ pub fn render(table: &str, plan: &FamilyPlan, ports: &BTreeMap<ListenerKey, u16>
             Some(l) => ports.get(l).map(|p| (*set, key.clone(), Some(*p))),
         })
         .collect();
-    TableRules {
-        family: Family(plan.family).keyword(),
-        table: table.to_owned(),
-        fixed: fixed(plan.family, plan.portal_ip),
-        elements,
-    }
+    TableRules { family: Family(plan.family).keyword(), table: table.to_owned(), fixed: fixed(plan), elements }
 }
 
 fn set_type(set: Set, addr: &str) -> String {
@@ -72,8 +67,11 @@ fn set_type(set: Set, addr: &str) -> String {
 }
 
 /// The table body without elements.
-fn fixed(family: IpFamily, portal_ip: Option<IpAddr>) -> String {
+fn fixed(plan: &FamilyPlan) -> String {
+    let (family, portal_ip) = (plan.family, plan.portal_ip);
     let (ip, addr) = (Family(family).keyword(), Family(family).addr_type());
+    // The CIDR modes match the (possibly empty) cluster-cidrs set, always declared.
+    let local = plan.local_detect.nft_match(ip, Some("cluster-cidrs"), true).unwrap_or_default();
     let mut s = String::new();
     for set in Set::ALL {
         let kind = if set.is_port_map() { "map" } else { "set" };
@@ -100,8 +98,8 @@ fn fixed(family: IpFamily, portal_ip: Option<IpAddr>) -> String {
     let prerouting = [
         format!("{dst} @firewall {dst} . {ip} saddr != @firewall-allowed drop"),
         format!("{to} {dst} map @internal"),
-        format!("{ip} saddr @cluster-cidrs {to} {dst} map @short"),
-        format!("{ip} saddr @cluster-cidrs fib daddr type local {to} meta l4proto . th dport map @short-nodeports"),
+        format!("{local} {to} {dst} map @short"),
+        format!("{local} fib daddr type local {to} meta l4proto . th dport map @short-nodeports"),
         format!("{to} {dst} map @external"),
         format!("fib daddr type local {to} meta l4proto . th dport map @external-nodeports"),
     ];

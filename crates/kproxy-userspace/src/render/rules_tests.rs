@@ -16,7 +16,12 @@ fn family_plan(portal: Option<&str>) -> FamilyPlan {
     elements.insert((Set::ServiceIps, "172.30.0.1 . tcp . 80".to_owned()), None);
     elements.insert((Set::ExternalNodePorts, "tcp . 30080".to_owned()), Some(key("a", Role::Local)));
     elements.insert((Set::NoEndpoints, "172.30.0.2 . udp . 53".to_owned()), None);
-    FamilyPlan { family: IpFamily::V4, portal_ip: portal.map(|p| p.parse::<IpAddr>().unwrap()), elements }
+    FamilyPlan {
+        family: IpFamily::V4,
+        portal_ip: portal.map(|p| p.parse::<IpAddr>().unwrap()),
+        local_detect: Default::default(),
+        elements,
+    }
 }
 
 fn ports(cluster: u16) -> BTreeMap<ListenerKey, u16> {
@@ -51,8 +56,12 @@ fn without_a_portal_address_prerouting_redirects() {
 
 #[test]
 fn ipv6_uses_ip6_words_and_a_bracketed_portal() {
-    let plan =
-        FamilyPlan { family: IpFamily::V6, portal_ip: Some("fd00::2".parse().unwrap()), elements: BTreeMap::new() };
+    let plan = FamilyPlan {
+        family: IpFamily::V6,
+        portal_ip: Some("fd00::2".parse().unwrap()),
+        local_detect: Default::default(),
+        elements: BTreeMap::new(),
+    };
     let rules = render("t", &plan, &BTreeMap::new());
     assert_eq!(rules.family, "ip6");
     assert!(rules.fixed.contains("dnat ip6 to [fd00::2] : ip6 daddr . meta l4proto . th dport map @internal"));
