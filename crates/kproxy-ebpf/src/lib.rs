@@ -15,11 +15,13 @@
 
 pub mod config;
 mod dataplane;
+pub mod interfaces;
 pub mod kernel;
 pub mod layout;
 pub mod maps;
 pub mod plan;
 pub mod sync;
+mod tc_links;
 
 pub use config::{EbpfConfig, MapSizes, cgroup2_root};
 pub use dataplane::EbpfDataplane;

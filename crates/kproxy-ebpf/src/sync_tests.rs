@@ -20,6 +20,7 @@ fn plan(vip: &str, endpoints: &[&str]) -> PortPlan {
     PortPlan {
         sets: [(Role::Cluster, set)].into(),
         entries: [(key(vip), Entry { role: Role::Cluster, flags: 0, affinity_secs: 0 })].into(),
+        ..PortPlan::default()
     }
 }
 
