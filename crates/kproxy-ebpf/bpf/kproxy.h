@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only */
 /*
- * The layout of kproxy's BPF maps, shared by the programs (sock.c) and checked against
+ * The layout of kproxy's BPF maps, shared by the programs (sock.h, tc.h) and checked against
  * the Rust structs of src/layout.rs: every size and offset asserted here is asserted
  * there with the same number, so a change on one side alone fails the build.
  *
