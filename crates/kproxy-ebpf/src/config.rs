@@ -26,7 +26,14 @@ pub struct MapSizes {
 
 impl Default for MapSizes {
     fn default() -> Self {
-        Self { services: 65_536, endpoints: 262_144, reverse_nat: 65_536, affinity: 65_536, conntrack: 131_072, source_ranges: 16_384 }
+        Self {
+            services: 65_536,
+            endpoints: 262_144,
+            reverse_nat: 65_536,
+            affinity: 65_536,
+            conntrack: 131_072,
+            source_ranges: 16_384,
+        }
     }
 }
 

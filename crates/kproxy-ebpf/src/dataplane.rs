@@ -156,7 +156,8 @@ impl Dataplane for EbpfDataplane {
                 let endpoints = plan.sets.get(&entry.role).map(Vec::as_slice).unwrap_or_default();
                 let list: Vec<String> = endpoints.iter().map(|e| e.socket_addr().to_string()).collect();
                 let snat = external.snat.map(|ip| format!(" snat={ip}")).unwrap_or_default();
-                let ranges = if external.source_ranges { format!(" ranges={:?}", plan.source_ranges) } else { String::new() };
+                let ranges =
+                    if external.source_ranges { format!(" ranges={:?}", plan.source_ranges) } else { String::new() };
                 let _ = writeln!(
                     out,
                     "{} {}/{} {} {:?} from-outside flags={}{snat}{ranges} -> [{}]",

@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 use kproxy_core::{Changes, Endpoint, IpFamily, NamespacedName, Protocol, ServicePort, ServicePortName};
 
 use super::*;
-use crate::layout::KpServiceKey;
 use crate::interfaces::{Interface, TcAttachment};
+use crate::layout::KpServiceKey;
 use crate::maps::FakeMaps;
 
 /// Records what the dataplane asked of the kernel.

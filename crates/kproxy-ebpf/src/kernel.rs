@@ -19,7 +19,9 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 
 use crate::config::{EbpfConfig, MapSizes};
 use crate::interfaces::{Interface, TcAttachment};
-use crate::layout::{CFG_NETNS_FILTER, KpAddr, KpConfig, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
+use crate::layout::{
+    CFG_NETNS_FILTER, KpAddr, KpConfig, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey,
+};
 use crate::maps::{MapError, Maps};
 use crate::tc_links::{self, TcLinks};
 
@@ -143,8 +145,7 @@ impl Kernel for AyaKernel {
         let services = HashMap::try_from(take(&mut ebpf, "kp_services")?).map_err(|e| KernelError::fatal("map", e))?;
         let endpoints =
             HashMap::try_from(take(&mut ebpf, "kp_endpoints")?).map_err(|e| KernelError::fatal("map", e))?;
-        let external =
-            HashMap::try_from(take(&mut ebpf, "kp_external")?).map_err(|e| KernelError::fatal("map", e))?;
+        let external = HashMap::try_from(take(&mut ebpf, "kp_external")?).map_err(|e| KernelError::fatal("map", e))?;
         let ranges = LpmTrie::try_from(take(&mut ebpf, "kp_ranges")?).map_err(|e| KernelError::fatal("map", e))?;
         self.ebpf = Some(ebpf);
         Ok(Box::new(KernelMaps { services, endpoints, external, ranges }))

@@ -153,12 +153,8 @@ fn plan_external(
     let internal = if port.internal_policy_local { Role::Local } else { Role::Cluster };
     let external = if port.external_policy_local { Role::Local } else { Role::Cluster };
     let masquerade = ctx.masquerade_address(family);
-    let ranges: Vec<ipnet::IpNet> = port
-        .load_balancer_source_ranges
-        .iter()
-        .copied()
-        .filter(|r| IpFamily::of(&r.addr()) == family)
-        .collect();
+    let ranges: Vec<ipnet::IpNet> =
+        port.load_balancer_source_ranges.iter().copied().filter(|r| IpFamily::of(&r.addr()) == family).collect();
     let any_ranges = !port.load_balancer_source_ranges.is_empty();
     let masquerade_external = external == Role::Cluster;
     // (address, port, role, masquerades, masquerade to, checks source ranges)

@@ -3,8 +3,8 @@ use std::net::SocketAddr;
 use kproxy_core::{IpFamily, NamespacedName, Protocol, ServicePortName};
 
 use super::*;
-use crate::maps::{FakeMaps, Write};
 use crate::layout::KpRangeKey;
+use crate::maps::{FakeMaps, Write};
 use crate::plan::{Entry, ExternalEntry};
 
 fn name(service: &str) -> PortKey {

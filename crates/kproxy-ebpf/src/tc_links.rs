@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
+use aya::programs::SchedClassifier;
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::{SchedClassifierLinkId, TcAttachType, qdisc_add_clsact};
-use aya::programs::SchedClassifier;
 use aya::util::KernelVersion;
 
 use crate::interfaces::TcAttachment;
@@ -71,7 +71,9 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedCl
 /// Loads the tc programs of `ebpf`.
 pub fn load(ebpf: &mut Ebpf) -> Result<(), KernelError> {
     for name in TC_PROGRAMS {
-        program(ebpf, name)?.load().map_err(|e| KernelError::fatal("load program", format!("{name}: {}", chain(&e))))?;
+        program(ebpf, name)?
+            .load()
+            .map_err(|e| KernelError::fatal("load program", format!("{name}: {}", chain(&e))))?;
     }
     Ok(())
 }
@@ -124,7 +126,12 @@ fn ifindex(name: &str) -> Option<u32> {
     nix::net::if_::if_nametoindex(name).ok()
 }
 
-fn attach(ebpf: &mut Ebpf, name: &str, program_name: &'static str, pin_dir: Option<&Path>) -> Result<Attached, KernelError> {
+fn attach(
+    ebpf: &mut Ebpf,
+    name: &str,
+    program_name: &'static str,
+    pin_dir: Option<&Path>,
+) -> Result<Attached, KernelError> {
     let index = ifindex(name).ok_or_else(|| KernelError::transient("find interface", name))?;
     let tcx = has_tcx();
     if !tcx {
