@@ -131,9 +131,12 @@ fn a_failed_map_write_is_retryable() {
 #[test]
 fn render_lists_every_service_address_and_its_endpoints() {
     let dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(FakeKernel::default()));
-    let text = dataplane.render(&state_with(&["10.0.1.10"]));
+    let mut state = state_with(&["10.0.1.10"]);
+    state.node.addresses = vec![ip("192.168.0.2")];
+    let text = dataplane.render(&state);
     assert!(text.contains("172.30.0.1:80/tcp"), "{text}");
     assert!(text.contains("[10.0.1.10:8080]"), "{text}");
+    assert!(text.contains("from-outside flags=4 snat=192.168.0.2 -> [10.0.1.10:8080]"), "{text}");
 }
 
 #[test]
