@@ -77,6 +77,10 @@ pub struct Flags {
     /// Where the eBPF mode pins its links so a restart keeps traffic flowing; empty: no pins.
     #[arg(long)]
     pub ebpf_pin_path: Option<String>,
+    /// The external interfaces where the eBPF mode balances traffic from outside the node
+    /// (comma-separated; default: the interfaces holding the node's addresses).
+    #[arg(long)]
+    pub ebpf_interfaces: Option<String>,
     /// Accept NodePort traffic to localhost (iptables mode).
     #[arg(long = "iptables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub localhost_nodeports: Option<bool>,
@@ -222,6 +226,7 @@ impl Flags {
             log_format: self.log_format.clone(),
             ebpf_cgroup_path: self.ebpf_cgroup_path.clone(),
             ebpf_pin_path: self.ebpf_pin_path.clone(),
+            ebpf_interfaces: self.ebpf_interfaces.clone(),
         }
     }
 }

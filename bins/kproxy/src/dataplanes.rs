@@ -184,6 +184,7 @@ mod ebpf {
         EbpfDataplane::new(EbpfConfig {
             cgroup_path: config.ebpf_cgroup_path.clone().unwrap_or(defaults.cgroup_path),
             pin_dir: config.ebpf_pin_path.clone(),
+            interfaces: config.ebpf_interfaces.clone(),
             nodeport_cidrs: match &config.nodeport_addresses {
                 config::NodePortAddresses::Cidrs(cidrs) => cidrs.clone(),
                 config::NodePortAddresses::All | config::NodePortAddresses::Primary => Vec::new(),

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only */
 /*
- * The layout of kproxy's BPF maps, shared by the programs (sock.c) and checked against
+ * The layout of kproxy's BPF maps, shared by the programs (sock.h, tc.h) and checked against
  * the Rust structs of src/layout.rs: every size and offset asserted here is asserted
  * there with the same number, so a change on one side alone fails the build.
  *
@@ -15,6 +15,7 @@
 /* kp_service.flags */
 #define KP_SVC_REJECT 1u   /* no endpoint anywhere: refuse the connection */
 #define KP_SVC_AFFINITY 2u /* ClientIP session affinity, keyed on the client's netns */
+#define KP_SVC_SNAT 4u     /* (tc) masquerade to kp_external.snat: traffic policy Cluster */
 
 /* kp_config.flags */
 #define KP_CFG_NETNS_FILTER 1u /* balance only sockets of the netns listed in kp_netns */
@@ -76,6 +77,48 @@ struct kp_config {
 	__u32 pad;
 };
 
+/*
+ * A service address as traffic from outside the node sees it (tc programs): the endpoint
+ * set as in kp_service, plus source ranges and the address to masquerade to.
+ */
+struct kp_external {
+	struct kp_service service;
+	__u32 ranges_id; /* nonzero: the source must be in kp_ranges under this id */
+	__u32 snat[4];   /* with KP_SVC_SNAT: the node address replies come back to */
+	__u32 pad;
+};
+
+/* An LPM key: a source range (loadBalancerSourceRanges) of one ranges id. */
+struct kp_range_key {
+	__u32 prefixlen; /* 32 (the id) + the range's prefix length */
+	__u32 ranges_id;
+	__u32 addr[4];
+};
+
+/* A packet's tuple: the conntrack key of one direction of a flow. */
+struct kp_ct_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+/* What a packet of a tracked flow is rewritten to: its new source and destination. */
+struct kp_ct {
+	struct kp_addr src;
+	struct kp_addr dst;
+};
+
+/* A client (source address) of a service id with ClientIP affinity, from outside. */
+struct kp_client_key {
+	__u32 addr[4];
+	__u32 service_id;
+	__u32 family;
+};
+
 #define KP_ASSERT_SIZE(type, size) _Static_assert(sizeof(struct type) == (size), #type " size")
 #define KP_ASSERT_OFFSET(type, field, off) \
 	_Static_assert(__builtin_offsetof(struct type, field) == (off), #type "." #field " offset")
@@ -101,5 +144,22 @@ KP_ASSERT_SIZE(kp_affinity, 32);
 KP_ASSERT_OFFSET(kp_affinity, endpoint, 8);
 KP_ASSERT_OFFSET(kp_affinity, slot, 28);
 KP_ASSERT_SIZE(kp_config, 8);
+KP_ASSERT_SIZE(kp_external, 40);
+KP_ASSERT_OFFSET(kp_external, ranges_id, 16);
+KP_ASSERT_OFFSET(kp_external, snat, 20);
+KP_ASSERT_SIZE(kp_range_key, 24);
+KP_ASSERT_OFFSET(kp_range_key, ranges_id, 4);
+KP_ASSERT_OFFSET(kp_range_key, addr, 8);
+KP_ASSERT_SIZE(kp_ct_key, 40);
+KP_ASSERT_OFFSET(kp_ct_key, daddr, 16);
+KP_ASSERT_OFFSET(kp_ct_key, sport, 32);
+KP_ASSERT_OFFSET(kp_ct_key, dport, 34);
+KP_ASSERT_OFFSET(kp_ct_key, proto, 36);
+KP_ASSERT_OFFSET(kp_ct_key, family, 37);
+KP_ASSERT_SIZE(kp_ct, 40);
+KP_ASSERT_OFFSET(kp_ct, dst, 20);
+KP_ASSERT_SIZE(kp_client_key, 24);
+KP_ASSERT_OFFSET(kp_client_key, service_id, 16);
+KP_ASSERT_OFFSET(kp_client_key, family, 20);
 
 #endif

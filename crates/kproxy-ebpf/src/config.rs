@@ -16,13 +16,24 @@ pub struct MapSizes {
     pub endpoints: u32,
     /// Sockets whose peer shows as the service address (LRU).
     pub reverse_nat: u32,
-    /// Clients with session affinity (LRU).
+    /// Clients with session affinity (LRU), per kind (node clients, clients outside).
     pub affinity: u32,
+    /// Tracked flows from outside the node, two entries each (LRU).
+    pub conntrack: u32,
+    /// Source ranges over every load-balancer service.
+    pub source_ranges: u32,
 }
 
 impl Default for MapSizes {
     fn default() -> Self {
-        Self { services: 65_536, endpoints: 262_144, reverse_nat: 65_536, affinity: 65_536 }
+        Self {
+            services: 65_536,
+            endpoints: 262_144,
+            reverse_nat: 65_536,
+            affinity: 65_536,
+            conntrack: 131_072,
+            source_ranges: 16_384,
+        }
     }
 }
 
@@ -38,6 +49,11 @@ pub struct EbpfConfig {
     pub map_sizes: MapSizes,
     /// Node ports are balanced on the node's addresses inside these; empty: on all of them.
     pub nodeport_cidrs: Vec<IpNet>,
+    /// The external interfaces, where traffic from outside the node is balanced by the tc
+    /// programs (`--ebpf-interfaces`); empty: the interfaces holding the node's addresses.
+    pub interfaces: Vec<String>,
+    /// Whether to attach the tc programs at all (traffic from outside the node).
+    pub tc: bool,
     /// Balance only sockets of these network namespaces (netns cookies); empty: all.
     /// For tests that attach to a cgroup shared with clients that must not be balanced.
     pub netns_cookies: Vec<u64>,
@@ -50,6 +66,8 @@ impl Default for EbpfConfig {
             pin_dir: Some(PathBuf::from(DEFAULT_PIN_DIR)),
             map_sizes: MapSizes::default(),
             nodeport_cidrs: Vec::new(),
+            interfaces: Vec::new(),
+            tc: true,
             netns_cookies: Vec::new(),
         }
     }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
 
 use crate::config::EbpfConfig;
+use crate::interfaces::choose;
 use crate::kernel::{AyaKernel, Kernel, KernelError};
 use crate::maps::Maps;
 use crate::plan::{PlanContext, plan_port, plan_state};
@@ -109,6 +110,12 @@ impl Dataplane for EbpfDataplane {
             self.kernel.attach().map_err(|e| kernel_error("attach", e))?;
             self.attached = true;
         }
+        if self.config.tc {
+            // Every sync: pods' interfaces come and go.
+            let present = self.kernel.interfaces().map_err(|e| kernel_error("list interfaces", e))?;
+            let attachment = choose(&self.config.interfaces, &state.node.addresses, &present);
+            self.kernel.attach_tc(&attachment).map_err(|e| kernel_error("attach tc", e))?;
+        }
         let touched = IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum();
         Ok(SyncStats {
             full,
@@ -142,6 +149,25 @@ impl Dataplane for EbpfDataplane {
                     entry.role,
                     entry.flags,
                     entry.affinity_secs,
+                    list.join(" ")
+                );
+            }
+            for (key, external) in &plan.external {
+                let entry = &external.entry;
+                let endpoints = plan.sets.get(&entry.role).map(Vec::as_slice).unwrap_or_default();
+                let list: Vec<String> = endpoints.iter().map(|e| e.socket_addr().to_string()).collect();
+                let snat = external.snat.map(|ip| format!(" snat={ip}")).unwrap_or_default();
+                let ranges =
+                    if external.source_ranges { format!(" ranges={:?}", plan.source_ranges) } else { String::new() };
+                let _ = writeln!(
+                    out,
+                    "{} {}/{} {} {:?} from-outside flags={}{snat}{ranges} -> [{}]",
+                    family.as_str(),
+                    key.socket_addr(),
+                    name.protocol.as_lower_str(),
+                    name,
+                    entry.role,
+                    entry.flags,
                     list.join(" ")
                 );
             }

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use kproxy_core::{Changes, Endpoint, IpFamily, NamespacedName, Protocol, ServicePort, ServicePortName};
 
 use super::*;
+use crate::interfaces::{Interface, TcAttachment};
 use crate::layout::KpServiceKey;
 use crate::maps::FakeMaps;
 
@@ -12,6 +13,7 @@ use crate::maps::FakeMaps;
 struct FakeKernel {
     maps: FakeMaps,
     calls: Arc<Mutex<Vec<&'static str>>>,
+    attachments: Arc<Mutex<Vec<TcAttachment>>>,
 }
 
 impl FakeKernel {
@@ -30,6 +32,20 @@ impl Kernel for FakeKernel {
         self.calls.lock().unwrap().push("attach");
         // The maps must be complete before the programs see traffic.
         assert!(!self.maps.snapshot().services.is_empty(), "attached before the maps were filled");
+        Ok(())
+    }
+
+    fn interfaces(&self) -> Result<Vec<Interface>, KernelError> {
+        let iface = |name: &str, address: &str, loopback| Interface {
+            name: name.to_owned(),
+            addresses: vec![ip(address)],
+            loopback,
+        };
+        Ok(vec![iface("lo", "127.0.0.1", true), iface("eth0", "192.168.0.2", false), iface("pod1a", "fe80::1", false)])
+    }
+
+    fn attach_tc(&mut self, attachment: &TcAttachment) -> Result<(), KernelError> {
+        self.attachments.lock().unwrap().push(attachment.clone());
         Ok(())
     }
 
@@ -115,7 +131,35 @@ fn a_failed_map_write_is_retryable() {
 #[test]
 fn render_lists_every_service_address_and_its_endpoints() {
     let dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(FakeKernel::default()));
-    let text = dataplane.render(&state_with(&["10.0.1.10"]));
+    let mut state = state_with(&["10.0.1.10"]);
+    state.node.addresses = vec![ip("192.168.0.2")];
+    let text = dataplane.render(&state);
     assert!(text.contains("172.30.0.1:80/tcp"), "{text}");
     assert!(text.contains("[10.0.1.10:8080]"), "{text}");
+    assert!(text.contains("from-outside flags=4 snat=192.168.0.2 -> [10.0.1.10:8080]"), "{text}");
+}
+
+#[test]
+fn every_sync_attaches_the_tc_programs_to_the_interfaces_of_the_moment() {
+    let kernel = FakeKernel::default();
+    let mut dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
+    let mut state = state_with(&["10.0.1.10"]);
+    state.node.addresses = vec![ip("192.168.0.2")];
+    block_on(dataplane.sync(&state, &Changes::default())).unwrap();
+    block_on(dataplane.sync(&state, &changed(web()))).unwrap();
+    let attachments = kernel.attachments.lock().unwrap().clone();
+    let wanted = TcAttachment { external: vec!["eth0".to_owned()], pod_side: vec!["pod1a".to_owned()] };
+    assert_eq!(attachments, [wanted.clone(), wanted], "the interface holding the node address is external");
+    let outside = KpServiceKey::new(ip("172.30.0.1"), 80, Protocol::Tcp);
+    let value = kernel.maps.snapshot().external[&outside];
+    assert_eq!(value.snat[0].to_ne_bytes(), [192, 168, 0, 2], "the ClusterIP from outside is masqueraded");
+}
+
+#[test]
+fn without_tc_no_interface_is_touched() {
+    let kernel = FakeKernel::default();
+    let config = EbpfConfig { tc: false, ..EbpfConfig::default() };
+    let mut dataplane = EbpfDataplane::with_kernel(config, Box::new(kernel.clone()));
+    block_on(dataplane.sync(&state_with(&["10.0.1.10"]), &Changes::default())).unwrap();
+    assert!(kernel.attachments.lock().unwrap().is_empty());
 }

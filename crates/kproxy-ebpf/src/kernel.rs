@@ -1,5 +1,6 @@
 //! The kernel side: loading the embedded object with aya, the real [`Maps`], attaching to
-//! the cgroup, pinning links, and removing our pins.
+//! the cgroup and (through [`crate::tc_links`]) to interfaces, pinning links, and removing
+//! our pins.
 //!
 //! [`Kernel`] is the seam: [`AyaKernel`] does the work, tests use a fake. Loading creates
 //! fresh maps each time; a new kproxy fills them, attaches its programs next to the links
@@ -14,12 +15,18 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 use aya::{Ebpf, EbpfLoader};
 
-use crate::config::{EbpfConfig, MapSizes};
-use crate::layout::{CFG_NETNS_FILTER, KpAddr, KpConfig, KpEndpointKey, KpService, KpServiceKey};
-use crate::maps::{MapError, Maps};
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 
-/// The compiled programs (`bpf/sock.c`, built by `build.rs`).
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sock.o"));
+use crate::config::{EbpfConfig, MapSizes};
+use crate::interfaces::{Interface, TcAttachment};
+use crate::layout::{
+    CFG_NETNS_FILTER, KpAddr, KpConfig, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey,
+};
+use crate::maps::{MapError, Maps};
+use crate::tc_links::{self, TcLinks};
+
+/// The compiled programs (`bpf/kproxy.c`, built by `build.rs`).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kproxy.o"));
 
 /// Every program, by function name; each is also its pin's file name.
 pub const PROGRAMS: [&str; 8] = [
@@ -46,17 +53,17 @@ pub struct KernelError {
 }
 
 impl KernelError {
-    fn fatal(step: &'static str, error: impl std::fmt::Display) -> Self {
+    pub(crate) fn fatal(step: &'static str, error: impl std::fmt::Display) -> Self {
         Self { step, message: error.to_string(), fatal: true }
     }
 
-    fn transient(step: &'static str, error: impl std::fmt::Display) -> Self {
+    pub(crate) fn transient(step: &'static str, error: impl std::fmt::Display) -> Self {
         Self { step, message: error.to_string(), fatal: false }
     }
 }
 
 /// `error` with its causes, `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {
@@ -72,6 +79,11 @@ pub trait Kernel: Send {
     fn load(&mut self) -> Result<Box<dyn Maps>, KernelError>;
     /// Attaches the loaded programs, replacing links a previous kproxy pinned.
     fn attach(&mut self) -> Result<(), KernelError>;
+    /// The node's network interfaces (in the calling thread's namespace).
+    fn interfaces(&self) -> Result<Vec<Interface>, KernelError>;
+    /// Attaches the tc programs to exactly the interfaces of `attachment` (after
+    /// [`Kernel::load`]); interfaces no longer listed lose theirs.
+    fn attach_tc(&mut self, attachment: &TcAttachment) -> Result<(), KernelError>;
     /// Detaches and unpins everything of ours (also what a previous kproxy pinned).
     fn cleanup(&mut self) -> Result<(), KernelError>;
 }
@@ -82,12 +94,14 @@ pub struct AyaKernel {
     ebpf: Option<Ebpf>,
     /// Links pinned by this process (closing them leaves them attached).
     pinned: Vec<PinnedLink>,
+    /// The tc links.
+    tc: TcLinks,
 }
 
 impl AyaKernel {
     /// A kernel side for `config`; nothing happens until [`Kernel::load`].
     pub fn new(config: EbpfConfig) -> Self {
-        Self { config, ebpf: None, pinned: Vec::new() }
+        Self { config, ebpf: None, pinned: Vec::new(), tc: TcLinks::default() }
     }
 }
 
@@ -103,12 +117,17 @@ fn loader(sizes: &MapSizes) -> EbpfLoader<'static> {
         .map_max_entries("kp_services", sizes.services)
         .map_max_entries("kp_endpoints", sizes.endpoints)
         .map_max_entries("kp_revnat", sizes.reverse_nat)
-        .map_max_entries("kp_affinity", sizes.affinity);
+        .map_max_entries("kp_affinity", sizes.affinity)
+        .map_max_entries("kp_external", sizes.services)
+        .map_max_entries("kp_ranges", sizes.source_ranges)
+        .map_max_entries("kp_conntrack", sizes.conntrack)
+        .map_max_entries("kp_client_affinity", sizes.affinity);
     loader
 }
 
 impl Kernel for AyaKernel {
     fn load(&mut self) -> Result<Box<dyn Maps>, KernelError> {
+        self.tc.clear(self.ebpf.as_mut());
         self.ebpf = None;
         let mut ebpf =
             loader(&self.config.map_sizes).load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
@@ -120,13 +139,16 @@ impl Kernel for AyaKernel {
                 .map_err(|e| KernelError::fatal("program type", e))?;
             program.load().map_err(|e| KernelError::fatal("load program", format!("{name}: {}", chain(&e))))?;
         }
+        tc_links::load(&mut ebpf)?;
         write_config(&mut ebpf, &self.config.netns_cookies)?;
         let take = |ebpf: &mut Ebpf, name| ebpf.take_map(name).ok_or_else(|| KernelError::fatal("find map", name));
         let services = HashMap::try_from(take(&mut ebpf, "kp_services")?).map_err(|e| KernelError::fatal("map", e))?;
         let endpoints =
             HashMap::try_from(take(&mut ebpf, "kp_endpoints")?).map_err(|e| KernelError::fatal("map", e))?;
+        let external = HashMap::try_from(take(&mut ebpf, "kp_external")?).map_err(|e| KernelError::fatal("map", e))?;
+        let ranges = LpmTrie::try_from(take(&mut ebpf, "kp_ranges")?).map_err(|e| KernelError::fatal("map", e))?;
         self.ebpf = Some(ebpf);
-        Ok(Box::new(KernelMaps { services, endpoints }))
+        Ok(Box::new(KernelMaps { services, endpoints, external, ranges }))
     }
 
     fn attach(&mut self) -> Result<(), KernelError> {
@@ -156,7 +178,18 @@ impl Kernel for AyaKernel {
         Ok(())
     }
 
+    fn interfaces(&self) -> Result<Vec<Interface>, KernelError> {
+        crate::interfaces::list().map_err(|e| KernelError::transient("list interfaces", e))
+    }
+
+    fn attach_tc(&mut self, attachment: &TcAttachment) -> Result<(), KernelError> {
+        let ebpf = self.ebpf.as_mut().ok_or_else(|| KernelError::transient("attach tc", "nothing loaded"))?;
+        let pin_dir = self.config.pin_dir.as_deref().and_then(usable_pin_dir);
+        self.tc.sync(ebpf, attachment, pin_dir.as_deref())
+    }
+
     fn cleanup(&mut self) -> Result<(), KernelError> {
+        self.tc.clear(self.ebpf.as_mut());
         self.ebpf = None;
         for link in self.pinned.drain(..) {
             // Unpinned below by path, whoever pinned it.
@@ -166,6 +199,7 @@ impl Kernel for AyaKernel {
         for name in PROGRAMS {
             unpin(&dir.join(name))?;
         }
+        tc_links::unpin_all(dir)?;
         match std::fs::remove_dir(dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -187,7 +221,7 @@ fn usable_pin_dir(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Removes the link pinned at `path` (detaching it), if there is one.
-fn unpin(path: &Path) -> Result<(), KernelError> {
+pub(crate) fn unpin(path: &Path) -> Result<(), KernelError> {
     if !path.exists() {
         return Ok(());
     }
@@ -215,6 +249,24 @@ fn write_config(ebpf: &mut Ebpf, netns_cookies: &[u64]) -> Result<(), KernelErro
 struct KernelMaps {
     services: HashMap<MapData, KpServiceKey, KpService>,
     endpoints: HashMap<MapData, KpEndpointKey, KpAddr>,
+    external: HashMap<MapData, KpServiceKey, KpExternal>,
+    ranges: LpmTrie<MapData, RangeData, u32>,
+}
+
+/// The part of [`KpRangeKey`] after the prefix length, as aya's LPM key carries it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct RangeData {
+    ranges_id: u32,
+    addr: [u32; 4],
+}
+
+// SAFETY: `#[repr(C)]`, only integers, no padding (4 + 16 bytes, the tail of kp_range_key).
+#[allow(unsafe_code, reason = "aya::Pod for an LPM key's data, as in layout.rs")]
+unsafe impl aya::Pod for RangeData {}
+
+fn lpm_key(key: &KpRangeKey) -> LpmKey<RangeData> {
+    LpmKey::new(key.prefixlen, RangeData { ranges_id: key.ranges_id, addr: key.addr })
 }
 
 fn map_error(op: &'static str, map: &'static str, error: &aya::maps::MapError) -> MapError {
@@ -253,5 +305,21 @@ impl Maps for KernelMaps {
 
     fn delete_endpoint(&mut self, key: &KpEndpointKey) -> Result<(), MapError> {
         removed(self.endpoints.remove(key), "kp_endpoints")
+    }
+
+    fn put_external(&mut self, key: &KpServiceKey, value: &KpExternal) -> Result<(), MapError> {
+        self.external.insert(key, value, 0).map_err(|e| map_error("insert", "kp_external", &e))
+    }
+
+    fn delete_external(&mut self, key: &KpServiceKey) -> Result<(), MapError> {
+        removed(self.external.remove(key), "kp_external")
+    }
+
+    fn put_range(&mut self, key: &KpRangeKey) -> Result<(), MapError> {
+        self.ranges.insert(&lpm_key(key), 1, 0).map_err(|e| map_error("insert", "kp_ranges", &e))
+    }
+
+    fn delete_range(&mut self, key: &KpRangeKey) -> Result<(), MapError> {
+        removed(self.ranges.remove(&lpm_key(key)), "kp_ranges")
     }
 }

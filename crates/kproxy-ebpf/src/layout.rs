@@ -15,6 +15,8 @@ use kproxy_core::Protocol;
 pub const SVC_REJECT: u32 = 1;
 /// `kp_service.flags`: ClientIP session affinity.
 pub const SVC_AFFINITY: u32 = 2;
+/// `kp_service.flags` (tc): masquerade to `kp_external.snat` (traffic policy Cluster).
+pub const SVC_SNAT: u32 = 4;
 /// `kp_config.flags`: balance only sockets of the network namespaces in `kp_netns`.
 pub const CFG_NETNS_FILTER: u32 = 1;
 
@@ -116,6 +118,74 @@ pub struct KpConfig {
     pub pad: u32,
 }
 
+/// `struct kp_external`: a service address for traffic from outside the node (tc).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KpExternal {
+    /// The endpoint set, flags (also [`SVC_SNAT`]) and affinity timeout.
+    pub service: KpService,
+    /// Nonzero: the source must be in `kp_ranges` under this id.
+    pub ranges_id: u32,
+    /// With [`SVC_SNAT`]: the node address to masquerade to, network byte order.
+    pub snat: [u32; 4],
+    /// Zero.
+    pub pad: u32,
+}
+
+/// `struct kp_range_key`: an LPM key, a source range of one ranges id.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct KpRangeKey {
+    /// 32 (the id) plus the range's prefix length.
+    pub prefixlen: u32,
+    /// The ranges id.
+    pub ranges_id: u32,
+    /// The range's address, network byte order, IPv4 in word 0.
+    pub addr: [u32; 4],
+}
+
+/// `struct kp_ct_key`: a packet's tuple, one direction of a tracked flow.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KpCtKey {
+    /// Source address.
+    pub saddr: [u32; 4],
+    /// Destination address.
+    pub daddr: [u32; 4],
+    /// Source port, network byte order.
+    pub sport: u16,
+    /// Destination port, network byte order.
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// Zero.
+    pub pad: u16,
+}
+
+/// `struct kp_ct`: what packets of a tracked flow are rewritten to.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KpCt {
+    /// The new source.
+    pub src: KpAddr,
+    /// The new destination.
+    pub dst: KpAddr,
+}
+
+/// `struct kp_client_key`: a client address of an affine endpoint set (tc).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KpClientKey {
+    /// The client's address.
+    pub addr: [u32; 4],
+    /// The endpoint set's id.
+    pub service_id: u32,
+    /// 4 or 6.
+    pub family: u32,
+}
+
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made only of integers and arrays of integers,
 // and has no implicit padding (the asserts below pin every size to the sum of its fields).
 unsafe impl aya::Pod for KpAddr {}
@@ -133,6 +203,16 @@ unsafe impl aya::Pod for KpAffinityKey {}
 unsafe impl aya::Pod for KpAffinity {}
 // SAFETY: as above.
 unsafe impl aya::Pod for KpConfig {}
+// SAFETY: as above.
+unsafe impl aya::Pod for KpExternal {}
+// SAFETY: as above.
+unsafe impl aya::Pod for KpRangeKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for KpCtKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for KpCt {}
+// SAFETY: as above.
+unsafe impl aya::Pod for KpClientKey {}
 
 // The same numbers as the _Static_asserts of bpf/kproxy.h.
 const _: () = {
@@ -157,6 +237,23 @@ const _: () = {
     assert!(offset_of!(KpAffinity, endpoint) == 8);
     assert!(offset_of!(KpAffinity, slot) == 28);
     assert!(size_of::<KpConfig>() == 8);
+    assert!(size_of::<KpExternal>() == 40);
+    assert!(offset_of!(KpExternal, ranges_id) == 16);
+    assert!(offset_of!(KpExternal, snat) == 20);
+    assert!(size_of::<KpRangeKey>() == 24);
+    assert!(offset_of!(KpRangeKey, ranges_id) == 4);
+    assert!(offset_of!(KpRangeKey, addr) == 8);
+    assert!(size_of::<KpCtKey>() == 40);
+    assert!(offset_of!(KpCtKey, daddr) == 16);
+    assert!(offset_of!(KpCtKey, sport) == 32);
+    assert!(offset_of!(KpCtKey, dport) == 34);
+    assert!(offset_of!(KpCtKey, proto) == 36);
+    assert!(offset_of!(KpCtKey, family) == 37);
+    assert!(size_of::<KpCt>() == 40);
+    assert!(offset_of!(KpCt, dst) == 20);
+    assert!(size_of::<KpClientKey>() == 24);
+    assert!(offset_of!(KpClientKey, service_id) == 16);
+    assert!(offset_of!(KpClientKey, family) == 20);
 };
 
 /// An address as four words in network byte order, and its family (4 or 6).
@@ -206,6 +303,22 @@ impl KpServiceKey {
     }
 }
 
+impl KpExternal {
+    /// The value for `service`, checking `ranges_id`'s ranges, masquerading to `snat`.
+    pub fn new(service: KpService, ranges_id: u32, snat: Option<IpAddr>) -> Self {
+        let snat = snat.map_or([0; 4], |ip| words(ip).0);
+        Self { service, ranges_id, snat, pad: 0 }
+    }
+}
+
+impl KpRangeKey {
+    /// The key of source range `range` under `ranges_id`.
+    pub fn new(ranges_id: u32, range: ipnet::IpNet) -> Self {
+        let (addr, _) = words(range.network());
+        Self { prefixlen: 32 + u32::from(range.prefix_len()), ranges_id, addr }
+    }
+}
+
 fn ip_of(addr: [u32; 4], family: u8) -> IpAddr {
     if family == 4 {
         return Ipv4Addr::from(addr[0].to_ne_bytes()).into();
@@ -240,6 +353,23 @@ mod tests {
         let v6 = KpAddr::new("[fd00::1]:1".parse().unwrap());
         assert_eq!(v6.addr[0].to_ne_bytes(), [0xfd, 0, 0, 0]);
         assert_eq!(v6.family, 6);
+    }
+
+    #[test]
+    fn a_source_range_key_counts_the_id_in_its_prefix() {
+        let key = KpRangeKey::new(7, "192.168.0.0/24".parse().unwrap());
+        assert_eq!((key.prefixlen, key.ranges_id), (56, 7));
+        assert_eq!(key.addr[0].to_ne_bytes(), [192, 168, 0, 0]);
+        let v6 = KpRangeKey::new(7, "fd00::/8".parse().unwrap());
+        assert_eq!(v6.prefixlen, 40);
+    }
+
+    #[test]
+    fn an_external_value_carries_the_masquerade_address() {
+        let value = KpExternal::new(KpService::default(), 3, Some("192.168.0.2".parse().unwrap()));
+        assert_eq!(value.snat[0].to_ne_bytes(), [192, 168, 0, 2]);
+        assert_eq!(value.ranges_id, 3);
+        assert_eq!(KpExternal::new(KpService::default(), 0, None).snat, [0; 4]);
     }
 
     #[test]

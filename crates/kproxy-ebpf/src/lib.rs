@@ -1,13 +1,17 @@
 //! kproxy's eBPF dataplane (`--mode ebpf`): socket-level service balancing.
 //!
-//! Eight cgroup programs (`bpf/sock.c`, C compiled by `build.rs` with clang-19 and loaded
+//! Eight cgroup programs (`bpf/sock.h`, C compiled by `build.rs` with clang-19 and loaded
 //! with aya) run for every socket of the processes in the configured cgroup v2 subtree:
 //! `connect4/6` and `sendmsg4/6` rewrite a service address (ClusterIP, external IP,
 //! load-balancer IP, node port on a node address; TCP and UDP) to an endpoint chosen from
 //! the maps; `recvmsg4/6` and `getpeername4/6` show the service address back to the
 //! application. A service without endpoints makes `connect` fail at once with
-//! `ECONNREFUSED`. Packets are never rewritten: a balanced connection costs no per-packet
-//! work, and traffic from outside the node is not handled (no tc programs yet).
+//! `ECONNREFUSED`. Packets of the node's own clients are never rewritten: a balanced
+//! connection costs no per-packet work.
+//!
+//! Traffic from outside the node is balanced by two tc programs (`bpf/tc.h`): on the
+//! external interfaces ([`interfaces`]) they DNAT to an endpoint and, for traffic policy
+//! Cluster, SNAT to the node address; replies are translated back through a conntrack map.
 //!
 //! A sync only writes map entries ([`sync`]), planned from [`kproxy_core::categorize_endpoints`]
 //! ([`plan`]); the kernel sits behind [`Kernel`] and [`Maps`] so that all of it is unit-tested
@@ -15,11 +19,13 @@
 
 pub mod config;
 mod dataplane;
+pub mod interfaces;
 pub mod kernel;
 pub mod layout;
 pub mod maps;
 pub mod plan;
 pub mod sync;
+mod tc_links;
 
 pub use config::{EbpfConfig, MapSizes, cgroup2_root};
 pub use dataplane::EbpfDataplane;

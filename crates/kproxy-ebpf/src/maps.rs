@@ -1,4 +1,4 @@
-//! The seam between the sync engine and the kernel: the two maps a sync writes.
+//! The seam between the sync engine and the kernel: the maps a sync writes.
 //!
 //! [`crate::kernel`] implements [`Maps`] on the real BPF maps; [`FakeMaps`] keeps them in
 //! memory, logs every write and checks after each one that no exposed slot is a hole.
@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::layout::{KpAddr, KpEndpointKey, KpService, KpServiceKey};
+use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
 
 /// A map write that failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,14 @@ pub trait Maps: Send {
     fn put_endpoint(&mut self, key: &KpEndpointKey, value: &KpAddr) -> Result<(), MapError>;
     /// Removes an endpoint slot.
     fn delete_endpoint(&mut self, key: &KpEndpointKey) -> Result<(), MapError>;
+    /// Sets a service address for traffic from outside (`kp_external`).
+    fn put_external(&mut self, key: &KpServiceKey, value: &KpExternal) -> Result<(), MapError>;
+    /// Removes a service address for traffic from outside.
+    fn delete_external(&mut self, key: &KpServiceKey) -> Result<(), MapError>;
+    /// Adds a source range (`kp_ranges`).
+    fn put_range(&mut self, key: &KpRangeKey) -> Result<(), MapError>;
+    /// Removes a source range.
+    fn delete_range(&mut self, key: &KpRangeKey) -> Result<(), MapError>;
 }
 
 /// One write, as [`FakeMaps`] logs it.
@@ -43,6 +51,14 @@ pub enum Write {
     PutEndpoint(KpEndpointKey, KpAddr),
     /// `delete_endpoint`.
     DeleteEndpoint(KpEndpointKey),
+    /// `put_external`.
+    PutExternal(KpServiceKey, KpExternal),
+    /// `delete_external`.
+    DeleteExternal(KpServiceKey),
+    /// `put_range`.
+    PutRange(KpRangeKey),
+    /// `delete_range`.
+    DeleteRange(KpRangeKey),
 }
 
 /// The contents of [`FakeMaps`].
@@ -52,6 +68,10 @@ pub struct FakeTables {
     pub services: BTreeMap<KpServiceKey, KpService>,
     /// `kp_endpoints`.
     pub endpoints: BTreeMap<KpEndpointKey, KpAddr>,
+    /// `kp_external`.
+    pub external: BTreeMap<KpServiceKey, KpExternal>,
+    /// `kp_ranges`.
+    pub ranges: std::collections::BTreeSet<KpRangeKey>,
     /// Every write, in order.
     pub log: Vec<Write>,
     /// Service addresses that, after some write, exposed a slot that did not exist.
@@ -69,8 +89,17 @@ impl FakeTables {
             .collect()
     }
 
+    /// The endpoints `key` balances traffic from outside over, in slot order.
+    pub fn external_endpoints_of(&self, key: &KpServiceKey) -> Option<Vec<std::net::SocketAddr>> {
+        let service = self.external.get(key)?.service;
+        (0..service.count)
+            .map(|slot| self.endpoints.get(&KpEndpointKey { service_id: service.id, slot }).map(KpAddr::socket_addr))
+            .collect()
+    }
+
     fn check_holes(&mut self) {
-        for (key, service) in &self.services {
+        let external = self.external.iter().map(|(k, v)| (k, &v.service));
+        for (key, service) in self.services.iter().chain(external) {
             let hole = (0..service.count)
                 .any(|slot| !self.endpoints.contains_key(&KpEndpointKey { service_id: service.id, slot }));
             if hole {
@@ -122,6 +151,18 @@ impl FakeMaps {
             Write::DeleteEndpoint(k) => {
                 tables.endpoints.remove(k);
             }
+            Write::PutExternal(k, v) => {
+                tables.external.insert(*k, *v);
+            }
+            Write::DeleteExternal(k) => {
+                tables.external.remove(k);
+            }
+            Write::PutRange(k) => {
+                tables.ranges.insert(*k);
+            }
+            Write::DeleteRange(k) => {
+                tables.ranges.remove(k);
+            }
         }
         tables.log.push(write);
         tables.check_holes();
@@ -144,5 +185,21 @@ impl Maps for FakeMaps {
 
     fn delete_endpoint(&mut self, key: &KpEndpointKey) -> Result<(), MapError> {
         self.write("kp_endpoints", Write::DeleteEndpoint(*key))
+    }
+
+    fn put_external(&mut self, key: &KpServiceKey, value: &KpExternal) -> Result<(), MapError> {
+        self.write("kp_external", Write::PutExternal(*key, *value))
+    }
+
+    fn delete_external(&mut self, key: &KpServiceKey) -> Result<(), MapError> {
+        self.write("kp_external", Write::DeleteExternal(*key))
+    }
+
+    fn put_range(&mut self, key: &KpRangeKey) -> Result<(), MapError> {
+        self.write("kp_ranges", Write::PutRange(*key))
+    }
+
+    fn delete_range(&mut self, key: &KpRangeKey) -> Result<(), MapError> {
+        self.write("kp_ranges", Write::DeleteRange(*key))
     }
 }

@@ -5,6 +5,12 @@
 //! policy names; its external IPs, load-balancer IPs and node ports (on the node's own
 //! addresses) use the cluster set, because every client these programs see is on the node
 //! (upstream short-circuits node and pod traffic to external addresses the same way).
+//!
+//! Traffic from outside the node (the tc programs) has entries of its own
+//! ([`PortPlan::external`]): external IPs, load-balancer IPs and node ports use the set the
+//! external traffic policy names, masqueraded to a node address for Cluster and kept for
+//! Local; the ClusterIP uses its internal set, masqueraded (the source is outside the
+//! node). Load-balancer IPs check the source ranges.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,7 +18,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use kproxy_core::{Endpoint, IpFamily, ProxyState, ServicePort, ServicePortName, TopologyNode, categorize_endpoints};
 
-use crate::layout::{KpAddr, KpServiceKey, SVC_AFFINITY, SVC_REJECT};
+use crate::layout::{KpAddr, KpServiceKey, SVC_AFFINITY, SVC_REJECT, SVC_SNAT};
 
 /// Which endpoint set a service address balances over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,13 +40,28 @@ pub struct Entry {
     pub affinity_secs: u32,
 }
 
+/// What one service address does for traffic from outside the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalEntry {
+    /// The set, flags (with `SVC_SNAT` to masquerade) and affinity.
+    pub entry: Entry,
+    /// The node address it masquerades to (with `SVC_SNAT`).
+    pub snat: Option<IpAddr>,
+    /// The source must be in the port's [`PortPlan::source_ranges`].
+    pub source_ranges: bool,
+}
+
 /// The map entries of one service port of one family.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortPlan {
     /// The endpoints of each set its entries use, in slot order.
     pub sets: BTreeMap<Role, Vec<KpAddr>>,
-    /// Its service addresses.
+    /// Its service addresses for clients on the node (socket programs).
     pub entries: BTreeMap<KpServiceKey, Entry>,
+    /// Its service addresses for traffic from outside the node (tc programs).
+    pub external: BTreeMap<KpServiceKey, ExternalEntry>,
+    /// `loadBalancerSourceRanges` of this family (used by entries that say so).
+    pub source_ranges: Vec<ipnet::IpNet>,
 }
 
 /// What planning needs besides the state.
@@ -65,6 +86,11 @@ impl<'a> PlanContext<'a> {
             IpFamily::of(ip) == family
                 && (self.nodeport_cidrs.is_empty() || self.nodeport_cidrs.iter().any(|c| c.contains(ip)))
         })
+    }
+
+    /// The node address traffic of `family` from outside is masqueraded to (its first).
+    fn masquerade_address(&self, family: IpFamily) -> Option<IpAddr> {
+        self.node_addresses.iter().copied().find(|ip| IpFamily::of(ip) == family)
     }
 }
 
@@ -103,8 +129,56 @@ pub fn plan_port(ctx: &PlanContext<'_>, family: IpFamily, port: &ServicePort, en
         }
         plan.entries.insert(KpServiceKey::new(ip, number, port.protocol), Entry { role, flags, affinity_secs });
     }
-    plan.sets.retain(|role, _| plan.entries.values().any(|e| e.role == *role));
+    plan_external(ctx, family, port, flags, affinity_secs, &mut plan);
+    for role in plan.entries.values().map(|e| e.role).chain(plan.external.values().map(|e| e.entry.role)) {
+        plan.sets.entry(role).or_insert_with(|| set_of(role));
+    }
+    plan.sets.retain(|role, _| {
+        plan.entries.values().any(|e| e.role == *role) || plan.external.values().any(|e| e.entry.role == *role)
+    });
     plan
+}
+
+/// The entries for traffic from outside the node (see the module docs). Every address
+/// gets one, also with an empty set: the tc program drops such traffic (or, with
+/// `SVC_REJECT`, leaves it to the node's stack, which refuses it).
+fn plan_external(
+    ctx: &PlanContext<'_>,
+    family: IpFamily,
+    port: &ServicePort,
+    flags: u32,
+    affinity_secs: u32,
+    plan: &mut PortPlan,
+) {
+    let internal = if port.internal_policy_local { Role::Local } else { Role::Cluster };
+    let external = if port.external_policy_local { Role::Local } else { Role::Cluster };
+    let masquerade = ctx.masquerade_address(family);
+    let ranges: Vec<ipnet::IpNet> =
+        port.load_balancer_source_ranges.iter().copied().filter(|r| IpFamily::of(&r.addr()) == family).collect();
+    let any_ranges = !port.load_balancer_source_ranges.is_empty();
+    let masquerade_external = external == Role::Cluster;
+    // (address, port, role, masquerades, masquerade to, checks source ranges)
+    let mut addresses = vec![(port.cluster_ip, port.port, internal, true, masquerade, false)];
+    let outside = |ip: &IpAddr, ranges| (*ip, port.port, external, masquerade_external, masquerade, ranges);
+    addresses.extend(port.external_ips.iter().map(|ip| outside(ip, false)));
+    addresses.extend(port.load_balancer_vips.iter().map(|ip| outside(ip, any_ranges)));
+    if let Some(node_port) = port.node_port {
+        // Masqueraded to the node address it came to.
+        let on_node = |ip: IpAddr| (ip, node_port, external, masquerade_external, Some(ip), false);
+        addresses.extend(ctx.node_port_addresses(family).map(on_node));
+    }
+    for (ip, number, role, masquerades, snat, source_ranges) in addresses {
+        if IpFamily::of(&ip) != family || ip.is_unspecified() || (masquerades && snat.is_none()) {
+            continue; // another family, or no node address of this family to masquerade to
+        }
+        let entry_flags = if masquerades { flags | SVC_SNAT } else { flags };
+        let entry = Entry { role, flags: entry_flags, affinity_secs };
+        let key = KpServiceKey::new(ip, number, port.protocol);
+        plan.external.insert(key, ExternalEntry { entry, snat: snat.filter(|_| masquerades), source_ranges });
+    }
+    if plan.external.values().any(|e| e.source_ranges) {
+        plan.source_ranges = ranges;
+    }
 }
 
 /// Every service port of `state`, planned.

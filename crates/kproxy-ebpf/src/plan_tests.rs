@@ -114,3 +114,81 @@ fn serving_terminating_endpoints_stand_in_when_none_is_ready() {
     assert_eq!(addrs(&plan, Role::Cluster), ["10.0.2.10:8080"]);
     assert_eq!(plan.entries[&key("172.30.0.1:80", Protocol::Tcp)].flags, 0);
 }
+
+/// A NodePort/LoadBalancer port with an external IP, one endpoint here and one elsewhere.
+fn exposed(policy_local: bool) -> ServicePort {
+    ServicePort {
+        node_port: Some(30080),
+        external_ips: vec![ip("192.168.99.11")],
+        load_balancer_vips: vec![ip("1.2.3.4")],
+        external_policy_local: policy_local,
+        ..ServicePort::new(ip("172.30.0.1"), 80, Protocol::Tcp)
+    }
+}
+
+fn outside(plan: &PortPlan, address: &str) -> ExternalEntry {
+    plan.external[&key(address, Protocol::Tcp)]
+}
+
+#[test]
+fn from_outside_policy_cluster_masquerades_to_the_node_address_over_every_endpoint() {
+    let node_ips = NODE_IPS.map(ip);
+    let eps = [endpoint("10.0.1.10:8080", true), endpoint("10.0.2.10:8080", false)];
+    let plan = plan_port(&ctx(&node_ips), IpFamily::V4, &exposed(false), &eps);
+    for address in ["172.30.0.1:80", "192.168.99.11:80", "1.2.3.4:80", "192.168.0.2:30080"] {
+        let external = outside(&plan, address);
+        assert_eq!(external.entry.role, Role::Cluster, "{address}");
+        assert_eq!(external.entry.flags, SVC_SNAT, "{address}");
+        assert_eq!(external.snat, Some(ip("192.168.0.2")), "{address}: replies come back through this node");
+        assert!(!external.source_ranges);
+    }
+    assert_eq!(plan.external.len(), 4);
+    assert_eq!(addrs(&plan, Role::Cluster), ["10.0.1.10:8080", "10.0.2.10:8080"]);
+}
+
+#[test]
+fn from_outside_policy_local_keeps_the_source_and_uses_local_endpoints_only() {
+    let node_ips = NODE_IPS.map(ip);
+    let eps = [endpoint("10.0.1.10:8080", true), endpoint("10.0.2.10:8080", false)];
+    let plan = plan_port(&ctx(&node_ips), IpFamily::V4, &exposed(true), &eps);
+    for address in ["192.168.99.11:80", "1.2.3.4:80", "192.168.0.2:30080"] {
+        let external = outside(&plan, address);
+        assert_eq!((external.entry.role, external.entry.flags, external.snat), (Role::Local, 0, None), "{address}");
+    }
+    let cluster_ip = outside(&plan, "172.30.0.1:80");
+    assert_eq!((cluster_ip.entry.role, cluster_ip.entry.flags), (Role::Cluster, SVC_SNAT), "internal policy applies");
+    assert_eq!(addrs(&plan, Role::Local), ["10.0.1.10:8080"]);
+    assert_eq!(plan.entries[&key("1.2.3.4:80", Protocol::Tcp)].role, Role::Cluster, "node clients use every endpoint");
+}
+
+#[test]
+fn from_outside_policy_local_without_local_endpoints_has_an_empty_set_so_it_is_dropped() {
+    let plan = plan_port(&ctx(&NODE_IPS.map(ip)), IpFamily::V4, &exposed(true), &[endpoint("10.0.2.10:8080", false)]);
+    let node_port = outside(&plan, "192.168.0.2:30080");
+    assert_eq!((node_port.entry.role, node_port.entry.flags), (Role::Local, 0), "not refused: dropped");
+    assert_eq!(plan.sets.get(&Role::Local).map(Vec::len), Some(0));
+}
+
+#[test]
+fn without_any_endpoint_traffic_from_outside_is_refused() {
+    let plan = plan_port(&ctx(&NODE_IPS.map(ip)), IpFamily::V4, &exposed(false), &[]);
+    assert_eq!(outside(&plan, "192.168.0.2:30080").entry.flags, SVC_REJECT | SVC_SNAT);
+}
+
+#[test]
+fn source_ranges_guard_load_balancer_ips_only_and_keep_their_family() {
+    let port = ServicePort {
+        load_balancer_source_ranges: vec!["192.168.0.10/32".parse().unwrap(), "fd00::/8".parse().unwrap()],
+        ..exposed(false)
+    };
+    let plan = plan_port(&ctx(&NODE_IPS.map(ip)), IpFamily::V4, &port, &[endpoint("10.0.1.10:8080", true)]);
+    assert!(outside(&plan, "1.2.3.4:80").source_ranges);
+    assert!(!outside(&plan, "192.168.0.2:30080").source_ranges && !outside(&plan, "192.168.99.11:80").source_ranges);
+    assert_eq!(plan.source_ranges, ["192.168.0.10/32".parse::<ipnet::IpNet>().unwrap()]);
+}
+
+#[test]
+fn without_a_node_address_of_the_family_nothing_is_masqueraded_from_outside() {
+    let plan = plan_port(&ctx(&[ip("fd00::2")]), IpFamily::V4, &exposed(false), &[endpoint("10.0.1.10:8080", true)]);
+    assert!(plan.external.is_empty(), "{plan:?}");
+}

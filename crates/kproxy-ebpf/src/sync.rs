@@ -1,17 +1,18 @@
 //! The sync engine: writes the difference between what was committed and a new plan,
 //! port by port, in an order that never exposes a hole.
 //!
-//! For one service port: (1) endpoint slots that are new or changed, (2) service
-//! addresses whose value changed (a count grows only after its slots exist, and shrinks
-//! before its slots go), (3) service addresses it no longer has, (4) slots past the new
-//! counts and sets it no longer uses. What was committed is kept in memory; the maps are
+//! For one service port: (1) endpoint slots that are new or changed, and new source
+//! ranges, (2) service addresses whose value changed, for node clients and for traffic
+//! from outside (a count grows only after its slots exist, and shrinks before its slots
+//! go), (3) service addresses it no longer has, (4) source ranges it no longer has, slots
+//! past the new counts and sets it no longer uses. What was committed is kept in memory; the maps are
 //! never read back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_core::{IpFamily, ServicePortName};
 
-use crate::layout::{KpAddr, KpEndpointKey, KpService, KpServiceKey};
+use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
 use crate::maps::{MapError, Maps};
 use crate::plan::{PortPlan, Role};
 
@@ -30,6 +31,8 @@ struct CommittedSet {
 struct CommittedPort {
     sets: BTreeMap<Role, CommittedSet>,
     entries: BTreeMap<KpServiceKey, KpService>,
+    external: BTreeMap<KpServiceKey, KpExternal>,
+    ranges: BTreeSet<KpRangeKey>,
 }
 
 impl CommittedPort {
@@ -42,7 +45,13 @@ impl CommittedPort {
             }
         }
         self.entries.extend(other.entries);
+        self.external.extend(other.external);
+        self.ranges.extend(other.ranges);
         self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.external.is_empty() && self.sets.is_empty() && self.ranges.is_empty()
     }
 }
 
@@ -52,6 +61,8 @@ pub struct Committed {
     ports: BTreeMap<PortKey, CommittedPort>,
     /// Which port wrote each service address (a claim may move between ports in one sync).
     owners: BTreeMap<KpServiceKey, PortKey>,
+    /// The same for the addresses of traffic from outside.
+    external_owners: BTreeMap<KpServiceKey, PortKey>,
     next_id: u32,
 }
 
@@ -97,7 +108,7 @@ impl Committed {
         let next = self.next_port(&old, plan);
         match self.write(maps, key, &old, &next, rewrite, written) {
             Ok(()) => {
-                if !next.entries.is_empty() || !next.sets.is_empty() {
+                if !next.is_empty() {
                     self.ports.insert(key.clone(), next);
                 }
                 Ok(())
@@ -127,6 +138,21 @@ impl Committed {
             };
             next.entries.insert(*address, value);
         }
+        for (address, external) in &plan.external {
+            let set = next.sets.get(&external.entry.role);
+            let id = set.map_or(0, |s| s.id);
+            let service = KpService {
+                id,
+                count: set.map_or(0, |s| u32::try_from(s.endpoints.len()).unwrap_or(u32::MAX)),
+                flags: external.entry.flags,
+                affinity_secs: external.entry.affinity_secs,
+            };
+            let ranges_id = if external.source_ranges { id } else { 0 };
+            next.external.insert(*address, KpExternal::new(service, ranges_id, external.snat));
+            if ranges_id != 0 {
+                next.ranges.extend(plan.source_ranges.iter().map(|r| KpRangeKey::new(ranges_id, *r)));
+            }
+        }
         next
     }
 
@@ -148,20 +174,21 @@ impl Committed {
                 }
             }
         }
-        for (address, value) in &next.entries {
-            let owned = self.owners.get(address) == Some(key);
-            if rewrite || !owned || old.entries.get(address) != Some(value) {
-                maps.put_service(address, value)?;
-                self.owners.insert(*address, key.clone());
-                written.writes += 1;
-            }
+        for range in next.ranges.iter().filter(|r| rewrite || !old.ranges.contains(*r)) {
+            maps.put_range(range)?;
+            written.writes += 1;
         }
-        for address in old.entries.keys().filter(|a| !next.entries.contains_key(*a)) {
-            if self.owners.get(address) == Some(key) {
-                maps.delete_service(address)?;
-                self.owners.remove(address);
-                written.writes += 1;
-            }
+        let mut put = |address: &KpServiceKey, value: &KpService| maps.put_service(address, value);
+        put_owned(&mut self.owners, key, &old.entries, &next.entries, rewrite, &mut put, written)?;
+        let mut put = |address: &KpServiceKey, value: &KpExternal| maps.put_external(address, value);
+        put_owned(&mut self.external_owners, key, &old.external, &next.external, rewrite, &mut put, written)?;
+        let mut delete = |address: &KpServiceKey| maps.delete_service(address);
+        delete_owned(&mut self.owners, key, &old.entries, &next.entries, &mut delete, written)?;
+        let mut delete = |address: &KpServiceKey| maps.delete_external(address);
+        delete_owned(&mut self.external_owners, key, &old.external, &next.external, &mut delete, written)?;
+        for range in old.ranges.difference(&next.ranges) {
+            maps.delete_range(range)?;
+            written.writes += 1;
         }
         for (role, set) in &old.sets {
             let keep = next.sets.get(role).map_or(0, |s| s.endpoints.len());
@@ -172,6 +199,47 @@ impl Committed {
         }
         Ok(())
     }
+}
+
+/// Writes the addresses of `next` that changed (all with `rewrite`) or that another port
+/// owned, and records `key` as their owner.
+fn put_owned<V: PartialEq>(
+    owners: &mut BTreeMap<KpServiceKey, PortKey>,
+    key: &PortKey,
+    old: &BTreeMap<KpServiceKey, V>,
+    next: &BTreeMap<KpServiceKey, V>,
+    rewrite: bool,
+    put: &mut dyn FnMut(&KpServiceKey, &V) -> Result<(), MapError>,
+    written: &mut Written,
+) -> Result<(), MapError> {
+    for (address, value) in next {
+        let owned = owners.get(address) == Some(key);
+        if rewrite || !owned || old.get(address) != Some(value) {
+            put(address, value)?;
+            owners.insert(*address, key.clone());
+            written.writes += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the addresses `old` had and `next` has not, where `key` still owns them.
+fn delete_owned<V>(
+    owners: &mut BTreeMap<KpServiceKey, PortKey>,
+    key: &PortKey,
+    old: &BTreeMap<KpServiceKey, V>,
+    next: &BTreeMap<KpServiceKey, V>,
+    delete: &mut dyn FnMut(&KpServiceKey) -> Result<(), MapError>,
+    written: &mut Written,
+) -> Result<(), MapError> {
+    for address in old.keys().filter(|a| !next.contains_key(*a)) {
+        if owners.get(address) == Some(key) {
+            delete(address)?;
+            owners.remove(address);
+            written.writes += 1;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

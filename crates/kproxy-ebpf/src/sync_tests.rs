@@ -3,8 +3,9 @@ use std::net::SocketAddr;
 use kproxy_core::{IpFamily, NamespacedName, Protocol, ServicePortName};
 
 use super::*;
+use crate::layout::KpRangeKey;
 use crate::maps::{FakeMaps, Write};
-use crate::plan::Entry;
+use crate::plan::{Entry, ExternalEntry};
 
 fn name(service: &str) -> PortKey {
     (IpFamily::V4, ServicePortName::new(NamespacedName::new("ns", service), "http", Protocol::Tcp))
@@ -20,6 +21,7 @@ fn plan(vip: &str, endpoints: &[&str]) -> PortPlan {
     PortPlan {
         sets: [(Role::Cluster, set)].into(),
         entries: [(key(vip), Entry { role: Role::Cluster, flags: 0, affinity_secs: 0 })].into(),
+        ..PortPlan::default()
     }
 }
 
@@ -103,4 +105,42 @@ fn after_a_failed_write_a_full_rewrite_converges_and_removes_what_was_half_writt
     committed.apply(&mut maps, &port, None, true, &mut written).unwrap();
     let tables = maps.snapshot();
     assert!(tables.services.is_empty() && tables.endpoints.is_empty(), "{tables:?}");
+}
+
+/// `plan` with `vip` also for traffic from outside, guarded by `ranges`.
+fn guarded(vip: &str, endpoints: &[&str], ranges: &[&str]) -> PortPlan {
+    let mut plan = plan(vip, endpoints);
+    let entry = Entry { role: Role::Cluster, flags: crate::layout::SVC_SNAT, affinity_secs: 0 };
+    let external = ExternalEntry { entry, snat: Some("192.168.0.2".parse().unwrap()), source_ranges: true };
+    plan.external.insert(key(vip), external);
+    plan.source_ranges = ranges.iter().map(|r| r.parse().unwrap()).collect();
+    plan
+}
+
+#[test]
+fn source_ranges_are_written_before_the_address_they_guard_and_removed_after_it() {
+    let (mut committed, mut maps) = (Committed::new(), FakeMaps::new());
+    let port = name("lb");
+    apply(&mut committed, &mut maps, &port, Some(&guarded("1.2.3.4:80", &["10.0.0.1:80"], &["192.168.0.10/32"])));
+    let tables = maps.snapshot();
+    let value = tables.external[&key("1.2.3.4:80")];
+    assert_eq!(value.ranges_id, value.service.id, "ranges live under the set's id");
+    let range = KpRangeKey::new(value.ranges_id, "192.168.0.10/32".parse().unwrap());
+    assert!(tables.ranges.contains(&range));
+    let position = |w: &Write| tables.log.iter().position(|x| x == w).unwrap();
+    assert!(position(&Write::PutRange(range)) < position(&Write::PutExternal(key("1.2.3.4:80"), value)));
+    assert_eq!(tables.external_endpoints_of(&key("1.2.3.4:80")).unwrap().len(), 1);
+
+    apply(&mut committed, &mut maps, &port, Some(&guarded("1.2.3.4:80", &["10.0.0.1:80"], &["192.168.0.0/24"])));
+    let tables = maps.snapshot();
+    assert_eq!(tables.ranges.len(), 1, "the old range is gone: {:?}", tables.ranges);
+    apply(&mut committed, &mut maps, &port, None);
+    let tables = maps.snapshot();
+    assert!(tables.external.is_empty() && tables.ranges.is_empty() && tables.endpoints.is_empty());
+    let (removed_address, removed_range) = (
+        tables.log.iter().rposition(|w| matches!(w, Write::DeleteExternal(_))).unwrap(),
+        tables.log.iter().rposition(|w| matches!(w, Write::DeleteRange(_))).unwrap(),
+    );
+    assert!(removed_address < removed_range, "the address goes before the range that guards it");
+    assert!(tables.holes.is_empty(), "{:?}", tables.holes);
 }

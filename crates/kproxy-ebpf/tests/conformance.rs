@@ -7,6 +7,10 @@
 //! restricts balancing to node1's namespaces (node1 and its pods): the external clients
 //! and node2, which share the cgroup, are left alone. The cgroup goes on drop, also after
 //! a panic; nothing is attached to any other cgroup.
+//!
+//! Traffic from the external clients is balanced by the tc programs, which the dataplane
+//! attaches (from its thread inside node1's namespace) to node1's interfaces: `eth0`, which
+//! holds node1's addresses, and the pods' veths. Those interfaces go with the namespace.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -21,10 +25,6 @@ use kproxy_testkit::prereq::{Tool, require};
 use support::TestCgroup;
 use support::netns::netns_cookie;
 
-/// Why traffic from the external clients is not balanced: there are no tc programs yet.
-const FROM_OUTSIDE: &str = "traffic from outside the node needs the tc programs, which this dataplane does not have yet: \
-     socket-level balancing serves the node's own processes and pods only";
-
 /// Cases this dataplane cannot run, with the reason.
 const SKIPS: &[(&str, &str)] = &[
     (
@@ -32,24 +32,10 @@ const SKIPS: &[(&str, &str)] = &[
         "socket-level balancing connects the pod to itself directly, so its own address is the source: there is no \
          hairpin packet path to masquerade",
     ),
-    ("ipv6-nodeport", FROM_OUTSIDE),
-    ("nodeport-cluster-policy", FROM_OUTSIDE),
-    ("nodeport-local-policy", FROM_OUTSIDE),
-    ("nodeport-local-no-local-endpoints", FROM_OUTSIDE),
-    ("loadbalancer-local-policy", FROM_OUTSIDE),
-    ("external-ips", FROM_OUTSIDE),
-    ("loadbalancer-ingress", FROM_OUTSIDE),
-    ("loadbalancer-source-ranges", FROM_OUTSIDE),
     (
         "masquerade-all",
         "socket-level balancing never rewrites a packet: connections leave from the client's own address, there is \
          nothing to masquerade",
-    ),
-    ("cluster-cidr-masquerade", "its external-client part needs the tc programs (traffic from outside the node)"),
-    ("duplicate-external-ip", "it reaches the external IP from the external client: needs the tc programs"),
-    (
-        "poisoned-service-does-not-block-others",
-        "its longest-names part reaches a NodePort from the external client: needs the tc programs",
     ),
 ];
 

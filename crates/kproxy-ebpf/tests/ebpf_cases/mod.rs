@@ -1,10 +1,11 @@
 //! Cases that socket-level balancing makes special, run after the shared table: unconnected
-//! UDP (`sendto`), `getpeername`, and a node port on the node's own address.
+//! UDP (`sendto`), `getpeername`, a node port on the node's own address; and one the shared
+//! table has no row for: a UDP node port from outside (the tc programs).
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use kproxy_conformance::plan::{NODE1, NODE1_IPV4, POD1A, PODS, PORT_DNS, PORT_HTTP};
+use kproxy_conformance::plan::{CLIENT, NODE1, NODE1_IPV4, POD1A, PODS, PORT_DNS, PORT_HTTP};
 use kproxy_conformance::traffic::parse_reply;
 use kproxy_conformance::{Case, CaseError, CaseFuture, CaseResult, Harness, Proto, eventually};
 use kproxy_testkit::{SliceBuilder, service, slice};
@@ -104,6 +105,39 @@ async fn nodeport_from_node(h: &mut Harness) -> CaseResult {
     eventually(TIMEOUT, attempt).await.map_err(fail)
 }
 
+async fn udp_nodeport_from_outside(h: &mut Harness) -> CaseResult {
+    let ip = h.alloc_cluster_ipv4();
+    let node_port = h.alloc_node_port();
+    let svc = service(NS, "np-udp").cluster_ip(&ip.to_string()).type_("NodePort").port(
+        "dns",
+        53,
+        "UDP",
+        Some(i32::from(node_port)),
+    );
+    h.apply_service(svc.build()).await?;
+    h.apply_slice(every_pod("np-udp", "dns", PORT_DNS, "UDP").build()).await?;
+    let addr = SocketAddr::new(NODE1_IPV4.into(), node_port);
+    let attempt = || async {
+        let replies = h.replies(Proto::Udp, CLIENT, addr, 40).await;
+        let mut pods = std::collections::BTreeSet::new();
+        for reply in &replies {
+            let reply = reply.as_ref().map_err(|e| format!("{addr} from the client: {e:?}"))?;
+            if reply.source.ip() != std::net::IpAddr::from(NODE1_IPV4) {
+                return Err(format!(
+                    "{} saw source {}, not node1 (policy Cluster masquerades)",
+                    reply.pod, reply.source
+                ));
+            }
+            pods.insert(reply.pod.clone());
+        }
+        match pods.len() == PODS.len() {
+            true => Ok(()),
+            false => Err(format!("{addr} from the client reached only {pods:?}")),
+        }
+    };
+    eventually(TIMEOUT, attempt).await.map_err(fail)
+}
+
 /// The cases, for the conformance table.
 pub fn socket_cases() -> Vec<Case> {
     fn udp(h: &mut Harness) -> CaseFuture<'_> {
@@ -114,6 +148,9 @@ pub fn socket_cases() -> Vec<Case> {
     }
     fn node_port(h: &mut Harness) -> CaseFuture<'_> {
         Box::pin(nodeport_from_node(h))
+    }
+    fn udp_node_port(h: &mut Harness) -> CaseFuture<'_> {
+        Box::pin(udp_nodeport_from_outside(h))
     }
     vec![
         Case {
@@ -130,6 +167,12 @@ pub fn socket_cases() -> Vec<Case> {
             name: "ebpf-nodeport-from-node",
             proves: "a client on the node reaches a NodePort on the node's own address, spread over every endpoint",
             run: node_port,
+        },
+        Case {
+            name: "ebpf-udp-nodeport-from-outside",
+            proves: "UDP from an external client to a NodePort reaches every endpoint, masqueraded to node1 (tc \
+                     programs: DNAT, SNAT, UDP checksums, replies translated back)",
+            run: udp_node_port,
         },
     ]
 }

@@ -60,6 +60,8 @@ pub struct PartialConfig {
     pub ebpf_cgroup_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf_pin_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebpf_interfaces: Option<String>,
 }
 
 impl PartialConfig {

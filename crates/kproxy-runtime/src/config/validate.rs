@@ -165,6 +165,9 @@ pub struct ProxyConfig {
     /// `--ebpf-pin-path`: where the eBPF mode pins its links; `None` (given empty): not
     /// pinned, a restart detaches the programs.
     pub ebpf_pin_path: Option<PathBuf>,
+    /// `--ebpf-interfaces`: the external interfaces where the eBPF mode's tc programs
+    /// balance traffic from outside the node; empty: those holding the node's addresses.
+    pub ebpf_interfaces: Vec<String>,
 }
 
 impl ProxyConfig {
@@ -200,6 +203,7 @@ impl ProxyConfig {
             log_format: log_format(c.log_format.as_deref().unwrap_or("text"))?,
             ebpf_cgroup_path: non_empty(&c.ebpf_cgroup_path).map(PathBuf::from),
             ebpf_pin_path: non_empty(&c.ebpf_pin_path).map(PathBuf::from),
+            ebpf_interfaces: name_list(c.ebpf_interfaces.as_deref().unwrap_or_default()),
         })
     }
 
@@ -225,6 +229,11 @@ fn invalid(message: impl Into<String>) -> ConfigError {
 
 fn non_empty(value: &Option<String>) -> Option<String> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+/// A comma-separated list of names, blanks dropped.
+fn name_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 fn duration(name: &str, text: Option<&str>) -> Result<Duration, ConfigError> {

@@ -174,3 +174,14 @@ windowsRunAsService: false
     let config = resolve(Some(text), &[], PartialConfig::default()).expect("an upstream file loads");
     assert_eq!(config.mode, ProxyMode::Iptables);
 }
+
+#[test]
+fn ebpf_interfaces_are_a_comma_separated_list_from_env_or_flags() {
+    let c = resolve(None, &[], PartialConfig::default()).unwrap();
+    assert!(c.ebpf_interfaces.is_empty(), "default: the interfaces holding the node's addresses");
+    let c = resolve(None, &[("KPROXY_EBPF_INTERFACES", "eth0, bond0,")], PartialConfig::default()).unwrap();
+    assert_eq!(c.ebpf_interfaces, ["eth0", "bond0"]);
+    let flags = PartialConfig { ebpf_interfaces: Some("ens3".to_owned()), ..PartialConfig::default() };
+    let c = resolve(None, &[("KPROXY_EBPF_INTERFACES", "eth0")], flags).unwrap();
+    assert_eq!(c.ebpf_interfaces, ["ens3"], "the flag wins");
+}

@@ -9,57 +9,10 @@
  * before the count that exposes them, and a lower count before the slots it hides are
  * deleted, so a lookup never lands on a hole.
  */
-#include <linux/bpf.h>
-#include <linux/in.h>
-#include <bpf/bpf_helpers.h>
-
-#include "kproxy.h"
+#ifndef KP_SOCK_H
+#define KP_SOCK_H
 
 #define KP_ECONNREFUSED 111
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 65536);
-	__type(key, struct kp_service_key);
-	__type(value, struct kp_service);
-} kp_services SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144);
-	__type(key, struct kp_endpoint_key);
-	__type(value, struct kp_addr);
-} kp_endpoints SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct kp_revnat_key);
-	__type(value, struct kp_addr);
-} kp_revnat SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct kp_affinity_key);
-	__type(value, struct kp_affinity);
-} kp_affinity SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct kp_config);
-} kp_config SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u32);
-} kp_netns SEC(".maps");
 
 enum kp_verdict { KP_PASS, KP_REJECT, KP_XLATE };
 
@@ -302,5 +255,4 @@ int kp_getpeername6(struct bpf_sock_addr *ctx)
 	return kp_reverse6(ctx);
 }
 
-/* The kernel's list of licence strings has no Apache-2.0; the sources are dual-licensed. */
-char LICENSE[] SEC("license") = "GPL";
+#endif
