@@ -15,6 +15,7 @@
 
 pub mod config;
 mod dataplane;
+mod explain;
 pub mod kernel;
 pub mod layout;
 pub mod maps;
