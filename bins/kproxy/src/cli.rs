@@ -35,6 +35,54 @@ pub enum Command {
         #[arg(long)]
         cluster_cidr: Option<String>,
     },
+    /// Explain what happens on this node to a packet sent to ADDR:PORT[/PROTO]: the service
+    /// port it reaches, the endpoints it may use and why, masquerading, and the rules.
+    Explain(ExplainArgs),
+}
+
+/// `kproxy explain`'s arguments.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The destination: ADDR:PORT[/PROTO], PROTO tcp (default), udp or sctp; IPv6 as
+    /// [ADDR]:PORT.
+    pub destination: String,
+    /// The packet's source address (a pod, this node, or a client outside).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Explain from this manifest directory (Services, EndpointSlices, Nodes) instead of a
+    /// running daemon.
+    #[arg(long, conflicts_with = "daemon")]
+    pub manifests: Option<PathBuf>,
+    /// Ask the daemon at this URL (default: its metrics address, http://127.0.0.1:10249).
+    #[arg(long)]
+    pub daemon: Option<String>,
+    /// `text` for a person, `json` for tools.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    /// With --manifests: the dataplane (iptables, nftables, nft, userspace, ebpf).
+    #[arg(long, visible_alias = "proxy-mode", default_value = "nftables")]
+    pub mode: String,
+    /// With --manifests: this node's name.
+    #[arg(long, default_value = "node1")]
+    pub hostname_override: String,
+    /// With --manifests: `--cluster-cidr`, as for the daemon.
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
+    /// With --manifests: `--masquerade-all`, as for the daemon.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub masquerade_all: Option<bool>,
+    /// With --manifests: `--nodeport-addresses`, as for the daemon.
+    #[arg(long)]
+    pub nodeport_addresses: Option<String>,
+}
+
+/// How `kproxy explain` prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Readable by a person.
+    Text,
+    /// The documented JSON (the daemon's `/explain` answer).
+    Json,
 }
 
 /// The daemon's flags. Every one is optional: what is not given comes from the

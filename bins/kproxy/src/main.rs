@@ -2,6 +2,7 @@
 
 mod cli;
 mod dataplanes;
+mod explain;
 mod init;
 mod logging;
 mod render;
@@ -18,6 +19,9 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     if let Some(cli::Command::Render { mode, manifests, hostname_override, cluster_cidr }) = &cli.command {
         return render::run(mode, manifests, hostname_override, cluster_cidr.as_deref());
+    }
+    if let Some(cli::Command::Explain(args)) = &cli.command {
+        return explain::run(args, || load_config(&cli.flags));
     }
     let config = match load_config(&cli.flags) {
         Ok(config) => config,

@@ -1,39 +1,29 @@
-//! `kproxy render`: what a dataplane would program for a manifest directory (dry run).
+//! `kproxy render`: what a dataplane would program for a manifest directory (dry run). The
+//! loading is shared with `kproxy explain --manifests`.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use kproxy_core::{Changes, Dataplane, ObjectEvent, ProxyLoop, ProxyState, SourceEvent, SyncError, SyncStats};
+use kproxy_runtime::config::{ConfigLayers, PartialConfig, ProxyConfig};
 use kproxy_runtime::source::read_manifests;
 
 /// Reads the manifests into a state and prints the dataplane's rendering of it.
 pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>) -> ExitCode {
-    let flags = kproxy_runtime::config::PartialConfig {
+    let flags = PartialConfig {
         mode: Some(mode.to_owned()),
         hostname_override: Some(node.to_owned()),
         cluster_cidr: cluster_cidr.map(str::to_owned),
         ..Default::default()
     };
-    let config = match (kproxy_runtime::config::ConfigLayers { flags, ..Default::default() }).resolve() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("kproxy render: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    // Problems reading the manifests are logged; show them on standard error.
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init();
-    let dataplane = match crate::dataplanes::build(&config) {
+    let dataplane = match dataplane("kproxy render", flags) {
         Ok(dataplane) => dataplane,
-        Err(error) => {
-            eprintln!("kproxy render: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    match render(manifests, node, dataplane) {
-        Ok(text) => {
-            print!("{text}");
+    match load(manifests, node, dataplane, "kproxy render") {
+        Ok(loaded) => {
+            print!("{}", loaded.text);
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -43,12 +33,45 @@ pub fn run(mode: &str, manifests: &Path, node: &str, cluster_cidr: Option<&str>)
     }
 }
 
+/// The dataplane of the configuration `flags` make; a bad value or a mode not compiled in
+/// is reported as `who: …` and exits 2.
+pub fn dataplane(who: &str, flags: PartialConfig) -> Result<Box<dyn Dataplane>, ExitCode> {
+    let config: ProxyConfig = ConfigLayers { flags, ..Default::default() }.resolve().map_err(|error| {
+        eprintln!("{who}: {error}");
+        ExitCode::from(2)
+    })?;
+    // Problems reading the manifests are logged; show them on standard error.
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init();
+    crate::dataplanes::build(&config).map_err(|error| {
+        eprintln!("{who}: {error}");
+        ExitCode::from(2)
+    })
+}
+
+/// A manifest directory synced once through the daemon's loop into a dataplane's rendering.
+pub struct Loaded {
+    /// The loop, holding the programmed state.
+    pub proxy: ProxyLoop,
+    /// The dataplane (it touched nothing: only its rendering ran).
+    pub dataplane: Box<dyn Dataplane>,
+    /// Its rendering of the state.
+    pub text: String,
+}
+
+impl Loaded {
+    /// The state as programmed.
+    pub fn state(&self) -> &ProxyState {
+        self.proxy.state()
+    }
+}
+
 /// Feeds the manifests to the daemon's loop as its manifest source would, and syncs it once
-/// into `dataplane`'s rendering (nothing touches the kernel).
-fn render(dir: &Path, node: &str, dataplane: Box<dyn Dataplane>) -> Result<String, SyncError> {
+/// into `dataplane`'s rendering (nothing touches the kernel); problems are reported as
+/// `who: …` on standard error.
+pub fn load(dir: &Path, node: &str, dataplane: Box<dyn Dataplane>, who: &str) -> Result<Loaded, SyncError> {
     let set = read_manifests(dir);
     for error in &set.undecodable {
-        eprintln!("kproxy render: skipping malformed object: {error}");
+        eprintln!("{who}: skipping malformed object: {error}");
     }
     let own = set.nodes.into_iter().filter(|n| n.metadata.name.as_deref() == Some(node)).collect();
     let mut proxy = ProxyLoop::new(node, SystemTime::now());
@@ -59,7 +82,7 @@ fn render(dir: &Path, node: &str, dataplane: Box<dyn Dataplane>) -> Result<Strin
     ];
     for event in events {
         for malformed in proxy.on_event(event) {
-            eprintln!("kproxy render: skipping malformed object: {}", malformed.error);
+            eprintln!("{who}: skipping malformed object: {}", malformed.error);
         }
     }
     let mut rendering = Rendering { dataplane, text: String::new() };
@@ -69,11 +92,11 @@ fn render(dir: &Path, node: &str, dataplane: Box<dyn Dataplane>) -> Result<Strin
     let report = runtime.block_on(proxy.sync(&mut rendering, true))?;
     for conflict in report.new_conflicts {
         eprintln!(
-            "kproxy render: {} loses {} to {} (the older Service keeps it)",
+            "{who}: {} loses {} to {} (the older Service keeps it)",
             conflict.loser, conflict.claim, conflict.winner
         );
     }
-    Ok(rendering.text)
+    Ok(Loaded { proxy, dataplane: rendering.dataplane, text: rendering.text })
 }
 
 /// A dataplane's rendering as a [`Dataplane`]: a sync renders the state as text.

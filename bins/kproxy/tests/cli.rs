@@ -292,3 +292,181 @@ fn every_kube_proxy_flag_without_effect_is_accepted() {
         assert_eq!(outcome.code, Some(0), "{flag}: {outcome:#?}");
     }
 }
+
+/// svc1 as a NodePort Service with externalTrafficPolicy Local: one endpoint on node1, one
+/// on node2.
+const EXPLAIN_MANIFESTS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {namespace: ns1, name: svc1}
+spec:
+  type: NodePort
+  clusterIP: 172.30.0.41
+  clusterIPs: [172.30.0.41]
+  externalTrafficPolicy: Local
+  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 30080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  namespace: ns1
+  name: svc1-a
+  labels: {kubernetes.io/service-name: svc1}
+addressType: IPv4
+ports: [{name: p80, port: 8080, protocol: TCP}]
+endpoints:
+- addresses: [10.180.0.1]
+  nodeName: node2
+- addresses: [10.180.1.1]
+  nodeName: node1
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node1}
+status:
+  addresses: [{type: InternalIP, address: 192.168.0.2}]
+"#;
+
+/// A manifest directory holding [`EXPLAIN_MANIFESTS`].
+fn explain_dir(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
+    std::fs::write(dir.0.join("objects.yaml"), EXPLAIN_MANIFESTS).expect("write manifests");
+    dir
+}
+
+/// `kproxy explain --manifests DIR args… --output json`, parsed.
+fn explain_json(dir: &TempDir, args: &[&str]) -> serde_json::Value {
+    let manifests = dir.0.display().to_string();
+    let all: Vec<&str> =
+        ["explain", "--manifests", &manifests, "--output", "json"].into_iter().chain(args.iter().copied()).collect();
+    let outcome = kproxy(&all, &[]);
+    assert_eq!(outcome.code, Some(0), "{outcome:#?}");
+    serde_json::from_str(&outcome.stdout).unwrap_or_else(|e| panic!("JSON on stdout ({e}): {outcome:#?}"))
+}
+
+#[cfg(feature = "nftables")]
+#[test]
+fn explain_a_node_port_with_local_policy_from_manifests() {
+    let dir = explain_dir("explain-local");
+    let outside = explain_json(&dir, &["192.168.0.2:30080", "--from", "203.0.113.9", "--cluster-cidr", "10.0.0.0/8"]);
+    assert_eq!(outside["mode"], "nftables");
+    assert_eq!(outside["service"]["service_port"], "ns1/svc1:p80");
+    assert_eq!(outside["service"]["matched_by"], "node_port");
+    assert_eq!(outside["service"]["endpoint_set"], "local");
+    assert_eq!(outside["verdict"], "forward");
+    let eligible: Vec<&str> = outside["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter(|e| e["eligible"] == true)
+        .filter_map(|e| e["address"].as_str())
+        .collect();
+    assert_eq!(eligible, ["10.180.1.1:8080"]);
+    assert_eq!(outside["masquerade"]["decision"], "no");
+    let rules = outside["rules"].as_array().expect("rules");
+    assert!(
+        rules.iter().any(|r| r["table"] == "ip kproxy service-nodeports" && r["name"] == "tcp . 30080"),
+        "{outside:#}"
+    );
+    let pod = explain_json(&dir, &["192.168.0.2:30080", "--from", "10.0.1.10", "--cluster-cidr", "10.0.0.0/8"]);
+    assert_eq!(
+        (pod["service"]["short_circuit"].clone(), pod["service"]["endpoint_set"].clone()),
+        (true.into(), "cluster".into())
+    );
+}
+
+#[cfg(feature = "iptables")]
+#[test]
+fn explain_in_iptables_mode_prints_upstreams_chain_names() {
+    let dir = explain_dir("explain-iptables");
+    let manifests = dir.0.display().to_string();
+    let outcome = kproxy(&["explain", "--manifests", &manifests, "--mode", "iptables", "172.30.0.41:80/tcp"], &[]);
+    assert_eq!(outcome.code, Some(0), "{outcome:#?}");
+    for needle in
+        ["ns1/svc1:p80", "matched by cluster IP", "verdict      forward", "KUBE-SVC-XPGD46QRK7WJZT7O", "KUBE-SEP-"]
+    {
+        assert!(outcome.stdout.contains(needle), "no {needle:?} in:\n{}", outcome.stdout);
+    }
+}
+
+#[cfg(feature = "nftables")]
+#[test]
+fn explain_of_an_address_no_service_has_says_so() {
+    let dir = explain_dir("explain-none");
+    let x = explain_json(&dir, &["172.30.0.99:80"]);
+    assert_eq!(x["verdict"], "not_a_service");
+    assert!(x["service"].is_null(), "{x:#}");
+    let x = explain_json(&dir, &["172.30.0.41:80/udp"]);
+    assert_eq!(x["verdict"], "not_a_service", "another protocol: {x:#}");
+}
+
+#[test]
+fn explain_with_an_unparsable_address_exits_2_with_one_line() {
+    let dir = explain_dir("explain-bad");
+    let manifests = dir.0.display().to_string();
+    for (args, needle) in [
+        (vec!["172.30.0.41"], "port is missing"),
+        (vec!["not-an-address:80"], "invalid destination"),
+        (vec!["172.30.0.41:80/icmp"], "icmp"),
+        (vec!["172.30.0.41:80", "--from", "pod-a"], "invalid --from"),
+    ] {
+        let all: Vec<&str> = ["explain", "--manifests", &manifests].into_iter().chain(args.iter().copied()).collect();
+        let outcome = kproxy(&all, &[]);
+        assert_usage_error(&outcome, &["kproxy explain:", needle]);
+        assert_eq!(outcome.stderr.lines().count(), 1, "{outcome:#?}");
+    }
+}
+
+#[test]
+fn explain_against_an_unreachable_daemon_fails_with_status_1() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let url = format!("http://{closed}");
+    let outcome = kproxy(&["explain", "--daemon", &url, "172.30.0.41:80"], &[]);
+    assert_eq!(outcome.code, Some(1), "{outcome:#?}");
+    assert!(outcome.stderr.starts_with("kproxy explain: cannot ask http://127.0.0.1:"), "{outcome:#?}");
+}
+
+/// The daemon's answer, served once by a stand-in for the metrics server; returns its URL
+/// and the request line it got.
+fn one_answer(body: String) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(stream);
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).expect("request line");
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut stream = reader.into_inner();
+        stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).expect("answer");
+        request_line
+    });
+    (url, server)
+}
+
+#[cfg(feature = "nftables")]
+#[test]
+fn explain_asks_the_daemons_explain_endpoint_and_prints_its_answer() {
+    let dir = explain_dir("explain-daemon");
+    // A real explanation, with a mode name the manifests could not have given.
+    let answer =
+        explain_json(&dir, &["172.30.0.41:80", "--from", "10.0.1.10"]).to_string().replace("nftables", "daemon-mode");
+    let (url, server) = one_answer(answer);
+    let outcome = kproxy(&["explain", "--daemon", &url, "172.30.0.41:80", "--from", "10.0.1.10"], &[]);
+    let request = server.join().expect("the stand-in answered");
+    assert_eq!(request.trim_end(), "GET /explain?dst=172.30.0.41%3A80%2Ftcp&from=10.0.1.10 HTTP/1.1");
+    assert_eq!(outcome.code, Some(0), "{outcome:#?}");
+    for needle in
+        ["packet       172.30.0.41:80/tcp from 10.0.1.10", "(mode daemon-mode)", "ns1/svc1:p80", "verdict      forward"]
+    {
+        assert!(outcome.stdout.contains(needle), "no {needle:?} in:\n{}", outcome.stdout);
+    }
+}

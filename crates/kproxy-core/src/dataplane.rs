@@ -1,6 +1,7 @@
 //! The `Dataplane` trait: how a backend (nftables, iptables, userspace, eBPF or yours) is
 //! driven.
 
+use crate::explain::{Explanation, ModeProfile, PortTarget, Query, RuleRef};
 use crate::names::IpFamily;
 use crate::proxy_state::{Changes, ProxyState};
 
@@ -90,6 +91,25 @@ pub trait Dataplane: Send {
         let ports: usize = state.families().map(|f| f.services.len()).sum();
         format!("# {}: no text rendering; {ports} service ports\n", self.name())
     }
+
+    /// How this mode treats a packet's source, for `kproxy explain`. By default: it does
+    /// not tell.
+    fn explain_profile(&self) -> ModeProfile {
+        ModeProfile::unknown(self.name())
+    }
+
+    /// The names of what [`render`](Dataplane::render) programs for `target` (chains,
+    /// rules, map elements, listeners, map keys), for `kproxy explain`; computed by the
+    /// same functions that render them. Empty by default.
+    fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
+        let _ = (state, target);
+        Vec::new()
+    }
+}
+
+/// [`explain`](crate::explain::explain) with `dataplane`'s profile and rule names.
+pub fn explain_with(dataplane: &dyn Dataplane, state: &ProxyState, query: &Query) -> Explanation {
+    crate::explain::explain(state, query, &dataplane.explain_profile(), |target| dataplane.explain_rules(state, target))
 }
 
 /// What one successful sync did, for logs and metrics.

@@ -26,8 +26,9 @@ impl fmt::Display for NamespacedName {
     }
 }
 
-/// A transport protocol a Service port can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A transport protocol a Service port can carry (serialized in the API spelling, `TCP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
     /// TCP, the API's default.
     Tcp,
@@ -81,12 +82,15 @@ impl FromStr for Protocol {
     }
 }
 
-/// An IP family. Dual-stack nodes keep one view of the model per family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An IP family. Dual-stack nodes keep one view of the model per family. Serialized in
+/// the API spelling, `IPv4` or `IPv6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IpFamily {
     /// IPv4.
+    #[serde(rename = "IPv4")]
     V4,
     /// IPv6.
+    #[serde(rename = "IPv6")]
     V6,
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
 
 use crate::config::EbpfConfig;
@@ -173,6 +174,14 @@ impl Dataplane for EbpfDataplane {
             }
         }
         out
+    }
+
+    fn explain_profile(&self) -> ModeProfile {
+        crate::explain::profile(self.name())
+    }
+
+    fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
+        crate::explain::rules(&self.config.nodeport_cidrs, state, target)
     }
 }
 

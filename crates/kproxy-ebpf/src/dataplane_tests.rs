@@ -163,3 +163,17 @@ fn without_tc_no_interface_is_touched() {
     block_on(dataplane.sync(&state_with(&["10.0.1.10"]), &Changes::default())).unwrap();
     assert!(kernel.attachments.lock().unwrap().is_empty());
 }
+
+#[test]
+fn explain_names_the_service_entry_and_its_slots() {
+    let dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(FakeKernel::default()));
+    let state = state_with(&["10.0.1.10", "10.0.2.10"]);
+    let query = kproxy_core::explain::Query { destination: "172.30.0.1:80".parse().unwrap(), source: None };
+    let x = kproxy_core::explain_with(&dataplane, &state, &query);
+    assert_eq!(x.mode, "ebpf");
+    assert_eq!(x.masquerade.decision, kproxy_core::explain::Decision::No);
+    assert_eq!(x.rules.len(), 1, "{:?}", x.rules);
+    assert_eq!((x.rules[0].table.as_str(), x.rules[0].name.as_str()), ("kp_services", "172.30.0.1:80/tcp"));
+    let detail = x.rules[0].detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("[10.0.1.10:8080 10.0.2.10:8080]"), "{detail}");
+}

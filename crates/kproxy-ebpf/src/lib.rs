@@ -19,6 +19,7 @@
 
 pub mod config;
 mod dataplane;
+mod explain;
 pub mod interfaces;
 pub mod kernel;
 pub mod layout;

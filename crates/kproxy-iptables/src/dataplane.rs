@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
 use kproxy_core::render::render_changes;
 use kproxy_core::stale_flows::stale_udp_flows;
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
@@ -228,6 +229,14 @@ impl Dataplane for IptablesDataplane {
             out.push_str(&render_text(&render_family(&on_node(&self.config, &state.node), state, *family)));
         }
         out
+    }
+
+    fn explain_profile(&self) -> ModeProfile {
+        crate::explain::profile(NAME, &self.config)
+    }
+
+    fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
+        crate::explain::rules(&on_node(&self.config, &state.node), state, target)
     }
 }
 

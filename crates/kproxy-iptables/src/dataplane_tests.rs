@@ -215,3 +215,46 @@ async fn a_deleted_udp_service_loses_its_flows_too() {
     let flow = |service, port| FlowFilter { service, port, endpoint: ip("10.0.0.7") };
     assert_eq!(f.conntrack.deleted(), [flow(Some(ip("172.30.0.10")), 53), flow(None, 30053)]);
 }
+
+#[test]
+fn explain_names_the_hashed_chains_and_the_rules_of_the_destination() {
+    let name = ServicePortName::new(NamespacedName::new("ns1", "svc1"), "p80", Protocol::Tcp);
+    let mut state = state(1);
+    let v4 = state.family_mut(IpFamily::V4);
+    v4.services.insert(
+        name.clone(),
+        ServicePort { node_port: Some(30080), ..ServicePort::new(ip("172.30.0.41"), 80, Protocol::Tcp) },
+    );
+    v4.endpoints.insert(name, vec![Endpoint::new(ip("10.180.0.1"), 80)]);
+    let dataplane = fixture().dataplane;
+    let ask = |dst: &str| {
+        let query = kproxy_core::explain::Query { destination: dst.parse().expect("dst"), source: None };
+        kproxy_core::explain_with(&dataplane, &state, &query)
+    };
+    let x = ask("172.30.0.41:80");
+    assert_eq!(x.mode, "iptables");
+    let chains: Vec<&str> = x.rules.iter().filter(|r| r.kind == "chain").map(|r| r.name.as_str()).collect();
+    // Upstream's hashes (TestOverallIPTablesRules).
+    assert!(chains.contains(&"KUBE-SVC-XPGD46QRK7WJZT7O"), "{chains:?}");
+    assert!(chains.contains(&"KUBE-SEP-SXIVWICOYRO3J4NJ"), "{chains:?}");
+    assert!(chains.contains(&"KUBE-EXT-XPGD46QRK7WJZT7O"), "{chains:?}");
+    let rules: Vec<&str> = x.rules.iter().filter(|r| r.kind == "rule").map(|r| r.name.as_str()).collect();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert!(
+        rules[0].starts_with("-A KUBE-SERVICES ") && rules[0].ends_with("-j KUBE-SVC-XPGD46QRK7WJZT7O"),
+        "{rules:?}"
+    );
+    let node_port = ask("192.168.0.2:30080");
+    assert!(node_port.rules.is_empty(), "no node address known: no match");
+    let mut with_node = state.clone();
+    with_node.node.addresses = vec![ip("192.168.0.2")];
+    let query = kproxy_core::explain::Query { destination: "192.168.0.2:30080".parse().expect("dst"), source: None };
+    let x = kproxy_core::explain_with(&dataplane, &with_node, &query);
+    let rules: Vec<&str> = x.rules.iter().filter(|r| r.kind == "rule").map(|r| r.name.as_str()).collect();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert!(
+        rules[0].starts_with("-A KUBE-NODEPORTS ") && rules[0].ends_with("-j KUBE-EXT-XPGD46QRK7WJZT7O"),
+        "{rules:?}"
+    );
+    assert_eq!(x.masquerade.decision, kproxy_core::explain::Decision::Yes);
+}

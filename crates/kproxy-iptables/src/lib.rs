@@ -24,6 +24,7 @@
 mod apply;
 mod config;
 mod dataplane;
+mod explain;
 pub mod render;
 
 pub use config::{Backend, IptablesConfig, NodePortAddresses};

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
 use kproxy_core::render::render_changes;
 use kproxy_core::stale_flows::{FlowFilter, stale_udp_flows};
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, ServicePortName, SyncError, SyncStats};
@@ -160,6 +161,14 @@ impl Dataplane for NftablesDataplane {
     fn render(&self, state: &ProxyState) -> String {
         let config = on_node(&self.config, &state.node);
         IpFamily::ALL.iter().map(|f| render_text(&render_family(&config, state, *f), &config.table)).collect()
+    }
+
+    fn explain_profile(&self) -> ModeProfile {
+        crate::explain::profile(NAME, &self.config)
+    }
+
+    fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
+        crate::explain::rules(&on_node(&self.config, &state.node), state, target)
     }
 }
 

@@ -494,6 +494,51 @@ async fn render_is_the_text_of_both_tables() {
     assert!(text.contains("172.30.0.41 . tcp . 80 : goto internal-to-cluster-tcp-1"));
 }
 
+#[tokio::test]
+async fn explain_names_the_map_elements_and_chains_the_render_holds() {
+    let mut h = Harness::new();
+    h.apply(&[svc("svc1", "172.30.0.41"), svc("svc2", "172.30.0.42")], &[eps("svc1", &["10.180.1.1"])]);
+    h.checkout();
+    let query = kproxy_core::explain::Query { destination: "172.30.0.41:80".parse().unwrap(), source: None };
+    let x = kproxy_core::explain_with(&h.dataplane, &h.state, &query);
+    assert_eq!(x.mode, "nftables");
+    assert_eq!(x.masquerade.decision, kproxy_core::explain::Decision::Depends, "a cluster CIDR is configured");
+    let text = h.dataplane.render(&h.state);
+    let elements: Vec<(String, String, Option<String>)> = x
+        .rules
+        .iter()
+        .filter(|r| r.kind == "element")
+        .map(|r| (r.table.clone(), r.name.clone(), r.detail.clone()))
+        .collect();
+    assert!(
+        elements.contains(&(
+            "ip kproxy service-ips".to_owned(),
+            "172.30.0.41 . tcp . 80".to_owned(),
+            Some("goto internal-to-cluster-tcp-1".to_owned())
+        )),
+        "{elements:?}"
+    );
+    assert!(
+        elements.iter().any(|(t, k, v)| t == "ip kproxy cluster-endpoints-tcp"
+            && k == "172.30.0.41 . 80 . 0"
+            && v.as_deref() == Some("10.180.1.1 . 8080")),
+        "{elements:?}"
+    );
+    assert!(elements.iter().all(|(_, k, _)| !k.contains("172.30.0.42")), "another port's elements: {elements:?}");
+    for (_, key, value) in &elements {
+        let line = match value {
+            Some(v) => format!("{key} : {v}"),
+            None => key.clone(),
+        };
+        assert!(text.contains(&line), "{line} is not in the rendering");
+    }
+    let chains: Vec<&str> = x.rules.iter().filter(|r| r.kind == "chain").map(|r| r.name.as_str()).collect();
+    assert!(chains.contains(&"internal-to-cluster-tcp-1"), "{chains:?}");
+    for chain in chains {
+        assert!(text.contains(&format!("chain {chain} {{")), "{chain} is not in the rendering");
+    }
+}
+
 /// `Committed`'s reference counts, on renders made by hand.
 mod committed {
     use kproxy_core::render::PortEntry;

@@ -15,6 +15,7 @@
 mod apply;
 mod config;
 mod dataplane;
+mod explain;
 pub mod render;
 
 pub use config::{NftablesConfig, NodePortAddresses};

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::ProxyConfig;
+use crate::explain::ExplainHandle;
 use crate::health::ProxyHealth;
 use crate::metrics::Metrics;
 use crate::runner::{StopReason, SyncConfig, SyncRunner};
@@ -66,7 +67,8 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(ProxyHealth::new(config.health_timeout()));
     // The servers report on this run only: they stop with it, whichever way it ends.
-    let _servers = AbortOnDrop(spawn_servers(&config, &health, &metrics, mode).await);
+    let (explain, questions) = ExplainHandle::channel();
+    let _servers = AbortOnDrop(spawn_servers(&config, &health, &metrics, mode, explain).await);
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let (runner, handle) = SyncRunner::new(sync_config(&config))?;
     let (source, client) = spawn_source(&config, &node, events_tx).await?;
@@ -77,7 +79,8 @@ pub async fn run(
         service_health: ServiceHealthServer::new([config.bind_address_for_health()], health.clone()),
         conflict_events: client.map(|client| ConflictEvents::spawn(client, &node)),
     };
-    let mut task = ProxyTask::new(ProxyLoop::new(&node, SystemTime::now()), dataplane, events, reporting);
+    let mut task =
+        ProxyTask::new(ProxyLoop::new(&node, SystemTime::now()), dataplane, events, reporting).answering(questions);
     // As upstream's SyncLoop: a proxy whose syncs never succeed turns unhealthy.
     IpFamily::ALL.into_iter().for_each(|f| health.updated(f));
     let mut shutdown = pin!(shutdown);
@@ -130,6 +133,7 @@ async fn spawn_servers(
     health: &Arc<ProxyHealth>,
     metrics: &Arc<Metrics>,
     mode: &str,
+    explain: ExplainHandle,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut servers = Vec::new();
     if let Some(addr) = config.healthz_bind_address
@@ -141,7 +145,7 @@ async fn spawn_servers(
     if let Some(addr) = config.metrics_bind_address
         && let Some(listener) = bind("metrics", addr).await
     {
-        let server = crate::metrics_server::serve(listener, metrics.clone(), mode);
+        let server = crate::metrics_server::serve(listener, metrics.clone(), mode, Some(explain));
         servers.push(tokio::spawn(async move { log_server_end("metrics", server.await) }));
     }
     servers

@@ -37,6 +37,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod explain;
 pub mod health;
 pub mod health_server;
 pub mod metrics;

@@ -479,3 +479,38 @@ async fn healthz_answers_503_while_the_node_is_tainted_for_deletion() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_answers_from_the_programmed_state_with_the_dataplanes_names() {
+    bounded(async {
+        let dir = TempDir::new("daemon-explain");
+        let (_server, kubeconfig) = cluster(&dir).await;
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+
+        let answer = daemon.metrics_get("/explain?dst=172.30.0.41:80&from=10.0.1.10").await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.headers.get("content-type").map(String::as_str), Some("application/json"));
+        let body: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON body");
+        assert_eq!(body["node"], "node1", "{body}");
+        assert_eq!(body["mode"], support::RECORDING, "{body}");
+        assert_eq!(body["service"]["service_port"], SVC1, "{body}");
+        assert_eq!(body["service"]["matched_by"], "cluster_ip", "{body}");
+        assert_eq!(body["verdict"], "forward", "{body}");
+        assert_eq!(body["source"], "10.0.1.10", "{body}");
+        assert_eq!(body["endpoints"][0]["address"], "10.180.0.1:8080", "{body}");
+        assert_eq!(body["endpoints"][0]["eligible"], true, "{body}");
+        assert_eq!(body["rules"][0]["name"], "ns1/svc1:p80 via ClusterIp", "{body}");
+
+        let udp = daemon.metrics_get("/explain?dst=172.30.0.41:80&proto=udp").await;
+        let body: serde_json::Value = serde_json::from_str(&udp.body).expect("JSON body");
+        assert_eq!((udp.status, &body["verdict"]), (200, &serde_json::json!("not_a_service")), "{body}");
+
+        let bad = daemon.metrics_get("/explain?dst=nonsense").await;
+        assert_eq!(bad.status, 400, "{}", bad.body);
+        let body: serde_json::Value = serde_json::from_str(&bad.body).expect("JSON body");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("invalid destination")), "{body}");
+        daemon.stop().await;
+    })
+    .await;
+}

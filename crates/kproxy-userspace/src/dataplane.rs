@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
 use kproxy_core::stale_flows::FlowFilter;
 use kproxy_core::{Changes, Dataplane, IpFamily, Protocol, ProxyState, ServicePortName, SyncError, SyncStats};
 use kproxy_netfilter::nft_text::Family;
@@ -192,6 +193,14 @@ impl Dataplane for UserspaceDataplane {
             out.push_str(&render_text(&render(&self.config.table, family, &shown)));
         }
         out
+    }
+
+    fn explain_profile(&self) -> ModeProfile {
+        crate::explain::profile(NAME, &self.config)
+    }
+
+    fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
+        crate::explain::rules(&self.config, &self.relay.ports(), state, target)
     }
 }
 

@@ -152,3 +152,26 @@ async fn render_lists_listeners_and_tables() {
     assert!(after.contains(&format!("cluster port {port} -> 10.0.1.10:8080")), "{after}");
     assert!(after.contains("table ip6 kproxy-userspace {"));
 }
+
+#[tokio::test]
+async fn explain_names_the_bound_listener_and_the_redirect_elements() {
+    let mut f = fixture();
+    let state =
+        state(&[("a", Protocol::Tcp, "172.30.0.1", "10.0.0.1"), ("b", Protocol::Tcp, "172.30.0.2", "10.0.0.2")]);
+    f.dp.sync(&state, &Changes::full_sync()).await.unwrap();
+    let query = kproxy_core::explain::Query { destination: "172.30.0.1:80".parse().unwrap(), source: None };
+    let x = kproxy_core::explain_with(&f.dp, &state, &query);
+    assert_eq!(x.mode, "userspace");
+    assert_eq!(x.masquerade.decision, kproxy_core::explain::Decision::Yes, "a relay: {:?}", x.masquerade);
+    let bound = f.dp.relay().ports();
+    let port = bound.iter().find(|(k, _)| k.name == name("a", Protocol::Tcp)).map(|(_, p)| *p).expect("bound");
+    assert_ne!(port, 0);
+    let listeners: Vec<_> = x.rules.iter().filter(|r| r.kind == "listener").collect();
+    assert_eq!(listeners.len(), 1, "{:?}", x.rules);
+    assert_eq!(listeners[0].name, "ns/a:p cluster");
+    assert_eq!(listeners[0].detail.as_deref(), Some(format!("port {port} -> 10.0.0.1:8080").as_str()));
+    let elements: Vec<(&str, &str)> =
+        x.rules.iter().filter(|r| r.kind == "element").map(|r| (r.table.as_str(), r.name.as_str())).collect();
+    assert!(elements.contains(&("ip kproxy-userspace internal", "172.30.0.1 . tcp . 80")), "{elements:?}");
+    assert!(elements.iter().all(|(_, key)| !key.contains("172.30.0.2")), "{elements:?}");
+}

@@ -19,6 +19,7 @@
 
 mod config;
 mod dataplane;
+mod explain;
 pub mod relay;
 pub mod render;
 

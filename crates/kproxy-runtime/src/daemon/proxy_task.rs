@@ -8,10 +8,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kproxy_core::{Dataplane, IpFamily, ProxyLoop, SourceEvent, SyncError, SyncReport};
+use kproxy_core::{Dataplane, IpFamily, ProxyLoop, SourceEvent, SyncError, SyncReport, explain_with};
 use tokio::sync::mpsc;
 
 use super::conflict_events::ConflictEvents;
+use crate::explain::ExplainRequest;
 use crate::health::ProxyHealth;
 use crate::metrics::{Metrics, TrafficPolicy};
 use crate::runner::{Driver, StopReason, SyncFn, SyncKind};
@@ -35,6 +36,8 @@ pub(super) struct ProxyTask {
     dataplane: Box<dyn Dataplane>,
     events: mpsc::Receiver<SourceEvent>,
     reporting: Reporting,
+    /// `/explain` questions, answered between runs; `None` once nobody asks any more.
+    questions: Option<mpsc::Receiver<ExplainRequest>>,
 }
 
 impl ProxyTask {
@@ -45,7 +48,19 @@ impl ProxyTask {
         events: mpsc::Receiver<SourceEvent>,
         reporting: Reporting,
     ) -> Self {
-        Self { proxy, dataplane, events, reporting }
+        Self { proxy, dataplane, events, reporting, questions: None }
+    }
+
+    /// Also answers `/explain` questions from `questions`, on the state last programmed.
+    pub(super) fn answering(mut self, questions: mpsc::Receiver<ExplainRequest>) -> Self {
+        self.questions = Some(questions);
+        self
+    }
+
+    /// Answers one question (the asker may have given up: then nobody hears it).
+    fn answer(&self, question: ExplainRequest) {
+        let explanation = explain_with(self.dataplane.as_ref(), self.proxy.state(), &question.query);
+        let _ = question.reply.send(explanation);
     }
 
     /// Folds events in until every initial list has arrived; `Some` when `shutdown`
@@ -196,7 +211,28 @@ impl SyncFn for ProxyTask {
 
 impl Driver for ProxyTask {
     async fn next_input(&mut self) -> Option<bool> {
-        let event = self.events.recv().await?;
-        Some(self.fold(event))
+        loop {
+            let input = match &mut self.questions {
+                Some(questions) => tokio::select! {
+                    event = self.events.recv() => Input::Event(event),
+                    question = questions.recv() => Input::Question(question),
+                },
+                None => Input::Event(self.events.recv().await),
+            };
+            match input {
+                Input::Event(event) => return Some(self.fold(event?)),
+                Input::Question(Some(question)) => self.answer(question),
+                Input::Question(None) => self.questions = None,
+            }
+        }
     }
+}
+
+/// What [`ProxyTask::next_input`] received.
+#[allow(clippy::large_enum_variant, reason = "one value on the stack for one match; boxing would allocate per event")]
+enum Input {
+    /// A source event; `None`: the source ended.
+    Event(Option<SourceEvent>),
+    /// An `/explain` question; `None`: nobody asks any more.
+    Question(Option<ExplainRequest>),
 }

@@ -22,7 +22,7 @@ async fn start(mode: &'static str) -> Fixture {
     let (listener, addr) = loopback_listener().await;
     let server = tokio::spawn({
         let metrics = metrics.clone();
-        serve(listener, metrics, mode)
+        serve(listener, metrics, mode, None)
     });
     Fixture { addr, metrics, server }
 }
@@ -56,4 +56,23 @@ async fn healthz_says_ok_and_other_paths_are_not_found() {
     let response = get(f.addr, "/healthz").await;
     assert_eq!((response.status, response.body.as_str()), (200, "ok"));
     assert_eq!(get(f.addr, "/livez").await.status, 404);
+}
+
+#[tokio::test]
+async fn explain_needs_a_handle_and_an_answering_proxy() {
+    let f = start("nftables").await;
+    let response = get(f.addr, "/explain?dst=172.30.0.41:80").await;
+    assert_eq!(response.status, 404, "{}", response.body);
+
+    let (handle, questions) = crate::explain::ExplainHandle::channel();
+    drop(questions);
+    let (listener, addr) = loopback_listener().await;
+    let server = tokio::spawn(serve(listener, Arc::new(Metrics::new()), "nftables", Some(handle)));
+    let response = get(addr, "/explain?dst=172.30.0.41:80").await;
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert!(response.body.contains("did not answer"), "{}", response.body);
+    let response = get(addr, "/explain?from=10.0.0.1").await;
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert!(response.body.contains("missing dst"), "{}", response.body);
+    server.abort();
 }

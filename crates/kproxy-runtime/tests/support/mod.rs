@@ -191,6 +191,17 @@ impl Dataplane for RecordingDataplane {
     async fn shutdown(&mut self, _drain: std::time::Duration) {
         self.recorder.shutdowns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// One made-up rule naming the matched port and path, so tests see the dataplane's
+    /// names reach `/explain`.
+    fn explain_rules(
+        &self,
+        _state: &ProxyState,
+        target: &kproxy_core::explain::PortTarget<'_>,
+    ) -> Vec<kproxy_core::explain::RuleRef> {
+        let name = format!("{} via {:?}", target.entry.name, target.matched_by);
+        vec![kproxy_core::explain::RuleRef::new("recorded", RECORDING, name, None)]
+    }
 }
 
 /// Where the daemon reads objects from.
