@@ -303,7 +303,7 @@ fn cluster_ips_check_runs_after_dnat_on_forwarded_and_local_traffic() {
     assert!(forward.chain.rules.contains(&jump));
     let output = static_chain(&table, "filter-output-post-dnat");
     assert_eq!(output.hook, Some("type filter hook output priority -90; policy accept;"), "after nat-output (-100)");
-    assert_eq!(output.chain.rules, [jump.clone()]);
+    assert_eq!(output.chain.rules, [jump.as_str()]);
     for pre_dnat in ["filter-prerouting", "filter-output"] {
         assert!(!static_chain(&table, pre_dnat).chain.rules.contains(&jump), "{pre_dnat} sees the service VIPs");
     }
@@ -314,7 +314,7 @@ fn every_port_marks_its_cluster_ip_active() {
     let mut state = ProxyState::new("node1");
     for (service, port) in [("a", 80), ("a", 443), ("b", 53)] {
         let cluster_ip = if service == "a" { "172.30.0.1" } else { "172.30.0.2" };
-        let name = ServicePortName::new(NamespacedName::new("ns1", service), &port.to_string(), Protocol::Tcp);
+        let name = ServicePortName::new(NamespacedName::new("ns1", service), port.to_string(), Protocol::Tcp);
         state
             .family_mut(IpFamily::V4)
             .services
