@@ -10,7 +10,8 @@ use kproxy_conformance::run_conformance_e2e;
 use kproxy_testkit::prereq::{Tool, require};
 
 /// Upstream's iptables mode does not do this; only its nftables mode has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream's iptables mode neither rejects unknown ports of cluster IPs nor drops unallocated service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
+const NO_CLUSTER_IP_HYGIENE: &str = "upstream's iptables mode neither rejects unknown ports of cluster IPs nor drops unallocated \
+     service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
 
 /// Cases that cannot run end to end, with the reason.
 const SKIPS: &[(&str, &str)] = &[("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE)];

@@ -26,7 +26,9 @@ const FROM_OUTSIDE: &str = "traffic from outside the node needs the tc programs,
      socket-level balancing serves the node's own processes and pods only";
 
 /// Upstream has no eBPF mode; of its modes only nftables has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream kube-proxy does this in nftables mode only (cluster-ips-check); socket-level balancing follows its iptables mode, which neither rejects unknown ports of cluster IPs nor drops unallocated service-CIDR addresses";
+const NO_CLUSTER_IP_HYGIENE: &str = "upstream kube-proxy does this in nftables mode only (cluster-ips-check); socket-level balancing \
+     follows its iptables mode, which neither rejects unknown ports of cluster IPs nor drops unallocated \
+     service-CIDR addresses";
 
 /// Cases this dataplane cannot run, with the reason.
 const SKIPS: &[(&str, &str)] = &[

@@ -9,7 +9,8 @@ use kproxy_iptables::{Backend, IptablesConfig, IptablesDataplane};
 use kproxy_testkit::prereq::{Tool, require};
 
 /// Upstream's iptables mode does not do this; only its nftables mode has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream's iptables mode neither rejects unknown ports of cluster IPs nor drops unallocated service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
+const NO_CLUSTER_IP_HYGIENE: &str = "upstream's iptables mode neither rejects unknown ports of cluster IPs nor drops unallocated \
+     service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
 
 /// Cases this dataplane cannot run, with the reason (upstream's iptables mode has the same
 /// gap).

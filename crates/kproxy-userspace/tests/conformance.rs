@@ -13,7 +13,8 @@ use kproxy_userspace::{UserspaceConfig, UserspaceDataplane};
 const SOURCE_LOST: &str = "a userspace relay opens its own connection to the endpoint, so the endpoint sees the node's address: the client's source cannot be preserved";
 
 /// Upstream's userspace mode does not do this; only its nftables mode has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream's userspace mode neither rejects unknown ports of cluster IPs nor drops unallocated service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
+const NO_CLUSTER_IP_HYGIENE: &str = "upstream's userspace mode neither rejects unknown ports of cluster IPs nor drops unallocated \
+     service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
 
 /// Cases this dataplane cannot run, with the reason.
 const SKIPS: &[(&str, &str)] = &[

@@ -40,7 +40,10 @@ fn nodeport_addresses_default_to_primary_in_nftables_mode_only() {
     assert_eq!(with("userspace", None), NodePortAddresses::All);
     assert_eq!(with("iptables", Some("primary")), NodePortAddresses::Primary);
     let file = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\nnodePortAddresses: []\n";
-    assert_eq!(resolve(Some(file), &[], PartialConfig::default()).unwrap().nodeport_addresses, NodePortAddresses::Primary);
+    assert_eq!(
+        resolve(Some(file), &[], PartialConfig::default()).unwrap().nodeport_addresses,
+        NodePortAddresses::Primary
+    );
 }
 
 const FILE: &str = r#"
