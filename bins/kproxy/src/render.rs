@@ -79,6 +79,7 @@ pub fn load(dir: &Path, node: &str, dataplane: Box<dyn Dataplane>, who: &str) ->
         SourceEvent::Service(ObjectEvent::reset(set.services)),
         SourceEvent::EndpointSlice(ObjectEvent::reset(set.slices)),
         SourceEvent::Node(ObjectEvent::reset(own)),
+        SourceEvent::ServiceCidr(ObjectEvent::reset(set.service_cidrs)),
     ];
     for event in events {
         for malformed in proxy.on_event(event) {

@@ -22,6 +22,7 @@ mod affinity;
 mod clusterip;
 mod external;
 mod families;
+mod hygiene;
 mod lifecycle;
 mod masquerade;
 mod policy;
@@ -155,6 +156,13 @@ fn clusterip_cases() -> Vec<Case> {
             "an IPv6 NodePort on node1's IPv6 address reaches endpoints on both nodes, masqueraded"
         ),
         case!("sctp-clusterip", families::sctp_clusterip, "an SCTP ClusterIP spreads associations over every endpoint"),
+        case!(
+            "cluster-ip-hygiene",
+            hygiene::cluster_ip_hygiene,
+            "with a ServiceCIDR, an unknown port of an active cluster IP is refused at once and an unallocated \
+             address of the service CIDR times out instead of being routed on (from a pod, the node and outside); \
+             the service port itself still works"
+        ),
     ]
 }
 

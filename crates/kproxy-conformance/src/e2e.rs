@@ -11,9 +11,9 @@
 //! 2. *programmed*: on a later scrape, both `…_changes_pending` gauges are 0 (the daemon
 //!    keeps them until a sync that includes the changes has succeeded).
 //!
-//! A Node change shows in neither, so it is written alone: once the daemon has handled it
-//! (`…_last_queued_timestamp_seconds` passes the write), a marker Service is created or
-//! deleted; the sync that programs the marker has checked the Node change out too.
+//! A Node or ServiceCIDR change shows in neither, so it is written alone: once the daemon
+//! has handled it (`…_last_queued_timestamp_seconds` passes the write), a marker Service is
+//! created or deleted; the sync that programs the marker has checked the change out too.
 //! masqueradeAll restarts the daemon with `--masquerade-all`. Stopping (also on a panic)
 //! kills the daemon and runs `kproxy --cleanup` inside node1.
 
@@ -27,7 +27,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Node;
-use kproxy_testkit::ResourceKind;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
+use kproxy_testkit::{FakeApiServer, ResourceKind};
 
 use crate::harness::{BackendSpec, Write};
 use crate::runner::{Report, run_with};
@@ -222,12 +223,38 @@ impl DaemonNode {
         if self.last_node.as_ref() == Some(node) {
             return Ok(());
         }
+        self.mirror_uncounted("take the new Node", |server| {
+            server.apply(node);
+        })
+        .await?;
+        self.last_node = Some(node.clone());
+        Ok(())
+    }
+
+    /// Writes (`Some`) or deletes ServiceCIDR `name`, alone, and waits until the daemon has
+    /// handled it, as [`DaemonNode::mirror_node`] does. The write must change the service
+    /// CIDRs (or the daemon would queue nothing to wait for).
+    pub(crate) async fn mirror_service_cidr(&mut self, name: &str, object: Option<&ServiceCIDR>) -> Result<(), Error> {
+        self.mirror_uncounted("take the ServiceCIDR change", |server| match object {
+            Some(object) => {
+                server.apply(object);
+            }
+            None => {
+                server.delete(ResourceKind::ServiceCidr, "", name);
+            }
+        })
+        .await
+    }
+
+    /// Makes `write`, of an object whose watch events the change counters do not count, and
+    /// waits until the daemon has queued a sync for it; then flips the marker Service, so
+    /// that the next [`DaemonNode::settle`] covers that sync too.
+    async fn mirror_uncounted(&mut self, what: &str, write: impl FnOnce(&FakeApiServer)) -> Result<(), Error> {
         self.settle().await?;
         let written = unix_seconds(SystemTime::now());
-        self.api.server()?.apply(node);
-        self.last_node = Some(node.clone());
+        write(self.api.server()?);
         let deadline = Instant::now() + SETTLE_TIMEOUT;
-        while self.next(deadline, "take the new Node").await?.last_queued <= written {}
+        while self.next(deadline, what).await?.last_queued <= written {}
         let (ns, name, ip) = MARKER;
         if self.marker {
             self.mirror(Write::DeleteService(ns, name))?;

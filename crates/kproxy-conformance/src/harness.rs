@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kproxy_core::{
     Changes, ConversionError, Dataplane, ObjectEvent, ProxyLoop, ProxyState, SourceEvent, SyncError, SyncStats,
@@ -45,6 +46,7 @@ pub struct Harness {
     proxy: ProxyLoop,
     services: BTreeMap<(String, String), Service>,
     slices: BTreeMap<(String, String), EndpointSlice>,
+    service_cidrs: BTreeMap<String, ServiceCIDR>,
     alloc: Allocator,
     request_timeout: Duration,
     // Last: the dataplane thread (or daemon) leaves node1 before the namespaces go.
@@ -80,6 +82,7 @@ impl Harness {
             proxy: ProxyLoop::new(plan::NODE1, SystemTime::now()),
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
+            service_cidrs: BTreeMap::new(),
             alloc: Allocator::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             cluster,
@@ -205,6 +208,32 @@ impl Harness {
         self.sync().await
     }
 
+    /// Adds or updates a ServiceCIDR (the ranges cluster IPs are allocated from), then syncs.
+    /// The write must change the cluster's service CIDRs (end to end, the harness waits for
+    /// the daemon to take the change).
+    pub async fn apply_service_cidr(&mut self, object: ServiceCIDR) -> Result<SyncStats, Error> {
+        if let Some(e) = self.fold(SourceEvent::ServiceCidr(ObjectEvent::Apply(object.clone()))) {
+            return Err(Error::new(format!("ServiceCIDR: {e}")));
+        }
+        let name = object.metadata.name.clone().unwrap_or_default();
+        self.backend()?.mirror_service_cidr(&name, Some(&object)).await?;
+        self.service_cidrs.insert(name, object);
+        self.sync().await
+    }
+
+    /// Deletes a ServiceCIDR applied before, then syncs.
+    pub async fn delete_service_cidr(&mut self, name: &str) -> Result<SyncStats, Error> {
+        self.remove_service_cidr(name).await?;
+        self.sync().await
+    }
+
+    async fn remove_service_cidr(&mut self, name: &str) -> Result<(), Error> {
+        let object = self.service_cidrs.remove(name);
+        let object = object.ok_or_else(|| Error::new(format!("no ServiceCIDR {name} was applied")))?;
+        self.fold(SourceEvent::ServiceCidr(ObjectEvent::Delete(object)));
+        self.backend()?.mirror_service_cidr(name, None).await
+    }
+
     /// Replaces node1's Node object (labels for topology), then syncs.
     pub async fn set_node(&mut self, node: &Node) -> Result<SyncStats, Error> {
         self.apply_node(node)?;
@@ -242,9 +271,13 @@ impl Harness {
         }
     }
 
-    /// Deletes every Service and EndpointSlice applied, restores node1's Node and
-    /// `masquerade_all: false`, and syncs: the state between cases.
+    /// Deletes every Service, EndpointSlice and ServiceCIDR applied, restores node1's Node
+    /// and `masquerade_all: false`, and syncs: the state between cases.
     pub async fn reset(&mut self) -> Result<(), Error> {
+        let names: Vec<String> = self.service_cidrs.keys().cloned().collect();
+        for name in names {
+            self.remove_service_cidr(&name).await?;
+        }
         for ((namespace, name), service) in std::mem::take(&mut self.services) {
             self.fold(SourceEvent::Service(ObjectEvent::Delete(service)));
             self.backend()?.mirror(Write::DeleteService(&namespace, &name))?;

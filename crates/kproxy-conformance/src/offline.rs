@@ -7,6 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kproxy_core::{ChangeTracker, Changes, ProxyState};
 
 /// One node's tracker, with its Node object seen, and the state it checks out into.
@@ -42,6 +43,11 @@ impl OfflineNode {
         for slice in slices {
             self.tracker.on_slice_update(slice).expect("slice converts");
         }
+    }
+
+    /// Adds or updates a ServiceCIDR (seen at the next checkout).
+    pub fn apply_service_cidr(&mut self, object: &ServiceCIDR) {
+        self.tracker.on_service_cidr_update(object).expect("ServiceCIDR converts");
     }
 
     /// Checks the pending changes out into the state.

@@ -1,10 +1,11 @@
-//! `ChangeTracker`: the Service, EndpointSlice and Node trackers of both IP families behind
-//! one API object interface, and their checkout into a [`ProxyState`].
+//! `ChangeTracker`: the Service, EndpointSlice and Node trackers of both IP families and the
+//! ServiceCIDRs behind one API object interface, and their checkout into a [`ProxyState`].
 
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 
 use crate::convert::{EndpointSliceInfo, LABEL_SERVICE_NAME, NodeInfo, ServiceInfo};
 use crate::endpoints_change_tracker::EndpointsChangeTracker;
@@ -13,6 +14,7 @@ use crate::local_node::LocalNode;
 use crate::names::{IpFamily, NamespacedName};
 use crate::proxy_state::{Changes, ProxyState};
 use crate::service_change_tracker::ServiceChangeTracker;
+use crate::service_cidrs::ServiceCidrs;
 
 /// Folds API events into pending changes until the next sync checks them out.
 ///
@@ -24,6 +26,8 @@ pub struct ChangeTracker {
     endpoints: [EndpointsChangeTracker; 2],
     node: NodeInfo,
     node_changed: bool,
+    service_cidrs: ServiceCidrs,
+    service_cidrs_changed: bool,
     needs_full_sync: bool,
 }
 
@@ -35,6 +39,8 @@ impl ChangeTracker {
             endpoints: IpFamily::ALL.map(|f| EndpointsChangeTracker::new(f, node_name, start_time)),
             node: NodeInfo::named(node_name),
             node_changed: false,
+            service_cidrs: ServiceCidrs::default(),
+            service_cidrs_changed: false,
             needs_full_sync: true,
         }
     }
@@ -147,6 +153,41 @@ impl ChangeTracker {
         Ok(self.pending())
     }
 
+    /// A ServiceCIDR was added or updated. A change of the service CIDRs (the union over
+    /// every ServiceCIDR) asks for a full sync.
+    pub fn on_service_cidr_update(&mut self, object: &ServiceCIDR) -> Result<bool, ConversionError> {
+        let changed = self.service_cidrs.update(object)?;
+        self.note_service_cidrs(changed);
+        Ok(self.pending())
+    }
+
+    /// A ServiceCIDR (cluster-scoped: by name) was deleted.
+    pub fn on_service_cidr_delete(&mut self, name: &str) -> bool {
+        let changed = self.service_cidrs.delete(name);
+        self.note_service_cidrs(changed);
+        self.pending()
+    }
+
+    /// A relist: `objects` is the complete set of ServiceCIDRs; those named in `kept` were
+    /// listed but could not be read (they keep their previous CIDRs). Every malformed one is
+    /// returned and keeps its previous CIDRs.
+    pub fn on_service_cidrs_relisted(
+        &mut self,
+        objects: &[ServiceCIDR],
+        kept: &[NamespacedName],
+    ) -> Vec<ConversionError> {
+        let (changed, errors) = self.service_cidrs.relisted(objects, kept);
+        self.note_service_cidrs(changed);
+        errors
+    }
+
+    fn note_service_cidrs(&mut self, changed: bool) {
+        if changed {
+            self.service_cidrs_changed = true;
+            self.needs_full_sync = true;
+        }
+    }
+
     /// Asks the next checkout for a full sync.
     pub fn request_full_sync(&mut self) {
         self.needs_full_sync = true;
@@ -156,6 +197,7 @@ impl ChangeTracker {
     pub fn pending(&self) -> bool {
         self.needs_full_sync
             || self.node_changed
+            || self.service_cidrs_changed
             || self.services.iter().any(|t| t.pending() > 0)
             || self.endpoints.iter().any(|t| t.pending() > 0)
     }
@@ -178,6 +220,9 @@ impl ChangeTracker {
         }
         if std::mem::take(&mut self.node_changed) {
             state.node = LocalNode::from(&self.node);
+        }
+        if std::mem::take(&mut self.service_cidrs_changed) {
+            state.service_cidrs = self.service_cidrs.union();
         }
         for family in IpFamily::ALL {
             let service_changes = self.services[family.index()].checkout();

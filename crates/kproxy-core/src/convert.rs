@@ -7,12 +7,14 @@ mod endpoint_slice;
 mod fields;
 mod node;
 mod service;
+mod service_cidr;
 mod validation;
 
 pub use endpoint_slice::{EndpointInfo, EndpointSliceInfo, SlicePort};
 pub use node::{NodeInfo, TAINT_TO_BE_DELETED, node_eligible};
 pub(crate) use service::object_name;
 pub use service::{ServiceInfo, SkipReason};
+pub use service_cidr::{ServiceCidrInfo, service_cidr_name};
 pub use validation::{
     MAX_LABEL_LENGTH, MAX_SUBDOMAIN_LENGTH, NameRule, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain,
     is_label_key, is_label_value,

@@ -17,6 +17,8 @@ pub enum ObjectKind {
     EndpointSlice,
     /// A core/v1 Node.
     Node,
+    /// A networking.k8s.io/v1 ServiceCIDR.
+    ServiceCidr,
 }
 
 impl fmt::Display for ObjectKind {
@@ -25,6 +27,7 @@ impl fmt::Display for ObjectKind {
             Self::Service => "Service",
             Self::EndpointSlice => "EndpointSlice",
             Self::Node => "Node",
+            Self::ServiceCidr => "ServiceCIDR",
         })
     }
 }

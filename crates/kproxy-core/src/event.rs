@@ -9,6 +9,7 @@
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 
 use crate::error::{ConversionError, ObjectKind};
 
@@ -48,6 +49,8 @@ pub enum SourceEvent {
     EndpointSlice(ObjectEvent<EndpointSlice>),
     /// An event of this node's Node object.
     Node(ObjectEvent<Node>),
+    /// A ServiceCIDR event: the ranges cluster IPs are allocated from.
+    ServiceCidr(ObjectEvent<ServiceCIDR>),
 }
 
 impl SourceEvent {
@@ -57,6 +60,7 @@ impl SourceEvent {
             Self::Service(_) => ObjectKind::Service,
             Self::EndpointSlice(_) => ObjectKind::EndpointSlice,
             Self::Node(_) => ObjectKind::Node,
+            Self::ServiceCidr(_) => ObjectKind::ServiceCidr,
         }
     }
 }

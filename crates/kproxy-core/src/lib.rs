@@ -1,6 +1,6 @@
 //! kproxy's core: the pure model of a Kubernetes service proxy.
 //!
-//! API objects (k8s-openapi `Service`, `EndpointSlice`, `Node`) arrive as [`SourceEvent`]s
+//! API objects (k8s-openapi `Service`, `EndpointSlice`, `Node`, `ServiceCIDR`) arrive as [`SourceEvent`]s
 //! and fold into a [`ProxyLoop`]; a sync checks the pending changes out into a
 //! [`ProxyState`] and hands it, with the [`Changes`], to a [`Dataplane`].
 //! [`categorize_endpoints`] tells a dataplane which endpoints each service port uses on this
@@ -34,6 +34,7 @@ mod proxy_loop;
 mod proxy_state;
 pub mod render;
 mod service_change_tracker;
+mod service_cidrs;
 mod service_port;
 mod service_port_map;
 pub mod stale_flows;

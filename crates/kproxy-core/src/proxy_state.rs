@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
+use ipnet::IpNet;
+
 use crate::endpoint::Endpoint;
 use crate::endpoints_map::EndpointsMap;
 use crate::local_node::LocalNode;
@@ -29,19 +31,32 @@ impl FamilyState {
     }
 }
 
-/// Everything a dataplane needs to program this node: one [`FamilyState`] per IP family and
-/// this node's own information.
+/// Everything a dataplane needs to program this node: one [`FamilyState`] per IP family,
+/// this node's own information and the cluster's service CIDRs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyState {
     /// This node.
     pub node: LocalNode,
+    /// The ranges cluster IPs are allocated from: every CIDR of every ServiceCIDR object,
+    /// both families, sorted and without duplicates (empty until any is known). A change
+    /// of them comes with a full sync.
+    pub service_cidrs: Vec<IpNet>,
     families: [FamilyState; 2],
 }
 
 impl ProxyState {
     /// An empty state for node `node_name`.
     pub fn new(node_name: impl Into<String>) -> Self {
-        Self { node: LocalNode::named(node_name), families: IpFamily::ALL.map(FamilyState::new) }
+        Self {
+            node: LocalNode::named(node_name),
+            service_cidrs: Vec::new(),
+            families: IpFamily::ALL.map(FamilyState::new),
+        }
+    }
+
+    /// The service CIDRs of one family (upstream's nftables proxier keeps those of its own).
+    pub fn service_cidrs_of(&self, family: IpFamily) -> impl Iterator<Item = IpNet> + '_ {
+        self.service_cidrs.iter().copied().filter(move |cidr| IpFamily::of(&cidr.addr()) == family)
     }
 
     /// The view of one family.

@@ -25,8 +25,14 @@ use kproxy_testkit::prereq::{Tool, require};
 use support::TestCgroup;
 use support::netns::netns_cookie;
 
+/// Upstream has no eBPF mode; of its modes only nftables has `cluster-ips-check`.
+const NO_CLUSTER_IP_HYGIENE: &str = "upstream kube-proxy does this in nftables mode only (cluster-ips-check); the eBPF \
+     mode follows its iptables mode, which neither rejects unknown ports of cluster IPs nor drops unallocated \
+     service-CIDR addresses";
+
 /// Cases this dataplane cannot run, with the reason.
 const SKIPS: &[(&str, &str)] = &[
+    ("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE),
     (
         "hairpin",
         "socket-level balancing connects the pod to itself directly, so its own address is the source: there is no \

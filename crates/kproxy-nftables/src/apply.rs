@@ -6,5 +6,7 @@ mod listing;
 mod script;
 
 pub(crate) use committed::Committed;
+#[cfg(test)]
+pub(crate) use committed::Delta;
 pub(crate) use listing::existing_objects;
 pub(crate) use script::{cleanup_script, full_script, partial_script, replace_script};

@@ -545,7 +545,7 @@ mod committed {
     use kproxy_core::{Endpoint, IpFamily, NamespacedName, Protocol, ServicePort, ServicePortName, TopologyNode};
 
     use crate::Family;
-    use crate::apply::Committed;
+    use crate::apply::{Committed, Delta};
     use crate::config::NftablesConfig;
     use crate::render::{PortRender, RenderContext, render_port};
 
@@ -588,10 +588,28 @@ mod committed {
         let delta = c.update(vec![(name("a"), None)]);
         assert!(delta.removed_chains.is_empty(), "{delta:?}");
         assert!(delta.added_chains.is_empty());
-        assert_eq!(delta.removed_elements.len(), 5, "service-ips, 2 endpoints, 2 hairpins: {delta:?}");
+        assert_eq!(delta.removed_elements.len(), 6, "cluster IP, service-ips, 2 endpoints, 2 hairpins: {delta:?}");
         let delta = c.update(vec![(name("b"), None)]);
         assert_eq!(delta.removed_chains, ["cluster-tcp-2", "internal-to-cluster-tcp-2"]);
         assert!(c.ports.is_empty());
+    }
+
+    #[test]
+    fn a_cluster_ip_stays_active_while_any_of_its_ports_is_left() {
+        let cluster_ip = |delta: &Delta| -> Vec<(bool, String)> {
+            let removed = delta.removed_elements.iter().map(|e| (false, e));
+            let added = delta.added_elements.iter().map(|e| (true, e));
+            removed.chain(added).filter(|(_, e)| e.set == "cluster-ips").map(|(a, e)| (a, e.key.clone())).collect()
+        };
+        let mut c = Committed::default();
+        let delta = c.update(vec![(name("a"), Some(render("a", "172.30.0.1", &["10.0.0.1"], false)))]);
+        assert_eq!(cluster_ip(&delta), [(true, "172.30.0.1".to_owned())]);
+        let delta = c.update(vec![(name("b"), Some(render("b", "172.30.0.1", &["10.0.0.2"], false)))]);
+        assert_eq!(cluster_ip(&delta), [], "already active");
+        let delta = c.update(vec![(name("a"), None)]);
+        assert_eq!(cluster_ip(&delta), [], "b still uses it");
+        let delta = c.update(vec![(name("b"), None)]);
+        assert_eq!(cluster_ip(&delta), [(false, "172.30.0.1".to_owned())]);
     }
 
     #[test]

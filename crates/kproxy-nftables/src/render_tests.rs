@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use kproxy_core::{Endpoint, NamespacedName, Protocol, ServicePort, ServicePortName, SessionAffinity};
 
 use crate::config::NodePortAddresses;
-use crate::render::names::{NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, SHORT_CIRCUIT_OR_DROP};
+use crate::render::names::{
+    CLUSTER_IPS, CLUSTER_IPS_CHECK, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, SHORT_CIRCUIT_OR_DROP,
+};
+use crate::render::static_table::StaticChain;
 
 fn config() -> NftablesConfig {
     NftablesConfig { cluster_cidrs: vec!["10.0.0.0/8".parse().unwrap()], ..NftablesConfig::default() }
@@ -298,4 +301,67 @@ fn hostile_names_become_identifiers_and_stay_apart() {
     // Per port: a cluster and a local affinity chain, and a set per endpoint of each.
     assert_eq!(chains.iter().filter(|c| c.starts_with("affinity-")).count(), 2 * texts.len());
     assert_eq!(sets.len(), 3 * texts.len());
+}
+
+fn static_chain<'a>(table: &'a TableRender, name: &str) -> &'a StaticChain {
+    table.statics.chains.iter().find(|c| c.chain.name == name).unwrap()
+}
+
+#[test]
+fn cluster_ips_check_refuses_unknown_ports_and_drops_unallocated_addresses_of_its_family() {
+    let mut state = ProxyState::new("node1");
+    state.service_cidrs =
+        ["172.30.0.0/16", "172.30.5.0/24", "172.31.0.0/16", "fd00:172:30::/112"].map(|c| c.parse().unwrap()).to_vec();
+    let v4 = render_family(&config(), &state, IpFamily::V4);
+    assert_eq!(
+        static_chain(&v4, CLUSTER_IPS_CHECK).chain.rules,
+        ["ip daddr @cluster-ips reject", "ip daddr { 172.30.0.0/15 } drop"],
+        "overlapping and adjacent CIDRs merge (nft refuses overlapping intervals)"
+    );
+    let v6 = render_family(&config(), &state, IpFamily::V6);
+    assert_eq!(
+        static_chain(&v6, CLUSTER_IPS_CHECK).chain.rules,
+        ["ip6 daddr @cluster-ips reject", "ip6 daddr { fd00:172:30::/112 } drop"]
+    );
+    // No ServiceCIDR known: unknown ports of active cluster IPs are still refused.
+    let none = render_family(&config(), &ProxyState::new("node1"), IpFamily::V4);
+    assert_eq!(static_chain(&none, CLUSTER_IPS_CHECK).chain.rules, ["ip daddr @cluster-ips reject"]);
+}
+
+#[test]
+fn cluster_ips_check_runs_after_dnat_on_forwarded_and_local_traffic() {
+    let table = render_family(&config(), &ProxyState::new("node1"), IpFamily::V4);
+    let jump = format!("ct state new jump {CLUSTER_IPS_CHECK}");
+    let forward = static_chain(&table, "filter-forward");
+    assert_eq!(forward.hook, Some("type filter hook forward priority -110; policy accept;"));
+    assert!(forward.chain.rules.contains(&jump));
+    let output = static_chain(&table, "filter-output-post-dnat");
+    assert_eq!(output.hook, Some("type filter hook output priority -90; policy accept;"), "after nat-output (-100)");
+    assert_eq!(output.chain.rules, [jump.as_str()]);
+    for pre_dnat in ["filter-prerouting", "filter-output"] {
+        assert!(!static_chain(&table, pre_dnat).chain.rules.contains(&jump), "{pre_dnat} sees the service VIPs");
+    }
+}
+
+#[test]
+fn every_port_marks_its_cluster_ip_active() {
+    let mut state = ProxyState::new("node1");
+    for (service, port) in [("a", 80), ("a", 443), ("b", 53)] {
+        let cluster_ip = if service == "a" { "172.30.0.1" } else { "172.30.0.2" };
+        let name = ServicePortName::new(NamespacedName::new("ns1", service), port.to_string(), Protocol::Tcp);
+        state
+            .family_mut(IpFamily::V4)
+            .services
+            .insert(name, ServicePort::new(cluster_ip.parse().unwrap(), port, Protocol::Tcp));
+    }
+    let table = render_family(&config(), &state, IpFamily::V4);
+    let active: BTreeSet<&str> = table
+        .ports
+        .values()
+        .flat_map(|p| &p.elements)
+        .filter(|e| e.set == CLUSTER_IPS)
+        .map(|e| e.key.as_str())
+        .collect();
+    assert_eq!(active, BTreeSet::from(["172.30.0.1", "172.30.0.2"]), "no-endpoint ports included");
+    assert!(table.statics.sets.iter().any(|s| s.name == CLUSTER_IPS && s.spec == "type ipv4_addr;"));
 }

@@ -1,8 +1,9 @@
 //! Golden tests: representative states rendered to nft text and compared with
 //! `tests/golden/<case>.nft`.
 //!
-//! The states are built as the daemon builds them: testkit Services, EndpointSlices and
-//! this node (`node1`, zone `zone-a`) go through a `ChangeTracker` into a `ProxyState`.
+//! The states are built as the daemon builds them: testkit Services, EndpointSlices, the
+//! ServiceCIDR and this node (`node1`, zone `zone-a`) go through a `ChangeTracker` into a
+//! `ProxyState`.
 //! On a mismatch the test prints a unified diff. `KPROXY_BLESS=1` (what
 //! `cargo xtask golden --bless` sets) rewrites the files instead; read the diff in review.
 //!
@@ -32,9 +33,12 @@ struct Case {
     families: &'static [IpFamily],
 }
 
+/// A case of `objects` in a cluster with the ServiceCIDR [`golden::service_cidr`].
 fn case(about: &'static str, objects: Objects) -> Case {
     let config = NftablesConfig { cluster_cidrs: pod_cidrs(), ..NftablesConfig::default() };
-    let node = OfflineNode::with(&golden::node(), &objects.services, &objects.slices);
+    let mut node = OfflineNode::with(&golden::node(), &objects.services, &objects.slices);
+    node.apply_service_cidr(&golden::service_cidr());
+    node.checkout();
     Case { about, config, node, families: &[IpFamily::V4] }
 }
 

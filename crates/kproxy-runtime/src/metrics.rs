@@ -322,7 +322,7 @@ impl Metrics {
             drop(self.healthz.get_or_create(&code_label(code)));
             drop(self.livez.get_or_create(&code_label(code)));
         }
-        for kind in [ObjectKind::Service, ObjectKind::EndpointSlice, ObjectKind::Node] {
+        for kind in [ObjectKind::Service, ObjectKind::EndpointSlice, ObjectKind::Node, ObjectKind::ServiceCidr] {
             drop(self.malformed_objects.get_or_create(&KindLabel { kind: kind.to_string() }));
         }
     }

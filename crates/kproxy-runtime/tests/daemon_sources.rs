@@ -153,3 +153,34 @@ async fn new_services_are_programmed_soon_after_an_outage() {
     })
     .await;
 }
+
+const MALFORMED_SERVICE_CIDRS: &str = r#"kubeproxy_malformed_objects_total{kind="ServiceCIDR"}"#;
+
+/// The service CIDRs of a sync, as text.
+fn service_cidrs(sync: &Recorded) -> Vec<String> {
+    sync.state.service_cidrs.iter().map(ToString::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_cidrs_are_watched_and_a_malformed_one_is_skipped_and_counted() {
+    bounded(async {
+        let dir = TempDir::new("sources-cidrs");
+        let (server, kubeconfig) = cluster(&dir).await;
+        server.apply(&kproxy_testkit::service_cidr("kubernetes", &["172.30.0.0/16", "fd00:172:30::/112"]));
+        server.apply(&kproxy_testkit::service_cidr("bad", &["172.31.0.0/99"]));
+        let recorder = Recorder::default();
+        let daemon = started(&kubeconfig, &recorder).await;
+        let want = ["172.30.0.0/16", "fd00:172:30::/112"];
+        let (at, sync) = recorder.wait_for("the ServiceCIDR", 0, |s| service_cidrs(s) == want).await;
+        assert!(sync.changes.full(), "new service CIDRs come with a full sync");
+        assert_eq!(daemon.metric(MALFORMED_SERVICE_CIDRS).await, Some(1.0));
+
+        server.apply(&kproxy_testkit::service_cidr("more", &["172.29.0.0/16"]));
+        let want = ["172.29.0.0/16", "172.30.0.0/16", "fd00:172:30::/112"];
+        let (at, _) = recorder.wait_for("the second ServiceCIDR", at + 1, |s| service_cidrs(s) == want).await;
+        assert!(server.delete(kproxy_testkit::ResourceKind::ServiceCidr, "", "kubernetes"));
+        recorder.wait_for("the deletion", at + 1, |s| service_cidrs(s) == ["172.29.0.0/16"]).await;
+        daemon.stop().await;
+    })
+    .await;
+}

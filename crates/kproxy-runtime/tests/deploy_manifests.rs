@@ -93,7 +93,13 @@ fn cluster_role_grants_exactly_what_kproxy_needs() {
         }
     }
     let mut expected = BTreeSet::new();
-    for (group, resource) in [("", "services"), ("", "nodes"), ("discovery.k8s.io", "endpointslices")] {
+    let watched = [
+        ("", "services"),
+        ("", "nodes"),
+        ("discovery.k8s.io", "endpointslices"),
+        ("networking.k8s.io", "servicecidrs"),
+    ];
+    for (group, resource) in watched {
         for verb in ["get", "list", "watch"] {
             expected.insert((group.to_owned(), resource.to_owned(), verb.to_owned()));
         }

@@ -1,8 +1,8 @@
 //! An in-process fake kube-apiserver (feature `apiserver`).
 //!
 //! It serves plain HTTP on `127.0.0.1:<ephemeral port>` and speaks enough of the Kubernetes list/watch
-//! API for `kube::runtime::watcher` on Services, EndpointSlices and Nodes: lists (one page, label and
-//! field selectors), watches (history replay from a resourceVersion, selectors, bookmarks,
+//! API for `kube::runtime::watcher` on Services, EndpointSlices, Nodes and ServiceCIDRs: lists (one
+//! page, label and field selectors), watches (history replay from a resourceVersion, selectors, bookmarks,
 //! `timeoutSeconds`, streaming lists with `sendInitialEvents`), `GET` of one object, and `/version`,
 //! `/api`, `/apis` discovery. Objects are stored as JSON so tests can inject malformed ones, even
 //! ones that do not decode as their kind ([`FakeApiServer::apply_with`], [`FakeApiServer::apply_json`]).
@@ -129,7 +129,8 @@ impl FakeApiServer {
         self.shared.store().resource_version()
     }
 
-    /// Creates or replaces a typed object (Service, EndpointSlice or Node); returns its resourceVersion.
+    /// Creates or replaces a typed object (Service, EndpointSlice, Node or ServiceCIDR); returns its
+    /// resourceVersion.
     ///
     /// # Panics
     ///
@@ -179,7 +180,7 @@ impl FakeApiServer {
         self.apply_typed(json)
     }
 
-    /// Deletes an object (`namespace` is ignored for Nodes); returns whether it existed.
+    /// Deletes an object (`namespace` is ignored for cluster-scoped kinds); returns whether it existed.
     pub fn delete(&self, kind: ResourceKind, namespace: &str, name: &str) -> bool {
         self.shared.write(|store| store.delete(kind, namespace, name)).is_some()
     }

@@ -38,6 +38,13 @@ pub fn node() -> Node {
     node_builder(NODE_NAME).zone(ZONE).internal_ip(NODE_IP).pod_cidr("10.0.1.0/24").build()
 }
 
+/// The cluster's ServiceCIDR `kubernetes`: [`SERVICE_CIDR`](crate::ip_plan::SERVICE_CIDR)
+/// and its IPv6 counterpart, the ranges every golden cluster IP is allocated from.
+pub fn service_cidr() -> k8s_openapi::api::networking::v1::ServiceCIDR {
+    let v6 = crate::ip_plan::SERVICE_CIDR_V6.to_string();
+    crate::service_cidr("kubernetes", &[crate::ip_plan::SERVICE_CIDR, &v6])
+}
+
 /// The objects of a golden case (this node is [`node`]).
 #[derive(Debug, Clone, Default)]
 pub struct Objects {

@@ -1,6 +1,6 @@
-//! Test support for kproxy crates: builders for Services, EndpointSlices and Nodes, and the
-//! fixed IP plan every test uses ([`ip_plan`]: unit and golden tests, and the conformance
-//! cluster).
+//! Test support for kproxy crates: builders for Services, EndpointSlices, Nodes and
+//! ServiceCIDRs, and the fixed IP plan every test uses ([`ip_plan`]: unit and golden tests,
+//! and the conformance cluster).
 //! With the `apiserver` feature, [`fake_apiserver`] adds an in-process fake kube-apiserver.
 //! [`prereq`] is the one check of what packet tests need from the machine (root, tools).
 //! [`netns`] makes the throwaway network namespaces packet tests program.
@@ -23,9 +23,11 @@ pub mod netns;
 mod node;
 pub mod prereq;
 mod service;
+mod service_cidr;
 
 pub use endpoint_slice::{EndpointBuilder, SliceBuilder, slice};
 #[cfg(feature = "apiserver")]
 pub use fake_apiserver::{FakeApiServer, FakeApiServerOptions, ResourceKind};
 pub use node::{NodeBuilder, node};
 pub use service::{ServiceBuilder, service};
+pub use service_cidr::service_cidr;

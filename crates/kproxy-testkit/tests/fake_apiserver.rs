@@ -7,8 +7,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kproxy_testkit::fake_apiserver::{FakeApiServer, FakeApiServerOptions, ResourceKind};
-use kproxy_testkit::{node, service, slice};
+use kproxy_testkit::{node, service, service_cidr, slice};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -47,6 +48,21 @@ async fn changes_after_start_arrive_as_apply_and_delete() {
     let requests = server.requests();
     let watched = |r: &String| r.contains("/endpointslices?") && r.contains("watch=true");
     assert!(requests.iter().any(|r| watched(r) && r.contains("allowWatchBookmarks=true")), "{requests:?}");
+}
+
+#[tokio::test]
+async fn service_cidrs_are_served_cluster_scoped_by_networking_v1() {
+    let server = FakeApiServer::start().await;
+    server.apply(&service_cidr("kubernetes", &["172.30.0.0/16"]));
+    let client = server.client().await.expect("client");
+    let mut watch = Watch::new(watcher(Api::<ServiceCIDR>::all(client), watcher::Config::default()));
+    assert_eq!(watch.next_init().await, ["kubernetes"]);
+    server.apply(&service_cidr("extra", &["172.31.0.0/16"]));
+    assert_eq!(watch.next_change().await, "Apply extra");
+    assert!(server.delete(ResourceKind::ServiceCidr, "", "extra"));
+    assert_eq!(watch.next_change().await, "Delete extra");
+    let requests = server.requests();
+    assert!(requests.iter().any(|r| r.starts_with("GET /apis/networking.k8s.io/v1/servicecidrs?")), "{requests:?}");
 }
 
 #[tokio::test]

@@ -12,8 +12,13 @@ use kproxy_userspace::{UserspaceConfig, UserspaceDataplane};
 /// client's. Cases that check a preserved source cannot pass in this mode.
 const SOURCE_LOST: &str = "a userspace relay opens its own connection to the endpoint, so the endpoint sees the node's address: the client's source cannot be preserved";
 
+/// Upstream's userspace mode does not do this; only its nftables mode has `cluster-ips-check`.
+const NO_CLUSTER_IP_HYGIENE: &str = "upstream's userspace mode neither rejects unknown ports of cluster IPs nor drops unallocated \
+     service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
+
 /// Cases this dataplane cannot run, with the reason.
 const SKIPS: &[(&str, &str)] = &[
+    ("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE),
     ("nodeport-local-policy", SOURCE_LOST),
     ("loadbalancer-local-policy", SOURCE_LOST),
     ("cluster-cidr-masquerade", SOURCE_LOST),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kproxy_core::{Changes, ProxyState, SyncStats};
 
 use super::host::{DataplaneFactory, DataplaneHost};
@@ -82,6 +83,19 @@ impl Backend {
             }
             #[cfg(feature = "e2e")]
             Self::Daemon(daemon) => daemon.mirror(write),
+        }
+    }
+
+    /// Mirrors a ServiceCIDR write (`None`: the ServiceCIDR `name` deleted), which must
+    /// change the service CIDRs (in-process: nothing to do).
+    pub(crate) async fn mirror_service_cidr(&mut self, name: &str, object: Option<&ServiceCIDR>) -> Result<(), Error> {
+        match self {
+            Self::Dataplane { .. } => {
+                let _ = (name, object);
+                Ok(())
+            }
+            #[cfg(feature = "e2e")]
+            Self::Daemon(daemon) => daemon.mirror_service_cidr(name, object).await,
         }
     }
 

@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::change_tracker::ChangeTracker;
 use crate::convert::object_name as name;
+use crate::convert::service_cidr_name;
 use crate::error::{ConversionError, ObjectKind};
 use crate::event::{ObjectEvent, SourceEvent};
 use crate::names::NamespacedName;
@@ -106,10 +107,24 @@ pub(super) fn fold(
             let errors = objects.iter().filter_map(|n| tracker.on_node_update(n).err()).collect();
             Outcome::reset(errors, undecodable)
         }
+        SourceEvent::ServiceCidr(ObjectEvent::Apply(object)) => {
+            Outcome::of(service_cidr_name(&object), tracker.on_service_cidr_update(&object))
+        }
+        SourceEvent::ServiceCidr(ObjectEvent::Delete(object)) => {
+            let name = service_cidr_name(&object);
+            tracker.on_service_cidr_delete(&name.name);
+            Outcome::Gone(name)
+        }
+        // Not an initial list the first sync waits for: upstream programs without
+        // ServiceCIDRs (older apiservers serve none) and adds the drop rule once they come.
+        SourceEvent::ServiceCidr(ObjectEvent::Reset { objects, undecodable }) => {
+            Outcome::reset(tracker.on_service_cidrs_relisted(&objects, &names_of(&undecodable)), undecodable)
+        }
         // The tracker keeps the object's previous state: it hears nothing.
         SourceEvent::Service(ObjectEvent::Undecodable(error))
         | SourceEvent::EndpointSlice(ObjectEvent::Undecodable(error))
-        | SourceEvent::Node(ObjectEvent::Undecodable(error)) => Outcome::Bad(error),
+        | SourceEvent::Node(ObjectEvent::Undecodable(error))
+        | SourceEvent::ServiceCidr(ObjectEvent::Undecodable(error)) => Outcome::Bad(error),
     };
     Some((kind, outcome))
 }

@@ -161,3 +161,45 @@ fn the_node_is_ineligible_while_deleted_tainted_for_deletion_or_gone() {
     proxy.on_event(SourceEvent::Node(ObjectEvent::Delete(plain)));
     assert!(!proxy.node_eligible(), "deleted");
 }
+
+fn service_cidrs(proxy: &ProxyLoop) -> Vec<String> {
+    proxy.state().service_cidrs.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn service_cidrs_fold_into_the_state_with_a_full_sync_and_do_not_gate_the_first_sync() {
+    use kproxy_testkit::service_cidr;
+    let mut proxy = new_loop();
+    proxy.on_event(SourceEvent::Service(ObjectEvent::reset(vec![good()])));
+    proxy.on_event(SourceEvent::EndpointSlice(ObjectEvent::reset(vec![])));
+    proxy.on_event(SourceEvent::Node(ObjectEvent::reset(vec![node("node1").build()])));
+    assert!(proxy.initialized(), "no ServiceCIDR list is waited for (older apiservers serve none)");
+    proxy.checkout(false);
+    assert!(service_cidrs(&proxy).is_empty());
+
+    let kubernetes = service_cidr("kubernetes", &["172.30.0.0/16", "fd00:172:30::/112"]);
+    let reset = SourceEvent::ServiceCidr(ObjectEvent::reset(vec![kubernetes.clone()]));
+    assert_eq!(first_reports(&mut proxy, reset), 0);
+    assert!(proxy.wants_sync());
+    assert!(proxy.checkout(false).full(), "the service CIDRs shape every table: full sync");
+    assert_eq!(service_cidrs(&proxy), ["172.30.0.0/16", "fd00:172:30::/112"]);
+    assert_eq!(proxy.state().service_cidrs_of(IpFamily::V6).count(), 1);
+
+    let unchanged = service_cidr("again", &["172.30.0.0/16"]);
+    proxy.on_event(SourceEvent::ServiceCidr(ObjectEvent::Apply(unchanged.clone())));
+    assert!(!proxy.wants_sync(), "a CIDR already covered changes nothing");
+
+    let bad = service_cidr("bad", &["172.31.0.0/33"]);
+    assert_eq!(first_reports(&mut proxy, SourceEvent::ServiceCidr(ObjectEvent::Apply(bad.clone()))), 1);
+    assert_eq!(first_reports(&mut proxy, SourceEvent::ServiceCidr(ObjectEvent::Apply(bad))), 0, "reported once");
+    let malformed = proxy.on_event(SourceEvent::ServiceCidr(ObjectEvent::Apply(service_cidr("x", &["nope"]))));
+    assert_eq!(malformed[0].error.kind, ObjectKind::ServiceCidr);
+    assert_eq!(malformed[0].error.reason, Invalid::Cidr("nope".to_owned()));
+
+    proxy.on_event(SourceEvent::ServiceCidr(ObjectEvent::Delete(kubernetes)));
+    assert!(proxy.checkout(false).full());
+    assert_eq!(service_cidrs(&proxy), ["172.30.0.0/16"], "still allocated by `again`");
+    proxy.on_event(SourceEvent::ServiceCidr(ObjectEvent::Delete(unchanged)));
+    proxy.checkout(false);
+    assert!(service_cidrs(&proxy).is_empty());
+}

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_core::ServicePortName;
 
-use crate::render::names::HAIRPIN;
+use crate::render::names::{CLUSTER_IPS, HAIRPIN};
 use crate::render::{Chain, Element, OwnedSet, PortRender, TableRender};
 
 /// The renders of the service ports, and how many ports use each chain, set and shared
-/// element. Elements other than hairpin pairs belong to exactly one port (their keys hold
-/// the port's address and number), so only the shared ones are counted: the rest live
-/// once, in the port's render.
+/// element. Elements other than hairpin pairs and cluster IPs belong to exactly one port
+/// (their keys hold the port's address and number), so only the shared ones are counted:
+/// the rest live once, in the port's render.
 #[derive(Debug, Default)]
 pub(crate) struct Committed {
     pub(crate) ports: BTreeMap<ServicePortName, PortRender>,
@@ -23,7 +23,7 @@ pub(crate) struct Committed {
 
 /// Whether several ports may hold the same element of this set.
 fn is_shared(element: &Element) -> bool {
-    element.set == HAIRPIN
+    element.set == HAIRPIN || element.set == CLUSTER_IPS
 }
 
 /// What a partial sync changes in the kernel.

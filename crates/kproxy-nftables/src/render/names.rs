@@ -12,6 +12,8 @@ pub const HAIRPIN: &str = "hairpin-endpoints";
 pub const FIREWALL_PROTECTED: &str = "firewall-protected";
 /// `vip . proto . port . source range` allowed through.
 pub const FIREWALL_ALLOW: &str = "firewall-allow";
+/// Active cluster IPs: traffic still addressed to one after DNAT hit no service port.
+pub const CLUSTER_IPS: &str = "cluster-ips";
 /// `vip . proto . port : verdict`: where service traffic goes.
 pub const SERVICE_IPS: &str = "service-ips";
 /// `proto . port : verdict` for node ports.
@@ -36,6 +38,9 @@ pub const SHORT_CIRCUIT_OR_DROP: &str = "short-circuit-or-drop";
 pub const FIREWALL_CHECK: &str = "firewall-check";
 /// Chain refusing traffic to services without endpoints.
 pub const SERVICE_ENDPOINTS_CHECK: &str = "service-endpoints-check";
+/// Chain refusing traffic to unknown ports of cluster IPs and dropping traffic to
+/// unallocated addresses of the service CIDRs (after DNAT).
+pub const CLUSTER_IPS_CHECK: &str = "cluster-ips-check";
 /// Chain refusing traffic to node ports without endpoints.
 pub const NODEPORT_ENDPOINTS_CHECK: &str = "nodeport-endpoints-check";
 

@@ -110,8 +110,11 @@ impl PortWriter<'_> {
         if self.categorized.has_any { "drop".to_owned() } else { format!("goto {REJECT}") }
     }
 
-    /// The cluster-IP path; returns its chain for external traffic to short-circuit to.
+    /// The cluster-IP path (and the cluster IP among the active ones); returns its chain
+    /// for external traffic to short-circuit to.
     fn internal(&self, sink: &mut ChainSink, render: &mut PortRender) -> Option<String> {
+        let cluster_ip = Element { set: CLUSTER_IPS, key: self.port.cluster_ip.to_string(), value: None };
+        render.elements.push(cluster_ip);
         let key = self.vip_key(self.port.cluster_ip);
         let chain = self.target(sink, self.internal_kind()).map(|target| sink.internal(self.ctx, &target));
         let element = match &chain {

@@ -1,6 +1,7 @@
 //! The parts of a table that do not depend on services: sets, maps, base chains and the
 //! fixed chains they jump to.
 
+use ipnet::IpNet;
 use kproxy_core::{IpFamily, ProxyState};
 
 use super::names::*;
@@ -39,8 +40,8 @@ pub struct StaticTable {
 
 /// Renders the static part of the table.
 pub fn render_static(ctx: &RenderContext<'_>, state: &ProxyState) -> StaticTable {
-    let _ = state;
-    StaticTable { sets: set_decls(ctx), elements: static_elements(ctx), chains: static_chains(ctx) }
+    let service_cidrs = IpNet::aggregate(&state.service_cidrs_of(ctx.family.0).collect());
+    StaticTable { sets: set_decls(ctx), elements: static_elements(ctx), chains: static_chains(ctx, &service_cidrs) }
 }
 
 fn set_decls(ctx: &RenderContext<'_>) -> Vec<SetDecl> {
@@ -51,6 +52,7 @@ fn set_decls(ctx: &RenderContext<'_>) -> Vec<SetDecl> {
         decl("set", CLUSTER_CIDRS, format!("type {addr}; flags interval;")),
         decl("set", NODEPORT_IPS, format!("type {addr}; flags interval;")),
         decl("set", HAIRPIN, format!("type {addr} . {addr};")),
+        decl("set", CLUSTER_IPS, format!("type {addr};")),
         decl("set", FIREWALL_PROTECTED, format!("type {vip};")),
         decl("set", FIREWALL_ALLOW, format!("type {vip} . {addr}; flags interval;")),
         decl("map", SERVICE_IPS, format!("type {vip} : verdict;")),
@@ -101,7 +103,7 @@ pub(crate) fn nodeport_match(ctx: &RenderContext<'_>) -> Option<String> {
     }
 }
 
-fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
+fn static_chains(ctx: &RenderContext<'_>, service_cidrs: &[IpNet]) -> Vec<StaticChain> {
     let fam = ctx.family.keyword();
     let mark = format!("{:#010x}", ctx.config.masquerade_mark);
     let vip = format!("{fam} daddr . meta l4proto . th dport");
@@ -124,10 +126,12 @@ fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
                 format!("ct state new jump {NODEPORT_ENDPOINTS_CHECK}"),
             ],
         ),
+        // Forwarded packets come here after DNAT: what still goes to a cluster IP or into
+        // the service CIDRs matched no service port.
         base(
             "filter-forward",
             "type filter hook forward priority -110; policy accept;",
-            vec!["ct state invalid drop".to_owned()],
+            vec![format!("ct state new jump {CLUSTER_IPS_CHECK}"), "ct state invalid drop".to_owned()],
         ),
         base(
             "filter-output",
@@ -137,6 +141,12 @@ fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
                 format!("ct state new jump {SERVICE_ENDPOINTS_CHECK}"),
                 format!("ct state new jump {NODEPORT_ENDPOINTS_CHECK}"),
             ],
+        ),
+        // The node's own packets, after nat-output's DNAT.
+        base(
+            "filter-output-post-dnat",
+            "type filter hook output priority -90; policy accept;",
+            vec![format!("ct state new jump {CLUSTER_IPS_CHECK}")],
         ),
         base(
             "nat-prerouting",
@@ -153,6 +163,7 @@ fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
             FIREWALL_CHECK,
             vec![format!("{vip} @{FIREWALL_PROTECTED} {vip} . {fam} saddr != @{FIREWALL_ALLOW} drop")],
         ),
+        plain(CLUSTER_IPS_CHECK, cluster_ips_check(ctx, service_cidrs)),
         plain(SERVICE_ENDPOINTS_CHECK, vec![format!("{vip} vmap @{NO_ENDPOINT_SERVICES}")]),
         plain(
             NODEPORT_ENDPOINTS_CHECK,
@@ -177,6 +188,19 @@ fn static_chains(ctx: &RenderContext<'_>) -> Vec<StaticChain> {
                 .collect(),
         ),
     ]
+}
+
+/// Upstream's `cluster-ips-check`: a new connection still addressed to an active cluster
+/// IP after DNAT asked for a port no service has, and is refused; one addressed to an
+/// unallocated address of the service CIDRs is dropped rather than routed on.
+fn cluster_ips_check(ctx: &RenderContext<'_>, service_cidrs: &[IpNet]) -> Vec<String> {
+    let fam = ctx.family.keyword();
+    let mut rules = vec![format!("{fam} daddr @{CLUSTER_IPS} reject")];
+    if !service_cidrs.is_empty() {
+        let cidrs: Vec<String> = service_cidrs.iter().map(ToString::to_string).collect();
+        rules.push(format!("{fam} daddr {{ {} }} drop", cidrs.join(", ")));
+    }
+    rules
 }
 
 /// The no-endpoint verdict of external destinations with policy Local and no local

@@ -75,9 +75,9 @@ impl ProxyMode {
 /// Which addresses accept NodePort traffic (`--nodeport-addresses`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodePortAddresses {
-    /// Every local address (empty flag, or `all`).
+    /// Every local address (`all`; the default but in nftables mode).
     All,
-    /// The node's primary IPs (`primary`).
+    /// The node's primary IPs (`primary`; nftables mode's default).
     Primary,
     /// Local addresses inside these CIDRs.
     Cidrs(Vec<IpNet>),
@@ -181,8 +181,9 @@ impl ProxyConfig {
         if min_sync_period > sync_period {
             return Err(invalid("min-sync-period must not be greater than sync-period"));
         }
+        let mode = ProxyMode::parse(c.mode.as_deref().unwrap_or("nftables"))?;
         Ok(Self {
-            mode: ProxyMode::parse(c.mode.as_deref().unwrap_or("nftables"))?,
+            mode,
             kubeconfig: non_empty(&c.kubeconfig).map(PathBuf::from),
             master: non_empty(&c.master),
             manifests: non_empty(&c.manifests).map(PathBuf::from),
@@ -191,7 +192,7 @@ impl ProxyConfig {
             healthz_bind_address: bind("healthz-bind-address", c.healthz_bind_address.as_deref(), 10256)?,
             metrics_bind_address: bind("metrics-bind-address", c.metrics_bind_address.as_deref(), 10249)?,
             cluster_cidrs: cluster_cidrs(c.cluster_cidr.as_deref().unwrap_or_default())?,
-            nodeport_addresses: nodeport_addresses(c.nodeport_addresses.as_deref().unwrap_or_default())?,
+            nodeport_addresses: nodeport_addresses(c.nodeport_addresses.as_deref().unwrap_or_default(), mode)?,
             masquerade_all: c.masquerade_all.unwrap_or(false),
             masquerade_bit: masquerade_bit(c.masquerade_bit.unwrap_or(14))?,
             localhost_nodeports: c.localhost_nodeports.unwrap_or(true),
@@ -277,8 +278,11 @@ fn cidr_list(name: &str, text: &str) -> Result<Vec<IpNet>, ConfigError> {
         .collect()
 }
 
-fn nodeport_addresses(text: &str) -> Result<NodePortAddresses, ConfigError> {
+/// `--nodeport-addresses`; unset (or empty) means `primary` in nftables mode and `all` in
+/// the others, as upstream's platform defaults have it.
+fn nodeport_addresses(text: &str, mode: ProxyMode) -> Result<NodePortAddresses, ConfigError> {
     match text.trim() {
+        "" if mode == ProxyMode::Nftables => Ok(NodePortAddresses::Primary),
         "" | "all" => Ok(NodePortAddresses::All),
         "primary" => Ok(NodePortAddresses::Primary),
         list => Ok(NodePortAddresses::Cidrs(cidr_list("nodeport-addresses", list)?)),

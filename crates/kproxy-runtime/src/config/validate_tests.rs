@@ -19,8 +19,31 @@ fn defaults_are_upstreams() {
     assert_eq!(c.sync_period, Duration::from_secs(30));
     assert_eq!(c.min_sync_period, Duration::from_secs(1));
     assert_eq!(c.masquerade_mark(), 0x4000);
-    assert_eq!(c.nodeport_addresses, NodePortAddresses::All);
+    assert_eq!(c.nodeport_addresses, NodePortAddresses::Primary, "nftables mode's default");
     assert_eq!(c.health_timeout(), Duration::from_secs(60));
+}
+
+#[test]
+fn nodeport_addresses_default_to_primary_in_nftables_mode_only() {
+    let with = |mode: &str, addresses: Option<&str>| {
+        let flags = PartialConfig {
+            mode: Some(mode.to_owned()),
+            nodeport_addresses: addresses.map(str::to_owned),
+            ..PartialConfig::default()
+        };
+        resolve(None, &[], flags).unwrap().nodeport_addresses
+    };
+    assert_eq!(with("nftables", None), NodePortAddresses::Primary);
+    assert_eq!(with("nftables", Some("")), NodePortAddresses::Primary, "an empty list is no setting");
+    assert_eq!(with("nftables", Some("all")), NodePortAddresses::All, "every address, asked for");
+    assert_eq!(with("iptables", None), NodePortAddresses::All);
+    assert_eq!(with("userspace", None), NodePortAddresses::All);
+    assert_eq!(with("iptables", Some("primary")), NodePortAddresses::Primary);
+    let file = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\nnodePortAddresses: []\n";
+    assert_eq!(
+        resolve(Some(file), &[], PartialConfig::default()).unwrap().nodeport_addresses,
+        NodePortAddresses::Primary
+    );
 }
 
 const FILE: &str = r#"

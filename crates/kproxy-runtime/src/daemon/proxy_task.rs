@@ -93,7 +93,7 @@ impl ProxyTask {
         match event {
             SourceEvent::Service(_) => metrics.add_service_changes(1),
             SourceEvent::EndpointSlice(_) => metrics.add_endpoint_changes(1),
-            SourceEvent::Node(_) => {}
+            SourceEvent::Node(_) | SourceEvent::ServiceCidr(_) => {}
         }
         for malformed in self.proxy.on_event(event).into_iter().filter(|m| m.first_report) {
             let error = malformed.error;

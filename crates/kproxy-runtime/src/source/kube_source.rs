@@ -1,4 +1,5 @@
-//! Watchers of Services, EndpointSlices and this node's Node on a Kubernetes apiserver.
+//! Watchers of Services, EndpointSlices, this node's Node and ServiceCIDRs on a Kubernetes
+//! apiserver.
 
 use std::fmt::Debug;
 use std::path::PathBuf;
@@ -6,6 +7,7 @@ use std::path::PathBuf;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kproxy_core::ObjectKind;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Config, Resource};
@@ -86,7 +88,9 @@ impl KubeSource {
         &self.client
     }
 
-    /// Runs the three watchers until `events` is closed.
+    /// Runs the four watchers until `events` is closed. ServiceCIDRs are networking.k8s.io/v1
+    /// (GA in Kubernetes 1.33); an apiserver that does not serve them fails that watch alone,
+    /// which keeps retrying with backoff while everything else is programmed.
     pub async fn run(self, events: mpsc::Sender<SourceEvent>) {
         let services = watcher::Config::default().labels(SERVICE_LABEL_SELECTOR);
         let slices = watcher::Config::default().labels(ENDPOINT_SLICE_LABEL_SELECTOR);
@@ -101,7 +105,14 @@ impl KubeSource {
                 ObjectKind::EndpointSlice,
                 SourceEvent::EndpointSlice
             ),
-            forward::<Node>(client, node, events, ObjectKind::Node, SourceEvent::Node),
+            forward::<Node>(client.clone(), node, events.clone(), ObjectKind::Node, SourceEvent::Node),
+            forward::<ServiceCIDR>(
+                client,
+                watcher::Config::default(),
+                events,
+                ObjectKind::ServiceCidr,
+                SourceEvent::ServiceCidr
+            ),
         );
     }
 }

@@ -116,12 +116,12 @@ impl Undecodable {
     }
 }
 
-/// The name the trackers know an object by: Nodes have no namespace, and other kinds
-/// default to `default` as the conversions do.
+/// The name the trackers know an object by: Nodes and ServiceCIDRs have no namespace, and
+/// other kinds default to `default` as the conversions do.
 pub(crate) fn object_name(kind: ObjectKind, meta: &ObjectMeta) -> NamespacedName {
     let name = meta.name.as_deref().unwrap_or_default();
     match kind {
-        ObjectKind::Node => NamespacedName::new("", name),
+        ObjectKind::Node | ObjectKind::ServiceCidr => NamespacedName::new("", name),
         ObjectKind::Service | ObjectKind::EndpointSlice => {
             NamespacedName::new(meta.namespace.as_deref().unwrap_or("default"), name)
         }

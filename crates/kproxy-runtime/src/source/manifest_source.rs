@@ -1,7 +1,7 @@
 //! Objects from a directory of YAML manifests, followed by polling.
 //!
 //! Each `*.yaml`, `*.yml` or `*.json` file may hold several documents; documents of kind
-//! Service, EndpointSlice and Node are used, others are ignored. A file that does not parse
+//! Service, EndpointSlice, Node and ServiceCIDR are used, others are ignored. A file that does not parse
 //! keeps the objects it had before (and is reported once); a document that does not fit
 //! its kind is skipped and reported once.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kproxy_core::{ConversionError, ObjectKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -28,6 +29,8 @@ pub struct ManifestSet {
     pub slices: Vec<EndpointSlice>,
     /// Nodes.
     pub nodes: Vec<Node>,
+    /// ServiceCIDRs (networking.k8s.io/v1).
+    pub service_cidrs: Vec<ServiceCIDR>,
     /// Documents of those kinds that do not decode as their kind (a field of the wrong
     /// type), each reported and counted like a malformed object.
     pub undecodable: Vec<ConversionError>,
@@ -79,6 +82,10 @@ async fn send_all(events: &mpsc::Sender<SourceEvent>, set: ManifestSet) -> bool 
             objects: set.slices,
         }),
         SourceEvent::Node(ObjectEvent::Reset { undecodable: undecodable(ObjectKind::Node), objects: set.nodes }),
+        SourceEvent::ServiceCidr(ObjectEvent::Reset {
+            undecodable: undecodable(ObjectKind::ServiceCidr),
+            objects: set.service_cidrs,
+        }),
     ];
     for event in batch {
         if events.send(event).await.is_err() {
@@ -151,6 +158,7 @@ impl DirReader {
             set.services.extend(file.services.iter().cloned());
             set.slices.extend(file.slices.iter().cloned());
             set.nodes.extend(file.nodes.iter().cloned());
+            set.service_cidrs.extend(file.service_cidrs.iter().cloned());
             set.undecodable.extend(file.undecodable.iter().cloned());
         }
         set
@@ -212,6 +220,7 @@ fn add_document(set: &mut ManifestSet, doc: Value) {
         "Service" => decode_into(&doc, ObjectKind::Service, &mut set.services, &mut set.undecodable),
         "EndpointSlice" => decode_into(&doc, ObjectKind::EndpointSlice, &mut set.slices, &mut set.undecodable),
         "Node" => decode_into(&doc, ObjectKind::Node, &mut set.nodes, &mut set.undecodable),
+        "ServiceCIDR" => decode_into(&doc, ObjectKind::ServiceCidr, &mut set.service_cidrs, &mut set.undecodable),
         "List" => {
             let items = doc.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             for item in items {

@@ -29,6 +29,11 @@ apiVersion: v1
 kind: Node
 metadata: {name: node1, labels: {topology.kubernetes.io/zone: z1}}
 ---
+apiVersion: networking.k8s.io/v1
+kind: ServiceCIDR
+metadata: {name: kubernetes}
+spec: {cidrs: [10.96.0.0/12, "fd00:10:96::/112"]}
+---
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: ignored}
@@ -50,6 +55,23 @@ fn reads_multi_document_files() {
     assert_eq!(set.services.len(), 1);
     assert_eq!(set.slices.len(), 1);
     assert_eq!(set.nodes.len(), 1);
+    assert_eq!(set.service_cidrs.len(), 1);
+    let cidrs = set.service_cidrs[0].spec.as_ref().and_then(|s| s.cidrs.clone());
+    assert_eq!(cidrs, Some(vec!["10.96.0.0/12".to_owned(), "fd00:10:96::/112".to_owned()]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_service_cidr_of_the_wrong_shape_is_reported_as_a_service_cidr() {
+    let dir = temp_dir("cidr-shape");
+    let doc = "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: odd}\nspec: {cidrs: 7}\n";
+    std::fs::write(dir.join("cidr.yaml"), doc).unwrap();
+    let set = read_manifests(&dir);
+    assert!(set.service_cidrs.is_empty());
+    assert_eq!(set.undecodable.len(), 1);
+    assert_eq!(set.undecodable[0].kind, ObjectKind::ServiceCidr);
+    assert_eq!(set.undecodable[0].object, kproxy_core::NamespacedName::new("", "odd"));
+    assert_eq!(set.undecodable[0].field, "spec.cidrs");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -81,6 +103,8 @@ async fn source_emits_resets_at_start_and_on_change() {
     let _slices = rx.recv().await.unwrap();
     let node = rx.recv().await.unwrap();
     assert!(matches!(node, SourceEvent::Node(ObjectEvent::Reset { objects: ref n, .. }) if n.len() == 1));
+    let cidrs = rx.recv().await.unwrap();
+    assert!(matches!(cidrs, SourceEvent::ServiceCidr(ObjectEvent::Reset { objects: ref c, .. }) if c.len() == 1));
     std::fs::remove_file(dir.join("demo.yaml")).unwrap();
     let after = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
     assert!(matches!(after, SourceEvent::Service(ObjectEvent::Reset { objects: ref s, .. }) if s.is_empty()));

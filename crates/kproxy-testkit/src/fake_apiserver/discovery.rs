@@ -57,15 +57,19 @@ pub(crate) async fn core_versions() -> Json<Value> {
 
 /// `GET /apis`.
 pub(crate) async fn groups() -> Json<Value> {
-    let version = json!({"groupVersion": "discovery.k8s.io/v1", "version": "v1"});
+    let group = |name: &str| {
+        let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+        json!({"name": name, "versions": [version], "preferredVersion": version})
+    };
     Json(json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [{"name": "discovery.k8s.io", "versions": [version], "preferredVersion": version}],
+        "groups": [group("discovery.k8s.io"), group("networking.k8s.io")],
     }))
 }
 
-/// `GET /api/v1` or `GET /apis/discovery.k8s.io/v1`: the served resources of one group/version.
+/// `GET /api/v1`, `GET /apis/discovery.k8s.io/v1` or `GET /apis/networking.k8s.io/v1`: the
+/// served resources of one group/version.
 pub(crate) fn resource_list(group_version: &'static str) -> Json<Value> {
     let resources: Vec<Value> = ResourceKind::ALL
         .into_iter()

@@ -11,11 +11,14 @@ pub enum ResourceKind {
     EndpointSlice,
     /// core/v1 `Node` (cluster-scoped).
     Node,
+    /// networking.k8s.io/v1 `ServiceCIDR` (cluster-scoped).
+    ServiceCidr,
 }
 
 impl ResourceKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ResourceKind; 3] = [ResourceKind::Service, ResourceKind::EndpointSlice, ResourceKind::Node];
+    pub const ALL: [ResourceKind; 4] =
+        [ResourceKind::Service, ResourceKind::EndpointSlice, ResourceKind::Node, ResourceKind::ServiceCidr];
 
     /// The `kind` field of an object of this kind, e.g. `Service`.
     pub fn kind(self) -> &'static str {
@@ -23,6 +26,7 @@ impl ResourceKind {
             ResourceKind::Service => "Service",
             ResourceKind::EndpointSlice => "EndpointSlice",
             ResourceKind::Node => "Node",
+            ResourceKind::ServiceCidr => "ServiceCIDR",
         }
     }
 
@@ -32,6 +36,7 @@ impl ResourceKind {
             ResourceKind::Service => "ServiceList",
             ResourceKind::EndpointSlice => "EndpointSliceList",
             ResourceKind::Node => "NodeList",
+            ResourceKind::ServiceCidr => "ServiceCIDRList",
         }
     }
 
@@ -40,6 +45,7 @@ impl ResourceKind {
         match self {
             ResourceKind::Service | ResourceKind::Node => "v1",
             ResourceKind::EndpointSlice => "discovery.k8s.io/v1",
+            ResourceKind::ServiceCidr => "networking.k8s.io/v1",
         }
     }
 
@@ -49,12 +55,13 @@ impl ResourceKind {
             ResourceKind::Service => "services",
             ResourceKind::EndpointSlice => "endpointslices",
             ResourceKind::Node => "nodes",
+            ResourceKind::ServiceCidr => "servicecidrs",
         }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, ResourceKind::Node)
+        !matches!(self, ResourceKind::Node | ResourceKind::ServiceCidr)
     }
 
     /// The URL prefix of this kind's group/version, e.g. `/api/v1`.
@@ -62,6 +69,7 @@ impl ResourceKind {
         match self {
             ResourceKind::Service | ResourceKind::Node => "/api/v1",
             ResourceKind::EndpointSlice => "/apis/discovery.k8s.io/v1",
+            ResourceKind::ServiceCidr => "/apis/networking.k8s.io/v1",
         }
     }
 

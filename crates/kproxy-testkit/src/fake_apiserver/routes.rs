@@ -32,7 +32,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api", get(discovery::core_versions))
         .route("/apis", get(discovery::groups))
         .route("/api/v1", get(|| async { discovery::resource_list("v1") }))
-        .route("/apis/discovery.k8s.io/v1", get(|| async { discovery::resource_list("discovery.k8s.io/v1") }));
+        .route("/apis/discovery.k8s.io/v1", get(|| async { discovery::resource_list("discovery.k8s.io/v1") }))
+        .route("/apis/networking.k8s.io/v1", get(|| async { discovery::resource_list("networking.k8s.io/v1") }));
     for kind in ResourceKind::ALL {
         router = kind_routes(router, kind);
     }
