@@ -129,6 +129,10 @@ pub struct Flags {
     /// (comma-separated; default: the interfaces holding the node's addresses).
     #[arg(long)]
     pub ebpf_interfaces: Option<String>,
+    /// Balance only sockets of these network namespaces in the eBPF mode (their files,
+    /// comma-separated, e.g. /run/netns/NAME or /proc/PID/ns/net; default: all).
+    #[arg(long, value_name = "PATH[,PATH]")]
+    pub ebpf_netns: Option<String>,
     /// Accept NodePort traffic to localhost (iptables mode).
     #[arg(long = "iptables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub localhost_nodeports: Option<bool>,
@@ -275,6 +279,7 @@ impl Flags {
             ebpf_cgroup_path: self.ebpf_cgroup_path.clone(),
             ebpf_pin_path: self.ebpf_pin_path.clone(),
             ebpf_interfaces: self.ebpf_interfaces.clone(),
+            ebpf_netns: self.ebpf_netns.clone(),
         }
     }
 }

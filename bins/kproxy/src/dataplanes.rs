@@ -15,7 +15,7 @@ pub fn build(config: &ProxyConfig) -> Result<Box<dyn Dataplane>, ConfigError> {
         #[cfg(feature = "userspace")]
         ProxyMode::Userspace => Ok(Box::new(userspace::build(config)?)),
         #[cfg(feature = "ebpf")]
-        ProxyMode::Ebpf => Ok(Box::new(ebpf::build(config))),
+        ProxyMode::Ebpf => Ok(Box::new(ebpf::build(config)?)),
         #[allow(unreachable_patterns, reason = "reachable when a dataplane feature is off")]
         mode => Err(ConfigError::ModeNotCompiled { mode: mode.name(), feature: mode.name() }),
     }
@@ -67,7 +67,7 @@ fn userspace_dataplane(_: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
 
 #[cfg(feature = "ebpf")]
 fn ebpf_dataplane(config: &ProxyConfig) -> Option<Box<dyn Dataplane>> {
-    Some(Box::new(ebpf::build(config)))
+    Some(Box::new(ebpf::build_for_cleanup(config)))
 }
 
 #[cfg(not(feature = "ebpf"))]
@@ -174,14 +174,32 @@ mod userspace {
 
 #[cfg(feature = "ebpf")]
 mod ebpf {
-    use kproxy_ebpf::{EbpfConfig, EbpfDataplane};
-    use kproxy_runtime::config::{self, ProxyConfig};
+    use kproxy_ebpf::{EbpfConfig, EbpfDataplane, netns_cookie};
+    use kproxy_runtime::config::{self, ConfigError, ProxyConfig};
 
-    /// The eBPF dataplane configured from the daemon's configuration. Nothing touches the
-    /// kernel until its first sync (`--cleanup` builds it only to remove its pins).
-    pub fn build(config: &ProxyConfig) -> EbpfDataplane {
+    /// The eBPF dataplane configured from the daemon's configuration; `--ebpf-netns` is
+    /// resolved to netns cookies here (a namespace that cannot be read is a configuration
+    /// error). Nothing else touches the kernel until its first sync.
+    pub fn build(config: &ProxyConfig) -> Result<EbpfDataplane, ConfigError> {
+        let netns_cookies = config
+            .ebpf_netns
+            .iter()
+            .map(|path| {
+                netns_cookie(path)
+                    .map_err(|e| ConfigError::Invalid(format!("ebpf-netns: cannot read {}: {e}", path.display())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EbpfDataplane::new(EbpfConfig { netns_cookies, ..ebpf_config(config) }))
+    }
+
+    /// The dataplane `--cleanup` builds only to remove its pins: no namespace is read.
+    pub fn build_for_cleanup(config: &ProxyConfig) -> EbpfDataplane {
+        EbpfDataplane::new(ebpf_config(config))
+    }
+
+    fn ebpf_config(config: &ProxyConfig) -> EbpfConfig {
         let defaults = EbpfConfig::default();
-        EbpfDataplane::new(EbpfConfig {
+        EbpfConfig {
             cgroup_path: config.ebpf_cgroup_path.clone().unwrap_or(defaults.cgroup_path),
             pin_dir: config.ebpf_pin_path.clone(),
             interfaces: config.ebpf_interfaces.clone(),
@@ -190,6 +208,6 @@ mod ebpf {
                 config::NodePortAddresses::All | config::NodePortAddresses::Primary => Vec::new(),
             },
             ..defaults
-        })
+        }
     }
 }

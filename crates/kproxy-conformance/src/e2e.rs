@@ -14,8 +14,11 @@
 //! A Node or ServiceCIDR change shows in neither, so it is written alone: once the daemon
 //! has handled it (`…_last_queued_timestamp_seconds` passes the write), a marker Service is
 //! created or deleted; the sync that programs the marker has checked the change out too.
-//! masqueradeAll restarts the daemon with `--masquerade-all`. Stopping (also on a panic)
-//! kills the daemon and runs `kproxy --cleanup` inside node1.
+//! masqueradeAll restarts the daemon with `--masquerade-all`. A mode's own flags (e.g. the
+//! eBPF mode's cgroup and namespaces) come from the caller's [`DaemonArgs`], given node1.
+//! Stopping (also on a panic) kills the daemon and runs `kproxy --cleanup` inside node1,
+//! with the same mode flags and no eBPF pin directory (bpffs is not per namespace: the
+//! host's pins are never touched).
 
 mod apiserver;
 mod process;
@@ -23,6 +26,7 @@ mod scrape;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,7 +37,7 @@ use kproxy_testkit::{FakeApiServer, ResourceKind};
 use crate::harness::{BackendSpec, Write};
 use crate::runner::{Report, run_with};
 use crate::topology::Cluster;
-use crate::{Error, cases, default_node, plan};
+use crate::{Error, NodeEnv, cases, default_node, plan};
 use apiserver::ApiServerThread;
 use process::DaemonProcess;
 use scrape::{Progress, scrape};
@@ -58,22 +62,46 @@ const MARKER: (&str, &str, &str) = ("kpc-e2e", "sync-marker", "172.30.0.2");
 /// the module docs); `skips` (case name, reason) are reported as skipped. Prints a line per
 /// case and a final `N passed, N failed, N skipped`. Needs root.
 pub async fn run_conformance_e2e(binary: &Path, mode: &str, skips: &[(&str, &str)], filter: Option<&str>) -> Report {
+    run_conformance_e2e_with(binary, mode, Arc::new(|_: &NodeEnv| Vec::new()), skips, filter).await
+}
+
+/// [`run_conformance_e2e`], the daemon (and its `--cleanup`) also given `daemon_args(node1)`.
+pub async fn run_conformance_e2e_with(
+    binary: &Path,
+    mode: &str,
+    daemon_args: Arc<DaemonArgs>,
+    skips: &[(&str, &str)],
+    filter: Option<&str>,
+) -> Report {
     println!("end to end: {} --mode {mode} on node1, objects from a fake apiserver", binary.display());
-    let spec = DaemonSpec { binary: binary.to_owned(), mode: mode.to_owned() };
+    let spec = DaemonSpec { binary: binary.to_owned(), mode: mode.to_owned(), extra_args: daemon_args };
     run_with(BackendSpec::Daemon(spec), &cases(), skips, filter).await
 }
 
+/// A mode's own daemon flags, given node1 as a dataplane factory sees it (its namespace
+/// and its pods'): e.g. `--ebpf-netns` naming them.
+pub type DaemonArgs = dyn Fn(&NodeEnv) -> Vec<String> + Send + Sync;
+
 /// Which daemon to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct DaemonSpec {
     binary: PathBuf,
     mode: String,
+    extra_args: Arc<DaemonArgs>,
+}
+
+impl std::fmt::Debug for DaemonSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonSpec").field("binary", &self.binary).field("mode", &self.mode).finish_non_exhaustive()
+    }
 }
 
 /// The daemon on node1 and its apiserver; see the module docs.
 pub(crate) struct DaemonNode {
     spec: DaemonSpec,
     netns: String,
+    /// The mode's own flags, from [`DaemonSpec::extra_args`].
+    extra_args: Vec<String>,
     /// Holds the kubeconfig and the daemon's logs; removed on drop.
     dir: PathBuf,
     process: Option<DaemonProcess>,
@@ -97,9 +125,11 @@ impl DaemonNode {
         let dir = std::env::temp_dir().join(format!("kpc-e2e-{}-{run}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("create {}: {e}", dir.display())))?;
         let api = ApiServerThread::start(&netns);
+        let extra_args = (spec.extra_args)(&cluster.node_env(false)?);
         let mut node = Self {
             spec,
             netns,
+            extra_args,
             process: None,
             masquerade_all: false,
             launches: 0,
@@ -143,6 +173,7 @@ impl DaemonNode {
         if self.masquerade_all {
             args.push("--masquerade-all".to_owned());
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 
@@ -165,7 +196,7 @@ impl DaemonNode {
     /// Kills the daemon and removes its rules (inside node1).
     fn stop(&mut self) -> Result<(), Error> {
         drop(self.process.take());
-        process::cleanup(&self.spec.binary, &self.netns)
+        process::cleanup(&self.spec.binary, &self.netns, &self.extra_args)
     }
 
     /// Restarts the daemon with `masquerade_all`, its rules cleaned up in between.

@@ -54,7 +54,7 @@ use std::fmt;
 
 pub use cases::{Case, CaseError, CaseFuture, CaseResult, cases};
 #[cfg(feature = "e2e")]
-pub use e2e::run_conformance_e2e;
+pub use e2e::{DaemonArgs, run_conformance_e2e, run_conformance_e2e_with};
 pub use harness::{
     BoxError, DEFAULT_REQUEST_TIMEOUT, DataplaneFactory, Harness, Proto, SPREAD_FAILED, SPREAD_REFUSED,
     SPREAD_TIMED_OUT, default_node, eventually, spread_key,

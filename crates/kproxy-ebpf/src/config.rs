@@ -54,8 +54,9 @@ pub struct EbpfConfig {
     pub interfaces: Vec<String>,
     /// Whether to attach the tc programs at all (traffic from outside the node).
     pub tc: bool,
-    /// Balance only sockets of these network namespaces (netns cookies); empty: all.
-    /// For tests that attach to a cgroup shared with clients that must not be balanced.
+    /// Balance only sockets of these network namespaces (netns cookies, see
+    /// [`netns_cookie`](crate::netns_cookie); `--ebpf-netns`); empty: all. For hosts that
+    /// run several nodes on one kernel, and tests whose clients share the cgroup.
     pub netns_cookies: Vec<u64>,
 }
 

@@ -65,13 +65,19 @@ impl Drop for DaemonProcess {
     }
 }
 
-/// `kproxy --cleanup` inside namespace `netns` (never anywhere else: `ip netns exec`
+/// `kproxy --cleanup args…` inside namespace `netns` (never anywhere else: `ip netns exec`
 /// fails when the namespace is gone).
-pub(super) fn cleanup(binary: &Path, netns: &str) -> Result<(), Error> {
+pub(super) fn cleanup(binary: &Path, netns: &str, args: &[String]) -> Result<(), Error> {
     if netns.is_empty() || !netns::netns_path(netns).exists() {
         return Err(Error::new(format!("no namespace {netns:?} to clean up in")));
     }
-    netns::run(&mut in_netns(binary, netns, &["--cleanup".to_owned()]), "").map(drop)
+    let mut args: Vec<String> = std::iter::once("--cleanup".to_owned()).chain(args.iter().cloned()).collect();
+    // `--cleanup` cleans every compiled-in mode, the eBPF one's pins included; bpffs is not
+    // per namespace, so without this the host's pins would go too.
+    if !args.iter().any(|a| a.starts_with("--ebpf-pin-path")) {
+        args.push("--ebpf-pin-path=".to_owned());
+    }
+    netns::run(&mut in_netns(binary, netns, &args), "").map(drop)
 }
 
 /// `ip netns exec <netns> <binary> args…` with a clean environment: `PATH` and `RUST_LOG`

@@ -62,6 +62,8 @@ pub struct PartialConfig {
     pub ebpf_pin_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf_interfaces: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebpf_netns: Option<String>,
 }
 
 impl PartialConfig {

@@ -168,6 +168,10 @@ pub struct ProxyConfig {
     /// `--ebpf-interfaces`: the external interfaces where the eBPF mode's tc programs
     /// balance traffic from outside the node; empty: those holding the node's addresses.
     pub ebpf_interfaces: Vec<String>,
+    /// `--ebpf-netns`: the eBPF mode balances only sockets of these network namespaces
+    /// (their files, e.g. `/run/netns/<name>` or `/proc/<pid>/ns/net`); empty: all. For
+    /// hosts that run several nodes on one kernel (kind), which share a cgroup.
+    pub ebpf_netns: Vec<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -205,6 +209,7 @@ impl ProxyConfig {
             ebpf_cgroup_path: non_empty(&c.ebpf_cgroup_path).map(PathBuf::from),
             ebpf_pin_path: non_empty(&c.ebpf_pin_path).map(PathBuf::from),
             ebpf_interfaces: name_list(c.ebpf_interfaces.as_deref().unwrap_or_default()),
+            ebpf_netns: name_list(c.ebpf_netns.as_deref().unwrap_or_default()).into_iter().map(PathBuf::from).collect(),
         })
     }
 

@@ -208,3 +208,14 @@ fn ebpf_interfaces_are_a_comma_separated_list_from_env_or_flags() {
     let c = resolve(None, &[("KPROXY_EBPF_INTERFACES", "eth0")], flags).unwrap();
     assert_eq!(c.ebpf_interfaces, ["ens3"], "the flag wins");
 }
+
+#[test]
+fn ebpf_netns_is_a_comma_separated_list_of_paths_from_env_or_flags() {
+    let c = resolve(None, &[], PartialConfig::default()).unwrap();
+    assert!(c.ebpf_netns.is_empty(), "default: every namespace is balanced");
+    let c = resolve(None, &[("KPROXY_EBPF_NETNS", "/run/netns/a, /proc/7/ns/net,")], PartialConfig::default()).unwrap();
+    assert_eq!(c.ebpf_netns, [std::path::PathBuf::from("/run/netns/a"), std::path::PathBuf::from("/proc/7/ns/net")]);
+    let flags = PartialConfig { ebpf_netns: Some("/run/netns/b".to_owned()), ..PartialConfig::default() };
+    let c = resolve(None, &[("KPROXY_EBPF_NETNS", "/run/netns/a")], flags).unwrap();
+    assert_eq!(c.ebpf_netns, [std::path::PathBuf::from("/run/netns/b")], "the flag wins");
+}
