@@ -1,6 +1,7 @@
 //! The kproxy daemon: parse flags and config, pick the dataplane by mode, run.
 
 mod cli;
+mod config_watch;
 mod dataplanes;
 mod explain;
 mod init;
@@ -52,7 +53,12 @@ fn main() -> ExitCode {
         Ok(dataplane) => dataplane,
         Err(error) => return usage_error(&error),
     };
-    match runtime.block_on(kproxy_runtime::daemon::run(config, dataplane, shutdown_signal())) {
+    let config_changed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = config_watch::stop_on(shutdown_signal(), cli.flags.config.clone(), config_changed.clone());
+    match runtime.block_on(kproxy_runtime::daemon::run(config, dataplane, stop)) {
+        // As upstream: a changed configuration file is an error exit, so the proxy is
+        // restarted with it.
+        Ok(()) if config_changed.load(std::sync::atomic::Ordering::SeqCst) => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "kproxy stopped");
