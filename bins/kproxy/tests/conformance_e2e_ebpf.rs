@@ -20,20 +20,8 @@ use std::sync::Arc;
 use kproxy_conformance::{NodeEnv, netns_path, run_conformance_e2e_with};
 use kproxy_testkit::prereq::{Tool, require};
 
-/// Cases this dataplane cannot run, with the reason (as in kproxy-ebpf's own conformance
-/// test).
-const SKIPS: &[(&str, &str)] = &[
-    (
-        "hairpin",
-        "socket-level balancing connects the pod to itself directly, so its own address is the source: there is no \
-         hairpin packet path to masquerade",
-    ),
-    (
-        "masquerade-all",
-        "socket-level balancing never rewrites a packet: connections leave from the client's own address, there is \
-         nothing to masquerade",
-    ),
-];
+/// Cases this dataplane cannot pass, with the reason (one list, shared with its other suite).
+const SKIPS: &[(&str, &str)] = kproxy_ebpf::UNSUPPORTED_CASES;
 
 /// A cgroup v2 directory `kpe2-<pid>` that this whole process joins; dropping it moves the
 /// process back to the cgroup it came from and removes the directory.

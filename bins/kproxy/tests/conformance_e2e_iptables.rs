@@ -9,12 +9,8 @@ use std::path::Path;
 use kproxy_conformance::run_conformance_e2e;
 use kproxy_testkit::prereq::{Tool, require};
 
-/// Upstream's iptables mode does not do this; only its nftables mode has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream's iptables mode neither rejects unknown ports of cluster IPs nor drops unallocated \
-     service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
-
-/// Cases that cannot run end to end, with the reason.
-const SKIPS: &[(&str, &str)] = &[("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE)];
+/// Cases this dataplane cannot pass, with the reason (one list, shared with its other suite).
+const SKIPS: &[(&str, &str)] = kproxy_iptables::UNSUPPORTED_CASES;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "packet test: needs root, ip, iptables and sysctl; run by cargo xtask test"]

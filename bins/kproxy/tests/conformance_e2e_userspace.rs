@@ -9,23 +9,8 @@ use std::path::Path;
 use kproxy_conformance::run_conformance_e2e;
 use kproxy_testkit::prereq::{Tool, require};
 
-/// A userspace relay opens its own connection to the endpoint.
-const SOURCE_LOST: &str = "a userspace relay opens its own connection to the endpoint, so the endpoint sees the node's address: the client's source cannot be preserved";
-
-/// Upstream's userspace mode does not do this; only its nftables mode has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream's userspace mode neither rejects unknown ports of cluster IPs nor drops unallocated \
-     service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
-
-/// Cases that cannot pass in userspace mode, with the reason (as in kproxy-userspace's own
-/// conformance test).
-const SKIPS: &[(&str, &str)] = &[
-    ("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE),
-    ("nodeport-local-policy", SOURCE_LOST),
-    ("loadbalancer-local-policy", SOURCE_LOST),
-    ("cluster-cidr-masquerade", SOURCE_LOST),
-    ("ipv6-clusterip", SOURCE_LOST),
-    ("sctp-clusterip", "the userspace relay carries TCP and UDP only"),
-];
+/// Cases this dataplane cannot pass, with the reason (one list, shared with its other suite).
+const SKIPS: &[(&str, &str)] = kproxy_userspace::UNSUPPORTED_CASES;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]

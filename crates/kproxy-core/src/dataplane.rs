@@ -129,6 +129,22 @@ pub struct SyncStats {
     /// left in the kernel by an earlier run, which this sync recovered from (upstream's
     /// `kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total`).
     pub cleanup_failures: [usize; 2],
+    /// Rules per family and table, for a dataplane that writes iptables tables.
+    pub table_rules: Option<TableRuleCounts>,
+}
+
+/// The tables of [`TableRuleCounts`], in index order.
+pub const RULE_TABLES: [&str; 2] = ["filter", "nat"];
+
+/// Rules an iptables-like dataplane owns and wrote, per family (indexed by
+/// [`IpFamily::index`]) and table (indexed as [`RULE_TABLES`]): upstream's
+/// `kubeproxy_sync_proxy_rules_iptables_total` and `…_iptables_last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableRuleCounts {
+    /// Rules in the tables after the sync.
+    pub total: [[usize; 2]; 2],
+    /// Rules the sync wrote.
+    pub written: [[usize; 2]; 2],
 }
 
 /// Whether trying the same sync again can succeed.

@@ -34,3 +34,24 @@ pub use dataplane::EbpfDataplane;
 pub use kernel::{AyaKernel, Kernel, KernelError};
 pub use maps::{FakeMaps, FakeTables, MapError, Maps};
 pub use netns::netns_cookie;
+
+/// Upstream has no eBPF mode; of its modes only nftables has `cluster-ips-check`.
+const NO_CLUSTER_IP_HYGIENE: &str = "upstream kube-proxy does this in nftables mode only (cluster-ips-check); the eBPF \
+     mode follows its iptables mode, which neither rejects unknown ports of cluster IPs nor drops unallocated \
+     service-CIDR addresses";
+
+/// The conformance cases (`kproxy-conformance`) this dataplane cannot pass, with the reason;
+/// its in-process and end-to-end suites skip them.
+pub const UNSUPPORTED_CASES: &[(&str, &str)] = &[
+    ("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE),
+    (
+        "hairpin",
+        "socket-level balancing connects the pod to itself directly, so its own address is the source: there is no \
+         hairpin packet path to masquerade",
+    ),
+    (
+        "masquerade-all",
+        "socket-level balancing never rewrites a packet: connections leave from the client's own address, there is \
+         nothing to masquerade",
+    ),
+];

@@ -25,25 +25,8 @@ use kproxy_testkit::prereq::{Tool, require};
 use support::TestCgroup;
 use support::netns::netns_cookie;
 
-/// Upstream has no eBPF mode; of its modes only nftables has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream kube-proxy does this in nftables mode only (cluster-ips-check); the eBPF \
-     mode follows its iptables mode, which neither rejects unknown ports of cluster IPs nor drops unallocated \
-     service-CIDR addresses";
-
-/// Cases this dataplane cannot run, with the reason.
-const SKIPS: &[(&str, &str)] = &[
-    ("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE),
-    (
-        "hairpin",
-        "socket-level balancing connects the pod to itself directly, so its own address is the source: there is no \
-         hairpin packet path to masquerade",
-    ),
-    (
-        "masquerade-all",
-        "socket-level balancing never rewrites a packet: connections leave from the client's own address, there is \
-         nothing to masquerade",
-    ),
-];
+/// Cases this dataplane cannot pass, with the reason (one list, shared with its other suite).
+const SKIPS: &[(&str, &str)] = kproxy_ebpf::UNSUPPORTED_CASES;
 
 /// A dataplane on node1 attached to `cgroup`, balancing only node1's namespaces.
 fn factory(cgroup: std::path::PathBuf) -> impl Fn(&NodeEnv) -> Result<Box<dyn Dataplane>, BoxError> + Send + Sync {

@@ -22,28 +22,44 @@ struct CommittedPort {
     chains: Vec<String>,
     /// Where clients reached it (to clear flows once it is gone).
     destinations: Destinations,
+    /// How many rules its own chains hold.
+    own_rules: usize,
 }
 
 impl CommittedPort {
     fn of(render: &PortRender) -> Self {
         let chains = render.chains.iter().map(|c| c.name.clone()).collect();
-        Self { shared: render.shared.clone(), chains, destinations: render.destinations.clone() }
+        let own_rules = own_rules(render);
+        Self { shared: render.shared.clone(), chains, destinations: render.destinations.clone(), own_rules }
     }
+}
+
+/// How many rules the own chains of `render` hold (all in the nat table).
+fn own_rules(render: &PortRender) -> usize {
+    render.chains.iter().map(|c| c.rules.len()).sum()
 }
 
 /// What the dataplane believes one family's tables hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Committed {
     ports: BTreeMap<ServicePortName, CommittedPort>,
+    /// Rules owned in the filter and nat tables, as of the last write.
+    totals: [usize; 2],
 }
 
 /// New renders of some ports (`None`: the port is gone), in name order.
 pub(crate) type Updates = BTreeMap<ServicePortName, Option<PortRender>>;
 
 impl Committed {
-    /// The bookkeeping of a family loaded in full.
-    pub(crate) fn of(render: &FamilyRender) -> Self {
-        Self { ports: render.ports.iter().map(|(name, port)| (name.clone(), CommittedPort::of(port))).collect() }
+    /// The bookkeeping of a family loaded in full with `text`.
+    pub(crate) fn of(render: &FamilyRender, text: &str) -> Self {
+        let ports = render.ports.iter().map(|(name, port)| (name.clone(), CommittedPort::of(port))).collect();
+        Self { ports, totals: owned(appended_per_table(text), &render.statics) }
+    }
+
+    /// Rules owned in the filter and nat tables.
+    pub(crate) fn totals(&self) -> [usize; 2] {
+        self.totals
     }
 
     /// Where clients reached port `name`, as committed.
@@ -51,8 +67,17 @@ impl Committed {
         self.ports.get(name).map(|p| &p.destinations)
     }
 
-    /// Records `updates` as committed.
-    pub(crate) fn apply(&mut self, updates: &Updates) {
+    /// Records `updates`, written with the partial `text`, as committed: every shared and
+    /// static rule is in `text`, the ports' own chains only for the updated ports.
+    pub(crate) fn apply(&mut self, updates: &Updates, statics: &Statics, text: &str) {
+        let [filter, nat] = appended_per_table(text);
+        let updated_own: usize = updates.values().flatten().map(own_rules).sum();
+        self.record(updates);
+        let own: usize = self.ports.values().map(|p| p.own_rules).sum();
+        self.totals = owned([filter, nat - updated_own + own], statics);
+    }
+
+    fn record(&mut self, updates: &Updates) {
         for (name, render) in updates {
             match render {
                 Some(render) => self.ports.insert(name.clone(), CommittedPort::of(render)),
@@ -120,5 +145,42 @@ pub(crate) fn full_text(render: &FamilyRender, filter_save: &str, nat_save: &str
 
 /// How many rules a restore text appends or inserts.
 pub(crate) fn rule_count(text: &str) -> usize {
-    text.lines().filter(|l| l.starts_with("-A ") || l.starts_with("-I ")).count()
+    text.lines().filter(|l| is_rule(l)).count()
+}
+
+/// How many rules a restore text appends or inserts in the filter and nat tables
+/// ([`kproxy_core::RULE_TABLES`] order).
+pub(crate) fn written_per_table(text: &str) -> [usize; 2] {
+    count_per_table(text, is_rule)
+}
+
+/// How many rules a restore text appends to chains (ours) in the filter and nat tables.
+fn appended_per_table(text: &str) -> [usize; 2] {
+    count_per_table(text, |line| line.starts_with("-A "))
+}
+
+/// `chain_rules` plus our jumps from the built-in chains: every rule we own, per table.
+fn owned(chain_rules: [usize; 2], statics: &Statics) -> [usize; 2] {
+    let jumps = |table: &str| statics.jumps.iter().filter(|j| j.table == table).count();
+    let [filter, nat] = chain_rules;
+    [filter + jumps("filter"), nat + jumps("nat")]
+}
+
+fn count_per_table(text: &str, counted: impl Fn(&str) -> bool) -> [usize; 2] {
+    let mut counts = [0; 2];
+    let mut table = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('*') {
+            table = kproxy_core::RULE_TABLES.iter().position(|t| *t == name);
+        } else if let Some(i) = table
+            && counted(line)
+        {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+fn is_rule(line: &str) -> bool {
+    line.starts_with("-A ") || line.starts_with("-I ")
 }

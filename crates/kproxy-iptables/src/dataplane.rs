@@ -6,12 +6,12 @@ use std::sync::Arc;
 use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
 use kproxy_core::render::render_changes;
 use kproxy_core::stale_flows::stale_udp_flows;
-use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
+use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats, TableRuleCounts};
 use kproxy_netfilter::{
     CommandError, Conntrack, ExecIptables, IptablesBackend, IptablesRunner, NetlinkConntrack, Netns, delete_stale_flows,
 };
 
-use crate::apply::{Committed, Updates, cleanup_text, full_text, rule_count};
+use crate::apply::{Committed, Updates, cleanup_text, full_text, rule_count, written_per_table};
 use crate::config::{Backend, IptablesConfig};
 use crate::render::names::KUBE_PROXY_CANARY;
 use crate::render::{RenderContext, render_family, render_port, render_statics, render_text};
@@ -41,6 +41,8 @@ struct FamilySync {
     full: bool,
     touched: usize,
     rules: usize,
+    /// Rules written per table (filter, nat).
+    written: [usize; 2],
 }
 
 impl IptablesDataplane {
@@ -118,10 +120,12 @@ impl IptablesDataplane {
             let config = on_node(&self.config, &state.node);
             let ctx = RenderContext::new(&config, state, family);
             let updates: Updates = render_changes(state.family(family), names, |e| render_port(&ctx, e)).collect();
-            let text = committed.partial_text(&render_statics(&config, family), &updates);
+            let statics = render_statics(&config, family);
+            let text = committed.partial_text(&statics, &updates);
             runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
-            committed.apply(&updates);
+            committed.apply(&updates, &statics, &text);
             done.rules = rule_count(&text);
+            done.written = written_per_table(&text);
         }
         self.committed[family.index()] = Some(committed);
         Ok(Some(done))
@@ -145,8 +149,9 @@ impl IptablesDataplane {
         let nat = runner.save("nat").await.map_err(|e| sync_error("iptables-save", e))?;
         let text = full_text(&render, &filter, &nat);
         runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
-        self.committed[family.index()] = Some(Committed::of(&render));
-        Ok(FamilySync { full: true, touched: render.ports.len(), rules: rule_count(&text) })
+        self.committed[family.index()] = Some(Committed::of(&render, &text));
+        let written = written_per_table(&text);
+        Ok(FamilySync { full: true, touched: render.ports.len(), rules: rule_count(&text), written })
     }
 
     /// The runners cleanup goes through: with detection, both flavours.
@@ -190,6 +195,7 @@ impl Dataplane for IptablesDataplane {
 
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let mut stats = SyncStats::default();
+        let mut tables = TableRuleCounts::default();
         // Before the sync: a deleted port's addresses still come from what was committed.
         let stale = stale_udp_flows(state, changes, &self.config.families, |family, name| {
             self.committed[family.index()].as_ref()?.destinations(name).cloned()
@@ -200,7 +206,10 @@ impl Dataplane for IptablesDataplane {
             stats.touched_service_ports += done.touched;
             stats.rules += done.rules;
             stats.service_ports += state.family(family).services.len();
+            tables.written[family.index()] = done.written;
+            tables.total[family.index()] = self.committed[family.index()].as_ref().map_or([0; 2], Committed::totals);
         }
+        stats.table_rules = Some(tables);
         stats.stale_flows = delete_stale_flows(&*self.conntrack, stale).await;
         Ok(stats)
     }

@@ -106,8 +106,13 @@ async fn partial_syncs_converge_to_what_a_full_sync_writes() {
     s = state_with((0..10).filter(|i| *i != 2));
     with_node_port(&mut s);
     s.family_mut(IpFamily::V4).endpoints.insert(port_name(4), Vec::new());
-    f.dataplane.sync(&s, &changed([port_name(2), port_name(4)])).await.expect("remove and empty");
+    let stats = f.dataplane.sync(&s, &changed([port_name(2), port_name(4)])).await.expect("remove and empty");
     assert_eq!(f.v4.chains("nat"), fresh_nat(&s).await);
+    // The rules owned, counted from a partial sync, are those the fake tables hold.
+    let held = |table: &str| f.v4.chains(table).values().map(Vec::len).sum::<usize>();
+    let tables = stats.table_rules.expect("iptables counts its rules");
+    assert_eq!(tables.total[IpFamily::V4.index()], [held("filter"), held("nat")]);
+    assert!(tables.written[IpFamily::V4.index()][1] < tables.total[IpFamily::V4.index()][1], "a partial write");
     assert_eq!(f.v4.chains("filter"), {
         let mut fresh = fixture();
         fresh.dataplane.sync(&s, &Changes::full_sync()).await.expect("full");

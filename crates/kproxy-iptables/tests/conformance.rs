@@ -8,13 +8,8 @@ use kproxy_core::Dataplane;
 use kproxy_iptables::{Backend, IptablesConfig, IptablesDataplane};
 use kproxy_testkit::prereq::{Tool, require};
 
-/// Upstream's iptables mode does not do this; only its nftables mode has `cluster-ips-check`.
-const NO_CLUSTER_IP_HYGIENE: &str = "upstream's iptables mode neither rejects unknown ports of cluster IPs nor drops unallocated \
-     service-CIDR addresses: only its nftables mode does (cluster-ips-check)";
-
-/// Cases this dataplane cannot run, with the reason (upstream's iptables mode has the same
-/// gap).
-const SKIPS: &[(&str, &str)] = &[("cluster-ip-hygiene", NO_CLUSTER_IP_HYGIENE)];
+/// Cases this dataplane cannot pass, with the reason (one list, shared with its other suite).
+const SKIPS: &[(&str, &str)] = kproxy_iptables::UNSUPPORTED_CASES;
 
 /// The two runs share the legacy xtables lock and the machine's two cores: one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

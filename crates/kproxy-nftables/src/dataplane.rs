@@ -146,7 +146,15 @@ impl Dataplane for NftablesDataplane {
         let stale_flows = delete_stale_flows(&*self.conntrack, stale).await;
         let service_ports = state.families().map(|f| f.services.len()).sum();
         let cleanup_failures = std::mem::take(&mut self.cleanup_failures);
-        Ok(SyncStats { full, service_ports, touched_service_ports: touched, rules: 0, stale_flows, cleanup_failures })
+        Ok(SyncStats {
+            full,
+            service_ports,
+            touched_service_ports: touched,
+            rules: 0,
+            stale_flows,
+            cleanup_failures,
+            table_rules: None,
+        })
     }
 
     async fn cleanup(&mut self) -> Result<(), SyncError> {

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kproxy_core::stale_flows::FlowCleanup;
-use kproxy_core::{IpFamily, ObjectKind};
+use kproxy_core::{IpFamily, ObjectKind, RULE_TABLES, TableRuleCounts};
 use prometheus_client::encoding::{EncodeLabelSet, text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -57,6 +57,12 @@ struct CodeLabel {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FamilyLabel {
     ip_family: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TableLabel {
+    ip_family: &'static str,
+    table: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -112,6 +118,8 @@ pub struct Metrics {
     iptables_partial_restore_failures: PerFamily<Counter>,
     conntrack_reconcile_duration: HistogramPerFamily,
     conntrack_deleted_entries: PerFamily<Counter>,
+    iptables_total: Family<TableLabel, Gauge>,
+    iptables_last: Family<TableLabel, Gauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -169,6 +177,8 @@ impl Metrics {
             iptables_partial_restore_failures: Family::default(),
             conntrack_reconcile_duration: Family::new_with_constructor(sync_histogram),
             conntrack_deleted_entries: Family::default(),
+            iptables_total: Family::default(),
+            iptables_last: Family::default(),
         };
         metrics.register_sync();
         metrics.register_failures();
@@ -243,6 +253,16 @@ impl Metrics {
             "kubeproxy_conntrack_reconciler_sync_duration_seconds",
             "ReconcileConntrackFlowsLatency latency in seconds",
             self.conntrack_reconcile_duration.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_iptables_total",
+            "Total number of iptables rules owned by kube-proxy",
+            self.iptables_total.clone(),
+        );
+        r.register(
+            "kubeproxy_sync_proxy_rules_iptables_last",
+            "Number of iptables rules written by kube-proxy in last sync",
+            self.iptables_last.clone(),
         );
         r.register(
             "kubeproxy_conntrack_reconciler_deleted_entries",
@@ -385,6 +405,18 @@ impl Metrics {
             let label = family_label(family);
             self.conntrack_reconcile_duration.get_or_create(&label).observe(cleanup.duration.as_secs_f64());
             self.conntrack_deleted_entries.get_or_create(&label).inc_by(cleanup.deleted[family.index()]);
+        }
+    }
+
+    /// The rules an iptables dataplane owns and wrote, per family and table.
+    pub fn set_table_rules(&self, counts: &TableRuleCounts) {
+        for family in IpFamily::ALL {
+            for (t, table) in RULE_TABLES.iter().enumerate() {
+                let label = TableLabel { ip_family: family.as_str(), table };
+                let i = family.index();
+                self.iptables_total.get_or_create(&label).set(saturating_i64(counts.total[i][t]));
+                self.iptables_last.get_or_create(&label).set(saturating_i64(counts.written[i][t]));
+            }
         }
     }
 

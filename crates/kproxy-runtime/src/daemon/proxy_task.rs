@@ -173,6 +173,9 @@ impl ProxyTask {
             metrics.observe_flow_cleanup(cleanup);
         }
         metrics.add_cleanup_failures(report.stats.cleanup_failures);
+        if let Some(tables) = &report.stats.table_rules {
+            metrics.set_table_rules(tables);
+        }
         service_health.sync_services(inputs.health_check_node_ports).await;
         service_health.sync_endpoints(inputs.local_endpoints);
         self.report_pending();

@@ -13,7 +13,7 @@ const HISTOGRAMS: [&str; 5] = [
     "kubeproxy_conntrack_reconciler_sync_duration_seconds",
 ];
 
-const GAUGES: [&str; 7] = [
+const GAUGES: [&str; 9] = [
     "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
     "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
     "kubeproxy_sync_proxy_rules_service_changes_pending",
@@ -21,6 +21,8 @@ const GAUGES: [&str; 7] = [
     "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
     "kproxy_service_port_conflicts",
     "kproxy_quarantined_service_ports",
+    "kubeproxy_sync_proxy_rules_iptables_total",
+    "kubeproxy_sync_proxy_rules_iptables_last",
 ];
 
 const COUNTERS: [&str; 10] = [
@@ -37,8 +39,12 @@ const COUNTERS: [&str; 10] = [
 ];
 
 /// The metrics that start with no series and get one per family on first use.
-const LAZY: [&str; 2] =
-    ["kubeproxy_conntrack_reconciler_sync_duration_seconds", "kubeproxy_conntrack_reconciler_deleted_entries_total"];
+const LAZY: [&str; 4] = [
+    "kubeproxy_conntrack_reconciler_sync_duration_seconds",
+    "kubeproxy_conntrack_reconciler_deleted_entries_total",
+    "kubeproxy_sync_proxy_rules_iptables_total",
+    "kubeproxy_sync_proxy_rules_iptables_last",
+];
 
 fn render(metrics: &Metrics) -> String {
     metrics.encode().expect("encodes")
@@ -74,6 +80,7 @@ fn used() -> Metrics {
     let metrics = Metrics::new();
     let cleanup = FlowCleanup { duration: Duration::from_millis(3), families: [true, true], deleted: [2, 0] };
     metrics.observe_flow_cleanup(&cleanup);
+    metrics.set_table_rules(&TableRuleCounts::default());
     metrics
 }
 
@@ -267,4 +274,20 @@ fn flow_cleanups_count_per_family_they_looked_at() {
     assert_eq!((value(deleted, "IPv4"), value(deleted, "IPv6")), ("3".into(), "4".into()));
     let count = "kubeproxy_conntrack_reconciler_sync_duration_seconds_count";
     assert_eq!((value(count, "IPv4"), value(count, "IPv6")), ("2".into(), "1".into()));
+}
+
+#[test]
+fn iptables_rule_counts_per_family_and_table() {
+    let metrics = Metrics::new();
+    metrics.set_table_rules(&TableRuleCounts { total: [[4, 30], [2, 12]], written: [[4, 7], [2, 0]] });
+    let text = render(&metrics);
+    let value = |name: &str, family: &str, table: &str| {
+        value_of(&text, &format!(r#"{name}{{ip_family="{family}",table="{table}"}}"#))
+    };
+    let total = "kubeproxy_sync_proxy_rules_iptables_total";
+    let last = "kubeproxy_sync_proxy_rules_iptables_last";
+    assert_eq!(value(total, "IPv4", "nat"), "30");
+    assert_eq!(value(total, "IPv6", "filter"), "2");
+    assert_eq!(value(last, "IPv4", "nat"), "7");
+    assert_eq!(value(last, "IPv6", "nat"), "0");
 }
