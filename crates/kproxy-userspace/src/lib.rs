@@ -16,12 +16,17 @@
 //!
 //! Entry point: [`UserspaceDataplane`]. Planning ([`render::plan`]) and rendering
 //! ([`render::rules`]) are pure; the [`relay`] does the I/O.
+//!
+//! [`LocalhostNodePorts`] reuses the planner and the relay to serve node ports on
+//! `127.0.0.1` and `::1` for the nftables mode (`--nftables-localhost-nodeports`).
 
 mod config;
 mod dataplane;
 mod explain;
+pub mod localhost;
 pub mod relay;
 pub mod render;
 
 pub use config::{RelayConfig, UserspaceConfig};
 pub use dataplane::UserspaceDataplane;
+pub use localhost::{LocalhostNodePorts, WithLocalhostNodePorts};
