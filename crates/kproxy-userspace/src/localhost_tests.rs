@@ -56,7 +56,11 @@ fn each_tcp_node_port_listens_on_loopback_at_its_node_port() {
     assert_eq!(
         summary(&state),
         [
-            ("web".to_owned(), "127.0.0.1:30080".to_owned(), vec!["10.0.1.10:8080".to_owned(), "10.0.2.10:8080".to_owned()]),
+            (
+                "web".to_owned(),
+                "127.0.0.1:30080".to_owned(),
+                vec!["10.0.1.10:8080".to_owned(), "10.0.2.10:8080".to_owned()]
+            ),
             ("web6".to_owned(), "[::1]:30081".to_owned(), vec!["[fd00:1::10]:8080".to_owned()]),
         ]
     );
@@ -81,9 +85,12 @@ fn local_policy_serves_the_node_its_short_circuit_endpoints() {
     let mut state = ProxyState::new("node1");
     let port = ServicePort { external_policy_local: true, ..node_port("172.30.0.1", Protocol::Tcp, 30080) };
     add(&mut state, "local", port.clone(), two_endpoints());
-    add(&mut state, "remote-only", ServicePort { cluster_ip: ip("172.30.0.2"), node_port: Some(30081), ..port }, vec![
-        endpoint("10.0.2.10", false),
-    ]);
+    add(
+        &mut state,
+        "remote-only",
+        ServicePort { cluster_ip: ip("172.30.0.2"), node_port: Some(30081), ..port },
+        vec![endpoint("10.0.2.10", false)],
+    );
     let rows = summary(&state);
     assert_eq!(rows[0].2, ["10.0.1.10:8080", "10.0.2.10:8080"]);
     assert_eq!(rows[1], ("remote-only".to_owned(), "127.0.0.1:30081".to_owned(), vec!["10.0.2.10:8080".to_owned()]));
@@ -134,10 +141,12 @@ async fn listeners_open_and_close_as_services_come_and_go() {
     });
     let port = free_port();
     let mut state = ProxyState::new("node1");
-    add(&mut state, "web", node_port("172.30.0.1", Protocol::Tcp, port), vec![Endpoint::new(
-        backend_addr.ip(),
-        backend_addr.port(),
-    )]);
+    add(
+        &mut state,
+        "web",
+        node_port("172.30.0.1", Protocol::Tcp, port),
+        vec![Endpoint::new(backend_addr.ip(), backend_addr.port())],
+    );
     let mut localhost = LocalhostNodePorts::new(LocalhostNodePorts::default_relay()).unwrap();
     assert_eq!(localhost.sync(&state), 1);
     assert_eq!(localhost.addresses(), [SocketAddr::from(([127, 0, 0, 1], port))]);

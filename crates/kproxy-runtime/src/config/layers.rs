@@ -144,7 +144,9 @@ fn env_value(key: &str, value: &str) -> Result<figment::value::Value, ConfigErro
     use figment::value::Value;
     let bad = || ConfigError::Invalid(format!("KPROXY_{}={value:?}: not a valid value", key.to_uppercase()));
     Ok(match key {
-        "masquerade_all" | "localhost_nodeports" | "nftables_localhost_nodeports" => Value::from(value.parse::<bool>().map_err(|_| bad())?),
+        "masquerade_all" | "localhost_nodeports" | "nftables_localhost_nodeports" => {
+            Value::from(value.parse::<bool>().map_err(|_| bad())?)
+        }
         "masquerade_bit" => Value::from(value.parse::<i32>().map_err(|_| bad())?),
         _ => Value::from(value.to_owned()),
     })
