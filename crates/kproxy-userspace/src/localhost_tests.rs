@@ -171,3 +171,49 @@ async fn listeners_open_and_close_as_services_come_and_go() {
     assert_eq!(greeting(port).await.unwrap(), "backend");
     localhost.stop();
 }
+
+/// A dataplane that counts its calls.
+#[derive(Default)]
+struct Counting {
+    syncs: usize,
+    cleanups: usize,
+}
+
+#[async_trait::async_trait]
+impl kproxy_core::Dataplane for Counting {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    async fn sync(
+        &mut self,
+        _: &ProxyState,
+        _: &kproxy_core::Changes,
+    ) -> Result<kproxy_core::SyncStats, kproxy_core::SyncError> {
+        self.syncs += 1;
+        Ok(kproxy_core::SyncStats { rules: 10, ..kproxy_core::SyncStats::default() })
+    }
+
+    async fn cleanup(&mut self) -> Result<(), kproxy_core::SyncError> {
+        self.cleanups += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_composite_syncs_its_dataplane_then_the_listeners_and_cleans_both_up() {
+    use kproxy_core::Dataplane as _;
+    let port = free_port();
+    let mut state = ProxyState::new("node1");
+    add(&mut state, "web", node_port("172.30.0.1", Protocol::Tcp, port), vec![endpoint("10.0.1.10", true)]);
+    let localhost = LocalhostNodePorts::new(LocalhostNodePorts::default_relay()).unwrap();
+    let mut dp = WithLocalhostNodePorts::new(Counting::default(), localhost);
+    assert_eq!(dp.name(), "nftables");
+    let stats = dp.sync(&state, &kproxy_core::Changes::default()).await.unwrap();
+    assert_eq!((dp.inner().syncs, stats.rules), (1, 11), "the dataplane's rules and one listener");
+    assert_eq!(dp.localhost().addresses(), [SocketAddr::from(([127, 0, 0, 1], port))]);
+    assert!(dp.render(&state).contains(&format!("127.0.0.1:{port} -> 10.0.1.10:8080")));
+    dp.cleanup().await.unwrap();
+    assert_eq!(dp.inner().cleanups, 1);
+    assert!(dp.localhost().addresses().is_empty());
+}

@@ -20,6 +20,11 @@ impl<D: Dataplane> WithLocalhostNodePorts<D> {
         Self { inner, localhost }
     }
 
+    /// The wrapped dataplane.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
     /// The localhost node ports.
     pub fn localhost(&self) -> &LocalhostNodePorts {
         &self.localhost
