@@ -136,6 +136,10 @@ pub struct Flags {
     /// Accept NodePort traffic to localhost (iptables mode).
     #[arg(long = "iptables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub localhost_nodeports: Option<bool>,
+    /// Also serve TCP NodePorts on 127.0.0.1 and ::1 in nftables mode, through a userspace
+    /// relay (off by default; upstream KEP-6032).
+    #[arg(long = "nftables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub nftables_localhost_nodeports: Option<bool>,
     /// Least time between syncs (e.g. 1s).
     #[arg(long, visible_alias = "iptables-min-sync-period")]
     pub min_sync_period: Option<String>,
@@ -268,6 +272,7 @@ impl Flags {
             masquerade_all: self.masquerade_all,
             masquerade_bit: self.masquerade_bit,
             localhost_nodeports: self.localhost_nodeports,
+            nftables_localhost_nodeports: self.nftables_localhost_nodeports,
             sync_period: self.sync_period.clone(),
             min_sync_period: self.min_sync_period.clone(),
             detect_local_mode: self.detect_local_mode.clone(),

@@ -9,7 +9,7 @@ use kproxy_runtime::config::{ConfigError, ProxyConfig, ProxyMode};
 pub fn build(config: &ProxyConfig) -> Result<Box<dyn Dataplane>, ConfigError> {
     match config.mode {
         #[cfg(feature = "nftables")]
-        ProxyMode::Nftables => Ok(Box::new(nftables::build(config))),
+        ProxyMode::Nftables => nftables::build_serving(config),
         #[cfg(feature = "iptables")]
         ProxyMode::Iptables => Ok(Box::new(iptables::build(config))),
         #[cfg(feature = "userspace")]
@@ -119,8 +119,24 @@ fn nodeport_addresses(config: &ProxyConfig) -> kproxy_netfilter::NodePortAddress
 
 #[cfg(feature = "nftables")]
 mod nftables {
+    use kproxy_core::Dataplane;
     use kproxy_nftables::{NftablesConfig, NftablesDataplane};
-    use kproxy_runtime::config::ProxyConfig;
+    use kproxy_runtime::config::{ConfigError, ProxyConfig};
+    use kproxy_userspace::{LocalhostNodePorts, WithLocalhostNodePorts};
+
+    /// The nftables dataplane the daemon runs: with `--nftables-localhost-nodeports`, also
+    /// serving TCP node ports on loopback (relay threads started here, in the daemon's
+    /// namespace).
+    pub fn build_serving(config: &ProxyConfig) -> Result<Box<dyn Dataplane>, ConfigError> {
+        let dataplane = build(config);
+        if !config.nftables_localhost_nodeports {
+            return Ok(Box::new(dataplane));
+        }
+        let localhost = LocalhostNodePorts::new(LocalhostNodePorts::default_relay()).map_err(|e| {
+            ConfigError::Invalid(format!("nftables-localhost-nodeports: cannot start the relay's threads: {e}"))
+        })?;
+        Ok(Box::new(WithLocalhostNodePorts::new(dataplane, localhost)))
+    }
 
     /// The nftables dataplane configured from the daemon's configuration.
     pub fn build(config: &ProxyConfig) -> NftablesDataplane {

@@ -24,6 +24,7 @@ mod external;
 mod families;
 mod hygiene;
 mod lifecycle;
+mod localhost;
 mod masquerade;
 mod policy;
 mod robustness;
@@ -198,6 +199,13 @@ fn external_cases() -> Vec<Case> {
             "loadbalancer-ingress",
             external::lb_ingress,
             "traffic to a load-balancer ingress IP reaches every endpoint, masqueraded (policy Cluster)"
+        ),
+        case!(
+            "localhost-nodeport",
+            localhost::localhost_nodeport,
+            "node1 → 127.0.0.1:nodePort reaches the endpoints the node's own traffic to the node port reaches \
+             (iptables mode: route_localnet; nftables mode: with --nftables-localhost-nodeports only, ::1 too), \
+             and is refused once the Service is gone"
         ),
         case!(
             "loadbalancer-source-ranges",

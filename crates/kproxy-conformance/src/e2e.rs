@@ -14,7 +14,8 @@
 //! A Node or ServiceCIDR change shows in neither, so it is written alone: once the daemon
 //! has handled it (`…_last_queued_timestamp_seconds` passes the write), a marker Service is
 //! created or deleted; the sync that programs the marker has checked the change out too.
-//! masqueradeAll restarts the daemon with `--masquerade-all`. A mode's own flags (e.g. the
+//! masqueradeAll restarts the daemon with `--masquerade-all`, localhost node ports with
+//! `--nftables-localhost-nodeports`. A mode's own flags (e.g. the
 //! eBPF mode's cgroup and namespaces) come from the caller's [`DaemonArgs`], given node1.
 //! Stopping (also on a panic) kills the daemon and runs `kproxy --cleanup` inside node1,
 //! with the same mode flags and no eBPF pin directory (bpffs is not per namespace: the
@@ -36,7 +37,7 @@ use kproxy_testkit::{FakeApiServer, ResourceKind};
 
 use crate::harness::{BackendSpec, Write};
 use crate::runner::{Report, run_with};
-use crate::topology::Cluster;
+use crate::topology::{Cluster, NodeFlags};
 use crate::{Error, NodeEnv, cases, default_node, plan};
 use apiserver::ApiServerThread;
 use process::DaemonProcess;
@@ -105,7 +106,7 @@ pub(crate) struct DaemonNode {
     /// Holds the kubeconfig and the daemon's logs; removed on drop.
     dir: PathBuf,
     process: Option<DaemonProcess>,
-    masquerade_all: bool,
+    flags: NodeFlags,
     launches: u32,
     /// Service and EndpointSlice events the daemon will have handled once it has every write.
     expected: (f64, f64),
@@ -125,13 +126,13 @@ impl DaemonNode {
         let dir = std::env::temp_dir().join(format!("kpc-e2e-{}-{run}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("create {}: {e}", dir.display())))?;
         let api = ApiServerThread::start(&netns);
-        let extra_args = (spec.extra_args)(&cluster.node_env(false)?);
+        let extra_args = (spec.extra_args)(&cluster.node_env(NodeFlags::default())?);
         let mut node = Self {
             spec,
             netns,
             extra_args,
             process: None,
-            masquerade_all: false,
+            flags: NodeFlags::default(),
             launches: 0,
             expected: (0.0, 0.0),
             unsettled: 0,
@@ -170,8 +171,11 @@ impl DaemonNode {
         ]
         .map(str::to_owned)
         .into();
-        if self.masquerade_all {
+        if self.flags.masquerade_all {
             args.push("--masquerade-all".to_owned());
+        }
+        if self.flags.localhost_nodeports {
+            args.push("--nftables-localhost-nodeports".to_owned());
         }
         args.extend(self.extra_args.iter().cloned());
         args
@@ -199,10 +203,15 @@ impl DaemonNode {
         process::cleanup(&self.spec.binary, &self.netns, &self.extra_args)
     }
 
-    /// Restarts the daemon with `masquerade_all`, its rules cleaned up in between.
-    pub(crate) async fn restart(&mut self, masquerade_all: bool) -> Result<(), Error> {
+    /// The daemon's `--mode`.
+    pub(crate) fn mode(&self) -> &str {
+        &self.spec.mode
+    }
+
+    /// Restarts the daemon with `flags`, its rules cleaned up in between.
+    pub(crate) async fn restart(&mut self, flags: NodeFlags) -> Result<(), Error> {
         self.stop()?;
-        self.masquerade_all = masquerade_all;
+        self.flags = flags;
         self.launch().await
     }
 
@@ -301,8 +310,8 @@ impl DaemonNode {
     /// that died (reported by an earlier wait) is started again first.
     pub(crate) async fn settle(&mut self) -> Result<(), Error> {
         if self.process.as_mut().is_none_or(|p| p.exited().is_some()) {
-            let masquerade_all = self.masquerade_all;
-            self.restart(masquerade_all).await?;
+            let flags = self.flags;
+            self.restart(flags).await?;
         }
         if self.unsettled == 0 {
             return Ok(());

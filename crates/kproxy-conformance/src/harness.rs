@@ -25,7 +25,7 @@ use kproxy_core::{
     Changes, ConversionError, Dataplane, ObjectEvent, ProxyLoop, ProxyState, SourceEvent, SyncError, SyncStats,
 };
 
-use crate::topology::{Cluster, NodeEnv};
+use crate::topology::{Cluster, NodeEnv, NodeFlags};
 use crate::{Error, plan};
 use alloc::Allocator;
 use backend::Backend;
@@ -41,7 +41,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// See the module docs.
 pub struct Harness {
     backend: Option<Backend>,
-    masquerade_all: bool,
+    flags: NodeFlags,
     /// The daemon's own loop: events in, checkout, full or partial, quarantine.
     proxy: ProxyLoop,
     services: BTreeMap<(String, String), Service>,
@@ -78,7 +78,7 @@ impl Harness {
         let backend = Backend::start(spec, &cluster).await?;
         let mut harness = Self {
             backend: Some(backend),
-            masquerade_all: false,
+            flags: NodeFlags::default(),
             proxy: ProxyLoop::new(plan::NODE1, SystemTime::now()),
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
@@ -99,6 +99,12 @@ impl Harness {
     /// The dataplane's name (`kproxy daemon` end to end).
     pub fn dataplane_name(&self) -> &'static str {
         self.backend.as_ref().map_or("(none)", Backend::name)
+    }
+
+    /// The proxy mode under test (`nftables`, `iptables`, `userspace`, `ebpf`), in
+    /// process and end to end alike.
+    pub fn mode(&self) -> &str {
+        self.backend.as_ref().map_or("(none)", Backend::mode)
     }
 
     fn backend(&mut self) -> Result<&mut Backend, Error> {
@@ -244,7 +250,14 @@ impl Harness {
     /// Rebuilds the dataplane with `masquerade_all` (after `cleanup` of the old one) and
     /// syncs everything into it.
     pub async fn set_masquerade_all(&mut self, masquerade_all: bool) -> Result<SyncStats, Error> {
-        self.masquerade_all = masquerade_all;
+        self.flags.masquerade_all = masquerade_all;
+        self.restart().await
+    }
+
+    /// Rebuilds the dataplane (end to end: restarts the daemon) with
+    /// `--nftables-localhost-nodeports` set to `on`, and syncs everything into it.
+    pub async fn set_localhost_nodeports(&mut self, on: bool) -> Result<SyncStats, Error> {
+        self.flags.localhost_nodeports = on;
         self.restart().await
     }
 
@@ -252,7 +265,7 @@ impl Harness {
     /// the new one must converge from the objects alone.
     pub async fn restart(&mut self) -> Result<SyncStats, Error> {
         let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
-        backend.restart(&self.cluster, self.masquerade_all).await?;
+        backend.restart(&self.cluster, self.flags).await?;
         self.proxy.request_full_sync();
         self.sync().await
     }
@@ -264,7 +277,7 @@ impl Harness {
     /// daemon) that died is started again first.
     pub async fn sync(&mut self) -> Result<SyncStats, Error> {
         let backend = self.backend.as_mut().ok_or_else(|| Error::new("the harness was shut down"))?;
-        let mut node = NodeDataplane { backend, cluster: &self.cluster, masquerade_all: self.masquerade_all };
+        let mut node = NodeDataplane { backend, cluster: &self.cluster, flags: self.flags };
         match self.proxy.sync(&mut node, false).await {
             Ok(report) => Ok(report.stats),
             Err(e) => Err(Error::new(e.to_string())),
@@ -289,8 +302,9 @@ impl Harness {
         let node = default_node();
         self.apply_node(&node)?;
         self.backend()?.mirror_node(&node).await?;
-        if self.masquerade_all {
-            self.set_masquerade_all(false).await?;
+        if self.flags != NodeFlags::default() {
+            self.flags = NodeFlags::default();
+            self.restart().await?;
         } else {
             self.sync().await?;
         }
@@ -321,7 +335,7 @@ impl Harness {
 
     /// node1 as the factory saw it last.
     pub fn node_env(&self) -> Result<NodeEnv, Error> {
-        self.cluster.node_env(self.masquerade_all)
+        self.cluster.node_env(self.flags)
     }
 
     /// A cluster IP (IPv4) not used before in this run.
@@ -361,7 +375,7 @@ fn named(namespace: &str, name: &str) -> Service {
 struct NodeDataplane<'a> {
     backend: &'a mut Backend,
     cluster: &'a Cluster,
-    masquerade_all: bool,
+    flags: NodeFlags,
 }
 
 #[async_trait::async_trait]
@@ -372,7 +386,7 @@ impl Dataplane for NodeDataplane<'_> {
 
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let mut changes = changes.clone();
-        let result = self.backend.sync(self.cluster, self.masquerade_all, state, &mut changes).await;
+        let result = self.backend.sync(self.cluster, self.flags, state, &mut changes).await;
         result.map_err(|e| SyncError::retryable("node1", "sync", e))
     }
 

@@ -63,7 +63,7 @@ pub use kproxy_testkit::ip_plan as plan;
 pub use netns::{NETNS_DIR, netns_path};
 pub use offline::OfflineNode;
 pub use runner::{CaseReport, Report, Verdict, run_cases, run_conformance};
-pub use topology::{Cluster, HOSTS, LAN, NodeEnv, leftover_namespaces};
+pub use topology::{Cluster, HOSTS, LAN, NodeEnv, NodeFlags, leftover_namespaces};
 pub use traffic::{Outcome, Reply};
 
 /// A failure of the cluster or the harness (not of a case).

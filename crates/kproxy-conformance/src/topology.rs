@@ -57,10 +57,22 @@ pub struct NodeEnv {
     pub service_cidrs: Vec<IpNet>,
     /// kube-proxy's `masqueradeAll`: masquerade all traffic to service IPs.
     pub masquerade_all: bool,
+    /// `--nftables-localhost-nodeports`: serve TCP node ports on `127.0.0.1` and `::1`
+    /// too (a mode that does so anyway may ignore it).
+    pub localhost_nodeports: bool,
     /// The namespaces (as `ip netns` names them) whose processes run on this node: the
     /// node's own, then its pods'. For dataplanes that balance per socket and must tell
     /// this node's clients from the other hosts, which run in the same test process.
     pub local_netns: Vec<String>,
+}
+
+/// The daemon settings a case may switch (the dataplane, or the daemon, is restarted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeFlags {
+    /// `masqueradeAll`.
+    pub masquerade_all: bool,
+    /// `--nftables-localhost-nodeports`.
+    pub localhost_nodeports: bool,
 }
 
 /// The running cluster; see the module docs.
@@ -116,7 +128,7 @@ impl Cluster {
     }
 
     /// node1 as a dataplane factory sees it.
-    pub fn node_env(&self, masquerade_all: bool) -> Result<NodeEnv, Error> {
+    pub fn node_env(&self, flags: NodeFlags) -> Result<NodeEnv, Error> {
         let netns = self.netns(plan::NODE1)?.to_owned();
         let mut local_netns = vec![netns.clone()];
         for pod in plan::PODS.iter().filter(|p| p.node == plan::NODE1) {
@@ -131,7 +143,8 @@ impl Cluster {
             pod_cidrs: vec![plan::NODE1_POD_CIDR_V4.into(), plan::NODE1_POD_CIDR_V6.into()],
             cluster_cidrs: plan::cluster_cidrs(),
             service_cidrs: plan::service_cidrs(),
-            masquerade_all,
+            masquerade_all: flags.masquerade_all,
+            localhost_nodeports: flags.localhost_nodeports,
         })
     }
 

@@ -50,6 +50,12 @@ pub const UNSUPPORTED_CASES: &[(&str, &str)] = &[
          hairpin packet path to masquerade",
     ),
     (
+        "localhost-nodeport",
+        "the eBPF mode balances node ports on the node's own addresses only (its Node's, narrowed by \
+         --nodeport-addresses): 127.0.0.1 and ::1 are not service addresses there, and \
+         --nftables-localhost-nodeports is the nftables mode's relay",
+    ),
+    (
         "masquerade-all",
         "socket-level balancing never rewrites a packet: connections leave from the client's own address, there is \
          nothing to masquerade",

@@ -16,10 +16,14 @@
 //!
 //! Entry point: [`UserspaceDataplane`]. Planning ([`render::plan`]) and rendering
 //! ([`render::rules`]) are pure; the [`relay`] does the I/O.
+//!
+//! [`LocalhostNodePorts`] reuses the planner and the relay to serve node ports on
+//! `127.0.0.1` and `::1` for the nftables mode (`--nftables-localhost-nodeports`).
 
 mod config;
 mod dataplane;
 mod explain;
+pub mod localhost;
 pub mod relay;
 pub mod render;
 
@@ -47,3 +51,4 @@ pub const UNSUPPORTED_CASES: &[(&str, &str)] = &[
         "the userspace relay carries TCP and UDP only: an SCTP association's streams and message boundaries do not survive a byte-stream relay (upstream's userspace mode had no SCTP either)",
     ),
 ];
+pub use localhost::{LocalhostNodePorts, WithLocalhostNodePorts};

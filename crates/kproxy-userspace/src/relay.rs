@@ -111,29 +111,48 @@ impl Relay {
         if self.runtime.is_none() {
             return Err(io::Error::other("the relay was shut down"));
         }
-        let now = Instant::now();
         for (key, spec) in desired {
-            match self.listeners.get_mut(key) {
-                Some(running) if running.spec.protocol == spec.protocol => {
-                    if running.spec != *spec {
-                        running.targets.lock().update(spec, now);
-                        running.spec = spec.clone();
-                    }
-                }
-                _ => {
-                    let running = self.start(key, spec)?;
-                    if let Some(old) = self.listeners.insert(key.clone(), running) {
-                        old.task.abort();
-                    }
-                }
-            }
+            self.serve(key, spec)?;
         }
         Ok(self.ports())
     }
 
+    /// Serves one listener: starts it if it is missing (or must listen elsewhere), else
+    /// hands it `spec`'s endpoints (its connections in progress stay where they are).
+    /// Returns its port.
+    pub fn serve(&mut self, key: &ListenerKey, spec: &ListenerSpec) -> io::Result<u16> {
+        if self.runtime.is_none() {
+            return Err(io::Error::other("the relay was shut down"));
+        }
+        match self.listeners.get_mut(key) {
+            Some(running) if running.spec.protocol == spec.protocol && running.spec.address == spec.address => {
+                if running.spec != *spec {
+                    running.targets.lock().update(spec, Instant::now());
+                    running.spec = spec.clone();
+                }
+                Ok(running.port)
+            }
+            _ => {
+                if let Some(old) = self.listeners.remove(key) {
+                    // Its address may be the one the new listener binds.
+                    old.task.abort();
+                }
+                let running = self.start(key, spec)?;
+                let port = running.port;
+                self.listeners.insert(key.clone(), running);
+                Ok(port)
+            }
+        }
+    }
+
     fn start(&mut self, key: &ListenerKey, spec: &ListenerSpec) -> io::Result<Running> {
-        let ip = self.shared.config.bind_ip(key.family == kproxy_core::IpFamily::V6);
-        let (bound, port) = socket::bind_listener(spec.protocol, ip, &mut self.picker)?;
+        let (bound, port) = match spec.address {
+            Some(address) => socket::bind_at(spec.protocol, address)?,
+            None => {
+                let ip = self.shared.config.bind_ip(key.family == kproxy_core::IpFamily::V6);
+                socket::bind_listener(spec.protocol, ip, &mut self.picker)?
+            }
+        };
         let targets = Arc::new(Targets::new(Balancer::new(spec)));
         let shared = self.shared.clone();
         let _context = self.handle.enter();

@@ -36,6 +36,7 @@ fn spec(protocol: Protocol, endpoints: &[SocketAddr]) -> ListenerSpec {
         affinity: None,
         allowed_sources: Vec::new(),
         destinations: Destinations::default(),
+        address: None,
     }
 }
 

@@ -10,7 +10,7 @@ use kproxy_core::{Changes, ProxyState, SyncStats};
 
 use super::host::{DataplaneFactory, DataplaneHost};
 use crate::Error;
-use crate::topology::Cluster;
+use crate::topology::{Cluster, NodeFlags};
 
 /// How to build the backend.
 #[derive(Clone)]
@@ -55,7 +55,7 @@ impl Backend {
     pub(crate) async fn start(spec: BackendSpec, cluster: &Cluster) -> Result<Self, Error> {
         match spec {
             BackendSpec::Dataplane(factory) => {
-                let host = DataplaneHost::start(factory.clone(), cluster.node_env(false)?)?;
+                let host = DataplaneHost::start(factory.clone(), cluster.node_env(NodeFlags::default())?)?;
                 Ok(Self::Dataplane { host: Some(host), factory })
             }
             #[cfg(feature = "e2e")]
@@ -71,6 +71,19 @@ impl Backend {
             Self::Dataplane { host, .. } => host.as_ref().map_or("(none)", DataplaneHost::name),
             #[cfg(feature = "e2e")]
             Self::Daemon(_) => "kproxy daemon",
+        }
+    }
+
+    /// The proxy mode: the dataplane's name, or the daemon's `--mode` (`nft` spelled
+    /// `nftables`).
+    pub(crate) fn mode(&self) -> &str {
+        match self {
+            Self::Dataplane { .. } => self.name(),
+            #[cfg(feature = "e2e")]
+            Self::Daemon(daemon) => match daemon.mode() {
+                "nft" => "nftables",
+                mode => mode,
+            },
         }
     }
 
@@ -111,8 +124,8 @@ impl Backend {
         }
     }
 
-    /// Replaces the backend by one with `masquerade_all`, after cleaning the old one up.
-    pub(crate) async fn restart(&mut self, cluster: &Cluster, masquerade_all: bool) -> Result<(), Error> {
+    /// Replaces the backend by one with `flags`, after cleaning the old one up.
+    pub(crate) async fn restart(&mut self, cluster: &Cluster, flags: NodeFlags) -> Result<(), Error> {
         match self {
             Self::Dataplane { host, factory } => {
                 if let Some(old) = host.take()
@@ -120,11 +133,11 @@ impl Backend {
                 {
                     old.cleanup().await?;
                 }
-                *host = Some(DataplaneHost::start(factory.clone(), cluster.node_env(masquerade_all)?)?);
+                *host = Some(DataplaneHost::start(factory.clone(), cluster.node_env(flags)?)?);
                 Ok(())
             }
             #[cfg(feature = "e2e")]
-            Self::Daemon(daemon) => daemon.restart(masquerade_all).await,
+            Self::Daemon(daemon) => daemon.restart(flags).await,
         }
     }
 
@@ -133,7 +146,7 @@ impl Backend {
     pub(crate) async fn sync(
         &mut self,
         cluster: &Cluster,
-        masquerade_all: bool,
+        flags: NodeFlags,
         state: &ProxyState,
         changes: &mut Changes,
     ) -> Result<SyncStats, Error> {
@@ -141,7 +154,7 @@ impl Backend {
             Self::Dataplane { host, factory } => {
                 if !host.as_ref().is_some_and(DataplaneHost::is_alive) {
                     *host = None;
-                    *host = Some(DataplaneHost::start(factory.clone(), cluster.node_env(masquerade_all)?)?);
+                    *host = Some(DataplaneHost::start(factory.clone(), cluster.node_env(flags)?)?);
                     changes.set_full();
                 }
                 let host = host.as_ref().ok_or_else(|| Error::new("no dataplane"))?;

@@ -41,6 +41,8 @@ pub struct PartialConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub localhost_nodeports: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub nftables_localhost_nodeports: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_period: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_sync_period: Option<String>,
@@ -77,6 +79,7 @@ impl PartialConfig {
             masquerade_all: Some(false),
             masquerade_bit: Some(14),
             localhost_nodeports: Some(true),
+            nftables_localhost_nodeports: Some(false),
             sync_period: Some("30s".to_owned()),
             min_sync_period: Some("1s".to_owned()),
             detect_local_mode: Some("ClusterCIDR".to_owned()),
@@ -141,7 +144,9 @@ fn env_value(key: &str, value: &str) -> Result<figment::value::Value, ConfigErro
     use figment::value::Value;
     let bad = || ConfigError::Invalid(format!("KPROXY_{}={value:?}: not a valid value", key.to_uppercase()));
     Ok(match key {
-        "masquerade_all" | "localhost_nodeports" => Value::from(value.parse::<bool>().map_err(|_| bad())?),
+        "masquerade_all" | "localhost_nodeports" | "nftables_localhost_nodeports" => {
+            Value::from(value.parse::<bool>().map_err(|_| bad())?)
+        }
         "masquerade_bit" => Value::from(value.parse::<i32>().map_err(|_| bad())?),
         _ => Value::from(value.to_owned()),
     })

@@ -147,6 +147,9 @@ pub struct ProxyConfig {
     pub masquerade_bit: u8,
     /// `--iptables-localhost-nodeports`.
     pub localhost_nodeports: bool,
+    /// `--nftables-localhost-nodeports`: the nftables mode also serves TCP node ports on
+    /// `127.0.0.1` and `::1`, through a userspace relay.
+    pub nftables_localhost_nodeports: bool,
     /// `--sync-period`: retry interval, periodic full resync, half the health timeout.
     pub sync_period: Duration,
     /// `--min-sync-period`: least time between the end of one sync and the next.
@@ -200,6 +203,7 @@ impl ProxyConfig {
             masquerade_all: c.masquerade_all.unwrap_or(false),
             masquerade_bit: masquerade_bit(c.masquerade_bit.unwrap_or(14))?,
             localhost_nodeports: c.localhost_nodeports.unwrap_or(true),
+            nftables_localhost_nodeports: c.nftables_localhost_nodeports.unwrap_or(false),
             sync_period,
             min_sync_period,
             detect_local_mode: detect_local_mode(c)?,

@@ -219,3 +219,22 @@ fn ebpf_netns_is_a_comma_separated_list_of_paths_from_env_or_flags() {
     let c = resolve(None, &[("KPROXY_EBPF_NETNS", "/run/netns/a")], flags).unwrap();
     assert_eq!(c.ebpf_netns, [std::path::PathBuf::from("/run/netns/b")], "the flag wins");
 }
+
+#[test]
+fn nftables_localhost_nodeports_is_off_unless_asked_for() {
+    let config = resolve(None, &[], PartialConfig::default()).expect("defaults resolve");
+    assert!(!config.nftables_localhost_nodeports);
+    // The iptables section's setting (upstream's, default true) does not turn it on.
+    let iptables = "mode: nftables\niptables: {localhostNodePorts: true}\n";
+    let config = resolve(Some(iptables), &[], PartialConfig::default()).expect("loads");
+    assert!(!config.nftables_localhost_nodeports);
+    let file = "mode: nftables\nnftables: {localhostNodePorts: true}\n";
+    let config = resolve(Some(file), &[], PartialConfig::default()).expect("loads");
+    assert!(config.nftables_localhost_nodeports);
+    let back = resolve(Some(&config.to_yaml().expect("writes")), &[], PartialConfig::default()).expect("loads back");
+    assert!(back.nftables_localhost_nodeports);
+    let env = [("KPROXY_NFTABLES_LOCALHOST_NODEPORTS", "true")];
+    assert!(resolve(None, &env, PartialConfig::default()).expect("loads").nftables_localhost_nodeports);
+    let flags = PartialConfig { nftables_localhost_nodeports: Some(false), ..PartialConfig::default() };
+    assert!(!resolve(Some(file), &[], flags).expect("loads").nftables_localhost_nodeports);
+}

@@ -29,7 +29,10 @@ impl ProxyConfig {
             metrics_bind_address: address(self.metrics_bind_address),
             mode: Some(self.mode.name().to_owned()),
             iptables: Some(section.clone()),
-            nftables: Some(ProxierSection { localhost_node_ports: None, ..section }),
+            nftables: Some(ProxierSection {
+                localhost_node_ports: (self.mode == ProxyMode::Nftables).then_some(self.nftables_localhost_nodeports),
+                ..section
+            }),
             detect_local_mode: Some(self.detect_local_mode.name().to_owned()),
             detect_local: detect_local(&self.detect_local_mode),
             cluster_cidr: Some(self.cluster_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),

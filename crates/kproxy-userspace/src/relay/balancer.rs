@@ -152,6 +152,7 @@ mod tests {
             affinity: affinity.map(Duration::from_secs),
             allowed_sources: Vec::new(),
             destinations: Destinations::default(),
+            address: None,
         }
     }
 

@@ -66,6 +66,11 @@ pub fn bind_listener(protocol: Protocol, ip: IpAddr, picker: &mut PortPicker) ->
     Err(io::Error::new(io::ErrorKind::AddrInUse, "every port of the listener port range is taken"))
 }
 
+/// Binds a `protocol` socket on exactly `address`; returns it and its port.
+pub fn bind_at(protocol: Protocol, address: SocketAddr) -> io::Result<(Bound, u16)> {
+    bind_one(protocol, address).map_err(io::Error::from)
+}
+
 fn bind_one(protocol: Protocol, addr: SocketAddr) -> Result<(Bound, u16), Errno> {
     let ipv6 = addr.is_ipv6();
     let domain = if ipv6 { AddressFamily::Inet6 } else { AddressFamily::Inet };

@@ -71,6 +71,9 @@ pub struct ListenerSpec {
     pub allowed_sources: Vec<IpNet>,
     /// Where clients reach it (what the flows of a removed UDP listener are keyed on).
     pub destinations: Destinations,
+    /// Where it listens; `None`: the relay's bind address, on a port from its range (the
+    /// redirect table points there). Localhost node ports listen on their node port.
+    pub address: Option<SocketAddr>,
 }
 
 /// The redirect table of one family, with listener names where ports will go.
@@ -95,12 +98,18 @@ pub struct Plan {
     pub families: [FamilyPlan; 2],
     /// Service ports left out (SCTP: a byte-stream relay cannot carry it).
     pub skipped: Vec<ServicePortName>,
+    /// Each node port (family, protocol, port) with endpoints, and the listener that
+    /// relays the node's own connections to it: upstream short-circuits traffic from the
+    /// node to the cluster-wide endpoints (`fib saddr type local`), whatever the external
+    /// traffic policy. The first Service (in name order) keeps a port two of them claim.
+    pub node_ports: BTreeMap<(IpFamily, Protocol, u16), ListenerKey>,
 }
 
 /// Plans `state` for `config`.
 pub fn plan(config: &UserspaceConfig, state: &ProxyState) -> Plan {
     let mut listeners = BTreeMap::new();
     let mut skipped = Vec::new();
+    let mut node_ports = BTreeMap::new();
     let families = IpFamily::ALL.map(|family| {
         let portal_ip = portal_ip(config, state, family);
         let local_detect = config.local_detect.clone();
@@ -119,11 +128,15 @@ pub fn plan(config: &UserspaceConfig, state: &ProxyState) -> Plan {
                 continue;
             }
             let mut ctx = PortPlan { family, name, port, node: state.topology_node(), listeners: &mut listeners };
-            ctx.plan(endpoints, &mut out.elements);
+            if let Some(short) = ctx.plan(endpoints, &mut out.elements)
+                && let Some(node_port) = port.node_port
+            {
+                node_ports.entry((family, port.protocol, node_port)).or_insert(short);
+            }
         }
         out
     });
-    Plan { listeners, families, skipped }
+    Plan { listeners, families, skipped, node_ports }
 }
 
 /// The portal address of `family`: configured, or the Node's first of that family.
@@ -144,7 +157,9 @@ struct PortPlan<'a> {
 }
 
 impl PortPlan<'_> {
-    fn plan(&mut self, endpoints: &[Endpoint], elements: &mut Elements) {
+    /// Plans the port's elements and listeners; returns the listener the node's own
+    /// connections to its node port go to, if it has one.
+    fn plan(&mut self, endpoints: &[Endpoint], elements: &mut Elements) -> Option<ListenerKey> {
         let sets = categorize_endpoints(endpoints, self.port, self.node);
         let proto = self.port.protocol.as_lower_str();
         let (service_port, cluster_ip) = (self.port.port, self.port.cluster_ip);
@@ -158,7 +173,7 @@ impl PortPlan<'_> {
             if let Some(np) = node_port_key {
                 first(elements, Set::NoEndpointNodePorts, np, None);
             }
-            return;
+            return None;
         }
         let internal = if self.port.internal_policy_local { Role::Local } else { Role::Cluster };
         let outside = if self.port.external_policy_local { Role::Local } else { Role::Cluster };
@@ -178,11 +193,12 @@ impl PortPlan<'_> {
                 }
             }
         }
-        if let Some(np) = node_port_key {
-            first(elements, Set::ServiceNodePorts, np.clone(), None);
-            first(elements, Set::ShortNodePorts, np.clone(), self.listener(Role::Cluster, &sets));
-            first(elements, Set::ExternalNodePorts, np, self.listener(outside, &sets));
-        }
+        let np = node_port_key?;
+        let short = self.listener(Role::Cluster, &sets);
+        first(elements, Set::ServiceNodePorts, np.clone(), None);
+        first(elements, Set::ShortNodePorts, np.clone(), short.clone());
+        first(elements, Set::ExternalNodePorts, np, self.listener(outside, &sets));
+        short
     }
 
     /// The listener of `role`, added to the plan on first use; `None` when its endpoint
@@ -218,6 +234,7 @@ impl PortPlan<'_> {
             affinity: self.port.sticky_max_age_seconds().map(|s| Duration::from_secs(u64::from(s))),
             allowed_sources,
             destinations: Destinations::of(self.port),
+            address: None,
         }
     }
 }
