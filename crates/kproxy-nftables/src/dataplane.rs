@@ -67,7 +67,7 @@ impl NftablesDataplane {
             self.nft.apply(&replace_script(&desired, &self.config.table)).await.map_err(sync_error)?;
         }
         let touched = desired.ports.len();
-        self.committed[family.index()] = Some(Committed::from_table(&desired));
+        self.committed[family.index()] = Some(Committed::from_table(desired));
         Ok(touched)
     }
 
