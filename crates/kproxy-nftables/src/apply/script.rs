@@ -4,11 +4,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use kproxy_netfilter::nft_text::write_elements;
-
 use super::committed::Delta;
 use crate::Family;
-use crate::render::text::{element_text, group_elements, port_chains};
+use crate::render::text::{element_text, port_chains};
 use crate::render::{Chain, Element, TableRender, render_text};
 
 /// How many elements one `add element` command carries.
@@ -36,11 +34,28 @@ impl<'a> Script<'a> {
         }
     }
 
+    /// `VERB element` commands for `elements`, by set (sets and elements in text order,
+    /// each element once), written straight from the elements: a full load has hundreds
+    /// of thousands, and a text of each beside the script would double its memory.
     fn elements(&mut self, verb: &str, elements: &[&Element]) {
-        let grouped = group_elements(elements.iter().copied());
-        for (set, items) in grouped {
-            let items: Vec<&str> = items.iter().map(String::as_str).collect();
-            write_elements(&mut self.out, verb, self.table, set, &items, ELEMENTS_PER_COMMAND);
+        let mut sorted = elements.to_vec();
+        sorted.sort_by(|a, b| a.set.cmp(b.set).then_with(|| text_order(a, b)));
+        sorted.dedup_by(|a, b| a.set == b.set && text_order(a, b).is_eq());
+        for group in sorted.chunk_by(|a, b| a.set == b.set) {
+            for chunk in group.chunks(ELEMENTS_PER_COMMAND) {
+                let _ = write!(self.out, "{verb} element {} {} {{ ", self.table, chunk[0].set);
+                for (i, element) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.out.push_str(&element.key);
+                    if let Some(value) = &element.value {
+                        self.out.push_str(" : ");
+                        self.out.push_str(value);
+                    }
+                }
+                self.out.push_str(" }\n");
+            }
         }
     }
 }
@@ -102,6 +117,17 @@ pub(crate) fn full_script(
     s.out
 }
 
+/// How the texts of two elements (`key` or `key : value`) order, without writing them.
+fn text_order(a: &Element, b: &Element) -> std::cmp::Ordering {
+    text_bytes(a).cmp(text_bytes(b))
+}
+
+/// The bytes of an element's text.
+fn text_bytes(element: &Element) -> impl Iterator<Item = &u8> {
+    let value = element.value.as_deref().map(|v| b" : ".iter().chain(v.as_bytes()));
+    element.key.as_bytes().iter().chain(value.into_iter().flatten())
+}
+
 /// Deletes the table and loads `desired` from scratch, in one transaction (affinity state
 /// is lost): the fallback when the table holds something `full_script` cannot reuse.
 pub(crate) fn replace_script(desired: &TableRender, name: &str) -> String {
@@ -148,4 +174,45 @@ pub(crate) fn partial_script(family: &str, name: &str, delta: &Delta) -> String 
 /// when it does not).
 pub(crate) fn cleanup_script(family: &str, name: &str) -> String {
     format!("add table {family} {name}\ndelete table {family} {name}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use kproxy_netfilter::nft_text::write_elements;
+
+    use super::*;
+    use crate::render::text::group_elements;
+
+    fn element(set: &'static str, key: &str, value: Option<&str>) -> Element {
+        Element { set, key: key.to_owned(), value: value.map(str::to_owned) }
+    }
+
+    /// What the element texts, grouped, sorted and unique, give as commands.
+    fn by_texts(elements: &[&Element]) -> String {
+        let mut out = String::new();
+        for (set, items) in group_elements(elements.iter().copied()) {
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
+            write_elements(&mut out, "add", "ip t", set, &items, ELEMENTS_PER_COMMAND);
+        }
+        out
+    }
+
+    #[test]
+    fn elements_are_written_by_set_in_text_order_each_once_in_bounded_commands() {
+        let mut elements = vec![
+            element("svc", "10.0.0.1 . 80", Some("goto x")),
+            element("hairpin", "k", None),
+            element("svc", "10.0.0.1 . 8080", None),
+            element("svc", "10.0.0.1 . 80", Some("goto x")),
+            element("svc", "10.0.0.1 . 80", Some("drop")),
+            element("svc", "10.0.0.1 . 80", None),
+            element("hairpin", "j", None),
+        ];
+        elements.extend((0..2500).map(|i| element("many", &format!("{} . {i}", i % 7), Some(&format!("{}", i % 3)))));
+        let refs: Vec<&Element> = elements.iter().collect();
+        let mut script = Script::new("ip t");
+        script.elements("add", &refs);
+        assert_eq!(script.out, by_texts(&refs));
+        assert_eq!(script.out.lines().filter(|l| l.contains(" many ")).count(), 3, "at most 1000 per command");
+    }
 }
