@@ -8,8 +8,9 @@ use kproxy_core::ServicePortName;
 use kproxy_core::stale_flows::Destinations;
 
 use super::packed::{SetNames, pack};
+use super::script::ElementRef;
 use crate::render::names::HAIRPIN;
-use crate::render::{Chain, Element, OwnedSet, PortRender, TableRender};
+use crate::render::{Chain, Element, OwnedSet, PortRender};
 
 /// What each service port holds, and how many ports use each chain, set and shared
 /// element. Elements other than hairpin pairs belong to exactly one port (their keys hold
@@ -65,15 +66,31 @@ impl Delta {
 }
 
 impl Committed {
-    /// The bookkeeping of a freshly loaded table (consumed port by port).
-    pub(crate) fn from_table(table: TableRender) -> Self {
+    /// The bookkeeping of a table loaded with `renders` (each port once), taken one by one:
+    /// no render of the whole table is ever held.
+    pub(crate) fn from_renders(renders: impl IntoIterator<Item = (ServicePortName, PortRender)>) -> Self {
         let mut committed = Self::default();
-        for (name, render) in table.ports {
+        for (name, render) in renders {
             committed.count(&render, 1);
             let port = committed.port(render);
             committed.ports.insert(name, port);
         }
         committed
+    }
+
+    /// The sets of every port, each once, by name: name and declaration body.
+    pub(crate) fn sets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.sets.iter().map(|(name, (spec, _))| (name.as_str(), spec.as_str()))
+    }
+
+    /// The chains of every port, each once, by name: name and rules.
+    pub(crate) fn chains(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.chains.iter().map(|(name, (rules, _))| (name.as_str(), rules.as_slice()))
+    }
+
+    /// The elements of every port (shared ones as often as ports hold them).
+    pub(crate) fn elements(&self) -> impl Iterator<Item = ElementRef<'_>> {
+        self.ports.values().flat_map(|port| self.set_names.read_refs(&port.elements))
     }
 
     /// Replaces the renders of some ports (`None`: the port is gone) and says what that

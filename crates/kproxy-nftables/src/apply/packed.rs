@@ -2,7 +2,8 @@
 //! ports a partial sync touches, so each port's elements are stored as one text (a record
 //! per element) instead of two strings per element.
 
-use super::super::render::Element;
+use super::script::ElementRef;
+use crate::render::Element;
 
 /// Separates an element's set, key and value within its record.
 const FIELD: char = '\u{1f}';
@@ -46,13 +47,21 @@ impl SetNames {
         out.into_boxed_str()
     }
 
-    /// The elements of `records` (written by this [`SetNames`]).
-    pub(crate) fn read<'a>(&'a self, records: &'a str) -> impl Iterator<Item = Element> + 'a {
+    /// The elements of `records` (written by this [`SetNames`]), borrowed from them.
+    pub(crate) fn read_refs<'a>(&'a self, records: &'a str) -> impl Iterator<Item = ElementRef<'a>> + 'a {
         records.split_terminator(RECORD).filter_map(|record| {
             let mut fields = record.splitn(3, FIELD);
             let set = self.0.get(fields.next()?.parse::<usize>().ok()?)?;
-            let key = fields.next()?.to_owned();
-            Some(Element { set, key, value: fields.next().map(str::to_owned) })
+            Some(ElementRef { set, key: fields.next()?, value: fields.next() })
+        })
+    }
+
+    /// The elements of `records` (written by this [`SetNames`]).
+    pub(crate) fn read<'a>(&'a self, records: &'a str) -> impl Iterator<Item = Element> + 'a {
+        self.read_refs(records).map(|e| Element {
+            set: e.set,
+            key: e.key.to_owned(),
+            value: e.value.map(str::to_owned),
         })
     }
 }

@@ -4,10 +4,12 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::committed::Delta;
+use kproxy_core::IpFamily;
+
+use super::committed::{Committed, Delta};
 use crate::Family;
-use crate::render::text::{element_text, port_chains};
-use crate::render::{Chain, Element, TableRender, render_text};
+use crate::render::text::element_text;
+use crate::render::{Chain, Element, StaticTable, TableRender, render_text};
 
 /// How many elements one `add element` command carries.
 const ELEMENTS_PER_COMMAND: usize = 1000;
@@ -28,17 +30,21 @@ impl<'a> Script<'a> {
     }
 
     fn chain_rules(&mut self, chain: &Chain) {
-        for rule in &chain.rules {
+        self.rules(&chain.name, &chain.rules);
+    }
+
+    fn rules(&mut self, chain: &str, rules: &[String]) {
+        for rule in rules {
             let table = self.table;
-            self.line(format_args!("add rule {table} {} {rule}", chain.name));
+            self.line(format_args!("add rule {table} {chain} {rule}"));
         }
     }
 
     /// `VERB element` commands for `elements`, by set (sets and elements in text order,
     /// each element once), written straight from the elements: a full load has hundreds
     /// of thousands, and a text of each beside the script would double its memory.
-    fn elements(&mut self, verb: &str, elements: &[&Element]) {
-        let mut sorted = elements.to_vec();
+    fn elements<'e>(&mut self, verb: &str, elements: impl IntoIterator<Item = ElementRef<'e>>) {
+        let mut sorted: Vec<ElementRef<'e>> = elements.into_iter().collect();
         sorted.sort_by(|a, b| a.set.cmp(b.set).then_with(|| text_order(a, b)));
         sorted.dedup_by(|a, b| a.set == b.set && text_order(a, b).is_eq());
         for group in sorted.chunk_by(|a, b| a.set == b.set) {
@@ -48,8 +54,8 @@ impl<'a> Script<'a> {
                     if i > 0 {
                         self.out.push_str(", ");
                     }
-                    self.out.push_str(&element.key);
-                    if let Some(value) = &element.value {
+                    self.out.push_str(element.key);
+                    if let Some(value) = element.value {
                         self.out.push_str(" : ");
                         self.out.push_str(value);
                     }
@@ -60,71 +66,80 @@ impl<'a> Script<'a> {
     }
 }
 
-/// Loads `desired` over whatever the table holds, in one transaction: every chain and
-/// static set is emptied and refilled, objects no longer wanted (`existing` minus wanted)
-/// are deleted, and the dynamic affinity sets that are still wanted keep their entries.
+/// Loads the table over whatever it holds, in one transaction: the static part `statics`
+/// and every port of `ports` (what will be committed); every chain and static set is
+/// emptied and refilled, objects no longer wanted (`existing` minus wanted) are deleted,
+/// and the dynamic affinity sets that are still wanted keep their entries.
 pub(crate) fn full_script(
-    desired: &TableRender,
+    family: IpFamily,
+    statics: &StaticTable,
+    ports: &Committed,
     name: &str,
     existing: &(BTreeSet<String>, BTreeSet<String>),
 ) -> String {
-    let table = format!("{} {name}", Family(desired.family).keyword());
+    let table = format!("{} {name}", Family(family).keyword());
     let mut s = Script::new(&table);
     s.line(format_args!("add table {table}"));
-    for set in &desired.statics.sets {
+    for set in &statics.sets {
         s.line(format_args!("add {} {table} {} {{ {} }}", set.kind, set.name, set.spec));
     }
-    let port_sets: BTreeSet<(&str, &str)> =
-        desired.ports.values().flat_map(|p| &p.sets).map(|x| (x.name.as_str(), x.spec.as_str())).collect();
-    for (set, spec) in &port_sets {
+    for (set, spec) in ports.sets() {
         s.line(format_args!("add set {table} {set} {{ {spec} }}"));
     }
-    for chain in &desired.statics.chains {
+    for chain in &statics.chains {
         match chain.hook {
             Some(hook) => s.line(format_args!("add chain {table} {} {{ {hook} }}", chain.chain.name)),
             None => s.line(format_args!("add chain {table} {}", chain.chain.name)),
         }
     }
-    let chains = port_chains(desired);
-    for chain in &chains {
-        s.line(format_args!("add chain {table} {}", chain.name));
+    for (chain, _) in ports.chains() {
+        s.line(format_args!("add chain {table} {chain}"));
     }
     s.line(format_args!("flush table {table}"));
-    for set in &desired.statics.sets {
+    for set in &statics.sets {
         s.line(format_args!("flush {} {table} {}", set.kind, set.name));
     }
-    let wanted_chains: BTreeSet<&str> = desired
-        .statics
-        .chains
-        .iter()
-        .map(|c| c.chain.name.as_str())
-        .chain(chains.iter().map(|c| c.name.as_str()))
-        .collect();
+    let wanted_chains: BTreeSet<&str> =
+        statics.chains.iter().map(|c| c.chain.name.as_str()).chain(ports.chains().map(|(n, _)| n)).collect();
     for stale in existing.0.iter().filter(|c| !wanted_chains.contains(c.as_str())) {
         s.line(format_args!("delete chain {table} {stale}"));
     }
-    let wanted_sets: BTreeSet<&str> =
-        desired.statics.sets.iter().map(|x| x.name).chain(port_sets.iter().map(|(n, _)| *n)).collect();
+    let wanted_sets: BTreeSet<&str> = statics.sets.iter().map(|x| x.name).chain(ports.sets().map(|(n, _)| n)).collect();
     for stale in existing.1.iter().filter(|x| !wanted_sets.contains(x.as_str())) {
         s.line(format_args!("delete set {table} {stale}"));
     }
-    for chain in desired.statics.chains.iter().map(|c| &c.chain).chain(chains.iter().copied()) {
-        s.chain_rules(chain);
+    for chain in &statics.chains {
+        s.chain_rules(&chain.chain);
     }
-    let elements: Vec<&Element> =
-        desired.statics.elements.iter().chain(desired.ports.values().flat_map(|p| &p.elements)).collect();
-    s.elements("add", &elements);
+    for (chain, rules) in ports.chains() {
+        s.rules(chain, rules);
+    }
+    s.elements("add", statics.elements.iter().map(ElementRef::from).chain(ports.elements()));
     s.out
 }
 
+/// An element, borrowed (from a render, or from what was committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElementRef<'a> {
+    pub(crate) set: &'static str,
+    pub(crate) key: &'a str,
+    pub(crate) value: Option<&'a str>,
+}
+
+impl<'a> From<&'a Element> for ElementRef<'a> {
+    fn from(element: &'a Element) -> Self {
+        Self { set: element.set, key: &element.key, value: element.value.as_deref() }
+    }
+}
+
 /// How the texts of two elements (`key` or `key : value`) order, without writing them.
-fn text_order(a: &Element, b: &Element) -> std::cmp::Ordering {
+fn text_order(a: &ElementRef<'_>, b: &ElementRef<'_>) -> std::cmp::Ordering {
     text_bytes(a).cmp(text_bytes(b))
 }
 
 /// The bytes of an element's text.
-fn text_bytes(element: &Element) -> impl Iterator<Item = &u8> {
-    let value = element.value.as_deref().map(|v| b" : ".iter().chain(v.as_bytes()));
+fn text_bytes<'a>(element: &ElementRef<'a>) -> impl Iterator<Item = &'a u8> {
+    let value = element.value.map(|v| b" : ".iter().chain(v.as_bytes()));
     element.key.as_bytes().iter().chain(value.into_iter().flatten())
 }
 
@@ -156,8 +171,7 @@ pub(crate) fn partial_script(family: &str, name: &str, delta: &Delta) -> String 
         let key = Element { value: None, ..element.clone() };
         s.line(format_args!("delete element {table} {} {{ {} }}", element.set, element_text(&key)));
     }
-    let added: Vec<&Element> = delta.added_elements.iter().collect();
-    s.elements("add", &added);
+    s.elements("add", delta.added_elements.iter().map(ElementRef::from));
     for chain in &delta.removed_chains {
         s.line(format_args!("flush chain {table} {chain}"));
     }
@@ -211,7 +225,7 @@ mod tests {
         elements.extend((0..2500).map(|i| element("many", &format!("{} . {i}", i % 7), Some(&format!("{}", i % 3)))));
         let refs: Vec<&Element> = elements.iter().collect();
         let mut script = Script::new("ip t");
-        script.elements("add", &refs);
+        script.elements("add", elements.iter().map(ElementRef::from));
         assert_eq!(script.out, by_texts(&refs));
         assert_eq!(script.out.lines().filter(|l| l.contains(" many ")).count(), 3, "at most 1000 per command");
     }
