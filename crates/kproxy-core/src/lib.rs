@@ -41,7 +41,7 @@ pub use change_tracker::ChangeTracker;
 pub use claims::{Claim, ClaimKind, Conflict};
 pub use convert::NameRule;
 pub use dataplane::{Dataplane, Retry, SyncError, SyncStats};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, HintNames};
 pub use endpoints_map::EndpointsMap;
 pub use error::{ConversionError, Invalid, ObjectKind};
 pub use event::{ObjectEvent, SourceEvent};

@@ -169,11 +169,13 @@ impl DirReader {
                 // A text that parsed before parses again.
                 None => parse_file(&file.text).unwrap_or_default(),
             };
-            set.services.extend(file.services);
-            set.slices.extend(file.slices);
-            set.nodes.extend(file.nodes);
-            set.undecodable.extend(file.undecodable);
+            append(&mut set.services, file.services);
+            append(&mut set.slices, file.slices);
+            append(&mut set.nodes, file.nodes);
+            append(&mut set.undecodable, file.undecodable);
         }
+        set.services.shrink_to_fit();
+        set.slices.shrink_to_fit();
         set
     }
 
@@ -181,6 +183,16 @@ impl DirReader {
         if self.reported.insert(message.clone()) {
             tracing::warn!("{message}");
         }
+    }
+}
+
+/// Appends `more` to `into`, taking `more` whole when `into` is empty (no copy of the
+/// objects of a directory's only file).
+fn append<T>(into: &mut Vec<T>, mut more: Vec<T>) {
+    if into.is_empty() {
+        *into = more;
+    } else {
+        into.append(&mut more);
     }
 }
 
