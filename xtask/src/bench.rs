@@ -3,8 +3,8 @@
 
 mod iptables;
 mod latency;
+mod memory;
 mod nftables;
-mod rss;
 mod state;
 mod userspace;
 
@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use kproxy_testkit::prereq::Tool;
 
-/// Runs every benchmark (or those whose phase name contains `only`) and prints the table.
+/// Runs every benchmark (or the phases whose name, or one of whose rows' names, contains
+/// `only`: then only the rows asked for) and prints the table.
 pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
     if !kproxy_testkit::prereq::is_root() {
         anyhow::bail!("benchmarks create network namespaces: run them as root");
@@ -31,26 +32,29 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut rows = Vec::new();
-    type Phase = fn() -> anyhow::Result<Vec<Row>>;
-    let phases: [(&str, Phase); 5] = [
-        ("nftables sync", nftables::run),
-        ("iptables sync and latency", iptables::run),
-        ("daemon memory", || rss::run().map(|r| vec![r])),
-        ("connect latency", latency::run),
-        ("userspace relay", userspace::run),
-    ];
-    let chosen: Vec<_> = phases.into_iter().filter(|(name, _)| only.is_none_or(|o| name.contains(o))).collect();
-    anyhow::ensure!(!chosen.is_empty(), "no benchmark phase matches {only:?}");
-    for (name, phase) in chosen {
-        match phase() {
+    let chosen: Vec<Phase> = phases()
+        .into_iter()
+        .filter(|p| match only {
+            Some(only) => p.matches(only),
+            None => !p.on_request,
+        })
+        .collect();
+    anyhow::ensure!(!chosen.is_empty(), "no benchmark phase or row matches {only:?}");
+    for phase in chosen {
+        match (phase.run)() {
             Ok(measured) => {
-                measured.iter().for_each(|r| println!("measured: {} = {} (baseline {})", r.name, r.value, r.baseline));
-                rows.extend(measured);
+                // A phase chosen by one of its rows reports only the rows asked for.
+                let by_row = only.filter(|o| !phase.name.contains(o));
+                let measured = measured.into_iter().filter(|r| by_row.is_none_or(|o| r.name.contains(o)));
+                for row in measured {
+                    println!("measured: {} = {} (baseline {})", row.name, row.value, row.baseline);
+                    rows.push(row);
+                }
             }
             Err(error) => {
-                println!("{name} failed: {error:#}");
+                println!("{} failed: {error:#}", phase.name);
                 rows.push(Row {
-                    name: name.to_owned(),
+                    name: phase.name.to_owned(),
                     value: format!("failed: {error}"),
                     baseline: "-".to_owned(),
                     ratio: None,
@@ -61,6 +65,48 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
     }
     print_table(&rows);
     Ok(())
+}
+
+/// A group of rows measured together; `--only` picks it by its name or a row's.
+struct Phase {
+    name: &'static str,
+    /// The names of its rows, when known before running it.
+    rows: Vec<String>,
+    /// Runs only when `--only` names it.
+    on_request: bool,
+    run: fn() -> anyhow::Result<Vec<Row>>,
+}
+
+impl Phase {
+    fn new(name: &'static str, run: fn() -> anyhow::Result<Vec<Row>>) -> Self {
+        Self { name, rows: Vec::new(), on_request: false, run }
+    }
+
+    fn matches(&self, only: &str) -> bool {
+        self.name.contains(only) || self.rows.iter().any(|r| r.contains(only))
+    }
+}
+
+/// Every phase, in the order they run.
+fn phases() -> Vec<Phase> {
+    use memory::Source;
+    vec![
+        Phase::new("nftables sync", nftables::run),
+        Phase::new("iptables sync and latency", iptables::run),
+        Phase {
+            rows: memory::rows_of(Source::Manifests),
+            ..Phase::new("daemon memory (manifests)", memory::manifests)
+        },
+        Phase {
+            rows: memory::rows_of(Source::ApiServer),
+            ..Phase::new("daemon memory (apiserver)", memory::apiserver)
+        },
+        Phase::new("connect latency", latency::run),
+        Phase::new("userspace relay", userspace::run),
+        // Not part of a full run: only `--only heap` (a slow, instrumented build).
+        Phase { on_request: true, ..Phase::new("heap profile (manifests)", || memory::heap::run(Source::Manifests)) },
+        Phase { on_request: true, ..Phase::new("heap profile (apiserver)", || memory::heap::run(Source::ApiServer)) },
+    ]
 }
 
 /// One line of the results table.

@@ -34,7 +34,8 @@ enum Command {
     Demo,
     /// Benchmarks in network namespaces, as ratios to baselines measured in the same run (as root).
     Bench {
-        /// Run only the phases whose name contains this (e.g. `memory`, `nftables`, `userspace`).
+        /// Run only the phases (or rows) whose name contains this (e.g. `memory`, `steady RSS`, `nftables`;
+        /// `heap` runs the daemon under a heap profiler, only when asked).
         #[arg(long)]
         only: Option<String>,
     },

@@ -4,6 +4,8 @@ mod cli;
 mod config_watch;
 mod dataplanes;
 mod explain;
+#[cfg(feature = "heap-profile")]
+mod heap_profile;
 mod init;
 mod logging;
 mod render;
@@ -17,6 +19,15 @@ use kproxy_runtime::config::{ConfigError, ConfigLayers, KubeProxyConfiguration, 
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    #[cfg(feature = "heap-profile")]
+    heap_profile::start();
+    let code = run();
+    #[cfg(feature = "heap-profile")]
+    heap_profile::write();
+    code
+}
+
+fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     if let Some(cli::Command::Render { mode, manifests, hostname_override, cluster_cidr }) = &cli.command {
         return render::run(mode, manifests, hostname_override, cluster_cidr.as_deref());
@@ -49,6 +60,8 @@ fn main() -> ExitCode {
     if cli.flags.cleanup == Some(true) {
         return runtime.block_on(dataplanes::cleanup_all(&config));
     }
+    #[cfg(feature = "heap-profile")]
+    runtime.block_on(async { heap_profile::write_on_signal() });
     let dataplane = match dataplanes::build(&config) {
         Ok(dataplane) => dataplane,
         Err(error) => return usage_error(&error),

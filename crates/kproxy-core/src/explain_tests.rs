@@ -25,7 +25,7 @@ fn port() -> ServicePort {
 
 /// An endpoint `ip:8080` on `node` (local when it is this node).
 fn ep(addr: &str, node: &str) -> Endpoint {
-    Endpoint { is_local: node == NODE, node_name: Some(node.to_owned()), ..Endpoint::new(ip(addr), 8080) }
+    Endpoint { is_local: node == NODE, node_name: Some(node.into()), ..Endpoint::new(ip(addr), 8080) }
 }
 
 fn state(port: ServicePort, endpoints: Vec<Endpoint>) -> ProxyState {
@@ -177,8 +177,10 @@ fn no_endpoint_anywhere_is_refused() {
 
 #[test]
 fn topology_hints_narrow_the_cluster_set() {
-    let hinted =
-        |addr: &str, node: &str, zone: &str| Endpoint { zone_hints: [zone.to_owned()].into(), ..ep(addr, node) };
+    let hinted = |addr: &str, node: &str, zone: &str| Endpoint {
+        zone_hints: [zone.to_owned()].into_iter().collect(),
+        ..ep(addr, node)
+    };
     let endpoints = vec![hinted("10.180.0.1", "node2", "zone-a"), hinted("10.180.2.1", "node3", "zone-b")];
     let state = state(port(), endpoints);
     let x = ask(&state, "172.30.0.41:80", None, &netfilter(false, &[]));

@@ -44,7 +44,7 @@ pub use change_tracker::ChangeTracker;
 pub use claims::{Claim, ClaimKind, Conflict};
 pub use convert::NameRule;
 pub use dataplane::{Dataplane, RULE_TABLES, Retry, SyncError, SyncStats, TableRuleCounts, explain_with};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, HintNames};
 pub use endpoints_map::EndpointsMap;
 pub use error::{ConversionError, Invalid, ObjectKind};
 pub use event::{ObjectEvent, SourceEvent};

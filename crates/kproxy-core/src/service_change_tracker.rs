@@ -8,8 +8,85 @@ use crate::convert::ServiceInfo;
 use crate::names::{IpFamily, NamespacedName, ServicePortName};
 use crate::service_port::ServicePort;
 
-/// The ports of one Service, by name.
-pub type ServicePorts = BTreeMap<ServicePortName, ServicePort>;
+/// The ports of one Service, ordered by name: a sorted, exactly sized list (a Service has a
+/// port or a few; a map's node would reserve room for eleven).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServicePorts(Box<[(ServicePortName, ServicePort)]>);
+
+impl ServicePorts {
+    /// The port named `name`.
+    pub fn get(&self, name: &ServicePortName) -> Option<&ServicePort> {
+        self.0.binary_search_by(|(n, _)| n.cmp(name)).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Whether a port is named `name`.
+    pub fn contains_key(&self, name: &ServicePortName) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Every port, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&ServicePortName, &ServicePort)> {
+        self.0.iter().map(|(n, p)| (n, p))
+    }
+
+    /// Every port's name, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &ServicePortName> {
+        self.0.iter().map(|(n, _)| n)
+    }
+
+    /// Every port, ordered by name.
+    pub fn values(&self) -> impl Iterator<Item = &ServicePort> {
+        self.0.iter().map(|(_, p)| p)
+    }
+
+    /// How many ports.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No port at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(ServicePortName, ServicePort)> for ServicePorts {
+    /// As a map would collect them: ordered by name, the last of a name winning.
+    fn from_iter<I: IntoIterator<Item = (ServicePortName, ServicePort)>>(iter: I) -> Self {
+        let map: BTreeMap<ServicePortName, ServicePort> = iter.into_iter().collect();
+        Self(map.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(ServicePortName, ServicePort); N]> for ServicePorts {
+    fn from(ports: [(ServicePortName, ServicePort); N]) -> Self {
+        ports.into_iter().collect()
+    }
+}
+
+/// A port of [`ServicePorts`], borrowed.
+type PortRef<'a> = (&'a ServicePortName, &'a ServicePort);
+
+impl<'a> IntoIterator for &'a ServicePorts {
+    type Item = PortRef<'a>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (ServicePortName, ServicePort)>,
+        fn(&'a (ServicePortName, ServicePort)) -> PortRef<'a>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, p)| (n, p))
+    }
+}
+
+impl IntoIterator for ServicePorts {
+    type Item = (ServicePortName, ServicePort);
+    type IntoIter = std::vec::IntoIter<(ServicePortName, ServicePort)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_vec().into_iter()
+    }
+}
 
 /// The change of one Service since the last checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +122,7 @@ impl ServiceChangeTracker {
     /// proxied. Returns whether any change is pending.
     pub fn update(&mut self, name: &NamespacedName, info: Option<&ServiceInfo>) -> bool {
         self.changes_total += 1;
-        let current = info.map(|i| i.ports(self.family)).unwrap_or_default();
+        let current: ServicePorts = info.map(|i| i.ports(self.family).into_iter().collect()).unwrap_or_default();
         let previous = match current.is_empty() {
             true => self.known.remove(name),
             false => self.known.insert(name.clone(), current.clone()),

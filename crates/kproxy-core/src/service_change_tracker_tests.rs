@@ -640,7 +640,7 @@ fn dual_stack_service_has_one_view_per_family() {
     for (family, want) in expected {
         let ports = ports_of(family, &svc);
         assert_eq!(ports.len(), 1, "{family}");
-        let port = &ports[&name];
+        let port = ports.get(&name).expect("the port");
         assert_eq!(Compared::of(port), want, "{family}");
         assert_eq!(port.node_port, Some(30080), "{family}: node port is family-independent");
     }

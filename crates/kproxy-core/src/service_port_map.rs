@@ -25,7 +25,7 @@ impl ServicePortMap {
     pub fn apply(&mut self, changes: &[(NamespacedName, ServiceChange)]) -> BTreeSet<ServicePortName> {
         let mut updates = BTreeMap::new();
         for (_, change) in changes {
-            for name in change.previous.keys().filter(|n| !change.current.contains_key(*n)) {
+            for name in change.previous.keys().filter(|n| !change.current.contains_key(n)) {
                 updates.insert(name.clone(), None);
             }
             for (name, port) in &change.current {

@@ -584,8 +584,8 @@ fn check_slice(slice: &EndpointSlice) -> Result<(), TestCaseError> {
             for e in &info.endpoints {
                 prop_assert!(e.node_name.as_deref().is_none_or(dns1123_subdomain), "nodeName {:?}", e.node_name);
                 prop_assert!(e.zone.as_deref().is_none_or(label_value), "zone {:?}", e.zone);
-                prop_assert!(e.zone_hints.iter().all(|z| label_value(z)), "zone hints {:?}", e.zone_hints);
-                prop_assert!(e.node_hints.iter().all(|n| dns1123_subdomain(n)), "node hints {:?}", e.node_hints);
+                prop_assert!(e.zone_hints.iter().all(label_value), "zone hints {:?}", e.zone_hints);
+                prop_assert!(e.node_hints.iter().all(dns1123_subdomain), "node hints {:?}", e.node_hints);
             }
         }
         Err(err) => check_error(

@@ -3,6 +3,7 @@
 
 mod committed;
 mod listing;
+mod packed;
 mod script;
 
 pub(crate) use committed::Committed;

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
-use kproxy_core::render::render_changes;
+use kproxy_core::render::{entries, render_changes};
 use kproxy_core::stale_flows::{FlowFilter, stale_udp_flows};
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, ServicePortName, SyncError, SyncStats};
 use kproxy_netfilter::{CommandError, Conntrack, ExecNft, NetlinkConntrack, NftRunner, delete_stale_flows};
 
 use crate::apply::{Committed, cleanup_script, existing_objects, full_script, partial_script, replace_script};
 use crate::config::NftablesConfig;
-use crate::render::{PortRender, RenderContext, render_family, render_port, render_text};
+use crate::render::{PortRender, RenderContext, render_family, render_port, render_static, render_text};
 
 const NAME: &str = "nftables";
 
@@ -60,18 +60,28 @@ impl NftablesDataplane {
         self.full_sync(state, family).await
     }
 
+    /// Loads the whole table. Each port is rendered and taken into what will be committed
+    /// at once, and the script is written from that: the render of the whole table is
+    /// never held (only the rare fallback renders it).
     async fn full_sync(&mut self, state: &ProxyState, family: IpFamily) -> Result<usize, SyncError> {
         self.committed[family.index()] = None;
-        let desired = render_family(&on_node(&self.config, &state.node), state, family);
+        let config = on_node(&self.config, &state.node);
+        let ctx = RenderContext { family: crate::Family(family), config: &config, node: state.topology_node() };
+        let statics = render_static(&ctx, state);
+        let renders = entries(state.family(family)).map(|entry| (entry.name.clone(), render_port(&ctx, entry)));
+        let desired = Committed::from_renders(renders);
         let listing = self.listing().await;
         let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
-        if let Err(error) = self.nft.apply(&full_script(&desired, &self.config.table, &existing)).await {
+        let script = full_script(family, &statics, &desired, &self.config.table, &existing);
+        if let Err(error) = self.nft.apply(&script).await {
+            drop(script);
             tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
             self.cleanup_failures[family.index()] += 1;
-            self.nft.apply(&replace_script(&desired, &self.config.table)).await.map_err(sync_error)?;
+            let table = render_family(&config, state, family);
+            self.nft.apply(&replace_script(&table, &self.config.table)).await.map_err(sync_error)?;
         }
         let touched = desired.ports.len();
-        self.committed[family.index()] = Some(Committed::from_table(&desired));
+        self.committed[family.index()] = Some(desired);
         Ok(touched)
     }
 

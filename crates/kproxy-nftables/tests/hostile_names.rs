@@ -168,8 +168,8 @@ fn build(specs: &[PortSpec]) -> (ProxyState, Vec<Placed>) {
         }
         let on = |node: &str, ip_text: String, local: bool| Endpoint {
             is_local: local,
-            node_name: Some(node.to_owned()),
-            zone: Some(ZONE.to_owned()),
+            node_name: Some(node.into()),
+            zone: Some(ZONE.into()),
             ..Endpoint::new(ip(&ip_text), 8080)
         };
         let mut endpoints = vec![on(NODE, format!("10.180.0.{i}"), true)];

@@ -7,7 +7,7 @@ mod proxy_task;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -71,8 +71,7 @@ pub async fn run(
     let _servers = AbortOnDrop(spawn_servers(&config, &health, &metrics, mode, explain).await);
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let (runner, handle) = SyncRunner::new(sync_config(&config))?;
-    let (source, client) = spawn_source(&config, &node, events_tx).await?;
-    let source = AbortOnDrop(vec![source]);
+    let (source, client) = start_source(&config, &node, events_tx).await?;
     let reporting = Reporting {
         metrics,
         health: health.clone(),
@@ -87,18 +86,19 @@ pub async fn run(
     // No sync, not even the periodic one, before every initial list has arrived: programming
     // a partial (or empty) state would break traffic that the previous rules still carry.
     tracing::info!("waiting for the initial lists of Services, EndpointSlices and this Node");
-    let result = match task.initial_lists(shutdown.as_mut()).await {
-        Some(reason) => Ok(reason),
-        None => {
-            // The first sync runs at once; from then on the events ask for syncs.
-            handle.request();
-            drop(handle);
-            let (result, driven) = runner.drive(task, shutdown).await;
-            task = driven;
-            result
+    let driving = async {
+        match task.initial_lists(shutdown.as_mut()).await {
+            Some(reason) => (Ok(reason), task),
+            None => {
+                // The first sync runs at once; from then on the events ask for syncs.
+                handle.request();
+                drop(handle);
+                runner.drive(task, shutdown).await
+            }
         }
     };
-    drop(source);
+    // The source stops here, whichever way the run ends.
+    let (result, task) = alongside(driving, source).await;
     match result {
         Ok(StopReason::Shutdown) => {
             task.shutdown(SHUTDOWN_DRAIN).await;
@@ -171,18 +171,36 @@ fn log_server_end(server: &'static str, result: std::io::Result<()>) {
     }
 }
 
-/// Starts the source; with an apiserver, also returns its client (for Events).
-async fn spawn_source(
+/// The source, to run beside the proxy task; with an apiserver, also its client (for Events).
+async fn start_source(
     config: &ProxyConfig,
     node: &str,
     events: mpsc::Sender<SourceEvent>,
-) -> Result<(tokio::task::JoinHandle<()>, Option<kube::Client>), DaemonError> {
+) -> Result<(Pin<Box<dyn Future<Output = ()> + Send>>, Option<kube::Client>), DaemonError> {
     if let Some(dir) = &config.manifests {
         tracing::info!(dir = %dir.display(), "reading objects from a manifest directory");
         let source = ManifestSource::new(dir.clone(), node, MANIFEST_POLL_INTERVAL);
-        return Ok((tokio::spawn(source.run(events)), None));
+        return Ok((Box::pin(source.run(events)), None));
     }
     let source = KubeSource::connect(config.kubeconfig.as_ref(), config.master.as_deref(), node).await?;
     let client = source.client().clone();
-    Ok((tokio::spawn(source.run(events)), Some(client)))
+    Ok((Box::pin(source.run(events)), Some(client)))
+}
+
+/// Runs `main` to its end with `side` beside it, on the same task (`side` is dropped then).
+///
+/// The source runs so rather than as a task of its own: its objects are decoded on the
+/// thread that then folds them and renders the rules, so the allocator reuses the memory
+/// the objects leave for the state (a task on another worker would leave it in that
+/// thread's arena, never returned).
+async fn alongside<T>(main: impl Future<Output = T>, side: impl Future<Output = ()>) -> T {
+    let side = async {
+        side.await;
+        // A source that ends closes its events: `main` sees that and ends too.
+        std::future::pending::<T>().await
+    };
+    tokio::select! {
+        out = main => out,
+        out = side => out,
+    }
 }

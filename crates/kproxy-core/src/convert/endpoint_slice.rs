@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use k8s_openapi::api::discovery::v1::{Endpoint as ApiEndpoint, EndpointSlice};
@@ -10,6 +11,7 @@ use super::fields::FieldParser;
 use super::service::object_name;
 use super::validation::NameRule;
 use super::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_HEADLESS, LABEL_SERVICE_NAME, LABEL_SERVICE_PROXY_NAME};
+use crate::endpoint::HintNames;
 use crate::error::{ConversionError, Invalid, ObjectKind};
 use crate::names::{IpFamily, NamespacedName, Protocol};
 
@@ -30,9 +32,9 @@ pub struct EndpointInfo {
     /// The first address (upstream uses only that one).
     pub ip: IpAddr,
     /// `nodeName`.
-    pub node_name: Option<String>,
+    pub node_name: Option<Arc<str>>,
     /// `zone`.
-    pub zone: Option<String>,
+    pub zone: Option<Arc<str>>,
     /// `conditions.ready`, true when absent.
     pub ready: bool,
     /// `conditions.serving`, true when absent.
@@ -40,9 +42,9 @@ pub struct EndpointInfo {
     /// `conditions.terminating`, false when absent.
     pub terminating: bool,
     /// `hints.forZones`.
-    pub zone_hints: BTreeSet<String>,
+    pub zone_hints: HintNames,
     /// `hints.forNodes`.
-    pub node_hints: BTreeSet<String>,
+    pub node_hints: HintNames,
 }
 
 /// A validated EndpointSlice of an IP address type.
@@ -166,10 +168,10 @@ fn endpoint_info(
     let hint_field = |kind: &str, j: usize| format!("endpoints[{i}].hints.{kind}[{j}].name");
     Ok(EndpointInfo {
         ip,
-        node_name: endpoint.node_name.clone(),
+        node_name: endpoint.node_name.as_deref().map(Arc::from),
         // The apiserver does not validate `zone` and kube-proxy never reads it, so a zone
         // that is no label value is dropped rather than made an error.
-        zone: endpoint.zone.clone().filter(|z| NameRule::LabelValue.accepts(z)),
+        zone: endpoint.zone.as_deref().filter(|z| NameRule::LabelValue.accepts(z)).map(Arc::from),
         ready: conditions.and_then(|c| c.ready).unwrap_or(true),
         serving: conditions.and_then(|c| c.serving).unwrap_or(true),
         terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
@@ -189,8 +191,12 @@ fn hint_names<'n>(
     names: impl Iterator<Item = &'n str>,
     rule: NameRule,
     field: impl Fn(usize) -> String,
-) -> Result<BTreeSet<String>, ConversionError> {
-    names.enumerate().map(|(j, name)| p.name(field(j), name, rule).map(|()| name.to_owned())).collect()
+) -> Result<HintNames, ConversionError> {
+    let names: BTreeSet<String> = names
+        .enumerate()
+        .map(|(j, name)| p.name(field(j), name, rule).map(|()| name.to_owned()))
+        .collect::<Result<_, _>>()?;
+    Ok(names.into())
 }
 
 #[cfg(test)]

@@ -46,8 +46,8 @@ impl Words<'_> {
         let reason = if eligible { self.why(endpoint) } else { self.why_not(endpoint) };
         EndpointVerdict {
             address: endpoint.to_string(),
-            node: endpoint.node_name.clone(),
-            zone: endpoint.zone.clone(),
+            node: endpoint.node_name.as_deref().map(str::to_owned),
+            zone: endpoint.zone.as_deref().map(str::to_owned),
             local: endpoint.is_local,
             ready: endpoint.ready,
             serving: endpoint.serving,
@@ -98,7 +98,7 @@ impl Words<'_> {
     }
 
     fn hints(&self, endpoint: &Endpoint) -> String {
-        let list = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+        let list = |names: &crate::HintNames| names.iter().collect::<Vec<_>>().join(", ");
         let node = &self.state.node;
         format!(
             "hinted for zones [{}], nodes [{}]; this node is {} in zone {}",

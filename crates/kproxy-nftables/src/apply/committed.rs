@@ -5,20 +5,40 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_core::ServicePortName;
+use kproxy_core::stale_flows::Destinations;
 
+use super::packed::{SetNames, pack};
+use super::script::ElementRef;
 use crate::render::names::{CLUSTER_IPS, HAIRPIN};
-use crate::render::{Chain, Element, OwnedSet, PortRender, TableRender};
+use crate::render::{Chain, Element, OwnedSet, PortRender};
 
-/// The renders of the service ports, and how many ports use each chain, set and shared
+/// What each service port holds, and how many ports use each chain, set and shared
 /// element. Elements other than hairpin pairs and cluster IPs belong to exactly one port
 /// (their keys hold the port's address and number), so only the shared ones are counted:
-/// the rest live once, in the port's render.
+/// the rest live once, in the port's entry. Kept compact (a sync reads back only the ports it touches):
+/// a port names its chains (their rules live once, in the chain count) and packs its
+/// elements into one text.
 #[derive(Debug, Default)]
 pub(crate) struct Committed {
-    pub(crate) ports: BTreeMap<ServicePortName, PortRender>,
+    pub(crate) ports: BTreeMap<ServicePortName, CommittedPort>,
     chains: BTreeMap<String, (Vec<String>, usize)>,
-    shared_elements: BTreeMap<Element, ((), usize)>,
+    /// Shared elements, each as its packed record.
+    shared_elements: BTreeMap<Box<str>, ((), usize)>,
     sets: BTreeMap<String, (String, usize)>,
+    set_names: SetNames,
+}
+
+/// What one service port holds in the table.
+#[derive(Debug)]
+pub(crate) struct CommittedPort {
+    /// The names of the chains it uses.
+    chains: Box<[String]>,
+    /// Its own sets.
+    sets: Box<[OwnedSet]>,
+    /// Its elements, packed.
+    elements: Box<str>,
+    /// Where clients reach it.
+    pub(crate) destinations: Destinations,
 }
 
 /// Whether several ports may hold the same element of this set.
@@ -46,30 +66,50 @@ impl Delta {
 }
 
 impl Committed {
-    /// The bookkeeping of a freshly loaded table.
-    pub(crate) fn from_table(table: &TableRender) -> Self {
+    /// The bookkeeping of a table loaded with `renders` (each port once), taken one by one:
+    /// no render of the whole table is ever held.
+    pub(crate) fn from_renders(renders: impl IntoIterator<Item = (ServicePortName, PortRender)>) -> Self {
         let mut committed = Self::default();
-        for (name, render) in &table.ports {
-            committed.count(render, 1);
-            committed.ports.insert(name.clone(), render.clone());
+        for (name, render) in renders {
+            committed.count(&render, 1);
+            let port = committed.port(render);
+            committed.ports.insert(name, port);
         }
         committed
+    }
+
+    /// The sets of every port, each once, by name: name and declaration body.
+    pub(crate) fn sets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.sets.iter().map(|(name, (spec, _))| (name.as_str(), spec.as_str()))
+    }
+
+    /// The chains of every port, each once, by name: name and rules.
+    pub(crate) fn chains(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.chains.iter().map(|(name, (rules, _))| (name.as_str(), rules.as_slice()))
+    }
+
+    /// The elements of every port (shared ones as often as ports hold them).
+    pub(crate) fn elements(&self) -> impl Iterator<Item = ElementRef<'_>> {
+        self.ports.values().flat_map(|port| self.set_names.read_refs(&port.elements))
     }
 
     /// Replaces the renders of some ports (`None`: the port is gone) and says what that
     /// changes in the kernel.
     pub(crate) fn update(&mut self, changes: Vec<(ServicePortName, Option<PortRender>)>) -> Delta {
-        let touched = touched_names(&self.ports, &changes);
-        let old_own = own_elements(changes.iter().filter_map(|(name, _)| self.ports.get(name)));
+        let old: Vec<Option<PortRender>> = changes.iter().map(|(name, _)| self.render_of(name)).collect();
+        let touched = touched_names(old.iter().flatten().chain(changes.iter().filter_map(|(_, new)| new.as_ref())));
+        let old_own = own_elements(old.iter().flatten());
         let new_own = own_elements(changes.iter().filter_map(|(_, new)| new.as_ref()));
         let before = self.snapshot(&touched);
-        for (name, render) in changes {
-            if let Some(old) = self.ports.remove(&name) {
+        for ((name, render), old) in changes.into_iter().zip(old) {
+            if let Some(old) = old {
                 self.count(&old, -1);
+                self.ports.remove(&name);
             }
             if let Some(new) = render {
                 self.count(&new, 1);
-                self.ports.insert(name, new);
+                let port = self.port(new);
+                self.ports.insert(name, port);
             }
         }
         let after = self.snapshot(&touched);
@@ -81,10 +121,36 @@ impl Committed {
         delta
     }
 
+    /// A port's entry: its render without what is kept elsewhere or can be read back.
+    fn port(&mut self, render: PortRender) -> CommittedPort {
+        CommittedPort {
+            chains: render.chains.into_iter().map(|c| c.name).collect(),
+            sets: render.sets.into_boxed_slice(),
+            elements: pack(&mut self.set_names, &render.elements),
+            destinations: render.destinations,
+        }
+    }
+
+    /// The render port `name` was committed with, read back from its entry.
+    fn render_of(&self, name: &ServicePortName) -> Option<PortRender> {
+        let port = self.ports.get(name)?;
+        let chain = |name: &String| Chain {
+            name: name.clone(),
+            rules: self.chains.get(name).map(|(rules, _)| rules.clone()).unwrap_or_default(),
+        };
+        Some(PortRender {
+            chains: port.chains.iter().map(chain).collect(),
+            elements: self.set_names.read(&port.elements).collect(),
+            sets: port.sets.to_vec(),
+            destinations: port.destinations.clone(),
+        })
+    }
+
     fn count(&mut self, render: &PortRender, sign: i64) {
         let shared: BTreeSet<&Element> = render.elements.iter().filter(|e| is_shared(e)).collect();
         for element in shared {
-            adjust(&mut self.shared_elements, element.clone(), (), sign);
+            let record = self.set_names.record(element);
+            adjust(&mut self.shared_elements, record, (), sign);
         }
         for chain in &render.chains {
             adjust(&mut self.chains, chain.name.clone(), chain.rules.clone(), sign);
@@ -94,14 +160,20 @@ impl Committed {
         }
     }
 
-    fn snapshot(&self, touched: &Touched) -> Snapshot {
+    fn snapshot(&mut self, touched: &Touched) -> Snapshot {
+        let shared: Vec<(&Element, Box<str>)> =
+            touched.elements.iter().map(|e| (e, self.set_names.record(e))).collect();
         Snapshot {
             chains: touched
                 .chains
                 .iter()
                 .filter_map(|n| self.chains.get(n).map(|(r, _)| (n.clone(), r.clone())))
                 .collect(),
-            elements: touched.elements.iter().filter(|e| self.shared_elements.contains_key(e)).cloned().collect(),
+            elements: shared
+                .into_iter()
+                .filter(|(_, record)| self.shared_elements.contains_key(record))
+                .map(|(e, _)| e.clone())
+                .collect(),
             sets: touched.sets.iter().filter_map(|n| self.sets.get(n).map(|(s, _)| (n.clone(), s.clone()))).collect(),
         }
     }
@@ -137,12 +209,8 @@ struct Touched {
     sets: BTreeSet<String>,
 }
 
-fn touched_names(
-    ports: &BTreeMap<ServicePortName, PortRender>,
-    changes: &[(ServicePortName, Option<PortRender>)],
-) -> Touched {
+fn touched_names<'a>(renders: impl Iterator<Item = &'a PortRender>) -> Touched {
     let mut touched = Touched::default();
-    let renders = changes.iter().flat_map(|(name, new)| ports.get(name).into_iter().chain(new.as_ref()));
     for render in renders {
         touched.chains.extend(render.chains.iter().map(|c| c.name.clone()));
         touched.elements.extend(render.elements.iter().filter(|e| is_shared(e)).cloned());

@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use kproxy_netfilter::nft_text::write_elements;
+use kproxy_core::IpFamily;
 
-use super::committed::Delta;
+use super::committed::{Committed, Delta};
 use crate::Family;
-use crate::render::text::{element_text, group_elements, port_chains};
-use crate::render::{Chain, Element, TableRender, render_text};
+use crate::render::text::element_text;
+use crate::render::{Chain, Element, StaticTable, TableRender, render_text};
 
 /// How many elements one `add element` command carries.
 const ELEMENTS_PER_COMMAND: usize = 1000;
@@ -30,76 +30,117 @@ impl<'a> Script<'a> {
     }
 
     fn chain_rules(&mut self, chain: &Chain) {
-        for rule in &chain.rules {
+        self.rules(&chain.name, &chain.rules);
+    }
+
+    fn rules(&mut self, chain: &str, rules: &[String]) {
+        for rule in rules {
             let table = self.table;
-            self.line(format_args!("add rule {table} {} {rule}", chain.name));
+            self.line(format_args!("add rule {table} {chain} {rule}"));
         }
     }
 
-    fn elements(&mut self, verb: &str, elements: &[&Element]) {
-        let grouped = group_elements(elements.iter().copied());
-        for (set, items) in grouped {
-            let items: Vec<&str> = items.iter().map(String::as_str).collect();
-            write_elements(&mut self.out, verb, self.table, set, &items, ELEMENTS_PER_COMMAND);
+    /// `VERB element` commands for `elements`, by set (sets and elements in text order,
+    /// each element once), written straight from the elements: a full load has hundreds
+    /// of thousands, and a text of each beside the script would double its memory.
+    fn elements<'e>(&mut self, verb: &str, elements: impl IntoIterator<Item = ElementRef<'e>>) {
+        let mut sorted: Vec<ElementRef<'e>> = elements.into_iter().collect();
+        sorted.sort_by(|a, b| a.set.cmp(b.set).then_with(|| text_order(a, b)));
+        sorted.dedup_by(|a, b| a.set == b.set && text_order(a, b).is_eq());
+        for group in sorted.chunk_by(|a, b| a.set == b.set) {
+            for chunk in group.chunks(ELEMENTS_PER_COMMAND) {
+                let _ = write!(self.out, "{verb} element {} {} {{ ", self.table, chunk[0].set);
+                for (i, element) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.out.push_str(element.key);
+                    if let Some(value) = element.value {
+                        self.out.push_str(" : ");
+                        self.out.push_str(value);
+                    }
+                }
+                self.out.push_str(" }\n");
+            }
         }
     }
 }
 
-/// Loads `desired` over whatever the table holds, in one transaction: every chain and
-/// static set is emptied and refilled, objects no longer wanted (`existing` minus wanted)
-/// are deleted, and the dynamic affinity sets that are still wanted keep their entries.
+/// Loads the table over whatever it holds, in one transaction: the static part `statics`
+/// and every port of `ports` (what will be committed); every chain and static set is
+/// emptied and refilled, objects no longer wanted (`existing` minus wanted) are deleted,
+/// and the dynamic affinity sets that are still wanted keep their entries.
 pub(crate) fn full_script(
-    desired: &TableRender,
+    family: IpFamily,
+    statics: &StaticTable,
+    ports: &Committed,
     name: &str,
     existing: &(BTreeSet<String>, BTreeSet<String>),
 ) -> String {
-    let table = format!("{} {name}", Family(desired.family).keyword());
+    let table = format!("{} {name}", Family(family).keyword());
     let mut s = Script::new(&table);
     s.line(format_args!("add table {table}"));
-    for set in &desired.statics.sets {
+    for set in &statics.sets {
         s.line(format_args!("add {} {table} {} {{ {} }}", set.kind, set.name, set.spec));
     }
-    let port_sets: BTreeSet<(&str, &str)> =
-        desired.ports.values().flat_map(|p| &p.sets).map(|x| (x.name.as_str(), x.spec.as_str())).collect();
-    for (set, spec) in &port_sets {
+    for (set, spec) in ports.sets() {
         s.line(format_args!("add set {table} {set} {{ {spec} }}"));
     }
-    for chain in &desired.statics.chains {
+    for chain in &statics.chains {
         match chain.hook {
             Some(hook) => s.line(format_args!("add chain {table} {} {{ {hook} }}", chain.chain.name)),
             None => s.line(format_args!("add chain {table} {}", chain.chain.name)),
         }
     }
-    let chains = port_chains(desired);
-    for chain in &chains {
-        s.line(format_args!("add chain {table} {}", chain.name));
+    for (chain, _) in ports.chains() {
+        s.line(format_args!("add chain {table} {chain}"));
     }
     s.line(format_args!("flush table {table}"));
-    for set in &desired.statics.sets {
+    for set in &statics.sets {
         s.line(format_args!("flush {} {table} {}", set.kind, set.name));
     }
-    let wanted_chains: BTreeSet<&str> = desired
-        .statics
-        .chains
-        .iter()
-        .map(|c| c.chain.name.as_str())
-        .chain(chains.iter().map(|c| c.name.as_str()))
-        .collect();
+    let wanted_chains: BTreeSet<&str> =
+        statics.chains.iter().map(|c| c.chain.name.as_str()).chain(ports.chains().map(|(n, _)| n)).collect();
     for stale in existing.0.iter().filter(|c| !wanted_chains.contains(c.as_str())) {
         s.line(format_args!("delete chain {table} {stale}"));
     }
-    let wanted_sets: BTreeSet<&str> =
-        desired.statics.sets.iter().map(|x| x.name).chain(port_sets.iter().map(|(n, _)| *n)).collect();
+    let wanted_sets: BTreeSet<&str> = statics.sets.iter().map(|x| x.name).chain(ports.sets().map(|(n, _)| n)).collect();
     for stale in existing.1.iter().filter(|x| !wanted_sets.contains(x.as_str())) {
         s.line(format_args!("delete set {table} {stale}"));
     }
-    for chain in desired.statics.chains.iter().map(|c| &c.chain).chain(chains.iter().copied()) {
-        s.chain_rules(chain);
+    for chain in &statics.chains {
+        s.chain_rules(&chain.chain);
     }
-    let elements: Vec<&Element> =
-        desired.statics.elements.iter().chain(desired.ports.values().flat_map(|p| &p.elements)).collect();
-    s.elements("add", &elements);
+    for (chain, rules) in ports.chains() {
+        s.rules(chain, rules);
+    }
+    s.elements("add", statics.elements.iter().map(ElementRef::from).chain(ports.elements()));
     s.out
+}
+
+/// An element, borrowed (from a render, or from what was committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElementRef<'a> {
+    pub(crate) set: &'static str,
+    pub(crate) key: &'a str,
+    pub(crate) value: Option<&'a str>,
+}
+
+impl<'a> From<&'a Element> for ElementRef<'a> {
+    fn from(element: &'a Element) -> Self {
+        Self { set: element.set, key: &element.key, value: element.value.as_deref() }
+    }
+}
+
+/// How the texts of two elements (`key` or `key : value`) order, without writing them.
+fn text_order(a: &ElementRef<'_>, b: &ElementRef<'_>) -> std::cmp::Ordering {
+    text_bytes(a).cmp(text_bytes(b))
+}
+
+/// The bytes of an element's text.
+fn text_bytes<'a>(element: &ElementRef<'a>) -> impl Iterator<Item = &'a u8> {
+    let value = element.value.map(|v| b" : ".iter().chain(v.as_bytes()));
+    element.key.as_bytes().iter().chain(value.into_iter().flatten())
 }
 
 /// Deletes the table and loads `desired` from scratch, in one transaction (affinity state
@@ -130,8 +171,7 @@ pub(crate) fn partial_script(family: &str, name: &str, delta: &Delta) -> String 
         let key = Element { value: None, ..element.clone() };
         s.line(format_args!("delete element {table} {} {{ {} }}", element.set, element_text(&key)));
     }
-    let added: Vec<&Element> = delta.added_elements.iter().collect();
-    s.elements("add", &added);
+    s.elements("add", delta.added_elements.iter().map(ElementRef::from));
     for chain in &delta.removed_chains {
         s.line(format_args!("flush chain {table} {chain}"));
     }
@@ -148,4 +188,45 @@ pub(crate) fn partial_script(family: &str, name: &str, delta: &Delta) -> String 
 /// when it does not).
 pub(crate) fn cleanup_script(family: &str, name: &str) -> String {
     format!("add table {family} {name}\ndelete table {family} {name}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use kproxy_netfilter::nft_text::write_elements;
+
+    use super::*;
+    use crate::render::text::group_elements;
+
+    fn element(set: &'static str, key: &str, value: Option<&str>) -> Element {
+        Element { set, key: key.to_owned(), value: value.map(str::to_owned) }
+    }
+
+    /// What the element texts, grouped, sorted and unique, give as commands.
+    fn by_texts(elements: &[&Element]) -> String {
+        let mut out = String::new();
+        for (set, items) in group_elements(elements.iter().copied()) {
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
+            write_elements(&mut out, "add", "ip t", set, &items, ELEMENTS_PER_COMMAND);
+        }
+        out
+    }
+
+    #[test]
+    fn elements_are_written_by_set_in_text_order_each_once_in_bounded_commands() {
+        let mut elements = vec![
+            element("svc", "10.0.0.1 . 80", Some("goto x")),
+            element("hairpin", "k", None),
+            element("svc", "10.0.0.1 . 8080", None),
+            element("svc", "10.0.0.1 . 80", Some("goto x")),
+            element("svc", "10.0.0.1 . 80", Some("drop")),
+            element("svc", "10.0.0.1 . 80", None),
+            element("hairpin", "j", None),
+        ];
+        elements.extend((0..2500).map(|i| element("many", &format!("{} . {i}", i % 7), Some(&format!("{}", i % 3)))));
+        let refs: Vec<&Element> = elements.iter().collect();
+        let mut script = Script::new("ip t");
+        script.elements("add", elements.iter().map(ElementRef::from));
+        assert_eq!(script.out, by_texts(&refs));
+        assert_eq!(script.out.lines().filter(|l| l.contains(" many ")).count(), 3, "at most 1000 per command");
+    }
 }

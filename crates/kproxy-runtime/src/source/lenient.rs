@@ -54,9 +54,14 @@ impl<K: DeserializeOwned> Lenient<K> {
 }
 
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
-    /// Fails only on what is not JSON at all; any JSON value decodes.
+    /// Fails only on what is not JSON at all; any JSON value decodes. `metadata.managedFields`
+    /// (often the largest part of an object, and of no use to a proxy) is dropped first.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Value::deserialize(deserializer).map(|value| Self::decode(&value))
+        let mut value = Value::deserialize(deserializer)?;
+        if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("managedFields");
+        }
+        Ok(Self::decode(&value))
     }
 }
 

@@ -109,3 +109,16 @@ fn one_bad_item_does_not_fail_a_list_or_a_watch_event() {
     let event: WatchEvent<Lenient<Service>> = serde_json::from_str(&line).expect("the event decodes");
     assert!(matches!(event, WatchEvent::Modified(Lenient::Undecodable(ref u)) if u.field == "spec.ports[0].port"));
 }
+
+#[test]
+fn managed_fields_are_dropped_and_everything_else_kept() {
+    let mut value = serde_json::to_value(service("ns1", "svc1").cluster_ip("172.30.0.41").tcp("p80", 80).build())
+        .expect("serializes");
+    let expected = value.clone();
+    value["metadata"]["managedFields"] =
+        json!([{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]);
+    let decoded: Lenient<Service> = serde_json::from_value(value).expect("decodes");
+    let Lenient::Decoded(svc) = decoded else { panic!("does not decode: {decoded:?}") };
+    assert_eq!(svc.metadata.managed_fields, None);
+    assert_eq!(serde_json::to_value(&svc).expect("serializes"), expected);
+}

@@ -97,19 +97,27 @@ async fn send_all(events: &mpsc::Sender<SourceEvent>, set: ManifestSet) -> bool 
 
 /// Reads every manifest of `dir` once (reporting problems, skipping what does not parse).
 pub fn read_manifests(dir: &Path) -> ManifestSet {
-    let mut reader = DirReader::default();
-    reader.read_changes(dir);
-    reader.merged()
+    DirReader::default().read_changes(dir).unwrap_or_default()
 }
 
 /// When a file was last seen changed: its modification time and length.
 type Stamp = (Option<std::time::SystemTime>, u64);
 
-/// Remembers each file's objects (the last that parsed), and which problems were reported.
-/// Only files whose modification time or length changed are read again.
+/// What is remembered of one file: when it last changed, and the text that last parsed.
+/// Only the text is kept, not its objects (API objects take several times its size): the
+/// objects are parsed again from it when another file changes.
+#[derive(Default)]
+struct FileText {
+    stamp: Stamp,
+    /// The last text that parsed; empty (no objects) before any did.
+    text: String,
+}
+
+/// Remembers each file's last text that parsed, and which problems were reported. Only
+/// files whose modification time or length changed are read again.
 #[derive(Default)]
 struct DirReader {
-    files: BTreeMap<PathBuf, (Stamp, ManifestSet)>,
+    files: BTreeMap<PathBuf, FileText>,
     reported: HashSet<String>,
 }
 
@@ -123,44 +131,59 @@ impl DirReader {
         let before = self.files.len();
         self.files.retain(|path, _| files.contains(path));
         let mut changed = self.files.len() != before;
+        let mut fresh = BTreeMap::new();
         for path in &files {
-            changed |= self.read_file(path);
+            if let Some((set, file_changed)) = self.read_file(path) {
+                changed |= file_changed;
+                fresh.insert(path.clone(), set);
+            }
         }
-        changed.then(|| self.merged())
+        changed.then(|| self.merged(fresh))
     }
 
-    /// Rereads `path` if it changed; returns whether its objects changed.
-    fn read_file(&mut self, path: &Path) -> bool {
+    /// Rereads `path` if it changed: its objects, and whether they differ from the last
+    /// ones; `None` when the file did not change or does not parse (it keeps its objects).
+    fn read_file(&mut self, path: &Path) -> Option<(ManifestSet, bool)> {
         let stamp = std::fs::metadata(path).map(|m| (m.modified().ok(), m.len())).unwrap_or_default();
-        if self.files.get(path).is_some_and(|(s, _)| *s == stamp) {
-            return false;
+        if self.files.get(path).is_some_and(|f| f.stamp == stamp) {
+            return None;
         }
-        let parsed = std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| parse_file(&t));
+        let read = std::fs::read_to_string(path).map_err(|e| e.to_string());
+        let parsed = read.and_then(|text| parse_file(&text).map(|set| (text, set)));
+        let known = self.files.contains_key(path);
+        let file = self.files.entry(path.to_owned()).or_default();
+        file.stamp = stamp;
         match parsed {
-            Ok(set) => {
-                let changed = self.files.get(path).is_none_or(|(_, previous)| *previous != set);
-                self.files.insert(path.to_owned(), (stamp, set));
-                changed
+            Ok((text, set)) => {
+                let changed = !known || (text != file.text && parse_file(&file.text).unwrap_or_default() != set);
+                file.text = text;
+                Some((set, changed))
             }
             Err(e) => {
                 self.report(format!("manifest {}: {e}; keeping its previous objects", path.display()));
-                let previous = self.files.remove(path).map(|(_, set)| set).unwrap_or_default();
-                self.files.insert(path.to_owned(), (stamp, previous));
-                false
+                None
             }
         }
     }
 
-    /// Every object of every file, in file order.
-    fn merged(&self) -> ManifestSet {
+    /// Every object of every file, in file order: `fresh` holds the files just parsed, the
+    /// others are parsed again from their last good text.
+    fn merged(&self, mut fresh: BTreeMap<PathBuf, ManifestSet>) -> ManifestSet {
         let mut set = ManifestSet::default();
-        for (_, file) in self.files.values() {
-            set.services.extend(file.services.iter().cloned());
-            set.slices.extend(file.slices.iter().cloned());
-            set.nodes.extend(file.nodes.iter().cloned());
-            set.service_cidrs.extend(file.service_cidrs.iter().cloned());
-            set.undecodable.extend(file.undecodable.iter().cloned());
+        for (path, file) in &self.files {
+            let file = match fresh.remove(path) {
+                Some(parsed) => parsed,
+                // A text that parsed before parses again.
+                None => parse_file(&file.text).unwrap_or_default(),
+            };
+            append(&mut set.services, file.services);
+            append(&mut set.slices, file.slices);
+            append(&mut set.nodes, file.nodes);
+            append(&mut set.service_cidrs, file.service_cidrs);
+            append(&mut set.undecodable, file.undecodable);
         }
+        set.services.shrink_to_fit();
+        set.slices.shrink_to_fit();
         set
     }
 
@@ -168,6 +191,16 @@ impl DirReader {
         if self.reported.insert(message.clone()) {
             tracing::warn!("{message}");
         }
+    }
+}
+
+/// Appends `more` to `into`, taking `more` whole when `into` is empty (no copy of the
+/// objects of a directory's only file).
+fn append<T>(into: &mut Vec<T>, mut more: Vec<T>) {
+    if into.is_empty() {
+        *into = more;
+    } else {
+        into.append(&mut more);
     }
 }
 

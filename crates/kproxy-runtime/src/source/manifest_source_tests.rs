@@ -1,8 +1,7 @@
 use super::*;
 
 fn read(reader: &mut DirReader, dir: &Path) -> ManifestSet {
-    reader.read_changes(dir);
-    reader.merged()
+    reader.read_changes(dir).unwrap_or_else(|| reader.merged(std::collections::BTreeMap::new()))
 }
 
 const MANIFEST: &str = r#"
@@ -72,6 +71,29 @@ fn a_service_cidr_of_the_wrong_shape_is_reported_as_a_service_cidr() {
     assert_eq!(set.undecodable[0].kind, ObjectKind::ServiceCidr);
     assert_eq!(set.undecodable[0].object, kproxy_core::NamespacedName::new("", "odd"));
     assert_eq!(set.undecodable[0].field, "spec.cidrs");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn only_a_change_of_objects_counts_and_other_files_keep_theirs() {
+    let dir = temp_dir("rewritten");
+    let (a, b) = (dir.join("a.yaml"), dir.join("b.yaml"));
+    std::fs::write(&a, MANIFEST).unwrap();
+    std::fs::write(&b, "kind: Service\nmetadata: {name: other, namespace: demo}\nspec: {ports: [{port: 81}]}\n")
+        .unwrap();
+    let mut reader = DirReader::default();
+    assert_eq!(reader.read_changes(&dir).map(|s| s.services.len()), Some(2));
+    std::fs::write(&a, format!("# the same objects, written differently\n{MANIFEST}")).unwrap();
+    assert_eq!(reader.read_changes(&dir), None, "new text, same objects: nothing to send");
+    std::fs::write(&a, "kind: Service\nmetadata: {name: web, namespace: demo}\nspec: {ports: [{port: 82}]}\n").unwrap();
+    let set = reader.read_changes(&dir).expect("a changed object is sent");
+    let ports: Vec<i32> = set
+        .services
+        .iter()
+        .flat_map(|s| s.spec.iter().flat_map(|p| p.ports.iter().flatten()))
+        .map(|p| p.port)
+        .collect();
+    assert_eq!(ports, [82, 81], "every file's objects, the unchanged file's parsed again from its text");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -1,0 +1,170 @@
+//! One run of the daemon on a cluster of `services` Services: started in a namespace of its
+//! own, fed from a manifest directory or the fake apiserver, measured after its first sync.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::apiserver::ApiServerThread;
+use super::objects;
+use crate::netns::Cluster;
+
+/// Where the daemon reads its objects from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `--manifests DIR`.
+    Manifests,
+    /// `--kubeconfig` of the testkit's fake apiserver.
+    ApiServer,
+}
+
+impl Source {
+    /// As the rows name it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Manifests => "manifests",
+            Self::ApiServer => "apiserver",
+        }
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    /// The highest RSS until [`super::SETTLE`] after the first sync (VmHWM).
+    pub(crate) peak_kib: u64,
+    /// The RSS [`super::SETTLE`] after the first sync (VmRSS).
+    pub(crate) steady_kib: u64,
+    /// How long the first sync took to happen after the start.
+    pub(crate) synced_after: Duration,
+}
+
+/// A heap-profiling run: the daemon binary built with `heap-profile`, and the file its
+/// profile is to be written to (on `SIGUSR1`, once the memory is steady).
+pub(crate) struct HeapRun<'a> {
+    pub(crate) binary: &'a Path,
+    pub(crate) profile: &'a Path,
+}
+
+/// How long the daemon may take to start and sync (a heap-profiling one is much slower).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+const PROFILED_SYNC_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Runs the daemon on `services` Services of `endpoints` endpoints each and measures it.
+pub(crate) fn measure(
+    source: Source,
+    services: usize,
+    endpoints: usize,
+    heap: Option<HeapRun<'_>>,
+) -> anyhow::Result<Measured> {
+    let dir = std::env::temp_dir().join(format!("kproxy-bench-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = measure_in(&dir, source, services, endpoints, heap);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn measure_in(
+    dir: &Path,
+    source: Source,
+    services: usize,
+    endpoints: usize,
+    heap: Option<HeapRun<'_>>,
+) -> anyhow::Result<Measured> {
+    let mut cluster = Cluster::create(&format!("kpmem{}", std::process::id() % 10_000), 0)?;
+    let mut args: Vec<String> = Vec::new();
+    if let Some(heap) = &heap {
+        args.extend(["env".to_owned(), format!("DHAT_HEAP_PROFILE_FILE={}", heap.profile.display())]);
+        args.push(heap.binary.display().to_string());
+    } else {
+        args.push(crate::target_dir().join("release/kproxy").display().to_string());
+    }
+    // Kept until the daemon is gone: the apiserver serves it for the whole run.
+    let _api = match source {
+        Source::Manifests => {
+            std::fs::write(dir.join("services.yaml"), objects::manifests(services, endpoints))?;
+            args.extend(["--manifests".to_owned(), dir.display().to_string()]);
+            None
+        }
+        Source::ApiServer => {
+            let api = ApiServerThread::start(&cluster.ns("node"))?;
+            load(&api, services, endpoints);
+            let kubeconfig = dir.join("kubeconfig");
+            api.server().write_kubeconfig(&kubeconfig)?;
+            args.extend(["--kubeconfig".to_owned(), kubeconfig.display().to_string()]);
+            Some(api)
+        }
+    };
+    let common = ["--hostname-override", objects::NODE, "--metrics-bind-address", "127.0.0.1:10249"];
+    args.extend(common.map(str::to_owned));
+    args.extend(["--healthz-bind-address", "", "--log-level", "warn"].map(str::to_owned));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let pid = cluster.spawn("node", &args, true)?;
+    let timeout = if heap.is_some() { PROFILED_SYNC_TIMEOUT } else { SYNC_TIMEOUT };
+    let synced_after = wait_synced(&cluster, started, timeout)?;
+    std::thread::sleep(super::SETTLE);
+    let measured =
+        Measured { peak_kib: status_kib(pid, "VmHWM:")?, steady_kib: status_kib(pid, "VmRSS:")?, synced_after };
+    if let Some(heap) = heap {
+        write_profile(pid, heap.profile)?;
+    }
+    drop(cluster);
+    Ok(measured)
+}
+
+/// Stores every object in the fake apiserver.
+fn load(api: &ApiServerThread, services: usize, endpoints: usize) {
+    let server = api.server();
+    server.apply(&objects::node());
+    for i in 0..services {
+        server.apply(&objects::service(i));
+        server.apply(&objects::slice(i, endpoints));
+    }
+}
+
+/// Waits for the daemon's first sync (its last-sync timestamp leaves 0).
+fn wait_synced(cluster: &Cluster, started: Instant, timeout: Duration) -> anyhow::Result<Duration> {
+    let me = crate::netns::tool_path()?;
+    let me = me.as_str();
+    while started.elapsed() < timeout {
+        let metrics = cluster.exec("node", &[me, "http-get", "--addr", "127.0.0.1:10249", "--path", "/metrics"]);
+        let synced = metrics.as_deref().unwrap_or_default().lines().any(|l| {
+            l.starts_with("kubeproxy_sync_proxy_rules_last_timestamp_seconds ")
+                && !l.ends_with(" 0")
+                && !l.ends_with(" 0.0")
+        });
+        if synced {
+            return Ok(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("the daemon did not sync within {} s", timeout.as_secs())
+}
+
+/// A `/proc/PID/status` figure in KiB (`VmHWM:`, `VmRSS:`).
+fn status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with(key)).with_context(|| format!("no {key}"))?;
+    Ok(line.split_whitespace().nth(1).with_context(|| format!("{key} value"))?.parse()?)
+}
+
+/// Asks the daemon for its heap profile and waits until the file is complete (the daemon
+/// writes it under a temporary name and renames it).
+fn write_profile(pid: u32, profile: &Path) -> anyhow::Result<()> {
+    crate::netns::run(&["kill", "-USR1", &pid.to_string()])?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(300) {
+        if profile.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("no heap profile at {} after 300 s", profile.display())
+}
+
+/// A path for a heap profile of this run.
+pub(crate) fn profile_path(source: Source) -> PathBuf {
+    std::env::temp_dir().join(format!("kproxy-heap-{}-{}.json", source.name(), std::process::id()))
+}
