@@ -107,6 +107,6 @@ fn manifest() -> String {
     let endpoints: String =
         (0..PODS).map(|i| format!("  - addresses: [{}]\n    nodeName: node1\n", Cluster::pod_ip(i))).collect();
     format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: demo}}\nspec:\n  type: NodePort\n  clusterIP: {CLUSTER_IP}\n  ports: [{{name: http, port: 80, protocol: TCP, nodePort: {NODE_PORT}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: demo, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\nendpoints:\n{endpoints}---\napiVersion: v1\nkind: Node\nmetadata: {{name: node1}}\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: demo}}\nspec:\n  type: NodePort\n  clusterIP: {CLUSTER_IP}\n  ports: [{{name: http, port: 80, protocol: TCP, nodePort: {NODE_PORT}}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: demo, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\nendpoints:\n{endpoints}---\napiVersion: v1\nkind: Node\nmetadata: {{name: node1}}\nstatus:\n  addresses: [{{type: InternalIP, address: {NODE_IP}}}]\n"
     )
 }
