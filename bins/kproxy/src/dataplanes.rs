@@ -219,9 +219,10 @@ mod ebpf {
             cgroup_path: config.ebpf_cgroup_path.clone().unwrap_or(defaults.cgroup_path),
             pin_dir: config.ebpf_pin_path.clone(),
             interfaces: config.ebpf_interfaces.clone(),
-            nodeport_cidrs: match &config.nodeport_addresses {
-                config::NodePortAddresses::Cidrs(cidrs) => cidrs.clone(),
-                config::NodePortAddresses::All | config::NodePortAddresses::Primary => Vec::new(),
+            nodeport_addresses: match &config.nodeport_addresses {
+                config::NodePortAddresses::Cidrs(cidrs) => kproxy_core::NodePortAddresses::Cidrs(cidrs.clone()),
+                config::NodePortAddresses::All => kproxy_core::NodePortAddresses::All,
+                config::NodePortAddresses::Primary => kproxy_core::NodePortAddresses::Primary,
             },
             ..defaults
         }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ipnet::IpNet;
+use kproxy_core::NodePortAddresses;
 
 /// Where kproxy pins its links by default.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/kproxy";
@@ -47,8 +47,9 @@ pub struct EbpfConfig {
     pub pin_dir: Option<PathBuf>,
     /// Map sizes.
     pub map_sizes: MapSizes,
-    /// Node ports are balanced on the node's addresses inside these; empty: on all of them.
-    pub nodeport_cidrs: Vec<IpNet>,
+    /// Which of the node's addresses balance node ports (`--nodeport-addresses`: all, those
+    /// inside CIDRs, or the Node's primary IPs, taken from the Node at every sync).
+    pub nodeport_addresses: NodePortAddresses,
     /// The external interfaces, where traffic from outside the node is balanced by the tc
     /// programs (`--ebpf-interfaces`); empty: the interfaces holding the node's addresses.
     pub interfaces: Vec<String>,
@@ -66,7 +67,7 @@ impl Default for EbpfConfig {
             cgroup_path: cgroup2_root().unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
             pin_dir: Some(PathBuf::from(DEFAULT_PIN_DIR)),
             map_sizes: MapSizes::default(),
-            nodeport_cidrs: Vec::new(),
+            nodeport_addresses: NodePortAddresses::All,
             interfaces: Vec::new(),
             tc: true,
             netns_cookies: Vec::new(),

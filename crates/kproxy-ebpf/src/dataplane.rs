@@ -66,7 +66,7 @@ impl EbpfDataplane {
             }
         };
         if full {
-            let plans = plan_state(state, &self.config.nodeport_cidrs);
+            let plans = plan_state(state, &self.config.nodeport_addresses);
             let gone: Vec<PortKey> = self.committed.ports().filter(|k| !plans.contains_key(*k)).cloned().collect();
             for key in &gone {
                 record(self.committed.apply(maps, key, None, true, &mut written));
@@ -75,7 +75,7 @@ impl EbpfDataplane {
                 record(self.committed.apply(maps, key, Some(plan), true, &mut written));
             }
         } else {
-            let ctx = PlanContext::of(state, &self.config.nodeport_cidrs);
+            let ctx = PlanContext::of(state, &self.config.nodeport_addresses);
             for family in IpFamily::ALL {
                 let view = state.family(family);
                 for name in &changes.family(family).service_ports {
@@ -136,7 +136,7 @@ impl Dataplane for EbpfDataplane {
 
     fn render(&self, state: &ProxyState) -> String {
         let mut out = String::from("# ebpf: kp_services entries → endpoints (slot order)\n");
-        for ((family, name), plan) in plan_state(state, &self.config.nodeport_cidrs) {
+        for ((family, name), plan) in plan_state(state, &self.config.nodeport_addresses) {
             for (key, entry) in &plan.entries {
                 let endpoints = plan.sets.get(&entry.role).map(Vec::as_slice).unwrap_or_default();
                 let list: Vec<String> = endpoints.iter().map(|e| e.socket_addr().to_string()).collect();
@@ -181,7 +181,7 @@ impl Dataplane for EbpfDataplane {
     }
 
     fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
-        crate::explain::rules(&self.config.nodeport_cidrs, state, target)
+        crate::explain::rules(&self.config.nodeport_addresses, state, target)
     }
 }
 

@@ -1,9 +1,8 @@
 //! What `kproxy explain` shows of this dataplane: the `kp_services` entry the destination
 //! is looked up under and its endpoint slots, from the same plan a sync writes.
 
-use ipnet::IpNet;
-use kproxy_core::ProxyState;
 use kproxy_core::explain::{MasqueradeModel, ModeProfile, PortTarget, RuleRef};
+use kproxy_core::{NodePortAddresses, ProxyState};
 
 use crate::layout::KpServiceKey;
 use crate::plan::{PlanContext, plan_port};
@@ -15,8 +14,8 @@ pub(crate) fn profile(name: &str) -> ModeProfile {
 
 /// The `kp_services` entry keyed on the destination, with its endpoints in slot order;
 /// nothing when the plan has no entry for it (the call is left alone).
-pub(crate) fn rules(nodeport_cidrs: &[IpNet], state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
-    let ctx = PlanContext::of(state, nodeport_cidrs);
+pub(crate) fn rules(addresses: &NodePortAddresses, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
+    let ctx = PlanContext::of(state, addresses);
     let entry = target.entry;
     let plan = plan_port(&ctx, target.family, entry.port, entry.endpoints);
     let dst = target.destination;

@@ -15,8 +15,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-use kproxy_core::{Endpoint, IpFamily, ProxyState, ServicePort, ServicePortName, TopologyNode, categorize_endpoints};
+use kproxy_core::{
+    Endpoint, IpFamily, NodePortAddresses, ProxyState, ServicePort, ServicePortName, TopologyNode, categorize_endpoints,
+};
 
 use crate::layout::{KpAddr, KpServiceKey, SVC_AFFINITY, SVC_REJECT, SVC_SNAT};
 
@@ -71,21 +72,33 @@ pub struct PlanContext<'a> {
     pub node: TopologyNode<'a>,
     /// This node's addresses (node ports are balanced on those of the port's family).
     pub node_addresses: &'a [IpAddr],
-    /// Narrows the node-port addresses; empty: every node address.
-    pub nodeport_cidrs: &'a [IpNet],
+    /// This node's primary IPs (`--nodeport-addresses primary`).
+    pub primary_addresses: &'a [IpAddr],
+    /// Which of the node's addresses accept node ports (`--nodeport-addresses`).
+    pub nodeport_addresses: &'a NodePortAddresses,
 }
 
 impl<'a> PlanContext<'a> {
-    /// The context of `state` with `nodeport_cidrs`.
-    pub fn of(state: &'a ProxyState, nodeport_cidrs: &'a [IpNet]) -> Self {
-        Self { node: state.topology_node(), node_addresses: &state.node.addresses, nodeport_cidrs }
+    /// The context of `state` with `nodeport_addresses`.
+    pub fn of(state: &'a ProxyState, nodeport_addresses: &'a NodePortAddresses) -> Self {
+        Self {
+            node: state.topology_node(),
+            node_addresses: &state.node.addresses,
+            primary_addresses: &state.node.primary_addresses,
+            nodeport_addresses,
+        }
     }
 
     fn node_port_addresses(&self, family: IpFamily) -> impl Iterator<Item = IpAddr> + '_ {
-        self.node_addresses.iter().copied().filter(move |ip| {
-            IpFamily::of(ip) == family
-                && (self.nodeport_cidrs.is_empty() || self.nodeport_cidrs.iter().any(|c| c.contains(ip)))
-        })
+        self.node_addresses.iter().copied().filter(move |ip| IpFamily::of(ip) == family && self.accepts_node_ports(ip))
+    }
+
+    /// Whether node address `ip` accepts node ports.
+    fn accepts_node_ports(&self, ip: &IpAddr) -> bool {
+        match self.nodeport_addresses {
+            NodePortAddresses::Primary => self.primary_addresses.contains(ip),
+            addresses => addresses.accepts(ip),
+        }
     }
 
     /// The node address traffic of `family` from outside is masqueraded to (its first).
@@ -182,8 +195,11 @@ fn plan_external(
 }
 
 /// Every service port of `state`, planned.
-pub fn plan_state(state: &ProxyState, nodeport_cidrs: &[IpNet]) -> BTreeMap<(IpFamily, ServicePortName), PortPlan> {
-    let ctx = PlanContext::of(state, nodeport_cidrs);
+pub fn plan_state(
+    state: &ProxyState,
+    nodeport_addresses: &NodePortAddresses,
+) -> BTreeMap<(IpFamily, ServicePortName), PortPlan> {
+    let ctx = PlanContext::of(state, nodeport_addresses);
     let mut out = BTreeMap::new();
     for view in state.families() {
         for (name, port) in view.services.iter() {

@@ -11,7 +11,12 @@ fn ip(text: &str) -> IpAddr {
 }
 
 fn ctx(addresses: &[IpAddr]) -> PlanContext<'_> {
-    PlanContext { node: TopologyNode { name: "node1", zone: None }, node_addresses: addresses, nodeport_cidrs: &[] }
+    PlanContext {
+        node: TopologyNode { name: "node1", zone: None },
+        node_addresses: addresses,
+        primary_addresses: &[],
+        nodeport_addresses: &NodePortAddresses::All,
+    }
 }
 
 fn endpoint(addr: &str, local: bool) -> Endpoint {
@@ -86,12 +91,27 @@ fn external_addresses_and_node_ports_on_node_addresses_use_the_cluster_set() {
 #[test]
 fn nodeport_cidrs_narrow_the_node_addresses() {
     let node_ips = [ip("192.168.0.2"), ip("10.9.9.9")];
-    let cidrs = ["10.0.0.0/8".parse().unwrap()];
-    let context = PlanContext { nodeport_cidrs: &cidrs, ..ctx(&node_ips) };
+    let cidrs = NodePortAddresses::Cidrs(vec!["10.0.0.0/8".parse().unwrap()]);
+    let context = PlanContext { nodeport_addresses: &cidrs, ..ctx(&node_ips) };
     let port = ServicePort { node_port: Some(30080), ..ServicePort::new(ip("172.30.0.1"), 80, Protocol::Tcp) };
     let plan = plan_port(&context, IpFamily::V4, &port, &[endpoint("10.0.1.10:8080", true)]);
     assert!(plan.entries.contains_key(&key("10.9.9.9:30080", Protocol::Tcp)));
     assert!(!plan.entries.contains_key(&key("192.168.0.2:30080", Protocol::Tcp)));
+}
+
+#[test]
+fn primary_takes_only_the_primary_ips_of_the_node() {
+    let node_ips = [ip("192.168.0.2"), ip("192.168.0.50")];
+    let primary = [ip("192.168.0.2")];
+    let context =
+        PlanContext { nodeport_addresses: &NodePortAddresses::Primary, primary_addresses: &primary, ..ctx(&node_ips) };
+    let port = ServicePort { node_port: Some(30080), ..ServicePort::new(ip("172.30.0.1"), 80, Protocol::Tcp) };
+    let plan = plan_port(&context, IpFamily::V4, &port, &[endpoint("10.0.1.10:8080", true)]);
+    assert!(plan.entries.contains_key(&key("192.168.0.2:30080", Protocol::Tcp)));
+    assert!(!plan.entries.contains_key(&key("192.168.0.50:30080", Protocol::Tcp)), "a secondary address");
+    let none = PlanContext { nodeport_addresses: &NodePortAddresses::Primary, ..ctx(&node_ips) };
+    let plan = plan_port(&none, IpFamily::V4, &port, &[endpoint("10.0.1.10:8080", true)]);
+    assert!(!plan.entries.keys().any(|k| *k == key("192.168.0.2:30080", Protocol::Tcp)), "no primary IP known");
 }
 
 #[test]

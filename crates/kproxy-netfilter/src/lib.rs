@@ -23,15 +23,14 @@ mod iptables;
 mod local_detect;
 mod nft;
 pub mod nft_text;
-mod nodeport_addresses;
 pub mod quote;
 
 pub use command::{CommandError, Netns};
 pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple, delete_stale_flows};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
+pub use kproxy_core::{NodePortAddresses, config_for_node};
 pub use local_detect::{InterfaceName, LocalDetect, cidrs_of, local_cidrs_for_node};
 pub use nft::{ExecNft, FakeNft, NftRunner};
-pub use nodeport_addresses::{NodePortAddresses, config_for_node};
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
 
 /// The fwmark bit marking packets to masquerade by default: upstream's

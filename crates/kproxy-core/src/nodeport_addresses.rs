@@ -1,11 +1,11 @@
-//! Which local addresses accept NodePort traffic: upstream's `--nodeport-addresses`, as
-//! the netfilter dataplanes take it.
+//! Which local addresses accept NodePort traffic: upstream's `--nodeport-addresses`, as every
+//! dataplane takes it.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use crate::{IpFamily, LocalNode};
 use ipnet::IpNet;
-use kproxy_core::{IpFamily, LocalNode};
 
 /// Which local addresses accept NodePort traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
