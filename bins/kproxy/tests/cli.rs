@@ -295,37 +295,9 @@ fn every_kube_proxy_flag_without_effect_is_accepted() {
 
 /// svc1 as a NodePort Service with externalTrafficPolicy Local: one endpoint on node1, one
 /// on node2.
-const EXPLAIN_MANIFESTS: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {namespace: ns1, name: svc1}
-spec:
-  type: NodePort
-  clusterIP: 172.30.0.41
-  clusterIPs: [172.30.0.41]
-  externalTrafficPolicy: Local
-  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 30080}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  namespace: ns1
-  name: svc1-a
-  labels: {kubernetes.io/service-name: svc1}
-addressType: IPv4
-ports: [{name: p80, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: [10.180.0.1]
-  nodeName: node2
-- addresses: [10.180.1.1]
-  nodeName: node1
----
-apiVersion: v1
-kind: Node
-metadata: {name: node1}
-status:
-  addresses: [{type: InternalIP, address: 192.168.0.2}]
-"#;
+/// A NodePort Service (policy Local) with one endpoint on node1 and one on node2, and node1;
+/// shared with `explain_daemon.rs`.
+const EXPLAIN_MANIFESTS: &str = include_str!("fixtures/explain.yaml");
 
 /// A manifest directory holding [`EXPLAIN_MANIFESTS`].
 fn explain_dir(name: &str) -> TempDir {

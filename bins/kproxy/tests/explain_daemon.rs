@@ -10,33 +10,8 @@ use std::time::{Duration, Instant};
 use kproxy_testkit::netns::Netns;
 use kproxy_testkit::prereq::{Tool, require};
 
-const MANIFESTS: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {namespace: ns1, name: svc1}
-spec:
-  clusterIP: 172.30.0.41
-  clusterIPs: [172.30.0.41]
-  ports: [{name: p80, port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  namespace: ns1
-  name: svc1-a
-  labels: {kubernetes.io/service-name: svc1}
-addressType: IPv4
-ports: [{name: p80, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: [10.180.0.1]
-  nodeName: node2
----
-apiVersion: v1
-kind: Node
-metadata: {name: node1}
-status:
-  addresses: [{type: InternalIP, address: 192.168.0.2}]
-"#;
+/// The objects `cli.rs` explains from files: Service ns1/svc1 on cluster IP 172.30.0.41:80.
+const MANIFESTS: &str = include_str!("fixtures/explain.yaml");
 
 /// The daemon, killed on drop (before the namespace goes).
 struct Daemon(Child);

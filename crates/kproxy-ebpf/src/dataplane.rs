@@ -9,7 +9,7 @@ use crate::config::EbpfConfig;
 use crate::interfaces::choose;
 use crate::kernel::{AyaKernel, Kernel, KernelError};
 use crate::maps::Maps;
-use crate::plan::{PlanContext, plan_port, plan_state};
+use crate::plan::{PlanContext, PortPlan, Role, plan_port, plan_state};
 use crate::sync::{Committed, PortKey, Written};
 
 /// The dataplane's name.
@@ -138,8 +138,7 @@ impl Dataplane for EbpfDataplane {
         let mut out = String::from("# ebpf: kp_services entries → endpoints (slot order)\n");
         for ((family, name), plan) in plan_state(state, &self.config.nodeport_addresses) {
             for (key, entry) in &plan.entries {
-                let endpoints = plan.sets.get(&entry.role).map(Vec::as_slice).unwrap_or_default();
-                let list: Vec<String> = endpoints.iter().map(|e| e.socket_addr().to_string()).collect();
+                let list = endpoint_list(&plan, entry.role);
                 let _ = writeln!(
                     out,
                     "{} {}/{} {} {:?} flags={} affinity={}s -> [{}]",
@@ -150,13 +149,12 @@ impl Dataplane for EbpfDataplane {
                     entry.role,
                     entry.flags,
                     entry.affinity_secs,
-                    list.join(" ")
+                    list
                 );
             }
             for (key, external) in &plan.external {
                 let entry = &external.entry;
-                let endpoints = plan.sets.get(&entry.role).map(Vec::as_slice).unwrap_or_default();
-                let list: Vec<String> = endpoints.iter().map(|e| e.socket_addr().to_string()).collect();
+                let list = endpoint_list(&plan, entry.role);
                 let snat = external.snat.map(|ip| format!(" snat={ip}")).unwrap_or_default();
                 let ranges =
                     if external.source_ranges { format!(" ranges={:?}", plan.source_ranges) } else { String::new() };
@@ -169,7 +167,7 @@ impl Dataplane for EbpfDataplane {
                     name,
                     entry.role,
                     entry.flags,
-                    list.join(" ")
+                    list
                 );
             }
         }
@@ -183,6 +181,12 @@ impl Dataplane for EbpfDataplane {
     fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
         crate::explain::rules(&self.config.nodeport_addresses, state, target)
     }
+}
+
+/// The endpoints of `role`'s set in `plan`, in slot order, space-separated.
+fn endpoint_list(plan: &PortPlan, role: Role) -> String {
+    let endpoints = plan.sets.get(&role).map(Vec::as_slice).unwrap_or_default();
+    endpoints.iter().map(|e| e.socket_addr().to_string()).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
