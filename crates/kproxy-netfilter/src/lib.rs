@@ -4,6 +4,8 @@
 //! - [`NftRunner`]: runs an `nft -f -` transaction ([`ExecNft`], [`FakeNft`]).
 //! - [`Conntrack`]: deletes conntrack flows ([`NetlinkConntrack`] over ctnetlink, no
 //!   `conntrack` binary; [`FakeConntrack`]).
+//! - [`Nfacct`]: creates and reads nfacct packet counters ([`NetlinkNfacct`],
+//!   [`FakeNfacct`]).
 //! - [`IptablesRunner`]: `iptables-restore --noflush` and `iptables-save` ([`ExecIptables`],
 //!   [`FakeIptables`]), legacy or nft ([`IptablesBackend`]).
 //!
@@ -21,6 +23,8 @@ mod command;
 mod conntrack;
 mod iptables;
 mod local_detect;
+mod nfacct;
+mod nfnetlink;
 mod nft;
 pub mod nft_text;
 pub mod quote;
@@ -30,6 +34,7 @@ pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use kproxy_core::{NodePortAddresses, config_for_node};
 pub use local_detect::{InterfaceName, LocalDetect, cidrs_of, local_cidrs_for_node};
+pub use nfacct::{CT_STATE_INVALID_DROPPED, FakeNfacct, LOCALHOST_NODEPORTS_ACCEPTED, NetlinkNfacct, Nfacct};
 pub use nft::{ExecNft, FakeNft, NftRunner};
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
 

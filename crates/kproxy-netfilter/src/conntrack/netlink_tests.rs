@@ -1,8 +1,12 @@
 use std::net::IpAddr;
 
-use super::wire::{
-    AF_INET, AF_INET6, IPPROTO_UDP, Reply, delete_request, dump_request, end_message, flow_message, parse_messages,
-};
+use super::wire::{AF_INET, AF_INET6, IPPROTO_UDP, delete_request, dump_request, flow_message, read_flow};
+use crate::nfnetlink::{End, end_message, read_replies};
+
+/// Reads one batch answering `seq` as the socket side does.
+fn parse_messages(buf: &[u8], seq: u32, flows: &mut Vec<Flow>) -> Option<End> {
+    read_replies(buf, seq, |kind, payload| read_flow(kind, payload, flows))
+}
 use super::*;
 
 fn ip(text: &str) -> IpAddr {
@@ -39,7 +43,7 @@ fn dumped_flows_are_read_back_in_both_families() {
     let mut read = Vec::new();
     assert_eq!(parse_messages(&batch, 3, &mut read), None, "no DONE yet: more to come");
     assert_eq!(read, flows);
-    assert_eq!(parse_messages(&end_message(None, 3), 3, &mut read), Some(Reply::Done(Vec::new())));
+    assert_eq!(parse_messages(&end_message(None, 3), 3, &mut read), Some(End::Done));
 }
 
 #[test]
@@ -47,9 +51,9 @@ fn messages_of_another_request_are_ignored_and_errors_are_errnos() {
     let mut read = Vec::new();
     let mut batch = flow_message(&udp_flow("10.0.1.10", "172.30.0.10", 53, "10.0.2.11"), AF_INET, 1);
     batch.extend(end_message(Some(2), 9));
-    assert_eq!(parse_messages(&batch, 9, &mut read), Some(Reply::Error(2)));
+    assert_eq!(parse_messages(&batch, 9, &mut read), Some(End::Error(2)));
     assert!(read.is_empty());
-    assert_eq!(parse_messages(&end_message(Some(0), 4), 4, &mut read), Some(Reply::Error(0)), "an ack");
+    assert_eq!(parse_messages(&end_message(Some(0), 4), 4, &mut read), Some(End::Error(0)), "an ack");
     assert_eq!(parse_messages(&[1, 2, 3], 4, &mut read), None, "a short read is not a message");
 }
 

@@ -3,24 +3,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::nfnetlink::{NLA_F_NESTED, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, attrs, get, push_attr};
+
 pub(crate) const AF_INET: u8 = 2;
 pub(crate) const AF_INET6: u8 = 10;
 pub(crate) const IPPROTO_UDP: u8 = 17;
 pub(crate) const ENOENT: i32 = 2;
 
-const NLMSG_HDRLEN: usize = 16;
-const NFGENMSG_LEN: usize = 4;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_NEW: u16 = 0;
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
-const NLA_F_NESTED: u16 = 1 << 15;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
 const CTA_TUPLE_IP: u16 = 1;
@@ -57,15 +50,6 @@ pub struct Flow {
     pub reply: Tuple,
 }
 
-/// How a request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// A dump's end (with the flows read), or an ack.
-    Done(Vec<Flow>),
-    /// The kernel's answer as an errno (0: success ack).
-    Error(i32),
-}
-
 /// `NLM_F_DUMP` of every flow of `family` (AF_INET or AF_INET6).
 pub fn dump_request(family: u8, seq: u32) -> Vec<u8> {
     message(IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, family, seq, &[])
@@ -80,17 +64,7 @@ pub fn delete_request(original: &Tuple, family: u8, seq: u32) -> Vec<u8> {
 }
 
 fn message(kind: u16, flags: u16, family: u8, seq: u32, attrs: &[u8]) -> Vec<u8> {
-    let len = NLMSG_HDRLEN + NFGENMSG_LEN + attrs.len();
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_ne_bytes());
-    out.extend_from_slice(&((NFNL_SUBSYS_CTNETLINK << 8) | kind).to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    // nfgenmsg: family, version NFNETLINK_V0, resource id (big endian) 0.
-    out.extend_from_slice(&[family, 0, 0, 0]);
-    out.extend_from_slice(attrs);
-    out
+    crate::nfnetlink::message(NFNL_SUBSYS_CTNETLINK, kind, flags, family, seq, attrs)
 }
 
 fn tuple_attrs(tuple: &Tuple) -> Vec<u8> {
@@ -122,68 +96,13 @@ fn v6(ip: IpAddr) -> Ipv6Addr {
     }
 }
 
-fn push_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = 4 + payload.len();
-    out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize(out.len() + (4 - len % 4) % 4, 0);
-}
-
-/// Reads one `recv` worth of messages answering request `seq`: flows are appended to
-/// `flows`; returns the end of the request when it is in this batch (a dump's DONE, an ack
-/// or an error), `None` when more is to come.
-pub fn parse_messages(mut buf: &[u8], seq: u32, flows: &mut Vec<Flow>) -> Option<Reply> {
-    while buf.len() >= NLMSG_HDRLEN {
-        let len = u32::from_ne_bytes(buf[0..4].try_into().ok()?) as usize;
-        if len < NLMSG_HDRLEN || len > buf.len() {
-            return Some(Reply::Error(-1));
-        }
-        let kind = u16::from_ne_bytes(buf[4..6].try_into().ok()?);
-        let msg_seq = u32::from_ne_bytes(buf[8..12].try_into().ok()?);
-        let body = &buf[NLMSG_HDRLEN..len];
-        buf = &buf[align(len).min(buf.len())..];
-        if msg_seq != seq {
-            continue;
-        }
-        match kind {
-            NLMSG_DONE => return Some(Reply::Done(Vec::new())),
-            NLMSG_ERROR => {
-                let errno = body.get(0..4).map_or(-1, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                return Some(Reply::Error(-errno));
-            }
-            k if k == (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW => {
-                if let Some(flow) = body.get(NFGENMSG_LEN..).and_then(parse_flow) {
-                    flows.push(flow);
-                }
-            }
-            _ => {}
-        }
+/// Appends the flow of a dumped message (`kind` is the nlmsg type) to `flows`.
+pub fn read_flow(kind: u16, payload: &[u8], flows: &mut Vec<Flow>) {
+    if kind == (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW
+        && let Some(flow) = parse_flow(payload)
+    {
+        flows.push(flow);
     }
-    None
-}
-
-fn align(len: usize) -> usize {
-    (len + 3) & !3
-}
-
-/// The attributes of `buf` as `(type, payload)`.
-fn attrs(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while buf.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
-        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > buf.len() {
-            break;
-        }
-        out.push((kind, &buf[4..len]));
-        buf = &buf[align(len).min(buf.len())..];
-    }
-    out
-}
-
-fn get<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
-    attrs.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v)
 }
 
 fn parse_flow(body: &[u8]) -> Option<Flow> {
@@ -224,22 +143,4 @@ pub(crate) fn flow_message(flow: &Flow, family: u8, seq: u32) -> Vec<u8> {
     push_attr(&mut attrs, CTA_TUPLE_ORIG | NLA_F_NESTED, &tuple_attrs(&flow.original));
     push_attr(&mut attrs, CTA_TUPLE_REPLY | NLA_F_NESTED, &tuple_attrs(&flow.reply));
     message(IPCTNL_MSG_CT_NEW, 0, family, seq, &attrs)
-}
-
-/// The kernel's DONE or ERROR message (for tests of the reader).
-#[cfg(test)]
-pub(crate) fn end_message(error: Option<i32>, seq: u32) -> Vec<u8> {
-    let (kind, body) = match error {
-        None => (NLMSG_DONE, 0i32.to_ne_bytes().to_vec()),
-        Some(errno) => (NLMSG_ERROR, (-errno).to_ne_bytes().iter().copied().chain([0u8; 16]).collect()),
-    };
-    let len = NLMSG_HDRLEN + body.len();
-    let mut out = Vec::new();
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(0).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(&0u16.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&body);
-    out
 }

@@ -1,19 +1,21 @@
-//! ctnetlink against a real kernel: UDP flows DNATed in a network namespace this test
-//! creates are dumped and the stale ones deleted, the others kept. A packet test: it needs
-//! root, `ip` and `nft`, so a plain `cargo test` ignores it; `cargo xtask test` runs it.
+//! nfnetlink against a real kernel, in a network namespace each test creates: ctnetlink
+//! (UDP flows DNATed there are dumped and the stale ones deleted, the others kept) and
+//! nfacct (counters created once, fed by an iptables rule, read back). Packet tests: they
+//! need root, `ip`, `nft` or iptables, so a plain `cargo test` ignores them; `cargo xtask
+//! test` runs them.
 
 use std::net::UdpSocket;
 use std::process::Command;
 
-use kproxy_netfilter::{Conntrack, FlowFilter, NetlinkConntrack};
+use kproxy_netfilter::{Conntrack, FlowFilter, LOCALHOST_NODEPORTS_ACCEPTED, NetlinkConntrack, NetlinkNfacct, Nfacct};
 use kproxy_testkit::prereq::{Tool, require};
 
 /// A namespace named after this process, deleted on drop (also on panic).
 struct Netns(String);
 
 impl Netns {
-    fn create() -> Self {
-        let name = format!("kpct-{}", std::process::id());
+    fn create(prefix: &str) -> Self {
+        let name = format!("{prefix}-{}", std::process::id());
         run("ip", &["netns", "add", &name], "");
         let netns = Self(name);
         netns.exec("ip", &["link", "set", "lo", "up"], "");
@@ -77,7 +79,7 @@ const RULES: &str = "table ip kpct {
 #[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
 async fn stale_udp_flows_are_deleted_over_netlink_and_others_kept() {
     require(&[Tool::Ip, Tool::Nft]);
-    let netns = Netns::create();
+    let netns = Netns::create("kpct");
     netns.exec("nft", &["-f", "-"], RULES);
     netns.send_udp("172.30.0.10:53", 40001);
     netns.send_udp("172.30.0.10:53", 40002);
@@ -96,4 +98,24 @@ async fn stale_udp_flows_are_deleted_over_netlink_and_others_kept() {
     assert_eq!(after.iter().filter(|f| f.reply.src.to_string() == "127.0.0.3").count(), 1, "the other flow is kept");
     // Deleting what is already gone is no error, and deletes nothing.
     assert_eq!(conntrack.delete_udp_flows(&stale).await.expect("delete again"), 0);
+}
+
+#[tokio::test]
+#[ignore = "packet test: needs root, ip and iptables-legacy; run by cargo xtask test"]
+async fn nfacct_counters_are_created_once_and_count_what_a_rule_matches() {
+    require(&[Tool::Ip, Tool::IptablesLegacy]);
+    let netns = Netns::create("kpna");
+    let nfacct = NetlinkNfacct::new(Some(netns.0.clone()));
+    assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), None, "not there yet");
+    nfacct.ensure(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("create");
+    assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), Some(0));
+    let rule =
+        ["-A", "OUTPUT", "-p", "udp", "--dport", "53", "-m", "nfacct", "--nfacct-name", LOCALHOST_NODEPORTS_ACCEPTED];
+    netns.exec("iptables-legacy", &rule, "");
+    netns.send_udp("172.30.0.10:53", 40001);
+    netns.send_udp("172.30.0.10:53", 40002);
+    netns.send_udp("172.30.0.10:54", 40003);
+    assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), Some(2), "the rule's packets");
+    nfacct.ensure(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("ensure again");
+    assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), Some(2), "ensuring keeps the count");
 }
