@@ -146,6 +146,7 @@ mod nftables {
             masquerade_all: config.masquerade_all,
             masquerade_mark: config.masquerade_mark(),
             nodeport_addresses: super::nodeport_addresses(config),
+            localhost_nodeports_served: config.nftables_localhost_nodeports,
             ..NftablesConfig::default()
         })
     }

@@ -241,6 +241,13 @@ impl DaemonNode {
         }
     }
 
+    /// The value of the unlabelled series `name` in the daemon's `/metrics` (`None`: not
+    /// exposed).
+    pub(crate) async fn metric(&self, name: &str) -> Result<Option<f64>, Error> {
+        let text = scrape::scrape_text(&self.netns, METRICS_ADDR).await?;
+        Ok(scrape::value_of(&text, name))
+    }
+
     /// Writes `write` to the apiserver.
     pub(crate) fn mirror(&mut self, write: Write<'_>) -> Result<(), Error> {
         let server = self.api.server()?;

@@ -254,6 +254,13 @@ impl Harness {
         self.restart().await
     }
 
+    /// What the dataplane's kernel packet counter `kind` counted so far (`None`: this
+    /// mode keeps no such counter), as its metric shows it.
+    pub async fn packet_count(&self, kind: kproxy_core::PacketCounter) -> Result<Option<u64>, Error> {
+        let backend = self.backend.as_ref().ok_or_else(|| Error::new("no backend"))?;
+        backend.packet_count(kind).await
+    }
+
     /// Rebuilds the dataplane (end to end: restarts the daemon) with
     /// `--nftables-localhost-nodeports` set to `on`, and syncs everything into it.
     pub async fn set_localhost_nodeports(&mut self, on: bool) -> Result<SyncStats, Error> {

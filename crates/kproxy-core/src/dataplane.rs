@@ -105,6 +105,12 @@ pub trait Dataplane: Send {
         let _ = (state, target);
         Vec::new()
     }
+
+    /// The packet counters this dataplane's rules keep in the kernel, read when metrics
+    /// are scraped. None by default.
+    fn packet_counters(&self) -> Option<std::sync::Arc<dyn crate::PacketCounters>> {
+        None
+    }
 }
 
 /// [`explain`](crate::explain::explain) with `dataplane`'s profile and rule names.

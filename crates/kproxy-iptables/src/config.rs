@@ -44,6 +44,18 @@ pub struct IptablesConfig {
     pub families: Vec<IpFamily>,
     /// Run the tools inside this network namespace (tests); `None`: this one.
     pub netns: Option<String>,
+    /// The nfacct counters the rules feed: set by the dataplane once the kernel has them
+    /// (upstream adds `-m nfacct` only for counters it could create).
+    pub counters: NfacctCounters,
+}
+
+/// Which of upstream's nfacct counters exist, so that rules may feed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NfacctCounters {
+    /// `ct_state_invalid_dropped_pkts`, fed by the INVALID drop in `KUBE-FORWARD`.
+    pub ct_state_invalid_dropped: bool,
+    /// `localhost_nps_accepted_pkts`, fed by a NodePort's rule for 127.0.0.0/8.
+    pub localhost_nodeports_accepted: bool,
 }
 
 impl Default for IptablesConfig {
@@ -59,6 +71,7 @@ impl Default for IptablesConfig {
             random_fully: true,
             families: IpFamily::ALL.to_vec(),
             netns: None,
+            counters: NfacctCounters::default(),
         }
     }
 }
@@ -73,6 +86,11 @@ impl IptablesConfig {
     /// `--detect-local-mode` says; `None` when nothing is recognised as local.
     pub fn local_match(&self, family: IpFamily, local: bool) -> Option<String> {
         self.local_detect.iptables_match(self.cluster_cidr(family), local)
+    }
+
+    /// `-m nfacct --nfacct-name NAME ` when the counter `exists`, else nothing.
+    pub(crate) fn nfacct_match(exists: bool, name: &str) -> String {
+        if exists { format!("-m nfacct --nfacct-name {name} ") } else { String::new() }
     }
 
     /// Whether 127.0.0.1 accepts node ports in `family`: IPv4 only, when enabled and when

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
 use kproxy_core::render::render_changes;
 use kproxy_core::stale_flows::stale_udp_flows;
-use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats, TableRuleCounts};
+use kproxy_core::{
+    Changes, Dataplane, IpFamily, PacketCounter, PacketCounters, ProxyState, SyncError, SyncStats, TableRuleCounts,
+};
 use kproxy_netfilter::{
-    CommandError, Conntrack, ExecIptables, IptablesBackend, IptablesRunner, NetlinkConntrack, Netns, delete_stale_flows,
+    CT_STATE_INVALID_DROPPED, CommandError, Conntrack, ExecIptables, FakeNfacct, IptablesBackend, IptablesRunner,
+    LOCALHOST_NODEPORTS_ACCEPTED, NetlinkConntrack, NetlinkNfacct, Netns, Nfacct, delete_stale_flows,
 };
 
 use crate::apply::{Committed, Updates, cleanup_text, full_text, rule_count, written_per_table};
-use crate::config::{Backend, IptablesConfig};
+use crate::config::{Backend, IptablesConfig, NfacctCounters};
 use crate::render::names::KUBE_PROXY_CANARY;
 use crate::render::{RenderContext, render_family, render_port, render_statics, render_text};
 
@@ -26,6 +29,8 @@ pub struct IptablesDataplane {
     /// The runners are the real tools, built from the configuration.
     exec: bool,
     conntrack: Arc<dyn Conntrack>,
+    /// upstream's nfacct counters, which the rules feed once they exist.
+    nfacct: Arc<dyn Nfacct>,
     /// What each family's tables hold, when known (`None`: sync it fully next time).
     committed: [Option<Committed>; 2],
 }
@@ -55,17 +60,51 @@ impl IptablesDataplane {
             Backend::Legacy => Some(exec_runners(&config, IptablesBackend::Legacy)),
             Backend::Nft => Some(exec_runners(&config, IptablesBackend::Nft)),
         };
-        Self { config, runners, exec: true, conntrack, committed: [None, None] }
+        let nfacct = Arc::new(NetlinkNfacct::new(config.netns.clone()));
+        Self { config, runners, exec: true, conntrack, nfacct, committed: [None, None] }
     }
 
-    /// A dataplane using the given runners (fakes in tests): `ipv4` and `ipv6`.
+    /// A dataplane using the given runners (fakes in tests): `ipv4` and `ipv6`; no nfacct
+    /// counter can be created unless [`with_nfacct`](Self::with_nfacct) gives some.
     pub fn with_runners(
         config: IptablesConfig,
         ipv4: Arc<dyn IptablesRunner>,
         ipv6: Arc<dyn IptablesRunner>,
         conntrack: Arc<dyn Conntrack>,
     ) -> Self {
-        Self { config, runners: Some([ipv4, ipv6]), exec: false, conntrack, committed: [None, None] }
+        let nfacct = Arc::new(FakeNfacct::refusing());
+        Self { config, runners: Some([ipv4, ipv6]), exec: false, conntrack, nfacct, committed: [None, None] }
+    }
+
+    /// The same dataplane with its nfacct counters kept by `nfacct`.
+    pub fn with_nfacct(mut self, nfacct: Arc<dyn Nfacct>) -> Self {
+        self.nfacct = nfacct;
+        self
+    }
+
+    /// Creates upstream's nfacct counters the kernel does not have yet; the rules feed
+    /// those that exist (upstream does this before each full sync).
+    async fn ensure_counters(&mut self) {
+        let wanted = [
+            (CT_STATE_INVALID_DROPPED, self.config.counters.ct_state_invalid_dropped),
+            (LOCALHOST_NODEPORTS_ACCEPTED, self.config.counters.localhost_nodeports_accepted),
+        ];
+        let mut exists = [false; 2];
+        for (slot, (name, existed)) in exists.iter_mut().zip(wanted) {
+            *slot = match self.nfacct.ensure(name).await {
+                Ok(()) => true,
+                Err(error) => {
+                    if existed {
+                        tracing::warn!(%error, counter = name, "nfacct counter lost: its metric stops counting");
+                    } else {
+                        tracing::debug!(%error, counter = name, "no nfacct counter: its metric will not count");
+                    }
+                    false
+                }
+            };
+        }
+        self.config.counters =
+            NfacctCounters { ct_state_invalid_dropped: exists[0], localhost_nodeports_accepted: exists[1] };
     }
 
     /// The runner of `family`, detecting the backend first if needed.
@@ -200,6 +239,9 @@ impl Dataplane for IptablesDataplane {
         let stale = stale_udp_flows(state, changes, &self.config.families, |family, name| {
             self.committed[family.index()].as_ref()?.destinations(name).cloned()
         });
+        if self.committed.iter().any(Option::is_none) || changes.full() {
+            self.ensure_counters().await;
+        }
         for family in self.config.families.clone() {
             let done = self.sync_family(state, changes, family).await.map_err(|e| e.in_family(family))?;
             stats.full |= done.full;
@@ -227,6 +269,12 @@ impl Dataplane for IptablesDataplane {
                 runner.restore(&text).await.map_err(|e| sync_error("iptables-restore", e))?;
             }
         }
+        // Unused now that our rules are gone (a rule of another flavour may still hold one).
+        for name in [CT_STATE_INVALID_DROPPED, LOCALHOST_NODEPORTS_ACCEPTED] {
+            if let Err(error) = self.nfacct.delete(name).await {
+                tracing::debug!(%error, counter = name, "nfacct counter not deleted");
+            }
+        }
         Ok(())
     }
 
@@ -246,6 +294,37 @@ impl Dataplane for IptablesDataplane {
 
     fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
         crate::explain::rules(&on_node(&self.config, &state.node), state, target)
+    }
+
+    fn packet_counters(&self) -> Option<Arc<dyn PacketCounters>> {
+        Some(Arc::new(NfacctMetrics(self.nfacct.clone())))
+    }
+}
+
+/// upstream's nfacct-backed metrics, read from the kernel at each scrape.
+struct NfacctMetrics(Arc<dyn Nfacct>);
+
+const NFACCT_METRICS: [(PacketCounter, &str); 2] = [
+    (PacketCounter::IptablesCtStateInvalidDropped, CT_STATE_INVALID_DROPPED),
+    (PacketCounter::IptablesLocalhostNodePortsAccepted, LOCALHOST_NODEPORTS_ACCEPTED),
+];
+
+#[async_trait::async_trait]
+impl PacketCounters for NfacctMetrics {
+    fn kinds(&self) -> Vec<PacketCounter> {
+        NFACCT_METRICS.iter().map(|(kind, _)| *kind).collect()
+    }
+
+    async fn read(&self) -> Vec<(PacketCounter, u64)> {
+        let mut out = Vec::new();
+        for (kind, name) in NFACCT_METRICS {
+            match self.0.packets(name).await {
+                Ok(Some(packets)) => out.push((kind, packets)),
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, counter = name, "cannot read nfacct counter"),
+            }
+        }
+        out
     }
 }
 

@@ -263,3 +263,54 @@ fn explain_names_the_hashed_chains_and_the_rules_of_the_destination() {
     );
     assert_eq!(x.masquerade.decision, kproxy_core::explain::Decision::Yes);
 }
+
+/// One NodePort service port (30080) with two endpoints.
+fn node_port_state() -> ProxyState {
+    let mut s = state(1);
+    let port = ServicePort { node_port: Some(30080), ..ServicePort::new(ip("172.30.0.1"), 80, Protocol::Tcp) };
+    s.family_mut(IpFamily::V4).services.insert(port_name(0), port);
+    s
+}
+
+#[tokio::test]
+async fn rules_feed_upstreams_nfacct_counters_once_they_exist() {
+    let nfacct = Arc::new(kproxy_netfilter::FakeNfacct::default());
+    let mut f = fixture();
+    f.dataplane = f.dataplane.with_nfacct(nfacct.clone());
+    let s = node_port_state();
+    f.dataplane.sync(&s, &Changes::full_sync()).await.expect("sync");
+    assert_eq!(nfacct.names(), [CT_STATE_INVALID_DROPPED, LOCALHOST_NODEPORTS_ACCEPTED]);
+    assert_eq!(
+        f.v4.chains("filter")["KUBE-FORWARD"][0],
+        "-m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP"
+    );
+    let nodeports = &f.v4.chains("nat")["KUBE-NODEPORTS"];
+    assert_eq!(nodeports.len(), 2, "{nodeports:?}");
+    assert!(
+        nodeports[0]
+            .contains("-d 127.0.0.0/8 --dport 30080 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-")
+    );
+    assert!(!nodeports[1].contains("127.0.0.0/8"), "then the rule for every address");
+    // The metrics read the kernel's counts.
+    nfacct.count(LOCALHOST_NODEPORTS_ACCEPTED, 3);
+    let counters = f.dataplane.packet_counters().expect("iptables keeps counters");
+    assert_eq!(
+        counters.kinds(),
+        [PacketCounter::IptablesCtStateInvalidDropped, PacketCounter::IptablesLocalhostNodePortsAccepted]
+    );
+    assert_eq!(
+        counters.read().await,
+        [(PacketCounter::IptablesCtStateInvalidDropped, 0), (PacketCounter::IptablesLocalhostNodePortsAccepted, 3)]
+    );
+    f.dataplane.cleanup().await.expect("cleanup");
+    assert!(nfacct.names().is_empty(), "cleanup deletes the counters");
+}
+
+#[tokio::test]
+async fn without_nfacct_the_rules_count_nothing_and_still_sync() {
+    let mut f = fixture();
+    let s = node_port_state();
+    f.dataplane.sync(&s, &Changes::full_sync()).await.expect("sync");
+    assert_eq!(f.v4.chains("filter")["KUBE-FORWARD"][0], "-m conntrack --ctstate INVALID -j DROP");
+    assert_eq!(f.v4.chains("nat")["KUBE-NODEPORTS"].len(), 1);
+}

@@ -27,7 +27,7 @@ mod dataplane;
 mod explain;
 pub mod render;
 
-pub use config::{Backend, IptablesConfig, NodePortAddresses};
+pub use config::{Backend, IptablesConfig, NfacctCounters, NodePortAddresses};
 pub use dataplane::IptablesDataplane;
 
 /// Upstream's iptables mode does not do this; only its nftables mode has `cluster-ips-check`.

@@ -27,6 +27,9 @@ pub trait Nfacct: Send + Sync {
 
     /// The packets `name` counted; `None` when there is no such counter.
     async fn packets(&self, name: &str) -> Result<Option<u64>, CommandError>;
+
+    /// Deletes the counter `name`; `false` when it is gone already or a rule still uses it.
+    async fn delete(&self, name: &str) -> Result<bool, CommandError>;
 }
 
 /// nfacct over a netlink socket.
@@ -52,6 +55,11 @@ impl Nfacct for NetlinkNfacct {
     async fn packets(&self, name: &str) -> Result<Option<u64>, CommandError> {
         let (netns, name) = (self.netns.clone(), name.to_owned());
         on_own_thread(TOOL, move || socket::packets(netns.as_deref(), &name)).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, CommandError> {
+        let (netns, name) = (self.netns.clone(), name.to_owned());
+        on_own_thread(TOOL, move || socket::delete(netns.as_deref(), &name)).await
     }
 }
 
@@ -83,6 +91,17 @@ mod socket {
             // Created, or created by someone else in between: there it is.
             End::Done | End::Error(0 | EBUSY | EEXIST) => Ok(()),
             End::Error(errno) => Err(errno_error(TOOL, "new", errno)),
+        }
+    }
+
+    pub(super) fn delete(netns: Option<&str>, name: &str) -> Result<bool, CommandError> {
+        let mut socket = Socket::open(TOOL, netns)?;
+        let seq = socket.next_seq();
+        socket.send(&wire::delete_request(name, seq))?;
+        match socket.read_until_end(seq, |_, _| {})? {
+            End::Done | End::Error(0) => Ok(true),
+            End::Error(ENOENT | EBUSY) => Ok(false),
+            End::Error(errno) => Err(errno_error(TOOL, "delete", errno)),
         }
     }
 
@@ -146,6 +165,10 @@ impl Nfacct for FakeNfacct {
 
     async fn packets(&self, name: &str) -> Result<Option<u64>, CommandError> {
         Ok(self.lock().get(name).copied())
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, CommandError> {
+        Ok(self.lock().remove(name).is_some())
     }
 }
 

@@ -118,4 +118,8 @@ async fn nfacct_counters_are_created_once_and_count_what_a_rule_matches() {
     assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), Some(2), "the rule's packets");
     nfacct.ensure(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("ensure again");
     assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), Some(2), "ensuring keeps the count");
+    assert!(!nfacct.delete(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("delete"), "a rule still uses it");
+    netns.exec("iptables-legacy", &["-F", "OUTPUT"], "");
+    assert!(nfacct.delete(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("delete"));
+    assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), None, "gone");
 }

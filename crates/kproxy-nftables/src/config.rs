@@ -22,6 +22,10 @@ pub struct NftablesConfig {
     pub nodeport_addresses: NodePortAddresses,
     /// Run `nft` and `conntrack` inside this network namespace (tests); `None`: this one.
     pub netns: Option<String>,
+    /// Something else serves node ports on loopback (the localhost relay of
+    /// `--nftables-localhost-nodeports`); otherwise connections to them are counted as
+    /// rejected.
+    pub localhost_nodeports_served: bool,
 }
 
 impl Default for NftablesConfig {
@@ -34,6 +38,7 @@ impl Default for NftablesConfig {
             masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,
             netns: None,
+            localhost_nodeports_served: false,
         }
     }
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
 use kproxy_core::render::{entries, render_changes};
 use kproxy_core::stale_flows::{FlowFilter, stale_udp_flows};
-use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, ServicePortName, SyncError, SyncStats};
+use kproxy_core::{Changes, Dataplane, IpFamily, PacketCounters, ProxyState, ServicePortName, SyncError, SyncStats};
 use kproxy_netfilter::{CommandError, Conntrack, ExecNft, NetlinkConntrack, NftRunner, delete_stale_flows};
 
 use crate::apply::{Committed, cleanup_script, existing_objects, full_script, partial_script, replace_script};
 use crate::config::NftablesConfig;
+use crate::counters::TableCounters;
 use crate::render::{PortRender, RenderContext, render_family, render_port, render_static, render_text};
 
 const NAME: &str = "nftables";
@@ -187,6 +188,14 @@ impl Dataplane for NftablesDataplane {
 
     fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
         crate::explain::rules(&on_node(&self.config, &state.node), state, target)
+    }
+
+    fn packet_counters(&self) -> Option<Arc<dyn PacketCounters>> {
+        Some(Arc::new(TableCounters {
+            nft: self.nft.clone(),
+            table: self.config.table.clone(),
+            localhost_nodeports_served: self.config.localhost_nodeports_served,
+        }))
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod apply;
 mod config;
+mod counters;
 mod dataplane;
 mod explain;
 pub mod render;

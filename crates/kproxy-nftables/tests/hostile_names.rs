@@ -258,8 +258,9 @@ fn listing(text: &str) -> Listing {
 
 /// Every line of an nft command script addresses our table with a command we write.
 fn assert_nft_commands(script: &str, table: &str) {
-    const COMMANDS: [&str; 14] = [
+    const COMMANDS: [&str; 15] = [
         "add table",
+        "add counter",
         "add set",
         "add map",
         "add chain",

@@ -64,7 +64,11 @@ pub async fn run(
     let node = node_name(&config);
     let mode = dataplane.name();
     tracing::info!(mode, node, "kproxy starting");
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    if let Some(counters) = dataplane.packet_counters() {
+        metrics.expose_packet_counters(counters);
+    }
+    let metrics = Arc::new(metrics);
     let health = Arc::new(ProxyHealth::new(config.health_timeout()));
     // The servers report on this run only: they stop with it, whichever way it ends.
     let (explain, questions) = ExplainHandle::channel();

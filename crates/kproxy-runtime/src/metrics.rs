@@ -11,11 +11,12 @@
 //! family only.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kproxy_core::stale_flows::FlowCleanup;
-use kproxy_core::{IpFamily, ObjectKind, RULE_TABLES, TableRuleCounts};
+use kproxy_core::{IpFamily, ObjectKind, PacketCounters, RULE_TABLES, TableRuleCounts};
 use prometheus_client::encoding::{EncodeLabelSet, text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
 use prometheus_client::registry::Registry;
 
+mod packet_counters;
 #[cfg(test)]
 mod tests;
 
@@ -120,6 +122,7 @@ pub struct Metrics {
     conntrack_deleted_entries: PerFamily<Counter>,
     iptables_total: Family<TableLabel, Gauge>,
     iptables_last: Family<TableLabel, Gauge>,
+    packet_counters: Option<packet_counters::PacketCounterMetrics>,
 }
 
 impl fmt::Debug for Metrics {
@@ -179,6 +182,7 @@ impl Metrics {
             conntrack_deleted_entries: Family::default(),
             iptables_total: Family::default(),
             iptables_last: Family::default(),
+            packet_counters: None,
         };
         metrics.register_sync();
         metrics.register_failures();
@@ -350,6 +354,21 @@ impl Metrics {
     /// The registry, to add more metrics (e.g. a dataplane's own).
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Exposes the dataplane's kernel packet counters (see
+    /// [`Dataplane::packet_counters`](kproxy_core::Dataplane::packet_counters)), read at
+    /// every scrape through [`refresh_packet_counters`](Self::refresh_packet_counters).
+    pub fn expose_packet_counters(&mut self, source: Arc<dyn PacketCounters>) {
+        self.packet_counters = Some(packet_counters::PacketCounterMetrics::register(source, &mut self.registry));
+    }
+
+    /// Brings the kernel packet counters up to date; the metrics server calls it before
+    /// [`encode`](Self::encode).
+    pub async fn refresh_packet_counters(&self) {
+        if let Some(counters) = &self.packet_counters {
+            counters.refresh().await;
+        }
     }
 
     /// The registry in the OpenMetrics text format ([`CONTENT_TYPE`]).

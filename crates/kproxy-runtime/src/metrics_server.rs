@@ -62,6 +62,7 @@ pub fn serve(
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
+    state.metrics.refresh_packet_counters().await;
     match state.metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(error) => {

@@ -3,9 +3,13 @@
 //! The iptables mode serves them through `route_localnet` (IPv4 only), whatever
 //! `--nftables-localhost-nodeports` says. The nftables mode cannot reach a loopback
 //! destination with rules: it serves them only with `--nftables-localhost-nodeports`,
-//! through a userspace relay (upstream's KEP-6032), and refuses them without.
+//! through a userspace relay (upstream's KEP-6032), and refuses them without. Both count
+//! what happens (the metrics `kproxy_nftables_localhost_nodeports_rejected_packets_total`,
+//! `kubeproxy_iptables_localhost_nodeports_accepted_packets_total`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+use kproxy_core::PacketCounter;
 
 use super::support::{NS, Want, all_pods, at, eps, expect_no_answer, expect_spread, svc};
 use super::{CaseError, CaseResult};
@@ -41,9 +45,13 @@ pub(super) async fn localhost_nodeport(h: &mut Harness) -> CaseResult {
     expect_spread(h, Proto::Tcp, NODE1, at(NODE1_IPV4, port), &all_pods()).await?;
     if nftables {
         expect_no_answer(h, Proto::Tcp, NODE1, loopback, Want::Refused).await?;
+        expect_counted(h, PacketCounter::NftablesLocalhostNodePortsRejected).await?;
     }
     h.set_localhost_nodeports(true).await?;
     expect_spread(h, Proto::Tcp, NODE1, loopback, &all_pods()).await?;
+    if h.mode() == "iptables" {
+        expect_counted(h, PacketCounter::IptablesLocalhostNodePortsAccepted).await?;
+    }
 
     let remote_only: Vec<&str> = PODS[2..].iter().map(|p| p.name).collect();
     let local = nodeport(h, "lnp-local", "Local", false, &PODS[2..]).await?;
@@ -56,4 +64,12 @@ pub(super) async fn localhost_nodeport(h: &mut Harness) -> CaseResult {
 
     h.delete_service(NS, "lnp-cluster").await?;
     expect_no_answer(h, Proto::Tcp, NODE1, loopback, Want::NoAnswer).await
+}
+
+/// The mode's kernel counter `kind` counted something (its metric end to end).
+async fn expect_counted(h: &Harness, kind: PacketCounter) -> CaseResult {
+    match h.packet_count(kind).await? {
+        Some(n) if n > 0 => Ok(()),
+        other => Err(CaseError::Fail(format!("{kind} should have counted the loopback connections, shows {other:?}"))),
+    }
 }

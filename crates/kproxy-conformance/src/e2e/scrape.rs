@@ -27,8 +27,17 @@ pub(super) struct Progress {
 
 /// Scrapes `http://<addr>/metrics` from inside namespace `netns`.
 pub(super) async fn scrape(netns: &str, addr: SocketAddr) -> Result<Progress, Error> {
-    let text = netns::in_netns_async(netns, move || get(addr, "/metrics")).await??;
-    parse(&text)
+    parse(&scrape_text(netns, addr).await?)
+}
+
+/// The text of `http://<addr>/metrics`, fetched from inside namespace `netns`.
+pub(super) async fn scrape_text(netns: &str, addr: SocketAddr) -> Result<String, Error> {
+    netns::in_netns_async(netns, move || get(addr, "/metrics")).await?
+}
+
+/// The value of the unlabelled series `name` in an OpenMetrics text.
+pub(super) fn value_of(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter_map(|line| line.strip_prefix(name)?.strip_prefix(' ')).find_map(|v| v.trim().parse().ok())
 }
 
 /// A plain HTTP/1.1 GET; the body of a 200 answer.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
-use kproxy_core::{Changes, ProxyState, SyncStats};
+use kproxy_core::{Changes, PacketCounter, ProxyState, SyncStats};
 
 use super::host::{DataplaneFactory, DataplaneHost};
 use crate::Error;
@@ -84,6 +84,21 @@ impl Backend {
                 "nft" => "nftables",
                 mode => mode,
             },
+        }
+    }
+
+    /// What the dataplane's kernel counter `kind` counted (`None`: this mode keeps no such
+    /// counter): read in-process, or from the daemon's `/metrics`.
+    pub(crate) async fn packet_count(&self, kind: PacketCounter) -> Result<Option<u64>, Error> {
+        match self {
+            Self::Dataplane { host, .. } => {
+                let Some(counters) = host.as_ref().and_then(DataplaneHost::packet_counters) else {
+                    return Ok(None);
+                };
+                Ok(counters.read().await.into_iter().find(|(k, _)| *k == kind).map(|(_, n)| n))
+            }
+            #[cfg(feature = "e2e")]
+            Self::Daemon(daemon) => daemon.metric(kind.metric_name()).await.map(|v| v.map(|v| v as u64)),
         }
     }
 

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use kproxy_core::{Changes, Dataplane, ProxyState, SyncStats};
+use kproxy_core::{Changes, Dataplane, PacketCounters, ProxyState, SyncStats};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::topology::NodeEnv;
@@ -39,6 +39,7 @@ pub(crate) struct DataplaneHost {
     commands: Option<mpsc::UnboundedSender<Command>>,
     thread: Option<thread::JoinHandle<()>>,
     name: &'static str,
+    counters: Option<Arc<dyn PacketCounters>>,
 }
 
 impl DataplaneHost {
@@ -50,10 +51,11 @@ impl DataplaneHost {
             .name("kpc-dataplane".to_owned())
             .spawn(move || host_main(&*factory, &env, receiver, ready_tx))
             .map_err(|e| Error::new(format!("spawn dataplane thread: {e}")))?;
-        let mut host = Self { commands: Some(commands), thread: Some(thread), name: "?" };
+        let mut host = Self { commands: Some(commands), thread: Some(thread), name: "?", counters: None };
         match ready_rx.recv_timeout(FACTORY_TIMEOUT) {
-            Ok(Ok(name)) => {
+            Ok(Ok((name, counters))) => {
                 host.name = name;
+                host.counters = counters;
                 Ok(host)
             }
             Ok(Err(e)) => Err(e),
@@ -64,6 +66,11 @@ impl DataplaneHost {
     /// The dataplane's name.
     pub(crate) fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The dataplane's kernel packet counters, if it keeps any.
+    pub(crate) fn packet_counters(&self) -> Option<Arc<dyn PacketCounters>> {
+        self.counters.clone()
     }
 
     /// Whether the thread still takes commands.
@@ -116,7 +123,7 @@ impl Drop for DataplaneHost {
     }
 }
 
-type Ready = std::sync::mpsc::Sender<Result<&'static str, Error>>;
+type Ready = std::sync::mpsc::Sender<Result<(&'static str, Option<Arc<dyn PacketCounters>>), Error>>;
 
 fn host_main(factory: &DataplaneFactory, env: &NodeEnv, commands: mpsc::UnboundedReceiver<Command>, ready: Ready) {
     let built = netns::enter(&env.netns).and_then(|()| {
@@ -134,7 +141,7 @@ fn host_main(factory: &DataplaneFactory, env: &NodeEnv, commands: mpsc::Unbounde
     });
     match built {
         Ok((runtime, dataplane)) => {
-            let _ = ready.send(Ok(dataplane.name()));
+            let _ = ready.send(Ok((dataplane.name(), dataplane.packet_counters())));
             runtime.block_on(serve(dataplane, commands));
         }
         Err(e) => {

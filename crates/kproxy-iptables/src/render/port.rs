@@ -4,9 +4,12 @@
 use kproxy_core::render::PortEntry;
 use kproxy_core::{CategorizedEndpoints, Endpoint, ServicePort, ServicePortName, categorize_endpoints};
 
+use kproxy_netfilter::LOCALHOST_NODEPORTS_ACCEPTED;
+
 use super::names::{KUBE_EXTERNAL_SERVICES, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL, KUBE_SERVICES, PortChains};
 use super::rule::{comment, proto};
 use super::{Destinations, PortRender, RenderContext, Shared, SharedRule, chains};
+use crate::config::IptablesConfig;
 
 /// What upstream decides for a port before writing any rule.
 pub(super) struct Plan<'a> {
@@ -77,7 +80,7 @@ pub fn render_port(ctx: &RenderContext<'_>, entry: PortEntry<'_>) -> PortRender 
     cluster_ip(&plan, port, &mut shared);
     external_ips(&plan, port, &mut shared);
     load_balancer_ips(&plan, port, &mut shared);
-    node_port(&plan, port, &mut shared);
+    node_port(ctx, &plan, port, &mut shared);
     health_check_node_port(&plan, port, &mut shared);
     PortRender { shared, chains: chains::render_chains(ctx, &plan, port), destinations: Destinations::of(port) }
 }
@@ -129,11 +132,22 @@ fn load_balancer_ips(plan: &Plan<'_>, port: &ServicePort, out: &mut Vec<SharedRu
     }
 }
 
-fn node_port(plan: &Plan<'_>, port: &ServicePort, out: &mut Vec<SharedRule>) {
+fn node_port(ctx: &RenderContext<'_>, plan: &Plan<'_>, port: &ServicePort, out: &mut Vec<SharedRule>) {
     let Some(node_port) = port.node_port else {
         return;
     };
     let matches = format!("{} --dport {node_port}", proto(plan.protocol));
+    if plan.has_endpoints
+        && ctx.config.localhost_nodeports_in(ctx.family)
+        && ctx.config.counters.localhost_nodeports_accepted
+    {
+        // Only to count them (upstream's `localhost_nps_accepted_pkts`): the next rule
+        // would accept them too.
+        let (c, ext) = (comment(&plan.names.name), &plan.names.external);
+        let count = IptablesConfig::nfacct_match(true, LOCALHOST_NODEPORTS_ACCEPTED);
+        let localhost = plan.dest("127.0.0.0/8", node_port);
+        out.push((Shared::NatNodePorts, format!("-A {KUBE_NODEPORTS} {c} {localhost} {count}-j {ext}")));
+    }
     if plan.has_endpoints {
         let rule = format!("-A {KUBE_NODEPORTS} {} {matches} -j {}", comment(&plan.names.name), plan.names.external);
         out.push((Shared::NatNodePorts, rule));

@@ -2,6 +2,7 @@
 //! kubelet's localhost firewall, and the jumps from the built-in chains.
 
 use kproxy_core::IpFamily;
+use kproxy_netfilter::CT_STATE_INVALID_DROPPED;
 
 use super::names::{
     KUBE_EXTERNAL_SERVICES, KUBE_FIREWALL, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING,
@@ -52,7 +53,7 @@ pub fn render_statics(config: &IptablesConfig, family: IpFamily) -> Statics {
             comment("block incoming localnet connections")
         ));
     }
-    filter_rules.extend(forward_rules(config.masquerade_mark));
+    filter_rules.extend(forward_rules(config));
     Statics {
         filter_chains,
         filter_rules,
@@ -80,10 +81,11 @@ fn masquerade_rules(config: &IptablesConfig) -> Vec<String> {
     ]
 }
 
-fn forward_rules(masquerade_mark: u32) -> Vec<String> {
-    let mark = format!("{masquerade_mark:#x}");
+fn forward_rules(config: &IptablesConfig) -> Vec<String> {
+    let mark = mark(config);
+    let count = IptablesConfig::nfacct_match(config.counters.ct_state_invalid_dropped, CT_STATE_INVALID_DROPPED);
     vec![
-        format!("-A {KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP"),
+        format!("-A {KUBE_FORWARD} -m conntrack --ctstate INVALID {count}-j DROP"),
         format!("-A {KUBE_FORWARD} {} -m mark --mark {mark}/{mark} -j ACCEPT", comment("kubernetes forwarding rules")),
         format!(
             "-A {KUBE_FORWARD} {} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",

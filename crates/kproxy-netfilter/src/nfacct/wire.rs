@@ -6,6 +6,7 @@ use crate::nfnetlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, attrs, get, messa
 const NFNL_SUBSYS_ACCT: u16 = 7;
 const NFNL_MSG_ACCT_NEW: u16 = 0;
 const NFNL_MSG_ACCT_GET: u16 = 1;
+const NFNL_MSG_ACCT_DEL: u16 = 3;
 const NFACCT_NAME: u16 = 1;
 const NFACCT_PKTS: u16 = 2;
 const NFACCT_BYTES: u16 = 3;
@@ -36,6 +37,11 @@ pub(crate) fn new_request(name: &str, seq: u32) -> Vec<u8> {
 /// Asks for the counter `name` (answered with the counter then an ack, or ENOENT).
 pub(crate) fn get_request(name: &str, seq: u32) -> Vec<u8> {
     message(NFNL_SUBSYS_ACCT, NFNL_MSG_ACCT_GET, NLM_F_REQUEST | NLM_F_ACK, AF_UNSPEC, seq, &name_attr(name))
+}
+
+/// Deletes the counter `name` (EBUSY while a rule uses it).
+pub(crate) fn delete_request(name: &str, seq: u32) -> Vec<u8> {
+    message(NFNL_SUBSYS_ACCT, NFNL_MSG_ACCT_DEL, NLM_F_REQUEST | NLM_F_ACK, AF_UNSPEC, seq, &name_attr(name))
 }
 
 fn name_attr(name: &str) -> Vec<u8> {

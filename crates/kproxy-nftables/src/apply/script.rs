@@ -86,6 +86,10 @@ pub(crate) fn full_script(
     for (set, spec) in ports.sets() {
         s.line(format_args!("add set {table} {set} {{ {spec} }}"));
     }
+    // Kept with their counts: `flush table` leaves counters alone.
+    for counter in &statics.counters {
+        s.line(format_args!("add counter {table} {counter}"));
+    }
     for chain in &statics.chains {
         match chain.hook {
             Some(hook) => s.line(format_args!("add chain {table} {} {{ {hook} }}", chain.chain.name)),

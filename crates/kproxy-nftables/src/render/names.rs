@@ -14,6 +14,11 @@ pub const FIREWALL_PROTECTED: &str = "firewall-protected";
 pub const FIREWALL_ALLOW: &str = "firewall-allow";
 /// Active cluster IPs: traffic still addressed to one after DNAT hit no service port.
 pub const CLUSTER_IPS: &str = "cluster-ips";
+/// Named counter: forwarded packets dropped in conntrack state INVALID.
+pub const CT_STATE_INVALID_DROPPED: &str = "ct-state-invalid-dropped";
+/// Named counter: new connections to a served node port on loopback, which nothing serves
+/// there unless the localhost relay does.
+pub const LOCALHOST_NODEPORTS_REJECTED: &str = "localhost-nodeports-rejected";
 /// `vip . proto . port : verdict`: where service traffic goes.
 pub const SERVICE_IPS: &str = "service-ips";
 /// `proto . port : verdict` for node ports.

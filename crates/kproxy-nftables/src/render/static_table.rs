@@ -34,6 +34,8 @@ pub struct StaticTable {
     pub sets: Vec<SetDecl>,
     /// Elements of the static sets (cluster CIDRs, node-port CIDRs).
     pub elements: Vec<Element>,
+    /// Named counters (the rules count into them; metrics read them).
+    pub counters: Vec<&'static str>,
     /// Fixed chains.
     pub chains: Vec<StaticChain>,
 }
@@ -41,7 +43,30 @@ pub struct StaticTable {
 /// Renders the static part of the table.
 pub fn render_static(ctx: &RenderContext<'_>, state: &ProxyState) -> StaticTable {
     let service_cidrs = IpNet::aggregate(&state.service_cidrs_of(ctx.family.0).collect());
-    StaticTable { sets: set_decls(ctx), elements: static_elements(ctx), chains: static_chains(ctx, &service_cidrs) }
+    StaticTable {
+        sets: set_decls(ctx),
+        elements: static_elements(ctx),
+        counters: counters(ctx),
+        chains: static_chains(ctx, &service_cidrs),
+    }
+}
+
+/// The named counters of the table.
+pub(crate) fn counters(ctx: &RenderContext<'_>) -> Vec<&'static str> {
+    let mut counters = vec![CT_STATE_INVALID_DROPPED];
+    if !ctx.config.localhost_nodeports_served {
+        counters.push(LOCALHOST_NODEPORTS_REJECTED);
+    }
+    counters
+}
+
+/// Counts (without a verdict) the node's new connections to a served node port on
+/// loopback, when nothing serves node ports there.
+fn localhost_nodeports_rejected(ctx: &RenderContext<'_>) -> Option<String> {
+    let (fam, loopback) = (ctx.family.keyword(), ctx.family.loopback());
+    let counted = format!("meta l4proto . th dport @{SERVICE_NODEPORTS} ct state new");
+    (!ctx.config.localhost_nodeports_served)
+        .then(|| format!("{fam} daddr {loopback} {counted} counter name {LOCALHOST_NODEPORTS_REJECTED}"))
 }
 
 fn set_decls(ctx: &RenderContext<'_>) -> Vec<SetDecl> {
@@ -131,7 +156,10 @@ fn static_chains(ctx: &RenderContext<'_>, service_cidrs: &[IpNet]) -> Vec<Static
         base(
             "filter-forward",
             "type filter hook forward priority -110; policy accept;",
-            vec![format!("ct state new jump {CLUSTER_IPS_CHECK}"), "ct state invalid drop".to_owned()],
+            vec![
+                format!("ct state new jump {CLUSTER_IPS_CHECK}"),
+                format!("ct state invalid counter name {CT_STATE_INVALID_DROPPED} drop"),
+            ],
         ),
         base(
             "filter-output",
@@ -153,7 +181,12 @@ fn static_chains(ctx: &RenderContext<'_>, service_cidrs: &[IpNet]) -> Vec<Static
             "type nat hook prerouting priority dstnat; policy accept;",
             vec![format!("jump {SERVICES}")],
         ),
-        base("nat-output", "type nat hook output priority -100; policy accept;", vec![format!("jump {SERVICES}")]),
+        // A nat chain: the verdict map the count looks up holds DNAT chains.
+        base(
+            "nat-output",
+            "type nat hook output priority -100; policy accept;",
+            localhost_nodeports_rejected(ctx).into_iter().chain([format!("jump {SERVICES}")]).collect(),
+        ),
         base(
             "nat-postrouting",
             "type nat hook postrouting priority srcnat; policy accept;",

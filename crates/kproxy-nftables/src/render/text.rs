@@ -28,6 +28,9 @@ pub fn render_text(table: &TableRender, name: &str) -> String {
     for set in port_sets(table) {
         let _ = writeln!(out, "\tset {} {{\n\t\t{}\n\t}}", set.name, set.spec);
     }
+    for counter in &table.statics.counters {
+        let _ = writeln!(out, "\tcounter {counter} {{\n\t}}");
+    }
     for chain in &table.statics.chains {
         write_chain(&mut out, &chain.chain.name, chain.hook, &chain.chain.rules);
     }

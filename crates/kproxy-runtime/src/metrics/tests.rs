@@ -291,3 +291,45 @@ fn iptables_rule_counts_per_family_and_table() {
     assert_eq!(value(last, "IPv4", "nat"), "7");
     assert_eq!(value(last, "IPv6", "nat"), "0");
 }
+
+/// Kernel counters a test sets.
+#[derive(Default)]
+struct KernelCounters(std::sync::Mutex<Vec<(kproxy_core::PacketCounter, u64)>>);
+
+#[async_trait::async_trait]
+impl kproxy_core::PacketCounters for KernelCounters {
+    fn kinds(&self) -> Vec<kproxy_core::PacketCounter> {
+        use kproxy_core::PacketCounter::*;
+        vec![IptablesCtStateInvalidDropped, IptablesLocalhostNodePortsAccepted]
+    }
+
+    async fn read(&self) -> Vec<(kproxy_core::PacketCounter, u64)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn kernel_packet_counters_show_their_kernel_value_at_each_scrape() {
+    use kproxy_core::PacketCounter::*;
+    let kernel = Arc::new(KernelCounters::default());
+    let mut metrics = Metrics::new();
+    assert!(!render(&metrics).contains("kubeproxy_iptables"), "only a dataplane with counters exposes them");
+    metrics.expose_packet_counters(kernel.clone());
+    let invalid = "kubeproxy_iptables_ct_state_invalid_dropped_packets_total";
+    let localhost = "kubeproxy_iptables_localhost_nodeports_accepted_packets_total";
+    assert_eq!(
+        (value_of(&render(&metrics), invalid), value_of(&render(&metrics), localhost)),
+        ("0".into(), "0".into())
+    );
+    *kernel.0.lock().unwrap() = vec![(IptablesCtStateInvalidDropped, 7), (IptablesLocalhostNodePortsAccepted, 2)];
+    metrics.refresh_packet_counters().await;
+    *kernel.0.lock().unwrap() = vec![(IptablesCtStateInvalidDropped, 9)];
+    metrics.refresh_packet_counters().await;
+    let text = render(&metrics);
+    assert_eq!((value_of(&text, invalid), value_of(&text, localhost)), ("9".into(), "2".into()));
+    // The kernel counter was recreated: it counts on from its new value.
+    *kernel.0.lock().unwrap() = vec![(IptablesCtStateInvalidDropped, 1)];
+    metrics.refresh_packet_counters().await;
+    assert_eq!(value_of(&render(&metrics), invalid), "10");
+    assert!(text.contains(&format!("# TYPE {} counter", invalid.trim_end_matches("_total"))));
+}

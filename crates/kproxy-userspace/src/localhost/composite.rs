@@ -67,4 +67,8 @@ impl<D: Dataplane> Dataplane for WithLocalhostNodePorts<D> {
     fn explain_rules(&self, state: &ProxyState, target: &PortTarget<'_>) -> Vec<RuleRef> {
         self.inner.explain_rules(state, target)
     }
+
+    fn packet_counters(&self) -> Option<std::sync::Arc<dyn kproxy_core::PacketCounters>> {
+        self.inner.packet_counters()
+    }
 }
