@@ -140,6 +140,27 @@ pub struct Flags {
     /// relay (off by default; upstream KEP-6032).
     #[arg(long = "nftables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub nftables_localhost_nodeports: Option<bool>,
+    /// Maximum conntrack entries per CPU (0: leave nf_conntrack_max as it is).
+    #[arg(long)]
+    pub conntrack_max_per_core: Option<i32>,
+    /// Least nf_conntrack_max, whatever the CPUs.
+    #[arg(long)]
+    pub conntrack_min: Option<i32>,
+    /// Idle timeout of established TCP connections (0: leave it as it is).
+    #[arg(long)]
+    pub conntrack_tcp_timeout_established: Option<String>,
+    /// Timeout of TCP connections in CLOSE_WAIT (0: leave it as it is).
+    #[arg(long)]
+    pub conntrack_tcp_timeout_close_wait: Option<String>,
+    /// Treat out-of-window TCP packets as valid (and drop no INVALID packets).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub conntrack_tcp_be_liberal: Option<bool>,
+    /// Idle timeout of UNREPLIED UDP flows (0: leave it as it is).
+    #[arg(long)]
+    pub conntrack_udp_timeout: Option<String>,
+    /// Idle timeout of ASSURED UDP flows (0: leave it as it is).
+    #[arg(long)]
+    pub conntrack_udp_timeout_stream: Option<String>,
     /// Least time between syncs (e.g. 1s).
     #[arg(long, visible_alias = "iptables-min-sync-period")]
     pub min_sync_period: Option<String>,
@@ -226,13 +247,6 @@ macro_rules! ignored_flags {
 }
 
 ignored_flags! {
-    value conntrack_max_per_core = "conntrack-max-per-core",
-    value conntrack_min = "conntrack-min",
-    value conntrack_tcp_timeout_established = "conntrack-tcp-timeout-established",
-    value conntrack_tcp_timeout_close_wait = "conntrack-tcp-timeout-close-wait",
-    switch conntrack_tcp_be_liberal = "conntrack-tcp-be-liberal",
-    value conntrack_udp_timeout = "conntrack-udp-timeout",
-    value conntrack_udp_timeout_stream = "conntrack-udp-timeout-stream",
     value oom_score_adj = "oom-score-adj",
     value feature_gates = "feature-gates",
     switch profiling = "profiling",
@@ -285,6 +299,13 @@ impl Flags {
             ebpf_pin_path: self.ebpf_pin_path.clone(),
             ebpf_interfaces: self.ebpf_interfaces.clone(),
             ebpf_netns: self.ebpf_netns.clone(),
+            conntrack_max_per_core: self.conntrack_max_per_core,
+            conntrack_min: self.conntrack_min,
+            conntrack_tcp_timeout_established: self.conntrack_tcp_timeout_established.clone(),
+            conntrack_tcp_timeout_close_wait: self.conntrack_tcp_timeout_close_wait.clone(),
+            conntrack_tcp_be_liberal: self.conntrack_tcp_be_liberal,
+            conntrack_udp_timeout: self.conntrack_udp_timeout.clone(),
+            conntrack_udp_timeout_stream: self.conntrack_udp_timeout_stream.clone(),
         }
     }
 }
@@ -319,6 +340,8 @@ mod tests {
             "--iptables-min-sync-period=2s",
             "--v=2",
             "--conntrack-max-per-core=0",
+            "--conntrack-tcp-be-liberal",
+            "--oom-score-adj=-999",
         ])
         .unwrap();
         let layer = cli.flags.to_layer();
@@ -326,7 +349,8 @@ mod tests {
         assert_eq!(layer.masquerade_all, Some(true));
         assert_eq!(layer.min_sync_period.as_deref(), Some("2s"));
         assert_eq!(layer.log_level.as_deref(), Some("debug"));
-        assert_eq!(cli.flags.ignored.given(), vec!["conntrack-max-per-core"]);
+        assert_eq!((layer.conntrack_max_per_core, layer.conntrack_tcp_be_liberal), (Some(0), Some(true)));
+        assert_eq!(cli.flags.ignored.given(), vec!["oom-score-adj"]);
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod nftables {
             masquerade_mark: config.masquerade_mark(),
             nodeport_addresses: super::nodeport_addresses(config),
             localhost_nodeports_served: config.nftables_localhost_nodeports,
+            conntrack_tcp_liberal: config.conntrack.tcp_be_liberal,
             ..NftablesConfig::default()
         })
     }
@@ -167,6 +168,7 @@ mod iptables {
             masquerade_mark: config.masquerade_mark(),
             localhost_nodeports: config.localhost_nodeports,
             nodeport_addresses: super::nodeport_addresses(config),
+            conntrack_tcp_liberal: config.conntrack.tcp_be_liberal,
             ..IptablesConfig::default()
         })
     }

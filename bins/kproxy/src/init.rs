@@ -1,9 +1,11 @@
-//! One-shot modes: `--write-config-to` and `--init-only`.
+//! One-shot modes: `--write-config-to` and `--init-only`; and the kernel settings the
+//! daemon makes when it starts.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use kproxy_runtime::config::{ProxyConfig, ProxyMode};
+use kproxy_runtime::config::ProxyConfig;
+use kproxy_runtime::node_setup::{self, ProcFs};
 
 /// Writes the effective configuration to `path` as a `KubeProxyConfiguration`.
 pub fn write_config(config: &ProxyConfig, path: &Path) -> ExitCode {
@@ -20,55 +22,31 @@ pub fn write_config(config: &ProxyConfig, path: &Path) -> ExitCode {
     }
 }
 
-/// A kernel setting the mode in force needs, as `/proc/sys` names it.
-struct Sysctl {
-    path: &'static str,
-    value: &'static str,
-    why: &'static str,
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// What `config` needs set with full privileges before the proxy starts.
-fn sysctls(config: &ProxyConfig) -> Vec<Sysctl> {
-    let mut out = Vec::new();
-    if config.mode == ProxyMode::Iptables && config.localhost_nodeports {
-        out.push(Sysctl {
-            path: "/proc/sys/net/ipv4/conf/all/route_localnet",
-            value: "1",
-            why: "NodePorts on 127.0.0.1 (--iptables-localhost-nodeports)",
-        });
-    }
-    out
-}
-
-/// Applies the privileged one-time setup and exits (upstream's `--init-only`).
+/// Applies the privileged one-time setup and exits (upstream's `--init-only`): status 1
+/// when a setting the mode needs could not be made.
 pub fn run(config: &ProxyConfig) -> ExitCode {
-    for sysctl in sysctls(config) {
-        if let Err(error) = std::fs::write(sysctl.path, sysctl.value) {
-            eprintln!("kproxy --init-only: cannot set {} = {} ({}): {error}", sysctl.path, sysctl.value, sysctl.why);
-            return ExitCode::FAILURE;
-        }
-        tracing::info!(sysctl = sysctl.path, value = sysctl.value, why = sysctl.why, "set");
+    let failures = node_setup::apply(&node_setup::settings(config, cpus()), &ProcFs);
+    if let Some(failure) = failures.iter().find(|f| f.setting.required) {
+        let setting = &failure.setting;
+        eprintln!(
+            "kproxy --init-only: cannot set {} = {} ({}): {}",
+            setting.path, setting.value, setting.why, failure.error
+        );
+        return ExitCode::FAILURE;
     }
     tracing::info!(mode = config.mode.name(), "initialisation done");
     ExitCode::SUCCESS
 }
 
-#[cfg(test)]
-mod tests {
-    use kproxy_runtime::config::{ConfigLayers, PartialConfig};
-
-    use super::*;
-
-    fn config(mode: &str, localhost: Option<bool>) -> ProxyConfig {
-        let flags =
-            PartialConfig { mode: Some(mode.to_owned()), localhost_nodeports: localhost, ..PartialConfig::default() };
-        ConfigLayers { flags, ..ConfigLayers::default() }.resolve().expect("valid")
-    }
-
-    #[test]
-    fn only_iptables_with_localhost_node_ports_needs_route_localnet() {
-        assert_eq!(sysctls(&config("iptables", Some(true))).len(), 1);
-        assert!(sysctls(&config("iptables", Some(false))).is_empty());
-        assert!(sysctls(&config("nftables", None)).is_empty());
+/// The same settings when the daemon starts; what cannot be made (a container without the
+/// privilege, after an init container made them) is logged and the proxy runs on.
+pub fn at_start(config: &ProxyConfig) {
+    let failures = node_setup::apply(&node_setup::settings(config, cpus()), &ProcFs);
+    if !failures.is_empty() {
+        tracing::warn!(failed = failures.len(), "some kernel settings were not made; the proxy runs without them");
     }
 }

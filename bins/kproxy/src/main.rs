@@ -60,6 +60,7 @@ fn run() -> ExitCode {
     if cli.flags.cleanup == Some(true) {
         return runtime.block_on(dataplanes::cleanup_all(&config));
     }
+    init::at_start(&config);
     #[cfg(feature = "heap-profile")]
     runtime.block_on(async { heap_profile::write_on_signal() });
     let dataplane = match dataplanes::build(&config) {

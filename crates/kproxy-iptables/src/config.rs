@@ -44,6 +44,9 @@ pub struct IptablesConfig {
     pub families: Vec<IpFamily>,
     /// Run the tools inside this network namespace (tests); `None`: this one.
     pub netns: Option<String>,
+    /// `--conntrack-tcp-be-liberal`: conntrack accepts out-of-window TCP packets, so no
+    /// INVALID drop rule is written (upstream's `conntrackTCPLiberal`).
+    pub conntrack_tcp_liberal: bool,
     /// The nfacct counters the rules feed: set by the dataplane once the kernel has them
     /// (upstream adds `-m nfacct` only for counters it could create).
     pub counters: NfacctCounters,
@@ -71,6 +74,7 @@ impl Default for IptablesConfig {
             random_fully: true,
             families: IpFamily::ALL.to_vec(),
             netns: None,
+            conntrack_tcp_liberal: false,
             counters: NfacctCounters::default(),
         }
     }

@@ -251,3 +251,12 @@ fn hostile_names_never_leave_their_comment() {
     }
     assert!(text.contains(r#"--comment "a;b/x\" -j ACCEPT?-A INPUT -s 198.18.0.3/32 -j ACCEPT?#:p\"\\ cluster IP""#));
 }
+
+#[test]
+fn a_liberal_conntrack_needs_no_invalid_drop() {
+    let strict = render_statics(&upstream_config(), IpFamily::V4);
+    assert_eq!(strict.filter_rules.iter().filter(|r| r.contains("--ctstate INVALID")).count(), 1);
+    let liberal = IptablesConfig { conntrack_tcp_liberal: true, ..upstream_config() };
+    let liberal = render_statics(&liberal, IpFamily::V4);
+    assert!(!liberal.filter_rules.iter().any(|r| r.contains("INVALID")), "{:?}", liberal.filter_rules);
+}

@@ -22,6 +22,9 @@ pub struct NftablesConfig {
     pub nodeport_addresses: NodePortAddresses,
     /// Run `nft` and `conntrack` inside this network namespace (tests); `None`: this one.
     pub netns: Option<String>,
+    /// `--conntrack-tcp-be-liberal`: conntrack accepts out-of-window TCP packets, so no
+    /// INVALID drop rule is written (upstream's `conntrackTCPLiberal`).
+    pub conntrack_tcp_liberal: bool,
     /// Something else serves node ports on loopback (the localhost relay of
     /// `--nftables-localhost-nodeports`); otherwise connections to them are counted as
     /// rejected.
@@ -38,6 +41,7 @@ impl Default for NftablesConfig {
             masquerade_mark: DEFAULT_MASQUERADE_MARK,
             nodeport_addresses: NodePortAddresses::All,
             netns: None,
+            conntrack_tcp_liberal: false,
             localhost_nodeports_served: false,
         }
     }

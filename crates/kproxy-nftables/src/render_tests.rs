@@ -365,3 +365,25 @@ fn every_port_marks_its_cluster_ip_active() {
     assert_eq!(active, BTreeSet::from(["172.30.0.1", "172.30.0.2"]), "no-endpoint ports included");
     assert!(table.statics.sets.iter().any(|s| s.name == CLUSTER_IPS && s.spec == "type ipv4_addr;"));
 }
+
+#[test]
+fn invalid_packets_are_dropped_and_counted_unless_conntrack_is_liberal() {
+    let strict = render_family(&config(), &ProxyState::new("node1"), IpFamily::V4);
+    let drop = "ct state invalid counter name ct-state-invalid-dropped drop";
+    assert!(static_chain(&strict, "filter-forward").chain.rules.iter().any(|r| r == drop));
+    let liberal = NftablesConfig { conntrack_tcp_liberal: true, ..config() };
+    let liberal = render_family(&liberal, &ProxyState::new("node1"), IpFamily::V4);
+    assert!(!static_chain(&liberal, "filter-forward").chain.rules.iter().any(|r| r.contains("invalid")));
+}
+
+#[test]
+fn loopback_node_port_connections_are_counted_unless_the_relay_serves_them() {
+    let count = "ip daddr 127.0.0.0/8 meta l4proto . th dport @service-nodeports ct state new counter name localhost-nodeports-rejected";
+    let off = render_family(&config(), &ProxyState::new("node1"), IpFamily::V4);
+    assert_eq!(static_chain(&off, "nat-output").chain.rules, [count, "jump services"], "counted, then the services");
+    assert!(off.statics.counters.contains(&"localhost-nodeports-rejected"));
+    let served = NftablesConfig { localhost_nodeports_served: true, ..config() };
+    let on = render_family(&served, &ProxyState::new("node1"), IpFamily::V4);
+    assert_eq!(static_chain(&on, "nat-output").chain.rules, ["jump services"]);
+    assert!(!on.statics.counters.contains(&"localhost-nodeports-rejected"));
+}

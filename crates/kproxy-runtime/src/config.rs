@@ -2,12 +2,14 @@
 //! variables and flags, layered once at start-up (defaults < file < env < flags), then
 //! validated into an immutable [`ProxyConfig`].
 
+mod conntrack;
 mod duration;
 mod file;
 mod layers;
 mod validate;
 mod write;
 
+pub use conntrack::ConntrackConfig;
 pub use duration::{format_go_duration, parse_go_duration};
 pub use file::KubeProxyConfiguration;
 pub use layers::{ConfigLayers, PartialConfig};

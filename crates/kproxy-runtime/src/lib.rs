@@ -42,6 +42,7 @@ pub mod health;
 pub mod health_server;
 pub mod metrics;
 pub mod metrics_server;
+pub mod node_setup;
 pub mod runner;
 pub mod service_health;
 pub mod source;

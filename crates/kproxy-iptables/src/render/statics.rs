@@ -84,14 +84,19 @@ fn masquerade_rules(config: &IptablesConfig) -> Vec<String> {
 fn forward_rules(config: &IptablesConfig) -> Vec<String> {
     let mark = mark(config);
     let count = IptablesConfig::nfacct_match(config.counters.ct_state_invalid_dropped, CT_STATE_INVALID_DROPPED);
-    vec![
-        format!("-A {KUBE_FORWARD} -m conntrack --ctstate INVALID {count}-j DROP"),
-        format!("-A {KUBE_FORWARD} {} -m mark --mark {mark}/{mark} -j ACCEPT", comment("kubernetes forwarding rules")),
-        format!(
-            "-A {KUBE_FORWARD} {} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            comment("kubernetes forwarding conntrack rule")
-        ),
-    ]
+    let mut rules = Vec::new();
+    if !config.conntrack_tcp_liberal {
+        rules.push(format!("-A {KUBE_FORWARD} -m conntrack --ctstate INVALID {count}-j DROP"));
+    }
+    rules.push(format!(
+        "-A {KUBE_FORWARD} {} -m mark --mark {mark}/{mark} -j ACCEPT",
+        comment("kubernetes forwarding rules")
+    ));
+    rules.push(format!(
+        "-A {KUBE_FORWARD} {} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        comment("kubernetes forwarding conntrack rule")
+    ));
+    rules
 }
 
 /// The last rule(s) of nat `KUBE-SERVICES`: every local address, or those in the

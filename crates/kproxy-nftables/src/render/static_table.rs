@@ -156,10 +156,12 @@ fn static_chains(ctx: &RenderContext<'_>, service_cidrs: &[IpNet]) -> Vec<Static
         base(
             "filter-forward",
             "type filter hook forward priority -110; policy accept;",
-            vec![
-                format!("ct state new jump {CLUSTER_IPS_CHECK}"),
-                format!("ct state invalid counter name {CT_STATE_INVALID_DROPPED} drop"),
-            ],
+            std::iter::once(format!("ct state new jump {CLUSTER_IPS_CHECK}"))
+                .chain(
+                    (!ctx.config.conntrack_tcp_liberal)
+                        .then(|| format!("ct state invalid counter name {CT_STATE_INVALID_DROPPED} drop")),
+                )
+                .collect(),
         ),
         base(
             "filter-output",

@@ -185,7 +185,7 @@ impl KubeProxyConfiguration {
             pod_bridge_interface: detect_local.bridge_interface.filter(|b| !b.is_empty()),
             pod_interface_name_prefix: detect_local.interface_name_prefix.filter(|p| !p.is_empty()),
             config_sync_period: self.config_sync_period.clone(),
-            ..PartialConfig::default()
+            ..self.conntrack.as_ref().map(Conntrack::to_layer).unwrap_or_default()
         }
     }
 }

@@ -66,6 +66,20 @@ pub struct PartialConfig {
     pub ebpf_interfaces: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf_netns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack_max_per_core: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack_min: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack_tcp_timeout_established: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack_tcp_timeout_close_wait: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack_tcp_be_liberal: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack_udp_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack_udp_timeout_stream: Option<String>,
 }
 
 impl PartialConfig {
@@ -147,7 +161,10 @@ fn env_value(key: &str, value: &str) -> Result<figment::value::Value, ConfigErro
         "masquerade_all" | "localhost_nodeports" | "nftables_localhost_nodeports" => {
             Value::from(value.parse::<bool>().map_err(|_| bad())?)
         }
-        "masquerade_bit" => Value::from(value.parse::<i32>().map_err(|_| bad())?),
+        "masquerade_bit" | "conntrack_max_per_core" | "conntrack_min" => {
+            Value::from(value.parse::<i32>().map_err(|_| bad())?)
+        }
+        "conntrack_tcp_be_liberal" => Value::from(value.parse::<bool>().map_err(|_| bad())?),
         _ => Value::from(value.to_owned()),
     })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 pub use kproxy_core::InterfaceName;
 
+use super::conntrack::ConntrackConfig;
 use super::duration::parse_go_duration;
 use super::layers::PartialConfig;
 
@@ -175,6 +176,8 @@ pub struct ProxyConfig {
     /// (their files, e.g. `/run/netns/<name>` or `/proc/<pid>/ns/net`); empty: all. For
     /// hosts that run several nodes on one kernel (kind), which share a cgroup.
     pub ebpf_netns: Vec<PathBuf>,
+    /// `--conntrack-*`: the kernel's conntrack settings, set at start.
+    pub conntrack: ConntrackConfig,
 }
 
 impl ProxyConfig {
@@ -214,6 +217,7 @@ impl ProxyConfig {
             ebpf_pin_path: non_empty(&c.ebpf_pin_path).map(PathBuf::from),
             ebpf_interfaces: name_list(c.ebpf_interfaces.as_deref().unwrap_or_default()),
             ebpf_netns: name_list(c.ebpf_netns.as_deref().unwrap_or_default()).into_iter().map(PathBuf::from).collect(),
+            conntrack: ConntrackConfig::validate(c)?,
         })
     }
 

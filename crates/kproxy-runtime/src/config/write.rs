@@ -42,6 +42,7 @@ impl ProxyConfig {
                 NodePortAddresses::Cidrs(cidrs) => cidrs.iter().map(ToString::to_string).collect(),
             }),
             config_sync_period: Some(format_go_duration(self.config_sync_period)),
+            conntrack: Some(self.conntrack.to_file()),
             ..KubeProxyConfiguration::default()
         }
     }
