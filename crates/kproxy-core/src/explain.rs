@@ -262,14 +262,50 @@ pub struct ModeProfile {
     pub mode: String,
     /// How it treats sources.
     pub masquerade: MasqueradeModel,
-    /// `--cluster-cidr`s: sources inside are pods (the local-traffic detector).
-    pub cluster_cidrs: Vec<IpNet>,
+    /// How it tells a pod's packets (upstream's local-traffic detector).
+    pub pods: PodDetection,
 }
 
 impl ModeProfile {
     /// A mode that tells nothing about masquerading.
     pub fn unknown(mode: &str) -> Self {
-        Self { mode: mode.to_owned(), masquerade: MasqueradeModel::Unknown, cluster_cidrs: Vec::new() }
+        Self {
+            mode: mode.to_owned(),
+            masquerade: MasqueradeModel::Unknown,
+            pods: PodDetection::ClusterCidrs(Vec::new()),
+        }
+    }
+}
+
+/// How a mode tells traffic from this node's pods from other traffic (`--detect-local-mode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodDetection {
+    /// Sources inside these CIDRs (`ClusterCIDR`: `--cluster-cidr`; none: detection is off).
+    ClusterCidrs(Vec<IpNet>),
+    /// Sources inside this node's `spec.podCIDRs` (`NodeCIDR`).
+    NodeCidrs,
+    /// Packets arriving through an interface (`BridgeInterface`, `InterfaceNamePrefix`),
+    /// described (e.g. `bridge cbr0`): a source address alone cannot tell.
+    Interface(String),
+}
+
+impl PodDetection {
+    /// Whether `source` is a pod's address: `None` when an address cannot tell.
+    fn is_pod(&self, state: &ProxyState, source: IpAddr) -> Option<bool> {
+        match self {
+            Self::ClusterCidrs(cidrs) => Some(cidrs.iter().any(|c| c.contains(&source))),
+            Self::NodeCidrs => Some(state.node.pod_cidrs.iter().any(|c| c.contains(&source))),
+            Self::Interface(_) => None,
+        }
+    }
+
+    /// Whether any traffic is recognised as a pod's at all.
+    fn is_on(&self, state: &ProxyState) -> bool {
+        match self {
+            Self::ClusterCidrs(cidrs) => !cidrs.is_empty(),
+            Self::NodeCidrs => !state.node.pod_cidrs.is_empty(),
+            Self::Interface(_) => true,
+        }
     }
 }
 
@@ -345,7 +381,7 @@ pub fn explain(
     };
     (out.verdict, out.verdict_reason) = verdict(&path, eligible.len(), categorized.has_any, blocked);
     out.masquerade = if out.verdict == Verdict::Forward {
-        masquerade::decide(profile, &path, source_kind, query.source, eligible)
+        masquerade::decide(profile, profile.pods.is_on(state), &path, source_kind, query.source, eligible)
     } else {
         Masquerade { decision: Decision::No, reasons: vec!["the packet is not forwarded".to_owned()] }
     };
@@ -399,8 +435,11 @@ fn classify_source(state: &ProxyState, profile: &ModeProfile, source: Option<IpA
     match source {
         None => SourceKind::Unknown,
         Some(ip) if is_node_address(state, ip) => SourceKind::Node,
-        Some(ip) if profile.cluster_cidrs.iter().any(|c| c.contains(&ip)) => SourceKind::Pod,
-        Some(_) => SourceKind::Other,
+        Some(ip) => match profile.pods.is_pod(state, ip) {
+            Some(true) => SourceKind::Pod,
+            Some(false) => SourceKind::Other,
+            None => SourceKind::Unknown,
+        },
     }
 }
 

@@ -42,7 +42,7 @@ fn netfilter(masquerade_all: bool, cidrs: &[&str]) -> ModeProfile {
     ModeProfile {
         mode: "nftables".to_owned(),
         masquerade: MasqueradeModel::Netfilter { masquerade_all },
-        cluster_cidrs: cidrs.iter().map(|c| c.parse().expect("cidr")).collect(),
+        pods: PodDetection::ClusterCidrs(cidrs.iter().map(|c| c.parse().expect("cidr")).collect()),
     }
 }
 
@@ -235,7 +235,7 @@ fn cluster_ip_masquerading_follows_masquerade_all_and_the_cluster_cidr() {
     assert!(all.reasons[0].contains("--masquerade-all"), "{all:?}");
     let off = decide(Some("203.0.113.7"), &netfilter(false, &[]));
     assert_eq!(off.decision, Decision::No);
-    assert!(off.reasons[0].contains("no --cluster-cidr"), "{off:?}");
+    assert!(off.reasons[0].contains("detection is off"), "{off:?}");
 }
 
 #[test]
@@ -256,7 +256,8 @@ fn state_with_two_pods() -> ProxyState {
 #[test]
 fn relay_and_socket_level_modes_say_how_they_treat_the_source() {
     let state = state(port(), two_endpoints());
-    let profile = |masquerade| ModeProfile { mode: "m".to_owned(), masquerade, cluster_cidrs: Vec::new() };
+    let profile =
+        |masquerade| ModeProfile { mode: "m".to_owned(), masquerade, pods: PodDetection::ClusterCidrs(Vec::new()) };
     let relay = ask(&state, "172.30.0.41:80", Some("10.244.1.5"), &profile(MasqueradeModel::Relay));
     assert_eq!(relay.masquerade.decision, Decision::Yes);
     let kept = ask(&state, "172.30.0.41:80", Some("203.0.113.7"), &profile(MasqueradeModel::SourceKept));
@@ -330,4 +331,37 @@ fn the_json_field_names_are_stable() {
     assert_eq!(json["endpoints"][0]["eligible"], true);
     let back: Explanation = serde_json::from_value(json).expect("deserializable");
     assert_eq!(back, x);
+}
+
+#[test]
+fn interface_detection_cannot_tell_a_pod_by_its_address() {
+    let state = state(port(), two_endpoints());
+    let profile = ModeProfile {
+        mode: "iptables".to_owned(),
+        masquerade: MasqueradeModel::Netfilter { masquerade_all: false },
+        pods: PodDetection::Interface("bridge cbr0".to_owned()),
+    };
+    let x = ask(&state, "172.30.0.41:80", Some("10.244.1.5"), &profile);
+    assert_eq!(x.source_kind, SourceKind::Unknown, "an address does not say which interface it came through");
+    assert_eq!(x.masquerade.decision, Decision::Depends);
+    assert!(x.masquerade.reasons[0].contains("arrives through bridge cbr0"), "{:?}", x.masquerade.reasons);
+    let from_node = ask(&state, "172.30.0.41:80", Some(NODE_IP), &profile);
+    assert_eq!(from_node.masquerade.decision, Decision::Yes, "{:?}", from_node.masquerade.reasons);
+}
+
+#[test]
+fn node_cidr_detection_uses_the_nodes_pod_cidrs() {
+    let mut state = state(port(), two_endpoints());
+    let profile = ModeProfile {
+        mode: "nftables".to_owned(),
+        masquerade: MasqueradeModel::Netfilter { masquerade_all: false },
+        pods: PodDetection::NodeCidrs,
+    };
+    let before = ask(&state, "172.30.0.41:80", Some("10.244.1.5"), &profile);
+    assert_eq!(before.masquerade.decision, Decision::No, "no pod CIDR yet: detection off");
+    state.node.pod_cidrs = vec!["10.244.1.0/24".parse().expect("cidr")];
+    let pod = ask(&state, "172.30.0.41:80", Some("10.244.1.5"), &profile);
+    assert_eq!((pod.source_kind, pod.masquerade.decision), (SourceKind::Pod, Decision::No));
+    let other = ask(&state, "172.30.0.41:80", Some("10.244.2.5"), &profile);
+    assert_eq!((other.source_kind, other.masquerade.decision), (SourceKind::Other, Decision::Yes));
 }

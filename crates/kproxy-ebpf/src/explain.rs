@@ -1,7 +1,7 @@
 //! What `kproxy explain` shows of this dataplane: the `kp_services` entry the destination
 //! is looked up under and its endpoint slots, from the same plan a sync writes.
 
-use kproxy_core::explain::{MasqueradeModel, ModeProfile, PortTarget, RuleRef};
+use kproxy_core::explain::{MasqueradeModel, ModeProfile, PodDetection, PortTarget, RuleRef};
 use kproxy_core::{NodePortAddresses, ProxyState};
 
 use crate::layout::KpServiceKey;
@@ -9,7 +9,11 @@ use crate::plan::{PlanContext, plan_port};
 
 /// Socket-level balancing: the source is never rewritten.
 pub(crate) fn profile(name: &str) -> ModeProfile {
-    ModeProfile { mode: name.to_owned(), masquerade: MasqueradeModel::SourceKept, cluster_cidrs: Vec::new() }
+    ModeProfile {
+        mode: name.to_owned(),
+        masquerade: MasqueradeModel::SourceKept,
+        pods: PodDetection::ClusterCidrs(Vec::new()),
+    }
 }
 
 /// The `kp_services` entry keyed on the destination, with its endpoints in slot order;

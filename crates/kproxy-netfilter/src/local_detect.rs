@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use ipnet::IpNet;
 pub use kproxy_core::InterfaceName;
+use kproxy_core::explain::PodDetection;
 use kproxy_core::{IpFamily, LocalNode};
 
 /// How traffic from this node's pods is recognised.
@@ -35,6 +36,17 @@ impl LocalDetect {
             Self::ClusterCidr | Self::NodeCidr => cidr_set.map(|set| format!("{fam} saddr {op}@{set}")),
             Self::BridgeInterface(name) => Some(format!("iifname {op}\"{name}\"")),
             Self::InterfaceNamePrefix(prefix) => Some(format!("iifname {op}\"{prefix}*\"")),
+        }
+    }
+
+    /// How `kproxy explain` tells a pod's packets under this mode, with the configured
+    /// cluster CIDRs.
+    pub fn pod_detection(&self, cluster_cidrs: &[IpNet]) -> PodDetection {
+        match self {
+            Self::ClusterCidr => PodDetection::ClusterCidrs(cluster_cidrs.to_vec()),
+            Self::NodeCidr => PodDetection::NodeCidrs,
+            Self::BridgeInterface(name) => PodDetection::Interface(format!("bridge {name}")),
+            Self::InterfaceNamePrefix(prefix) => PodDetection::Interface(format!("an interface named {prefix}*")),
         }
     }
 

@@ -14,7 +14,7 @@ pub(crate) fn profile(name: &str, config: &NftablesConfig) -> ModeProfile {
     ModeProfile {
         mode: name.to_owned(),
         masquerade: MasqueradeModel::Netfilter { masquerade_all: config.masquerade_all },
-        cluster_cidrs: config.cluster_cidrs.clone(),
+        pods: config.local_detect.pod_detection(&config.cluster_cidrs),
     }
 }
 

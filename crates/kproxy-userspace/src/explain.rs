@@ -16,7 +16,7 @@ pub(crate) fn profile(name: &str, config: &UserspaceConfig) -> ModeProfile {
     ModeProfile {
         mode: name.to_owned(),
         masquerade: MasqueradeModel::Relay,
-        cluster_cidrs: config.cluster_cidrs.clone(),
+        pods: config.local_detect.pod_detection(&config.cluster_cidrs),
     }
 }
 

@@ -2,12 +2,13 @@
 
 use std::net::IpAddr;
 
-use super::{Decision, Masquerade, MasqueradeModel, ModeProfile, Path, SourceKind};
+use super::{Decision, Masquerade, MasqueradeModel, ModeProfile, Path, PodDetection, SourceKind};
 use crate::endpoint::Endpoint;
 
 /// The decision for a packet taking `path` from `source` to one of `eligible`.
 pub(super) fn decide(
     profile: &ModeProfile,
+    detect_local: bool,
     path: &Path,
     kind: SourceKind,
     source: Option<IpAddr>,
@@ -15,7 +16,8 @@ pub(super) fn decide(
 ) -> Masquerade {
     match profile.masquerade {
         MasqueradeModel::Netfilter { masquerade_all } => {
-            let mut out = netfilter(masquerade_all, !profile.cluster_cidrs.is_empty(), path, kind);
+            let rule = LocalRule { on: detect_local, pods: &profile.pods };
+            let mut out = netfilter(masquerade_all, &rule, path, kind);
             hairpin(&mut out, source, eligible);
             out
         }
@@ -38,7 +40,25 @@ fn masquerade(decision: Decision, reason: &str) -> Masquerade {
 /// else what the local-traffic detector does not call a pod; external traffic with policy
 /// Cluster is masqueraded, with policy Local it keeps its source, except the node's own
 /// traffic, short-circuited and masqueraded.
-fn netfilter(masquerade_all: bool, detect_local: bool, path: &Path, kind: SourceKind) -> Masquerade {
+/// The local-traffic detector in force.
+struct LocalRule<'a> {
+    /// It recognises some traffic as a pod's.
+    on: bool,
+    pods: &'a PodDetection,
+}
+
+impl LocalRule<'_> {
+    /// How the rule names pods, for reasons.
+    fn pods(&self) -> String {
+        match self.pods {
+            PodDetection::ClusterCidrs(_) => "the source is in the cluster CIDR".to_owned(),
+            PodDetection::NodeCidrs => "the source is in this node's pod CIDRs".to_owned(),
+            PodDetection::Interface(interface) => format!("the packet arrives through {interface}"),
+        }
+    }
+}
+
+fn netfilter(masquerade_all: bool, local: &LocalRule<'_>, path: &Path, kind: SourceKind) -> Masquerade {
     if path.matched_by.is_external() && !path.short_circuit {
         return if path.policy_local {
             masquerade(Decision::No, "externalTrafficPolicy Local keeps the client's address")
@@ -55,19 +75,25 @@ fn netfilter(masquerade_all: bool, detect_local: bool, path: &Path, kind: Source
     if masquerade_all {
         return masquerade(Decision::Yes, "--masquerade-all masquerades every packet to a cluster IP");
     }
-    if !detect_local {
+    if !local.on {
         return masquerade(
             Decision::No,
-            "no --cluster-cidr: local traffic detection is off and cluster-IP traffic keeps its source",
+            "no local CIDR (--cluster-cidr, or the Node's podCIDRs with NodeCIDR): local traffic detection is off and cluster-IP traffic keeps its source",
         );
     }
-    match kind {
-        SourceKind::Pod => masquerade(Decision::No, "the source is in the cluster CIDR (a pod): kept"),
-        SourceKind::Unknown => {
-            masquerade(Decision::Depends, "masqueraded unless the source is in the cluster CIDR (give --from)")
+    let pods = local.pods();
+    match (kind, local.pods) {
+        (SourceKind::Pod, _) => masquerade(Decision::No, &format!("{pods} (a pod): kept")),
+        (SourceKind::Unknown, PodDetection::Interface(_)) => {
+            masquerade(Decision::Depends, &format!("masqueraded unless {pods} (a pod)"))
         }
-        SourceKind::Node | SourceKind::Other => {
-            masquerade(Decision::Yes, "the source is outside the cluster CIDR (not a pod): masqueraded")
+        (SourceKind::Unknown, _) => masquerade(Decision::Depends, &format!("masqueraded unless {pods} (give --from)")),
+        (SourceKind::Node, PodDetection::Interface(_)) => masquerade(
+            Decision::Yes,
+            &format!("the node's own traffic: not a pod's ({pods} only for pods): masqueraded"),
+        ),
+        (SourceKind::Node | SourceKind::Other, _) => {
+            masquerade(Decision::Yes, &format!("not a pod ({pods} only for pods): masqueraded"))
         }
     }
 }
