@@ -1,6 +1,7 @@
 //! `ChangeTracker`: the Service, EndpointSlice and Node trackers of both IP families and the
 //! ServiceCIDRs behind one API object interface, and their checkout into a [`ProxyState`].
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -15,6 +16,16 @@ use crate::names::{IpFamily, NamespacedName};
 use crate::proxy_state::{Changes, ProxyState};
 use crate::service_change_tracker::ServiceChangeTracker;
 use crate::service_cidrs::ServiceCidrs;
+
+/// A slice as a relist knows it: its Service and its own name.
+pub type SliceKey = (NamespacedName, String);
+
+/// The key of `slice`, when it names its Service.
+pub fn slice_key(slice: &EndpointSlice) -> Option<SliceKey> {
+    let name = crate::convert::object_name(&slice.metadata);
+    let service = slice.metadata.labels.as_ref()?.get(LABEL_SERVICE_NAME)?;
+    Some((NamespacedName::new(name.namespace, service.clone()), name.name))
+}
 
 /// Folds API events into pending changes until the next sync checks them out.
 ///
@@ -72,14 +83,22 @@ impl ChangeTracker {
     /// A relist as [`on_services_reset`](Self::on_services_reset), where the Services named in
     /// `kept` were listed but could not be read (they keep their previous state).
     pub fn on_services_relisted(&mut self, services: &[Service], kept: &[NamespacedName]) -> Vec<ConversionError> {
-        let listed: std::collections::HashSet<NamespacedName> =
+        let listed: HashSet<NamespacedName> =
             services.iter().map(|s| crate::convert::object_name(&s.metadata)).chain(kept.iter().cloned()).collect();
+        self.on_services_relist_end(&listed);
+        services.iter().filter_map(|s| self.on_service_update(s).err()).collect()
+    }
+
+    /// The end of a relist whose Services came one by one through
+    /// [`on_service_update`](Self::on_service_update): every Service not `listed` (by name,
+    /// those that could not be read included) is deleted.
+    pub fn on_services_relist_end(&mut self, listed: &HashSet<NamespacedName>) -> bool {
         let gone: Vec<NamespacedName> =
             self.services.iter().flat_map(|t| t.known_services()).filter(|n| !listed.contains(*n)).cloned().collect();
         for name in gone {
             self.on_service_delete(&name);
         }
-        services.iter().filter_map(|s| self.on_service_update(s).err()).collect()
+        self.pending()
     }
 
     /// An EndpointSlice was added or updated.
@@ -122,14 +141,15 @@ impl ChangeTracker {
     /// `kept` (namespace and slice name) were listed but could not be read (they keep their
     /// previous state).
     pub fn on_slices_relisted(&mut self, slices: &[EndpointSlice], kept: &[NamespacedName]) -> Vec<ConversionError> {
-        let listed: std::collections::HashSet<(NamespacedName, String)> = slices
-            .iter()
-            .filter_map(|s| {
-                let name = crate::convert::object_name(&s.metadata);
-                let service = s.metadata.labels.as_ref()?.get(LABEL_SERVICE_NAME)?;
-                Some((NamespacedName::new(name.namespace, service.clone()), name.name))
-            })
-            .collect();
+        let listed: HashSet<SliceKey> = slices.iter().filter_map(slice_key).collect();
+        self.on_slices_relist_end(&listed, kept);
+        slices.iter().filter_map(|s| self.on_slice_update(s).err()).collect()
+    }
+
+    /// The end of a relist whose slices came one by one through
+    /// [`on_slice_update`](Self::on_slice_update): every slice neither `listed` nor named in
+    /// `kept` (listed, but it could not be read) is deleted.
+    pub fn on_slices_relist_end(&mut self, listed: &HashSet<SliceKey>, kept: &[NamespacedName]) -> bool {
         for tracker in &mut self.endpoints {
             for (service, slice_name) in tracker.known_slices() {
                 let unreadable = kept.iter().any(|k| k.namespace == service.namespace && k.name == slice_name);
@@ -138,7 +158,7 @@ impl ChangeTracker {
                 }
             }
         }
-        slices.iter().filter_map(|s| self.on_slice_update(s).err()).collect()
+        self.pending()
     }
 
     /// This node's object was added or updated. A change of what the proxy uses of it

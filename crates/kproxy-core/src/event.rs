@@ -2,8 +2,10 @@
 //! directory, a test) tells a [`ProxyLoop`](crate::ProxyLoop).
 //!
 //! A source only emits events; it never touches the model. Every relist (the initial list
-//! included) arrives as one [`ObjectEvent::Reset`] carrying the complete set, so the state
-//! is replaced atomically, never flushed first. An object a source cannot even decode (a
+//! included) arrives either as one [`ObjectEvent::Reset`] carrying the complete set, or in
+//! pieces ([`ObjectEvent::ListStart`], [`ObjectEvent::Listed`]…, [`ObjectEvent::ListEnd`])
+//! so that a large list is never held whole; either way the state is never flushed first,
+//! and objects the relist did not list are deleted only at its end. An object a source cannot even decode (a
 //! field of the wrong type) arrives as a [`ConversionError`], like an object that decodes
 //! but cannot be converted, and keeps its previous state.
 
@@ -30,6 +32,17 @@ pub enum ObjectEvent<K> {
     },
     /// An object was added or updated but could not be decoded: it keeps its previous state.
     Undecodable(ConversionError),
+    /// A relist in pieces begins (a relist that started before and did not end is void).
+    ListStart,
+    /// Objects of the relist in progress, in the same form as [`Reset`](Self::Reset)'s.
+    Listed {
+        /// Objects listed.
+        objects: Vec<K>,
+        /// Why each listed object that could not be decoded did not decode.
+        undecodable: Vec<ConversionError>,
+    },
+    /// The relist in progress is complete: what it did not list is gone.
+    ListEnd,
 }
 
 impl<K> ObjectEvent<K> {

@@ -10,6 +10,7 @@
 mod fold;
 mod health_inputs;
 mod isolate;
+mod relist;
 #[cfg(test)]
 mod testing;
 
@@ -27,6 +28,7 @@ pub use fold::Malformed;
 use fold::{InitialLists, Reports};
 use health_inputs::HealthIndex;
 pub use health_inputs::HealthInputs;
+use relist::Relists;
 
 /// A service port held out of the dataplane because programming it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,7 @@ struct Programmed {
 pub struct ProxyLoop {
     tracker: ChangeTracker,
     lists: InitialLists,
+    relists: Relists,
     reports: Reports,
     state: ProxyState,
     /// Changes a failed sync did not apply, merged into the next one.
@@ -103,6 +106,7 @@ impl ProxyLoop {
         Self {
             tracker: ChangeTracker::new(node_name, start_time),
             lists: InitialLists::default(),
+            relists: Relists::default(),
             reports: Reports::default(),
             state: ProxyState::new(node_name),
             failed: None,
@@ -120,7 +124,7 @@ impl ProxyLoop {
         if let Some(eligible) = fold::node_eligibility(&event) {
             self.node_eligible = eligible;
         }
-        match fold::fold(&mut self.tracker, &mut self.lists, event) {
+        match fold::fold(&mut self.tracker, &mut self.lists, &mut self.relists, event) {
             Some((kind, outcome)) => self.reports.record(kind, outcome),
             None => Vec::new(),
         }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::relist::{self, Piece, Relists};
 use crate::change_tracker::ChangeTracker;
 use crate::convert::object_name as name;
 use crate::convert::service_cidr_name;
@@ -25,8 +26,8 @@ pub struct Malformed {
 /// Which initial lists have arrived.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct InitialLists {
-    services: bool,
-    slices: bool,
+    pub(super) services: bool,
+    pub(super) slices: bool,
     node: bool,
 }
 
@@ -60,7 +61,9 @@ fn names_of(errors: &[ConversionError]) -> Vec<NamespacedName> {
 pub(super) fn node_eligibility(event: &SourceEvent) -> Option<bool> {
     match event {
         SourceEvent::Node(ObjectEvent::Apply(node)) => Some(crate::convert::node_eligible(node)),
-        SourceEvent::Node(ObjectEvent::Reset { objects, .. }) => objects.first().map(crate::convert::node_eligible),
+        SourceEvent::Node(ObjectEvent::Reset { objects, .. } | ObjectEvent::Listed { objects, .. }) => {
+            objects.first().map(crate::convert::node_eligible)
+        }
         SourceEvent::Node(ObjectEvent::Delete(_)) => Some(false),
         _ => None,
     }
@@ -71,8 +74,14 @@ pub(super) fn node_eligibility(event: &SourceEvent) -> Option<bool> {
 pub(super) fn fold(
     tracker: &mut ChangeTracker,
     lists: &mut InitialLists,
+    relists: &mut Relists,
     event: SourceEvent,
 ) -> Option<(ObjectKind, Outcome)> {
+    let event = match relist::take(relists, tracker, lists, event) {
+        Piece::Event(event) => event,
+        Piece::Folded => return None,
+        Piece::Ended(kind, outcome) => return Some((kind, outcome)),
+    };
     let kind = event.kind();
     let outcome = match event {
         SourceEvent::Service(ObjectEvent::Apply(svc)) => {
@@ -120,6 +129,13 @@ pub(super) fn fold(
         SourceEvent::ServiceCidr(ObjectEvent::Reset { objects, undecodable }) => {
             Outcome::reset(tracker.on_service_cidrs_relisted(&objects, &names_of(&undecodable)), undecodable)
         }
+        // Pieces of relists were taken above.
+        SourceEvent::Service(ObjectEvent::ListStart | ObjectEvent::Listed { .. } | ObjectEvent::ListEnd)
+        | SourceEvent::EndpointSlice(ObjectEvent::ListStart | ObjectEvent::Listed { .. } | ObjectEvent::ListEnd)
+        | SourceEvent::Node(ObjectEvent::ListStart | ObjectEvent::Listed { .. } | ObjectEvent::ListEnd)
+        | SourceEvent::ServiceCidr(ObjectEvent::ListStart | ObjectEvent::Listed { .. } | ObjectEvent::ListEnd) => {
+            return None;
+        }
         // The tracker keeps the object's previous state: it hears nothing.
         SourceEvent::Service(ObjectEvent::Undecodable(error))
         | SourceEvent::EndpointSlice(ObjectEvent::Undecodable(error))
@@ -161,7 +177,7 @@ impl Outcome {
     /// A relist's errors: the conversion errors, and the objects that did not decode (whose
     /// last good state, listed in their place, may fail to convert too: the decoding error
     /// is the one reported).
-    fn reset(conversion: Vec<ConversionError>, undecodable: Vec<ConversionError>) -> Self {
+    pub(super) fn reset(conversion: Vec<ConversionError>, undecodable: Vec<ConversionError>) -> Self {
         let names: HashSet<NamespacedName> = undecodable.iter().map(|e| e.object.clone()).collect();
         Self::Reset(conversion.into_iter().filter(|e| !names.contains(&e.object)).chain(undecodable).collect())
     }

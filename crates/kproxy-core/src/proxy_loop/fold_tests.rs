@@ -203,3 +203,84 @@ fn service_cidrs_fold_into_the_state_with_a_full_sync_and_do_not_gate_the_first_
     proxy.checkout(false);
     assert!(service_cidrs(&proxy).is_empty());
 }
+
+fn svc(name: &str, ip: &str) -> Service {
+    service("ns1", name).cluster_ip(ip).tcp("p80", 80).build()
+}
+
+fn listed(objects: Vec<Service>) -> SourceEvent {
+    SourceEvent::Service(ObjectEvent::Listed { objects, undecodable: Vec::new() })
+}
+
+/// Every initial list but the Services' has arrived.
+fn all_lists_but_services(proxy: &mut ProxyLoop) {
+    proxy.on_event(SourceEvent::EndpointSlice(ObjectEvent::reset(vec![])));
+    proxy.on_event(SourceEvent::Node(ObjectEvent::reset(vec![node("node1").build()])));
+}
+
+#[test]
+fn a_relist_in_pieces_ends_where_a_whole_one_does() {
+    let mut whole = new_loop();
+    let mut pieces = new_loop();
+    for proxy in [&mut whole, &mut pieces] {
+        all_lists_but_services(proxy);
+        proxy.on_event(SourceEvent::Service(ObjectEvent::reset(vec![
+            svc("old", "172.30.0.1"),
+            svc("kept", "172.30.0.2"),
+        ])));
+        proxy.checkout(false);
+    }
+    let now = vec![svc("kept", "172.30.0.2"), svc("new1", "172.30.0.3"), svc("new2", "172.30.0.4")];
+    whole.on_event(SourceEvent::Service(ObjectEvent::reset(now.clone())));
+    pieces.on_event(SourceEvent::Service(ObjectEvent::ListStart));
+    pieces.on_event(listed(now[..1].to_vec()));
+    pieces.on_event(listed(now[1..].to_vec()));
+    assert_eq!(ports(&mut pieces), 4, "nothing is deleted before the relist ends");
+    pieces.on_event(SourceEvent::Service(ObjectEvent::ListEnd));
+    assert_eq!(ports(&mut pieces), 3);
+    assert_eq!(ports(&mut whole), 3);
+    assert_eq!(whole.state(), pieces.state());
+}
+
+#[test]
+fn the_initial_list_in_pieces_counts_at_its_end_and_a_restart_voids_the_first_attempt() {
+    let mut proxy = new_loop();
+    all_lists_but_services(&mut proxy);
+    proxy.on_event(SourceEvent::Service(ObjectEvent::ListStart));
+    proxy.on_event(listed(vec![svc("gone-meanwhile", "172.30.0.1")]));
+    assert!(!proxy.initialized(), "a list in progress is not the initial list");
+    // The watch failed and relisted: the first attempt's objects count for nothing.
+    proxy.on_event(SourceEvent::Service(ObjectEvent::ListStart));
+    proxy.on_event(listed(vec![svc("svc1", "172.30.0.2")]));
+    proxy.on_event(SourceEvent::Service(ObjectEvent::ListEnd));
+    assert!(proxy.initialized());
+    assert_eq!(ports(&mut proxy), 1, "only what the completed relist listed");
+}
+
+#[test]
+fn unreadable_objects_of_a_relist_in_pieces_keep_their_state_and_are_reported_at_its_end() {
+    let mut proxy = new_loop();
+    all_lists_but_services(&mut proxy);
+    proxy.on_event(SourceEvent::Service(ObjectEvent::reset(vec![good()])));
+    assert_eq!(proxy.on_event(SourceEvent::Service(ObjectEvent::ListStart)).len(), 0);
+    let piece = ObjectEvent::Listed { objects: vec![bad()], undecodable: Vec::new() };
+    assert!(proxy.on_event(SourceEvent::Service(piece)).is_empty(), "reported at the end");
+    let reported = proxy.on_event(SourceEvent::Service(ObjectEvent::ListEnd));
+    assert_eq!(reported.len(), 1);
+    assert_eq!(ports(&mut proxy), 1, "its previous state stays");
+    let slices = [
+        ObjectEvent::ListStart,
+        ObjectEvent::Listed {
+            objects: vec![slice("ns1", "svc1", "svc1-a").build()],
+            undecodable: vec![ConversionError::new(
+                ObjectKind::EndpointSlice,
+                &NamespacedName::new("ns1", "svc1-b"),
+                "endpoints",
+                Invalid::Missing,
+            )],
+        },
+        ObjectEvent::ListEnd,
+    ];
+    let reported: usize = slices.into_iter().map(|e| proxy.on_event(SourceEvent::EndpointSlice(e)).len()).sum();
+    assert_eq!(reported, 1, "the undecodable slice");
+}

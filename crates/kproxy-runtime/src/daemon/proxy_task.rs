@@ -90,9 +90,9 @@ impl ProxyTask {
     /// Folds `event` in; returns whether a sync should be requested.
     fn fold(&mut self, event: SourceEvent) -> bool {
         let metrics = &self.reporting.metrics;
-        match event {
-            SourceEvent::Service(_) => metrics.add_service_changes(1),
-            SourceEvent::EndpointSlice(_) => metrics.add_endpoint_changes(1),
+        match &event {
+            SourceEvent::Service(e) => metrics.add_service_changes(objects_changed(e)),
+            SourceEvent::EndpointSlice(e) => metrics.add_endpoint_changes(objects_changed(e)),
             SourceEvent::Node(_) | SourceEvent::ServiceCidr(_) => {}
         }
         for malformed in self.proxy.on_event(event).into_iter().filter(|m| m.first_report) {
@@ -238,4 +238,18 @@ enum Input {
     Event(Option<SourceEvent>),
     /// An `/explain` question; `None`: nobody asks any more.
     Question(Option<ExplainRequest>),
+}
+
+/// The objects an event tells of, as upstream counts changes: one per object added,
+/// updated or deleted, a (re)list counting each object it lists.
+fn objects_changed<K>(event: &kproxy_core::ObjectEvent<K>) -> u64 {
+    use kproxy_core::ObjectEvent;
+    let count = match event {
+        ObjectEvent::Apply(_) | ObjectEvent::Delete(_) | ObjectEvent::Undecodable(_) => 1,
+        ObjectEvent::Reset { objects, undecodable } | ObjectEvent::Listed { objects, undecodable } => {
+            objects.len() + undecodable.len()
+        }
+        ObjectEvent::ListStart | ObjectEvent::ListEnd => 0,
+    };
+    u64::try_from(count).unwrap_or(u64::MAX)
 }

@@ -1,5 +1,5 @@
 //! [`to_event`]: what the trackers hear of one watcher step whose objects may not decode.
-//! Nothing is stored here: an undecodable object in a relist is named in the reset's
+//! Nothing is stored here: an undecodable object in a relist is named in its piece's
 //! `undecodable` list, and the trackers keep that object's previous state (as they do for
 //! one that decodes but fails conversion), so no copy of every object is kept around.
 
@@ -9,15 +9,19 @@ use kube::Resource;
 use super::ObjectEvent;
 use super::lenient::{Lenient, Undecodable};
 
-/// One step of a watch: a change, or the complete set after a (re)list.
+/// One step of a watch: a change, or a piece of a (re)list.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Batch<T> {
     /// Added or updated.
     Apply(T),
     /// Deleted.
     Delete(T),
-    /// Everything listed, from `Init` to `InitDone`.
-    Relisted(Vec<T>),
+    /// A relist begins (`Init`).
+    ListStart,
+    /// Objects of the relist in progress (`InitApply`…).
+    Listed(Vec<T>),
+    /// The relist is complete (`InitDone`).
+    ListEnd,
 }
 
 /// The event the trackers hear of `batch`, a step of a watch of objects of `kind`.
@@ -31,7 +35,9 @@ pub(crate) fn to_event<K: Resource<DynamicType = ()> + Default>(
         Batch::Delete(Lenient::Decoded(object)) => ObjectEvent::Delete(object),
         // Deleted by name (and labels, which tie a slice to its Service).
         Batch::Delete(Lenient::Undecodable(undecodable)) => ObjectEvent::Delete(bare(*undecodable)),
-        Batch::Relisted(items) => {
+        Batch::ListStart => ObjectEvent::ListStart,
+        Batch::ListEnd => ObjectEvent::ListEnd,
+        Batch::Listed(items) => {
             let mut objects = Vec::with_capacity(items.len());
             let mut undecodable = Vec::new();
             for item in items {
@@ -40,7 +46,7 @@ pub(crate) fn to_event<K: Resource<DynamicType = ()> + Default>(
                     Lenient::Undecodable(bad) => undecodable.push(error(kind, &bad)),
                 }
             }
-            ObjectEvent::Reset { objects, undecodable }
+            ObjectEvent::Listed { objects, undecodable }
         }
     }
 }

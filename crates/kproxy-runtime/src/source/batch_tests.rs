@@ -23,8 +23,8 @@ fn eighty(name: &str) -> Lenient<Service> {
 
 fn reset(event: ObjectEvent<Service>) -> (Vec<Service>, Vec<ConversionError>) {
     match event {
-        ObjectEvent::Reset { objects, undecodable } => (objects, undecodable),
-        other => panic!("not a reset: {other:?}"),
+        ObjectEvent::Listed { objects, undecodable } => (objects, undecodable),
+        other => panic!("not a piece of a relist: {other:?}"),
     }
 }
 
@@ -33,11 +33,11 @@ fn a_relist_names_undecodable_objects_and_the_tracker_keeps_their_state() {
     let (a, b) = (svc("a", "172.30.0.41"), svc("b", "172.30.0.42"));
     let mut tracker = ChangeTracker::new("node1", std::time::UNIX_EPOCH);
     let mut state = ProxyState::new("node1");
-    let (objects, undecodable) = reset(to_event(ObjectKind::Service, Batch::Relisted(vec![good(&a), good(&b)])));
+    let (objects, undecodable) = reset(to_event(ObjectKind::Service, Batch::Listed(vec![good(&a), good(&b)])));
     assert!(undecodable.is_empty());
     tracker.on_services_relisted(&objects, &[]);
     tracker.checkout_into(&mut state);
-    let event = to_event(ObjectKind::Service, Batch::Relisted(vec![good(&a), eighty("b"), eighty("new")]));
+    let event = to_event(ObjectKind::Service, Batch::Listed(vec![good(&a), eighty("b"), eighty("new")]));
     let (objects, undecodable) = reset(event);
     assert_eq!(objects, std::slice::from_ref(&a), "only what decodes is handed over");
     let bad: Vec<String> = undecodable.iter().map(|e| format!("{} {} {}", e.object, e.field, e.reason)).collect();

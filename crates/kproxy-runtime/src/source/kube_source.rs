@@ -150,28 +150,66 @@ async fn forward<K>(
     }
 }
 
-/// Folds `Init`, `InitApply`… `InitDone` into one batch with the complete set.
+/// How many listed objects one piece of a relist carries: a large list is handed over (and
+/// folded, and dropped) in pieces, never held whole.
+const LIST_PIECE: usize = 256;
+
+/// Turns `Init`, `InitApply`… `InitDone` into a relist in pieces of [`LIST_PIECE`] objects.
 fn batch_relists<T, S>(stream: S) -> impl Stream<Item = Result<Batch<T>, watcher::Error>>
 where
     S: Stream<Item = Result<Event<T>, watcher::Error>>,
 {
     stream
-        .scan(None::<Vec<T>>, |buffer, item| {
-            let out = match item {
-                Err(e) => Some(Err(e)),
+        .scan(Vec::<T>::new(), |piece, item| {
+            let out: Vec<Result<Batch<T>, watcher::Error>> = match item {
+                Err(e) => vec![Err(e)],
                 Ok(Event::Init) => {
-                    *buffer = Some(Vec::new());
-                    None
+                    piece.clear();
+                    vec![Ok(Batch::ListStart)]
                 }
                 Ok(Event::InitApply(obj)) => {
-                    buffer.get_or_insert_with(Vec::new).push(obj);
-                    None
+                    piece.push(obj);
+                    if piece.len() < LIST_PIECE { Vec::new() } else { vec![Ok(Batch::Listed(std::mem::take(piece)))] }
                 }
-                Ok(Event::InitDone) => Some(Ok(Batch::Relisted(buffer.take().unwrap_or_default()))),
-                Ok(Event::Apply(obj)) => Some(Ok(Batch::Apply(obj))),
-                Ok(Event::Delete(obj)) => Some(Ok(Batch::Delete(obj))),
+                Ok(Event::InitDone) => {
+                    let rest = (!piece.is_empty()).then(|| Ok(Batch::Listed(std::mem::take(piece))));
+                    rest.into_iter().chain([Ok(Batch::ListEnd)]).collect()
+                }
+                Ok(Event::Apply(obj)) => vec![Ok(Batch::Apply(obj))],
+                Ok(Event::Delete(obj)) => vec![Ok(Batch::Delete(obj))],
             };
-            futures::future::ready(Some(out))
+            futures::future::ready(Some(futures::stream::iter(out)))
         })
-        .filter_map(futures::future::ready)
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use kube::runtime::watcher::Event;
+
+    use super::{Batch, LIST_PIECE, batch_relists};
+
+    #[tokio::test]
+    async fn a_relist_comes_in_pieces_between_its_start_and_end() {
+        let listed = LIST_PIECE + 3;
+        let events = std::iter::once(Event::Init)
+            .chain((0..listed).map(Event::InitApply))
+            .chain([Event::InitDone, Event::Apply(7), Event::Init, Event::InitDone])
+            .map(Ok);
+        let batches: Vec<Batch<usize>> =
+            batch_relists(futures::stream::iter(events)).map(|b| b.expect("no error")).collect().await;
+        let shape: Vec<String> = batches
+            .iter()
+            .map(|b| match b {
+                Batch::ListStart => "start".to_owned(),
+                Batch::Listed(objects) => format!("{}", objects.len()),
+                Batch::ListEnd => "end".to_owned(),
+                Batch::Apply(o) => format!("apply {o}"),
+                Batch::Delete(o) => format!("delete {o}"),
+            })
+            .collect();
+        let full = LIST_PIECE.to_string();
+        assert_eq!(shape, ["start", full.as_str(), "3", "end", "apply 7", "start", "end"]);
+    }
 }

@@ -36,12 +36,17 @@ pub struct ManifestSet {
     pub undecodable: Vec<ConversionError>,
 }
 
-/// Follows a manifest directory: emits the complete sets at start and after every change.
+/// Follows a manifest directory: emits the complete sets at start and after every change,
+/// as relists in pieces (the objects are parsed from the files' texts as they are sent, so
+/// a large directory is never held as objects whole).
 pub struct ManifestSource {
     dir: PathBuf,
     node_name: String,
     poll_interval: Duration,
 }
+
+/// Objects per piece of a relist.
+const PIECE: usize = 256;
 
 impl ManifestSource {
     /// Follows `dir`, checking for changes every `poll_interval`; only the Node named
@@ -55,39 +60,78 @@ impl ManifestSource {
         let mut reader = DirReader::default();
         let mut first = true;
         loop {
-            if let Some(mut set) = reader.read_changes(&self.dir).or_else(|| first.then(ManifestSet::default)) {
-                set.nodes.retain(|n| n.metadata.name.as_deref() == Some(self.node_name.as_str()));
-                if !send_all(&events, set).await {
-                    return;
-                }
-                first = false;
+            if (reader.read_changes(&self.dir) || first) && !self.send_all(&reader, &events).await {
+                return;
             }
+            first = false;
             tokio::select! {
                 () = tokio::time::sleep(self.poll_interval) => {}
                 () = events.closed() => return,
             }
         }
     }
+
+    /// Every object of `reader`'s files as one relist per kind; false when nobody listens.
+    async fn send_all(&self, reader: &DirReader, events: &mpsc::Sender<SourceEvent>) -> bool {
+        for event in list_marks(false) {
+            if events.send(event).await.is_err() {
+                return false;
+            }
+        }
+        let mut piece = ManifestSet::default();
+        for object in reader.objects() {
+            piece.add(object);
+            piece.nodes.retain(|n| n.metadata.name.as_deref() == Some(self.node_name.as_str()));
+            if piece.len() >= PIECE && !send_piece(events, std::mem::take(&mut piece)).await {
+                return false;
+            }
+        }
+        if !send_piece(events, piece).await {
+            return false;
+        }
+        for event in list_marks(true) {
+            if events.send(event).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
 }
 
-async fn send_all(events: &mpsc::Sender<SourceEvent>, set: ManifestSet) -> bool {
-    let undecodable = |kind: ObjectKind| set.undecodable.iter().filter(|e| e.kind == kind).cloned().collect();
-    let batch = [
-        SourceEvent::Service(ObjectEvent::Reset {
+/// The start (or `end`) of a relist of every kind.
+fn list_marks(end: bool) -> [SourceEvent; 4] {
+    fn mark<K>(end: bool) -> ObjectEvent<K> {
+        if end { ObjectEvent::ListEnd } else { ObjectEvent::ListStart }
+    }
+    [
+        SourceEvent::Service(mark(end)),
+        SourceEvent::EndpointSlice(mark(end)),
+        SourceEvent::Node(mark(end)),
+        SourceEvent::ServiceCidr(mark(end)),
+    ]
+}
+
+/// Sends the non-empty kinds of `piece` as pieces of the relists in progress.
+async fn send_piece(events: &mpsc::Sender<SourceEvent>, piece: ManifestSet) -> bool {
+    let undecodable = |kind: ObjectKind| -> Vec<ConversionError> {
+        piece.undecodable.iter().filter(|e| e.kind == kind).cloned().collect()
+    };
+    let listed = [
+        SourceEvent::Service(ObjectEvent::Listed {
             undecodable: undecodable(ObjectKind::Service),
-            objects: set.services,
+            objects: piece.services,
         }),
-        SourceEvent::EndpointSlice(ObjectEvent::Reset {
+        SourceEvent::EndpointSlice(ObjectEvent::Listed {
             undecodable: undecodable(ObjectKind::EndpointSlice),
-            objects: set.slices,
+            objects: piece.slices,
         }),
-        SourceEvent::Node(ObjectEvent::Reset { undecodable: undecodable(ObjectKind::Node), objects: set.nodes }),
-        SourceEvent::ServiceCidr(ObjectEvent::Reset {
+        SourceEvent::Node(ObjectEvent::Listed { undecodable: undecodable(ObjectKind::Node), objects: piece.nodes }),
+        SourceEvent::ServiceCidr(ObjectEvent::Listed {
             undecodable: undecodable(ObjectKind::ServiceCidr),
-            objects: set.service_cidrs,
+            objects: piece.service_cidrs,
         }),
     ];
-    for event in batch {
+    for event in listed.into_iter().filter(|e| !is_empty_piece(e)) {
         if events.send(event).await.is_err() {
             return false;
         }
@@ -95,9 +139,51 @@ async fn send_all(events: &mpsc::Sender<SourceEvent>, set: ManifestSet) -> bool 
     true
 }
 
+fn is_empty_piece(event: &SourceEvent) -> bool {
+    fn empty<K>(event: &ObjectEvent<K>) -> bool {
+        matches!(event, ObjectEvent::Listed { objects, undecodable } if objects.is_empty() && undecodable.is_empty())
+    }
+    match event {
+        SourceEvent::Service(e) => empty(e),
+        SourceEvent::EndpointSlice(e) => empty(e),
+        SourceEvent::Node(e) => empty(e),
+        SourceEvent::ServiceCidr(e) => empty(e),
+    }
+}
+
 /// Reads every manifest of `dir` once (reporting problems, skipping what does not parse).
 pub fn read_manifests(dir: &Path) -> ManifestSet {
-    DirReader::default().read_changes(dir).unwrap_or_default()
+    let mut reader = DirReader::default();
+    reader.read_changes(dir);
+    let mut set = ManifestSet::default();
+    reader.objects().for_each(|o| set.add(o));
+    set
+}
+
+/// One object of a manifest, or one that does not fit its kind.
+#[expect(clippy::large_enum_variant, reason = "each is moved once into its piece; boxing buys nothing")]
+enum Object {
+    Service(Service),
+    Slice(EndpointSlice),
+    Node(Node),
+    ServiceCidr(ServiceCIDR),
+    Undecodable(ConversionError),
+}
+
+impl ManifestSet {
+    fn add(&mut self, object: Object) {
+        match object {
+            Object::Service(o) => self.services.push(o),
+            Object::Slice(o) => self.slices.push(o),
+            Object::Node(o) => self.nodes.push(o),
+            Object::ServiceCidr(o) => self.service_cidrs.push(o),
+            Object::Undecodable(e) => self.undecodable.push(e),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.services.len() + self.slices.len() + self.nodes.len() + self.service_cidrs.len() + self.undecodable.len()
+    }
 }
 
 /// When a file was last seen changed: its modification time and length.
@@ -122,8 +208,9 @@ struct DirReader {
 }
 
 impl DirReader {
-    /// Rereads changed files; returns every object when anything changed.
-    fn read_changes(&mut self, dir: &Path) -> Option<ManifestSet> {
+    /// Rereads changed files; whether the objects of any changed (a file added, removed,
+    /// or holding other objects than before).
+    fn read_changes(&mut self, dir: &Path) -> bool {
         let files = manifest_files(dir).unwrap_or_else(|e| {
             self.report(format!("cannot read manifest directory {}: {e}", dir.display()));
             Vec::new()
@@ -131,76 +218,55 @@ impl DirReader {
         let before = self.files.len();
         self.files.retain(|path, _| files.contains(path));
         let mut changed = self.files.len() != before;
-        let mut fresh = BTreeMap::new();
         for path in &files {
-            if let Some((set, file_changed)) = self.read_file(path) {
-                changed |= file_changed;
-                fresh.insert(path.clone(), set);
-            }
+            changed |= self.read_file(path);
         }
-        changed.then(|| self.merged(fresh))
+        changed
     }
 
-    /// Rereads `path` if it changed: its objects, and whether they differ from the last
-    /// ones; `None` when the file did not change or does not parse (it keeps its objects).
-    fn read_file(&mut self, path: &Path) -> Option<(ManifestSet, bool)> {
+    /// Rereads `path` if it changed; whether its objects changed. A file that does not
+    /// parse keeps its last good text (and so its objects).
+    fn read_file(&mut self, path: &Path) -> bool {
         let stamp = std::fs::metadata(path).map(|m| (m.modified().ok(), m.len())).unwrap_or_default();
         if self.files.get(path).is_some_and(|f| f.stamp == stamp) {
-            return None;
+            return false;
         }
         let read = std::fs::read_to_string(path).map_err(|e| e.to_string());
-        let parsed = read.and_then(|text| parse_file(&text).map(|set| (text, set)));
+        let checked = read.and_then(|text| check_file(&text).map(|()| text));
         let known = self.files.contains_key(path);
         let file = self.files.entry(path.to_owned()).or_default();
         file.stamp = stamp;
-        match parsed {
-            Ok((text, set)) => {
-                let changed = !known || (text != file.text && parse_file(&file.text).unwrap_or_default() != set);
+        match checked {
+            Ok(text) => {
+                // Rewritten text with the same objects changes nothing.
+                let changed = !known || (text != file.text && parse_file(&file.text) != parse_file(&text));
                 file.text = text;
-                Some((set, changed))
+                changed
             }
             Err(e) => {
                 self.report(format!("manifest {}: {e}; keeping its previous objects", path.display()));
-                None
+                false
             }
         }
     }
 
-    /// Every object of every file, in file order: `fresh` holds the files just parsed, the
-    /// others are parsed again from their last good text.
-    fn merged(&self, mut fresh: BTreeMap<PathBuf, ManifestSet>) -> ManifestSet {
-        let mut set = ManifestSet::default();
-        for (path, file) in &self.files {
-            let file = match fresh.remove(path) {
-                Some(parsed) => parsed,
-                // A text that parsed before parses again.
-                None => parse_file(&file.text).unwrap_or_default(),
-            };
-            append(&mut set.services, file.services);
-            append(&mut set.slices, file.slices);
-            append(&mut set.nodes, file.nodes);
-            append(&mut set.service_cidrs, file.service_cidrs);
-            append(&mut set.undecodable, file.undecodable);
-        }
-        set.services.shrink_to_fit();
-        set.slices.shrink_to_fit();
-        set
+    /// Every object of every file, in file order, parsed from the files' last good texts
+    /// one document at a time.
+    fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        self.files.values().flat_map(|file| split_documents(&file.text)).flat_map(|document| {
+            let mut objects = Vec::new();
+            // Every text kept parsed before.
+            if let Ok(doc) = serde_saphyr::from_str::<Value>(document) {
+                add_document(&mut objects, doc);
+            }
+            objects
+        })
     }
 
     fn report(&mut self, message: String) {
         if self.reported.insert(message.clone()) {
             tracing::warn!("{message}");
         }
-    }
-}
-
-/// Appends `more` to `into`, taking `more` whole when `into` is empty (no copy of the
-/// objects of a directory's only file).
-fn append<T>(into: &mut Vec<T>, mut more: Vec<T>) {
-    if into.is_empty() {
-        *into = more;
-    } else {
-        into.append(&mut more);
     }
 }
 
@@ -214,19 +280,26 @@ fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Parses a file one document at a time (so memory stays bounded by the largest
-/// document): a YAML error fails the file; a document that does not fit its kind is
-/// kept as undecodable (reported and counted by the daemon's event handler).
-fn parse_file(text: &str) -> Result<ManifestSet, String> {
+/// Checks that every document of a file parses as YAML (a document that does not fit its
+/// kind is no error of the file); nothing is kept.
+fn check_file(text: &str) -> Result<(), String> {
+    for document in split_documents(text) {
+        serde_saphyr::from_str::<Value>(document).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Every object of a file (for comparing two texts of it).
+fn parse_file(text: &str) -> ManifestSet {
     let mut set = ManifestSet::default();
     for document in split_documents(text) {
-        let doc: Value = serde_saphyr::from_str(document).map_err(|e| e.to_string())?;
-        if doc.is_null() {
-            continue;
+        let mut objects = Vec::new();
+        if let Ok(doc) = serde_saphyr::from_str::<Value>(document) {
+            add_document(&mut objects, doc);
         }
-        add_document(&mut set, doc);
+        objects.into_iter().for_each(|o| set.add(o));
     }
-    Ok(set)
+    set
 }
 
 /// The documents of a YAML stream: the text between lines starting with `---`.
@@ -247,17 +320,17 @@ fn split_documents(text: &str) -> Vec<&str> {
 
 /// Adds one document (each item of a `List` on its own): an object that does not decode
 /// as its kind is kept as undecodable, never failing its siblings.
-fn add_document(set: &mut ManifestSet, doc: Value) {
+fn add_document(out: &mut Vec<Object>, doc: Value) {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
     match kind.as_str() {
-        "Service" => decode_into(&doc, ObjectKind::Service, &mut set.services, &mut set.undecodable),
-        "EndpointSlice" => decode_into(&doc, ObjectKind::EndpointSlice, &mut set.slices, &mut set.undecodable),
-        "Node" => decode_into(&doc, ObjectKind::Node, &mut set.nodes, &mut set.undecodable),
-        "ServiceCIDR" => decode_into(&doc, ObjectKind::ServiceCidr, &mut set.service_cidrs, &mut set.undecodable),
+        "Service" => out.push(decode(&doc, ObjectKind::Service, Object::Service)),
+        "EndpointSlice" => out.push(decode(&doc, ObjectKind::EndpointSlice, Object::Slice)),
+        "Node" => out.push(decode(&doc, ObjectKind::Node, Object::Node)),
+        "ServiceCIDR" => out.push(decode(&doc, ObjectKind::ServiceCidr, Object::ServiceCidr)),
         "List" => {
             let items = doc.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             for item in items {
-                add_document(set, item);
+                add_document(out, item);
             }
         }
         _ => {
@@ -267,10 +340,10 @@ fn add_document(set: &mut ManifestSet, doc: Value) {
     }
 }
 
-fn decode_into<K: DeserializeOwned>(doc: &Value, kind: ObjectKind, out: &mut Vec<K>, bad: &mut Vec<ConversionError>) {
+fn decode<K: DeserializeOwned>(doc: &Value, kind: ObjectKind, wrap: fn(K) -> Object) -> Object {
     match Lenient::<K>::decode(doc) {
-        Lenient::Decoded(object) => out.push(object),
-        Lenient::Undecodable(undecodable) => bad.push(undecodable.error(kind)),
+        Lenient::Decoded(object) => wrap(object),
+        Lenient::Undecodable(undecodable) => Object::Undecodable(undecodable.error(kind)),
     }
 }
 

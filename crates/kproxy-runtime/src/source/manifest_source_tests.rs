@@ -1,7 +1,14 @@
 use super::*;
 
 fn read(reader: &mut DirReader, dir: &Path) -> ManifestSet {
-    reader.read_changes(dir).unwrap_or_else(|| reader.merged(std::collections::BTreeMap::new()))
+    reader.read_changes(dir);
+    set_of(reader)
+}
+
+fn set_of(reader: &DirReader) -> ManifestSet {
+    let mut set = ManifestSet::default();
+    reader.objects().for_each(|o| set.add(o));
+    set
 }
 
 const MANIFEST: &str = r#"
@@ -82,11 +89,13 @@ fn only_a_change_of_objects_counts_and_other_files_keep_theirs() {
     std::fs::write(&b, "kind: Service\nmetadata: {name: other, namespace: demo}\nspec: {ports: [{port: 81}]}\n")
         .unwrap();
     let mut reader = DirReader::default();
-    assert_eq!(reader.read_changes(&dir).map(|s| s.services.len()), Some(2));
+    assert!(reader.read_changes(&dir));
+    assert_eq!(set_of(&reader).services.len(), 2);
     std::fs::write(&a, format!("# the same objects, written differently\n{MANIFEST}")).unwrap();
-    assert_eq!(reader.read_changes(&dir), None, "new text, same objects: nothing to send");
+    assert!(!reader.read_changes(&dir), "new text, same objects: nothing to send");
     std::fs::write(&a, "kind: Service\nmetadata: {name: web, namespace: demo}\nspec: {ports: [{port: 82}]}\n").unwrap();
-    let set = reader.read_changes(&dir).expect("a changed object is sent");
+    assert!(reader.read_changes(&dir), "a changed object is sent");
+    let set = set_of(&reader);
     let ports: Vec<i32> = set
         .services
         .iter()
@@ -113,25 +122,75 @@ fn broken_file_keeps_previous_objects_and_bad_document_is_skipped() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The events of one relist of every kind, up to the last kind's end, as
+/// `(kind, objects listed)` per kind in the order the ends came.
+async fn one_relist(rx: &mut mpsc::Receiver<SourceEvent>) -> Vec<(ObjectKind, usize)> {
+    fn count<K>(event: &ObjectEvent<K>) -> Option<usize> {
+        match event {
+            ObjectEvent::Listed { objects, .. } => Some(objects.len()),
+            _ => None,
+        }
+    }
+    let mut counts: std::collections::HashMap<ObjectKind, usize> = std::collections::HashMap::new();
+    let mut ended = Vec::new();
+    while ended.len() < 4 {
+        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        let kind = event.kind();
+        let (listed, end) = match &event {
+            SourceEvent::Service(e) => (count(e), matches!(e, ObjectEvent::ListEnd)),
+            SourceEvent::EndpointSlice(e) => (count(e), matches!(e, ObjectEvent::ListEnd)),
+            SourceEvent::Node(e) => (count(e), matches!(e, ObjectEvent::ListEnd)),
+            SourceEvent::ServiceCidr(e) => (count(e), matches!(e, ObjectEvent::ListEnd)),
+        };
+        *counts.entry(kind).or_default() += listed.unwrap_or(0);
+        if end {
+            ended.push((kind, counts.get(&kind).copied().unwrap_or(0)));
+        }
+    }
+    ended
+}
+
 #[tokio::test]
-async fn source_emits_resets_at_start_and_on_change() {
+async fn source_emits_relists_at_start_and_on_change() {
     let dir = temp_dir("follow");
     std::fs::write(dir.join("demo.yaml"), MANIFEST).unwrap();
     let (tx, mut rx) = mpsc::channel(16);
     let source = ManifestSource::new(dir.clone(), "node1", Duration::from_millis(20));
     let task = tokio::spawn(source.run(tx));
-    let first = rx.recv().await.unwrap();
-    assert!(matches!(first, SourceEvent::Service(ObjectEvent::Reset { objects: ref s, .. }) if s.len() == 1));
-    let _slices = rx.recv().await.unwrap();
-    let node = rx.recv().await.unwrap();
-    assert!(matches!(node, SourceEvent::Node(ObjectEvent::Reset { objects: ref n, .. }) if n.len() == 1));
-    let cidrs = rx.recv().await.unwrap();
-    assert!(matches!(cidrs, SourceEvent::ServiceCidr(ObjectEvent::Reset { objects: ref c, .. }) if c.len() == 1));
+    let first = one_relist(&mut rx).await;
+    let all = [ObjectKind::Service, ObjectKind::EndpointSlice, ObjectKind::Node, ObjectKind::ServiceCidr];
+    assert_eq!(first, all.map(|k| (k, 1)));
     std::fs::remove_file(dir.join("demo.yaml")).unwrap();
-    let after = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
-    assert!(matches!(after, SourceEvent::Service(ObjectEvent::Reset { objects: ref s, .. }) if s.is_empty()));
+    assert_eq!(one_relist(&mut rx).await, all.map(|k| (k, 0)), "everything is gone");
     drop(rx);
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_large_directory_is_sent_in_pieces() {
+    let dir = temp_dir("pieces");
+    let doc = |i: usize| {
+        format!(
+            "kind: Service\nmetadata: {{name: s{i}, namespace: big}}\nspec: {{clusterIP: 10.96.{}.{}, ports: [{{port: 80}}]}}\n---\n",
+            i / 250,
+            i % 250 + 1
+        )
+    };
+    std::fs::write(dir.join("big.yaml"), (0..1_000).map(doc).collect::<String>()).unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let task = tokio::spawn(ManifestSource::new(dir.clone(), "node1", Duration::from_secs(60)).run(tx));
+    let mut pieces = Vec::new();
+    loop {
+        match rx.recv().await.unwrap() {
+            SourceEvent::Service(ObjectEvent::Listed { objects, .. }) => pieces.push(objects.len()),
+            SourceEvent::Service(ObjectEvent::ListEnd) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(pieces.iter().sum::<usize>(), 1_000);
+    assert!(pieces.iter().all(|n| *n <= PIECE), "{pieces:?}");
+    task.abort();
     std::fs::remove_dir_all(dir).unwrap();
 }
 
