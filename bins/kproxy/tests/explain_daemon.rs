@@ -3,8 +3,7 @@
 //! `kproxy explain` asks it, from the same namespace, over its metrics server. A packet test:
 //! it needs root, `ip` and `nft`, so a plain `cargo test` ignores it; `cargo xtask test` runs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kproxy_testkit::netns::Netns;
@@ -13,33 +12,9 @@ use kproxy_testkit::prereq::{Tool, require};
 /// The objects `cli.rs` explains from files: Service ns1/svc1 on cluster IP 172.30.0.41:80.
 const MANIFESTS: &str = include_str!("fixtures/explain.yaml");
 
-/// The daemon, killed on drop (before the namespace goes).
-struct Daemon(Child);
+mod support;
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory under the target's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn in_netns(netns: &Netns, args: &[&str]) -> Command {
-    let mut command = Command::new("ip");
-    command.args(["netns", "exec", &netns.name, env!("CARGO_BIN_EXE_kproxy")]).args(args).env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
-    }
-    command
-}
+use support::{Daemon, TempDir, in_netns};
 
 #[test]
 #[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
@@ -47,8 +22,7 @@ fn explain_asks_a_running_daemon() {
     require(&[Tool::Ip, Tool::Nft]);
     let netns = Netns::create("kpx-explain", "daemon").expect("create a namespace");
     netns.run_ok("ip", &["link", "set", "lo", "up"], "");
-    let dir = TempDir(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("explain-daemon-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let dir = TempDir::new("explain-daemon");
     std::fs::write(dir.0.join("objects.yaml"), MANIFESTS).expect("manifests");
     let manifests = dir.0.display().to_string();
     let daemon_args = [
