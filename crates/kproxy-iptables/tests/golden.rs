@@ -12,17 +12,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kproxy_conformance::OfflineNode;
 use kproxy_core::{Dataplane, IpFamily};
 use kproxy_iptables::{IptablesConfig, IptablesDataplane, NodePortAddresses};
 use kproxy_netfilter::{FakeConntrack, FakeIptables};
-use kproxy_testkit::golden::{self, Objects};
+use kproxy_testkit::golden::{self, GoldenFiles, Objects};
 use kproxy_testkit::golden_tests;
 use kproxy_testkit::prereq::{Tool, require};
 use support::{netns, pod_cidrs};
+
+const FILES: GoldenFiles =
+    GoldenFiles { crate_dir: env!("CARGO_MANIFEST_DIR"), mode: "iptables", extension: "iptables" };
 
 /// One golden case: what it shows, the configuration and the state.
 struct Case {
@@ -37,31 +39,21 @@ fn case(about: &'static str, objects: Objects) -> Case {
     Case { about, config, node: OfflineNode::with(&golden::node(), &objects.services, &objects.slices) }
 }
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-fn dataplane(config: &IptablesConfig) -> IptablesDataplane {
+/// What `kproxy render` prints for a case, from a dataplane on fake runners.
+fn render(case: &Case) -> String {
     let fake = || Arc::new(FakeIptables::default());
-    IptablesDataplane::with_runners(config.clone(), fake(), fake(), Arc::new(FakeConntrack::default()))
-}
-
-/// The text of a case: a comment header, then what `kproxy render` prints.
-fn render_case(name: &str, case: &Case) -> String {
-    format!(
-        "# kproxy iptables golden file: {name}\n# {}\n# Regenerate with `cargo xtask golden --bless`; review the diff.\n{}",
-        case.about,
-        dataplane(&case.config).render(&case.node.state)
-    )
+    let dataplane =
+        IptablesDataplane::with_runners(case.config.clone(), fake(), fake(), Arc::new(FakeConntrack::default()));
+    dataplane.render(&case.node.state)
 }
 
 /// Compares `case` with its golden file, or rewrites the file under `KPROXY_BLESS=1`.
 fn check(name: &str, case: Case) {
-    golden::check(&golden_dir().join(format!("{name}.iptables")), &render_case(name, &case));
+    FILES.check(name, case.about, &render(&case));
 }
 
 golden_tests!(
-    check;
+    FILES, check;
     clusterip,
     nodeport,
     loadbalancer_source_ranges,
@@ -155,13 +147,6 @@ mod cases {
     }
 }
 
-/// Every golden file belongs to a case.
-#[test]
-fn no_stale_golden_files() {
-    let stale = golden::stale_files(&golden_dir(), "iptables", CASES);
-    assert!(stale.is_empty(), "golden files without a case: {stale:?}");
-}
-
 /// Splits a golden file into its per-family restore texts (`# IPv4: …` headers).
 fn per_family(text: &str) -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, String)> = Vec::new();
@@ -183,19 +168,8 @@ fn per_family(text: &str) -> Vec<(&'static str, String)> {
 #[test]
 #[ignore = "packet test: needs root, ip and iptables; run by cargo xtask test"]
 fn golden_files_load_into_the_kernel() {
-    assert!(
-        std::env::var("KPROXY_BLESS").ok().as_deref() != Some("1"),
-        "KPROXY_BLESS=1 rewrites the golden files: load them in a comparing run"
-    );
+    let files = FILES.to_load();
     require(&[Tool::Ip, Tool::IptablesLegacy, Tool::IptablesNft]);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .expect("golden directory")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "iptables"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no golden files; run `cargo xtask golden --bless`");
     let mut failures = Vec::new();
     for backend in ["legacy", "nft"] {
         for file in &files {
@@ -223,7 +197,6 @@ fn golden_files_load_into_the_kernel() {
 /// `Dataplane::render` (what `kproxy render` prints) of IPv4 and IPv6 together.
 #[test]
 fn render_prints_one_restore_text_per_family() {
-    let case = cases::dual_stack();
-    let text = dataplane(&case.config).render(&case.node.state);
+    let text = render(&cases::dual_stack());
     assert_eq!(per_family(&text).iter().map(|(tool, _)| *tool).collect::<Vec<_>>(), ["iptables", "ip6tables"]);
 }

@@ -13,7 +13,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kproxy_conformance::OfflineNode;
@@ -21,9 +20,11 @@ use kproxy_core::{Dataplane, IpFamily};
 use kproxy_netfilter::{FakeConntrack, FakeNft};
 use kproxy_nftables::render::{render_family, render_text};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane, NodePortAddresses};
-use kproxy_testkit::golden::{self, Objects};
+use kproxy_testkit::golden::{self, GoldenFiles, Objects};
 use kproxy_testkit::golden_tests;
 use support::{netns, pod_cidrs, require_kernel};
+
+const FILES: GoldenFiles = GoldenFiles { crate_dir: env!("CARGO_MANIFEST_DIR"), mode: "nftables", extension: "nft" };
 
 /// One golden case: what it shows, the dataplane configuration and the state.
 struct Case {
@@ -42,29 +43,19 @@ fn case(about: &'static str, objects: Objects) -> Case {
     Case { about, config, node, families: &[IpFamily::V4] }
 }
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-/// The text of a case: a comment header, then one table per family.
-fn render_case(name: &str, case: &Case) -> String {
-    let mut text = format!(
-        "# kproxy nftables golden file: {name}\n# {}\n# Regenerate with `cargo xtask golden --bless`; review the diff.\n",
-        case.about
-    );
-    for family in case.families {
-        text.push_str(&render_text(&render_family(&case.config, &case.node.state, *family), &case.config.table));
-    }
-    text
+/// The tables of a case, one per family.
+fn render(case: &Case) -> String {
+    let table = &case.config.table;
+    case.families.iter().map(|f| render_text(&render_family(&case.config, &case.node.state, *f), table)).collect()
 }
 
 /// Compares `case` with its golden file, or rewrites the file under `KPROXY_BLESS=1`.
 fn check(name: &str, case: Case) {
-    golden::check(&golden_dir().join(format!("{name}.nft")), &render_case(name, &case));
+    FILES.check(name, case.about, &render(&case));
 }
 
 golden_tests!(
-    check;
+    FILES, check;
     clusterip,
     nodeport,
     loadbalancer_source_ranges,
@@ -185,13 +176,6 @@ mod cases {
     }
 }
 
-/// Every golden file belongs to a case.
-#[test]
-fn no_stale_golden_files() {
-    let stale = golden::stale_files(&golden_dir(), "nft", CASES);
-    assert!(stale.is_empty(), "golden files without a case: {stale:?}");
-}
-
 /// `Dataplane::render` (what `kproxy render` prints) is the tables of both families.
 #[test]
 fn dataplane_render_is_both_tables() {
@@ -201,9 +185,7 @@ fn dataplane_render_is_both_tables() {
         Arc::new(FakeNft::default()),
         Arc::new(FakeConntrack::default()),
     );
-    let text = render_case("dual_stack", &case);
-    let body: String = text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
-    assert_eq!(dataplane.render(&case.node.state), body);
+    assert_eq!(dataplane.render(&case.node.state), render(&case));
 }
 
 /// Every golden file is valid nft that the kernel accepts: loaded for real into a
@@ -211,20 +193,9 @@ fn dataplane_render_is_both_tables() {
 #[test]
 #[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
 fn golden_files_load_into_the_kernel() {
-    assert!(
-        std::env::var("KPROXY_BLESS").ok().as_deref() != Some("1"),
-        "KPROXY_BLESS=1 rewrites the golden files: load them in a comparing run"
-    );
+    let files = FILES.to_load();
     require_kernel();
     let netns = netns("golden");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .expect("golden directory")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "nft"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no golden files; run `cargo xtask golden --bless`");
     let mut failures = Vec::new();
     for file in &files {
         let path = file.to_str().expect("UTF-8 path");

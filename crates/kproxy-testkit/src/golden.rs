@@ -1,11 +1,13 @@
 //! The golden cases every dataplane renders: representative Services and EndpointSlices as
 //! seen by this node ([`node`]: `node1`, zone `zone-a`, 192.168.0.2), one function per
-//! case, and the comparison of a rendering with its golden file ([`check`]).
+//! case, and a dataplane's golden files ([`GoldenFiles`]): the comparison of a rendering
+//! with its file ([`check`]), files no case writes, the files a kernel-load test loads.
 //!
 //! A dataplane's `tests/golden.rs` turns each case's [`Objects`] into a state, renders it
-//! and compares the text with `tests/golden/<case>.<ext>`; [`golden_tests!`] writes one test
-//! per case. Where dataplanes show a case with different objects, the case is made of
-//! smaller pieces (one Service with its slices) the dataplane combines with [`Objects::and`].
+//! and compares the text with `tests/golden/<case>.<ext>` ([`GoldenFiles::check`]);
+//! [`golden_tests!`] writes one test per case. Where dataplanes show a case with different
+//! objects, the case is made of smaller pieces (one Service with its slices) the dataplane
+//! combines with [`Objects::and`].
 //!
 //! ```
 //! use kproxy_testkit::golden;
@@ -21,7 +23,7 @@ mod files;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-pub use files::{check, stale_files, unified_diff};
+pub use files::{GoldenFiles, check, stale_files, unified_diff};
 
 use crate::ip_plan::{EXTERNAL_IP, LB_IP, NODE_IP, NODE_NAME, OTHER_NODE_NAME};
 use crate::{EndpointBuilder, node as node_builder, service, slice};

@@ -7,16 +7,17 @@
 //! `ChangeTracker`. `KPROXY_BLESS=1` (what `cargo xtask golden --bless` sets) rewrites the
 //! files instead; review the diff.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kproxy_conformance::OfflineNode;
 use kproxy_core::Dataplane;
 use kproxy_netfilter::{FakeConntrack, FakeNft};
-use kproxy_testkit::golden::{self, Objects};
+use kproxy_testkit::golden::{self, GoldenFiles, Objects};
 use kproxy_testkit::golden_tests;
 use kproxy_testkit::ip_plan::{POD_CIDR, POD_CIDR_V6};
 use kproxy_userspace::{UserspaceConfig, UserspaceDataplane};
+
+const FILES: GoldenFiles = GoldenFiles { crate_dir: env!("CARGO_MANIFEST_DIR"), mode: "userspace", extension: "nft" };
 
 /// One golden case: what it shows and the state.
 struct Case {
@@ -28,36 +29,26 @@ fn case(about: &'static str, objects: Objects) -> Case {
     Case { about, node: OfflineNode::with(&golden::node(), &objects.services, &objects.slices) }
 }
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-fn dataplane() -> UserspaceDataplane {
+/// What `kproxy render` prints for a case, from a dataplane on fake runners.
+fn render(case: &Case) -> String {
     let config = UserspaceConfig {
         cluster_cidrs: [POD_CIDR, POD_CIDR_V6].map(|c| c.parse().expect("pod CIDR")).to_vec(),
         raise_nofile_limit: false,
         ..UserspaceConfig::default()
     };
-    UserspaceDataplane::with_runners(config, Arc::new(FakeNft::default()), Arc::new(FakeConntrack::default()))
-        .expect("the relay starts")
-}
-
-/// The text of a case: a comment header, then what `kproxy render` prints.
-fn render_case(name: &str, case: &Case) -> String {
-    format!(
-        "# kproxy userspace golden file: {name}\n# {}\n# Regenerate with `cargo xtask golden --bless`; review the diff.\n{}",
-        case.about,
-        dataplane().render(&case.node.state)
-    )
+    let dataplane =
+        UserspaceDataplane::with_runners(config, Arc::new(FakeNft::default()), Arc::new(FakeConntrack::default()))
+            .expect("the relay starts");
+    dataplane.render(&case.node.state)
 }
 
 /// Compares `case` with its golden file, or rewrites the file under `KPROXY_BLESS=1`.
 fn check(name: &str, case: Case) {
-    golden::check(&golden_dir().join(format!("{name}.nft")), &render_case(name, &case));
+    FILES.check(name, case.about, &render(&case));
 }
 
 golden_tests!(
-    check;
+    FILES, check;
     clusterip,
     nodeport,
     loadbalancer_source_ranges,
@@ -149,11 +140,4 @@ mod cases {
             golden::long_names(),
         )
     }
-}
-
-/// Every golden file belongs to a case.
-#[test]
-fn no_stale_golden_files() {
-    let stale = golden::stale_files(&golden_dir(), "nft", CASES);
-    assert!(stale.is_empty(), "golden files without a case: {stale:?}");
 }

@@ -1,14 +1,99 @@
-//! Golden files: comparing a rendering with its file (or rewriting the file when asked),
-//! finding files no case writes any more, and the diff shown on a mismatch.
+//! Golden files: a dataplane's set of them ([`GoldenFiles`]), comparing a rendering with
+//! its file (or rewriting the file when asked), finding files no case writes any more, and
+//! the diff shown on a mismatch.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A dataplane's golden files: `<crate_dir>/tests/golden/<case>.<extension>`, each a
+/// comment header (the mode, the case and what it shows) followed by the rendering.
+///
+/// ```
+/// use kproxy_testkit::golden::GoldenFiles;
+/// const FILES: GoldenFiles = GoldenFiles { crate_dir: "/src/kproxy-x", mode: "x", extension: "nft" };
+/// assert!(FILES.path("clusterip").ends_with("kproxy-x/tests/golden/clusterip.nft"));
+/// let text = FILES.text("clusterip", "ClusterIP", "table ip kproxy {}\n");
+/// assert_eq!(
+///     text.lines().collect::<Vec<_>>(),
+///     [
+///         "# kproxy x golden file: clusterip",
+///         "# ClusterIP",
+///         "# Regenerate with `cargo xtask golden --bless`; review the diff.",
+///         "table ip kproxy {}",
+///     ]
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct GoldenFiles {
+    /// The dataplane crate's directory: `env!("CARGO_MANIFEST_DIR")` in its tests.
+    pub crate_dir: &'static str,
+    /// The mode named in each file's header, e.g. `"nftables"`.
+    pub mode: &'static str,
+    /// The files' extension, without the dot, e.g. `"nft"`.
+    pub extension: &'static str,
+}
+
+impl GoldenFiles {
+    /// The directory of the files, `<crate_dir>/tests/golden`.
+    pub fn dir(&self) -> PathBuf {
+        Path::new(self.crate_dir).join("tests/golden")
+    }
+
+    /// The file of case `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(format!("{name}.{}", self.extension))
+    }
+
+    /// The text of case `name`'s file: a comment header naming the mode, the case and
+    /// `about` (what it shows), then `body`, the rendering.
+    pub fn text(&self, name: &str, about: &str, body: &str) -> String {
+        format!(
+            "# kproxy {} golden file: {name}\n# {about}\n# Regenerate with `cargo xtask golden --bless`; review the diff.\n{body}",
+            self.mode
+        )
+    }
+
+    /// Compares case `name` ([`text`](Self::text)) with its file, as [`check`] does.
+    #[track_caller]
+    pub fn check(&self, name: &str, about: &str, body: &str) {
+        check(&self.path(name), &self.text(name, about, body));
+    }
+
+    /// Panics naming the files in [`dir`](Self::dir) that are no file of `cases`.
+    #[track_caller]
+    pub fn assert_none_stale(&self, cases: &[&str]) {
+        let stale = stale_files(&self.dir(), self.extension, cases);
+        assert!(stale.is_empty(), "golden files without a case: {stale:?}");
+    }
+
+    /// Every golden file, sorted, for a test that loads them into a kernel. Panics under
+    /// `KPROXY_BLESS=1` (that run rewrites the files: load them in a comparing run) and
+    /// when there are none.
+    #[track_caller]
+    pub fn to_load(&self) -> Vec<PathBuf> {
+        assert!(!blessing(), "KPROXY_BLESS=1 rewrites the golden files: load them in a comparing run");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir())
+            .expect("golden directory")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == self.extension))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no golden files; run `cargo xtask golden --bless`");
+        files
+    }
+}
+
+/// Whether this run rewrites golden files: `KPROXY_BLESS=1`.
+fn blessing() -> bool {
+    std::env::var("KPROXY_BLESS").is_ok_and(|v| v == "1")
+}
 
 /// Compares `actual` with the golden file at `path`, panicking with a unified diff when
 /// they differ. Under `KPROXY_BLESS=1` (what `cargo xtask golden --bless` sets) it writes
 /// `actual` to the file instead; review the diff in review.
 #[track_caller]
 pub fn check(path: &Path, actual: &str) {
-    if std::env::var("KPROXY_BLESS").is_ok_and(|v| v == "1") {
+    if blessing() {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).expect("golden directory");
         }
@@ -95,13 +180,14 @@ fn hunks(ops: &[(char, usize, usize, &str)], header: &str) -> String {
     out
 }
 
-/// One `#[test]` per golden case: `golden_tests!(check; clusterip, nodeport)` writes
-/// `fn clusterip() { check("clusterip", cases::clusterip()) }` and so on, and `CASES`, every
-/// case name (to find golden files no case writes any more with [`stale_files`]).
+/// The tests of a dataplane's golden cases: `golden_tests!(FILES, check; clusterip, nodeport)`
+/// writes one `#[test]` per case, `fn clusterip() { check("clusterip", cases::clusterip()) }`
+/// and so on, and `no_stale_golden_files`, which fails when `FILES` (a [`GoldenFiles`])
+/// holds a file no case writes any more. `CASES` is every case name.
 #[macro_export]
 macro_rules! golden_tests {
-    ($check:path; $($name:ident),* $(,)?) => {
-        /// Every case name, to find golden files no case writes any more.
+    ($files:expr, $check:path; $($name:ident),* $(,)?) => {
+        /// Every case name.
         const CASES: &[&str] = &[$(stringify!($name)),*];
         $(
             #[test]
@@ -109,6 +195,11 @@ macro_rules! golden_tests {
                 $check(stringify!($name), cases::$name());
             }
         )*
+        /// Every golden file belongs to a case.
+        #[test]
+        fn no_stale_golden_files() {
+            $files.assert_none_stale(CASES);
+        }
     };
 }
 
