@@ -26,6 +26,7 @@ mod local_detect;
 mod nfacct;
 mod nfnetlink;
 mod nft;
+mod nft_counter;
 pub mod nft_text;
 pub mod quote;
 
@@ -36,6 +37,7 @@ pub use kproxy_core::{NodePortAddresses, config_for_node};
 pub use local_detect::{InterfaceName, LocalDetect, cidrs_of, local_cidrs_for_node};
 pub use nfacct::{CT_STATE_INVALID_DROPPED, FakeNfacct, LOCALHOST_NODEPORTS_ACCEPTED, NetlinkNfacct, Nfacct};
 pub use nft::{ExecNft, FakeNft, NftRunner};
+pub use nft_counter::named_counter_packets;
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
 
 /// The fwmark bit marking packets to masquerade by default: upstream's

@@ -2,6 +2,8 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use kproxy_core::IpFamily;
+
 use crate::command::{CommandError, Netns};
 
 /// Runs nft scripts. A script is one transaction: it applies whole or not at all.
@@ -11,6 +13,10 @@ pub trait NftRunner: Send + Sync {
     async fn apply(&self, script: &str) -> Result<(), CommandError>;
     /// Runs a listing command (e.g. `list chains ip kproxy`) and returns its text.
     async fn list(&self, what: &str) -> Result<String, CommandError>;
+
+    /// The packets counted by the named counter `name` of table `table` in `family`
+    /// (`None`: no such counter), without listing the ruleset.
+    async fn counter_packets(&self, family: IpFamily, table: &str, name: &str) -> Result<Option<u64>, CommandError>;
 }
 
 /// The real `nft`, in this namespace or a named one.
@@ -37,6 +43,10 @@ impl NftRunner for ExecNft {
         args.extend(what.split_whitespace());
         self.netns.run(&args, "").await
     }
+
+    async fn counter_packets(&self, family: IpFamily, table: &str, name: &str) -> Result<Option<u64>, CommandError> {
+        crate::named_counter_packets(self.netns.0.clone(), family, table, name).await
+    }
 }
 
 /// A fake `nft`: records every script, answers listings from a canned text, and can be
@@ -51,6 +61,7 @@ struct FakeNftState {
     scripts: Vec<String>,
     listing: String,
     fail_next: usize,
+    counters: std::collections::BTreeMap<(IpFamily, String), u64>,
 }
 
 impl FakeNft {
@@ -62,6 +73,11 @@ impl FakeNft {
     /// Makes the next `n` applies fail.
     pub fn fail_next(&self, n: usize) {
         self.lock().fail_next = n;
+    }
+
+    /// Sets what counter `name` of `family`'s table has counted.
+    pub fn set_counter(&self, family: IpFamily, name: &str, packets: u64) {
+        self.lock().counters.insert((family, name.to_owned()), packets);
     }
 
     /// Sets what `list` answers.
@@ -92,5 +108,9 @@ impl NftRunner for FakeNft {
 
     async fn list(&self, _what: &str) -> Result<String, CommandError> {
         Ok(self.lock().listing.clone())
+    }
+
+    async fn counter_packets(&self, family: IpFamily, _table: &str, name: &str) -> Result<Option<u64>, CommandError> {
+        Ok(self.lock().counters.get(&(family, name.to_owned())).copied())
     }
 }

@@ -7,7 +7,10 @@
 use std::net::UdpSocket;
 use std::process::Command;
 
-use kproxy_netfilter::{Conntrack, FlowFilter, LOCALHOST_NODEPORTS_ACCEPTED, NetlinkConntrack, NetlinkNfacct, Nfacct};
+use kproxy_core::IpFamily;
+use kproxy_netfilter::{
+    Conntrack, FlowFilter, LOCALHOST_NODEPORTS_ACCEPTED, NetlinkConntrack, NetlinkNfacct, Nfacct, named_counter_packets,
+};
 use kproxy_testkit::prereq::{Tool, require};
 
 /// A namespace named after this process, deleted on drop (also on panic).
@@ -122,4 +125,20 @@ async fn nfacct_counters_are_created_once_and_count_what_a_rule_matches() {
     netns.exec("iptables-legacy", &["-F", "OUTPUT"], "");
     assert!(nfacct.delete(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("delete"));
     assert_eq!(nfacct.packets(LOCALHOST_NODEPORTS_ACCEPTED).await.expect("get"), None, "gone");
+}
+
+#[tokio::test]
+#[ignore = "packet test: needs root, ip and nft; run by cargo xtask test"]
+async fn a_named_nft_counter_is_read_without_listing_the_ruleset() {
+    require(&[Tool::Ip, Tool::Nft]);
+    let netns = Netns::create("kpnc");
+    let table = "table ip kpnc {\n\tcounter dns {\n\t}\n\tchain output {\n\t\ttype filter hook output priority 0;\n\t\tudp dport 53 counter name dns\n\t}\n}\n";
+    netns.exec("nft", &["-f", "-"], table);
+    let read = |name: &'static str, family| named_counter_packets(Some(netns.0.clone()), family, "kpnc", name);
+    assert_eq!(read("dns", IpFamily::V4).await.expect("get"), Some(0));
+    netns.send_udp("172.30.0.10:53", 40001);
+    netns.send_udp("172.30.0.10:53", 40002);
+    assert_eq!(read("dns", IpFamily::V4).await.expect("get"), Some(2));
+    assert_eq!(read("other", IpFamily::V4).await.expect("get"), None, "no such counter");
+    assert_eq!(read("dns", IpFamily::V6).await.expect("get"), None, "no such table in ip6");
 }

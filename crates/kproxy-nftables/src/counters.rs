@@ -1,12 +1,11 @@
-//! The table's named counters as metrics: read with `nft list counter` in both families at
-//! each scrape and summed.
+//! The table's named counters as metrics: read over netlink in both families at each
+//! scrape and summed (`nft list counter` would fetch the whole ruleset each time).
 
 use std::sync::Arc;
 
 use kproxy_core::{IpFamily, PacketCounter, PacketCounters};
 use kproxy_netfilter::NftRunner;
 
-use crate::Family;
 use crate::render::names::{CT_STATE_INVALID_DROPPED, LOCALHOST_NODEPORTS_REJECTED};
 
 /// Reads the counters of the table `table`.
@@ -38,10 +37,10 @@ impl PacketCounters for TableCounters {
         for (kind, name) in self.counters() {
             let mut total = None;
             for family in IpFamily::ALL {
-                let what = format!("list counter {} {} {name}", Family(family).keyword(), self.table);
-                match self.nft.list(&what).await {
-                    Ok(text) => *total.get_or_insert(0) += packets_of(&text).unwrap_or(0),
+                match self.nft.counter_packets(family, &self.table, name).await {
+                    Ok(Some(packets)) => *total.get_or_insert(0) += packets,
                     // Not loaded yet (or this family is off): nothing counted there.
+                    Ok(None) => {}
                     Err(error) => tracing::debug!(%error, counter = name, "cannot read nftables counter"),
                 }
             }
@@ -51,21 +50,21 @@ impl PacketCounters for TableCounters {
     }
 }
 
-/// The `packets N` of a counter listing.
-pub(crate) fn packets_of(listing: &str) -> Option<u64> {
-    let mut words = listing.split_whitespace();
-    words.by_ref().find(|w| *w == "packets")?;
-    words.next()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use kproxy_netfilter::FakeNft;
+
     use super::*;
 
-    #[test]
-    fn a_counter_listing_gives_its_packets() {
-        let listing = "table ip kproxy {\n\tcounter localhost-nodeports-rejected {\n\t\tpackets 12 bytes 720\n\t}\n}\n";
-        assert_eq!(packets_of(listing), Some(12));
-        assert_eq!(packets_of("table ip kproxy {\n}\n"), None);
+    #[tokio::test]
+    async fn counters_sum_both_families_and_leave_out_what_no_table_has() {
+        let nft = FakeNft::default();
+        nft.set_counter(IpFamily::V4, LOCALHOST_NODEPORTS_REJECTED, 3);
+        nft.set_counter(IpFamily::V6, LOCALHOST_NODEPORTS_REJECTED, 2);
+        let counters =
+            TableCounters { nft: Arc::new(nft), table: "kproxy".to_owned(), localhost_nodeports_served: false };
+        assert_eq!(counters.read().await, [(PacketCounter::NftablesLocalhostNodePortsRejected, 5)]);
+        let served = TableCounters { localhost_nodeports_served: true, ..counters };
+        assert_eq!(served.kinds(), [PacketCounter::NftablesCtStateInvalidDropped]);
     }
 }

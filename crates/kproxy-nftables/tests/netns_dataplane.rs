@@ -50,6 +50,15 @@ impl NftRunner for Recording {
     async fn list(&self, what: &str) -> Result<String, CommandError> {
         self.nft.list(what).await
     }
+
+    async fn counter_packets(
+        &self,
+        family: kproxy_core::IpFamily,
+        table: &str,
+        name: &str,
+    ) -> Result<Option<u64>, CommandError> {
+        self.nft.counter_packets(family, table, name).await
+    }
 }
 
 fn on(node: &'static str) -> impl FnOnce(EndpointBuilder) -> EndpointBuilder {

@@ -9,6 +9,9 @@ use kproxy_core::{PacketCounter, PacketCounters};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 
+/// How long a scrape waits for the kernel's counters.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One exposed kernel counter and the kernel value it last caught up with.
 struct Exposed {
     kind: PacketCounter,
@@ -39,9 +42,15 @@ impl PacketCounterMetrics {
     }
 
     /// Reads the kernel's counters and adds what they counted since the last read. A
-    /// kernel counter that went back (recreated) counts again from its new value.
+    /// kernel counter that went back (recreated) counts again from its new value. A read
+    /// that takes longer than [`READ_TIMEOUT`] is given up: the scrape answers with the
+    /// values of the last read.
     pub(super) async fn refresh(&self) {
-        for (kind, value) in self.source.read().await {
+        let Ok(values) = tokio::time::timeout(READ_TIMEOUT, self.source.read()).await else {
+            tracing::warn!("reading the kernel's packet counters timed out; the metrics show the last values");
+            return;
+        };
+        for (kind, value) in values {
             let Some(e) = self.exposed.iter().find(|e| e.kind == kind) else {
                 continue;
             };
