@@ -1,8 +1,8 @@
 //! An in-process fake kube-apiserver (feature `apiserver`).
 //!
 //! It serves plain HTTP on `127.0.0.1:<ephemeral port>` and speaks enough of the Kubernetes list/watch
-//! API for `kube::runtime::watcher` on Services, EndpointSlices, Nodes and ServiceCIDRs: lists (one
-//! page, label and field selectors), watches (history replay from a resourceVersion, selectors, bookmarks,
+//! API for `kube::runtime::watcher` on Services, EndpointSlices, Nodes and ServiceCIDRs: lists (pages of
+//! `limit` items with `continue` tokens, label and field selectors), watches (history replay from a resourceVersion, selectors, bookmarks,
 //! `timeoutSeconds`, streaming lists with `sendInitialEvents`), `GET` of one object, and `/version`,
 //! `/api`, `/apis` discovery. Objects are stored as JSON so tests can inject malformed ones, even
 //! ones that do not decode as their kind ([`FakeApiServer::apply_with`], [`FakeApiServer::apply_json`]).

@@ -302,3 +302,32 @@ async fn events_are_created_and_patched_as_kubes_recorder_publishes_them() {
         server.requests().into_iter().filter(|r| r.starts_with("POST /apis/events.k8s.io/v1/namespaces/ns1/events"));
     assert_eq!(posts.count(), 1);
 }
+
+#[tokio::test]
+async fn lists_come_in_pages_of_the_limit_asked_for() {
+    let server = FakeApiServer::start().await;
+    for (ns, name) in [("a", "z"), ("a-b", "c"), ("b", "a"), ("b", "b"), ("c", "x")] {
+        server.apply(&service(ns, name).build());
+    }
+    let api = Api::<Service>::all(server.client().await.expect("client"));
+    let mut names = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    let mut pages = 0;
+    let first_rv = loop {
+        let page = api.list(&params).await.expect("list");
+        pages += 1;
+        names.extend(page.items.iter().map(support::name));
+        // Written between pages, after every key served so far: the next page has it.
+        server.apply(&service("zz", "late").build());
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break page.metadata.resource_version,
+        }
+    };
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["z", "c", "a", "b", "x", "late"]);
+    assert!(first_rv.is_some());
+    // kube's watcher pages through them the same way.
+    let mut watch = services(&server, watcher::Config::default().page_size(2)).await;
+    assert_eq!(watch.next_init().await.len(), 6);
+}

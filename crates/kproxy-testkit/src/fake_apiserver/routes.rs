@@ -100,15 +100,67 @@ async fn collection(shared: Arc<Shared>, kind: ResourceKind, namespace: Option<S
             Err(message) => failure_response(400, "BadRequest", &message),
         };
     }
-    list(&shared, kind, &filter)
+    match Page::parse(param("limit"), param("continue")) {
+        Ok(page) => list(&shared, kind, &filter, &page),
+        Err(message) => failure_response(400, "BadRequest", &message),
+    }
 }
 
-/// A list of every matching object in one page; items omit `kind` and `apiVersion` like the apiserver's.
-fn list(shared: &Shared, kind: ResourceKind, filter: &Filter) -> Response {
+/// Which part of a list a request asks for: `limit` items after the object a `continue`
+/// token names (tokens carry the first page's resourceVersion and the last key served, as
+/// etcd's key-ordered continuation does).
+struct Page {
+    limit: Option<usize>,
+    resource_version: Option<u64>,
+    after: Option<(String, String)>,
+}
+
+impl Page {
+    fn parse(limit: Option<&str>, token: Option<&str>) -> Result<Self, String> {
+        let limit = match limit {
+            None | Some("0") => None,
+            Some(text) => Some(text.parse::<usize>().map_err(|_| format!("invalid limit {text:?}"))?),
+        };
+        let (resource_version, after) = match token.filter(|t| !t.is_empty()) {
+            None => (None, None),
+            Some(token) => {
+                let invalid = || format!("invalid continue {token:?}");
+                let mut parts = token.splitn(3, '/');
+                let (rv, namespace, name) = (parts.next(), parts.next(), parts.next());
+                let rv = rv.and_then(|rv| rv.parse::<u64>().ok()).ok_or_else(invalid)?;
+                let key = namespace.zip(name).map(|(ns, n)| (ns.to_owned(), n.to_owned())).ok_or_else(invalid)?;
+                (Some(rv), Some(key))
+            }
+        };
+        Ok(Self { limit, resource_version, after })
+    }
+}
+
+/// The key a continue token names an object by, `namespace/name`, compared as the store
+/// orders objects (by namespace, then name).
+fn page_key(object: &Value) -> (String, String) {
+    let meta = |field: &str| {
+        object.pointer(&format!("/metadata/{field}")).and_then(Value::as_str).unwrap_or_default().to_owned()
+    };
+    (meta("namespace"), meta("name"))
+}
+
+/// A page of the matching objects (all of them without `limit`), in key order; items omit
+/// `kind` and `apiVersion` like the apiserver's.
+fn list(shared: &Shared, kind: ResourceKind, filter: &Filter, page: &Page) -> Response {
     let (rv, mut items) = {
         let store = shared.store();
         (store.resource_version(), store.list(kind, filter))
     };
+    let rv = page.resource_version.unwrap_or(rv);
+    if let Some(after) = &page.after {
+        items.retain(|item| page_key(item) > *after);
+    }
+    let mut next = None;
+    if let Some(limit) = page.limit.filter(|limit| items.len() > *limit) {
+        items.truncate(limit);
+        next = items.last().map(page_key).map(|(namespace, name)| format!("{rv}/{namespace}/{name}"));
+    }
     for item in &mut items {
         if let Some(obj) = item.as_object_mut() {
             obj.remove("kind");
@@ -118,7 +170,7 @@ fn list(shared: &Shared, kind: ResourceKind, filter: &Filter) -> Response {
     Json(json!({
         "kind": kind.list_kind(),
         "apiVersion": kind.api_version(),
-        "metadata": {"resourceVersion": rv.to_string()},
+        "metadata": {"resourceVersion": rv.to_string(), "continue": next.unwrap_or_default()},
         "items": items,
     }))
     .into_response()
