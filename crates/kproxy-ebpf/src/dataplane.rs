@@ -8,7 +8,7 @@ use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats
 use crate::config::EbpfConfig;
 use crate::interfaces::choose;
 use crate::kernel::{AyaKernel, Kernel, KernelError};
-use crate::maps::Maps;
+use crate::maps::{MapError, Maps};
 use crate::plan::{PlanContext, PortPlan, Role, plan_port, plan_state};
 use crate::sync::{Committed, PortKey, Written};
 
@@ -60,19 +60,18 @@ impl EbpfDataplane {
         let maps = self.maps.as_deref_mut().ok_or_else(|| SyncError::retryable(NAME, "sync", "no maps loaded"))?;
         let mut written = Written::default();
         let mut first_error = None;
-        let mut record = |result: Result<(), crate::maps::MapError>| {
-            if let Err(e) = result {
-                first_error.get_or_insert(e);
-            }
-        };
         if full {
             let plans = plan_state(state, &self.config.nodeport_addresses);
             let gone: Vec<PortKey> = self.committed.ports().filter(|k| !plans.contains_key(*k)).cloned().collect();
             for key in &gone {
-                record(self.committed.apply(maps, key, None, true, &mut written));
+                keep_first(&mut first_error, self.committed.apply(maps, key, None, true, &mut written));
             }
             for (key, plan) in &plans {
-                record(self.committed.apply(maps, key, Some(plan), true, &mut written));
+                keep_first(&mut first_error, self.committed.apply(maps, key, Some(plan), true, &mut written));
+            }
+            if first_error.is_none() {
+                // Entries of a previous kproxy that the state no longer has.
+                keep_first(&mut first_error, self.committed.sweep(maps, &mut written));
             }
         } else {
             let ctx = PlanContext::of(state, &self.config.nodeport_addresses);
@@ -82,7 +81,8 @@ impl EbpfDataplane {
                     let plan =
                         view.services.get(name).map(|port| plan_port(&ctx, family, port, view.endpoints.get(name)));
                     let key = (family, name.clone());
-                    record(self.committed.apply(maps, &key, plan.as_ref(), false, &mut written));
+                    let result = self.committed.apply(maps, &key, plan.as_ref(), false, &mut written);
+                    keep_first(&mut first_error, result);
                 }
             }
         }
@@ -90,6 +90,13 @@ impl EbpfDataplane {
             None => Ok(written),
             Some(e) => Err(SyncError::retryable(NAME, "map update", e)),
         }
+    }
+}
+
+/// Keeps the first error of several results.
+fn keep_first(first: &mut Option<MapError>, result: Result<(), MapError>) {
+    if let Err(e) = result {
+        first.get_or_insert(e);
     }
 }
 
@@ -102,8 +109,12 @@ impl Dataplane for EbpfDataplane {
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let fresh = self.maps.is_none();
         if fresh {
-            self.maps = Some(self.kernel.load().map_err(|e| kernel_error("load", e))?);
+            let maps = self.kernel.load().map_err(|e| kernel_error("load", e))?;
+            // Maps a previous kproxy pinned come with its entries: reconciled by this sync.
+            let contents = maps.contents().map_err(|e| SyncError::retryable(NAME, "read pinned maps", e))?;
             self.committed = Committed::new();
+            self.committed.adopt(contents);
+            self.maps = Some(maps);
         }
         let full = fresh || changes.full();
         let written = self.write(state, changes, full)?;

@@ -177,3 +177,27 @@ fn explain_names_the_service_entry_and_its_slots() {
     let detail = x.rules[0].detail.as_deref().unwrap_or_default();
     assert!(detail.contains("[10.0.1.10:8080 10.0.2.10:8080]"), "{detail}");
 }
+
+#[test]
+fn a_restart_over_pinned_maps_reconciles_them_without_a_hole() {
+    // The same FakeMaps for both: what a previous kproxy pinned.
+    let kernel = FakeKernel::default();
+    let mut first = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
+    let mut state = state_with(&["10.0.1.10", "10.0.2.10"]);
+    let gone = ServicePortName::new(NamespacedName::new("ns", "gone"), "http", Protocol::Tcp);
+    let v4 = state.family_mut(IpFamily::V4);
+    v4.services.insert(gone.clone(), ServicePort::new(ip("172.30.0.9"), 80, Protocol::Tcp));
+    v4.endpoints.insert(gone.clone(), vec![Endpoint::new(ip("10.0.9.10"), 8080)]);
+    block_on(first.sync(&state, &Changes::default())).unwrap();
+    drop(first);
+
+    let mut second = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
+    let state = state_with(&["10.0.2.10", "10.0.3.10"]);
+    let stats = block_on(second.sync(&state, &Changes::default())).unwrap();
+    assert!(stats.full);
+    assert_eq!(endpoints_of(&kernel), ["10.0.2.10:8080", "10.0.3.10:8080"]);
+    let tables = kernel.maps.snapshot();
+    assert!(tables.holes.is_empty(), "{:?}", tables.holes);
+    assert_eq!(tables.services.len(), 1, "the service gone meanwhile is removed: {:?}", tables.services);
+    assert_eq!(tables.endpoints.len(), 2, "{:?}", tables.endpoints);
+}

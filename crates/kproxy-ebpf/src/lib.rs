@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod layout;
 pub mod maps;
 pub mod netns;
+pub mod pins;
 pub mod plan;
 pub mod sync;
 mod tc_links;

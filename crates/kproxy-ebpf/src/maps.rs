@@ -3,7 +3,7 @@
 //! [`crate::kernel`] implements [`Maps`] on the real BPF maps; [`FakeMaps`] keeps them in
 //! memory, logs every write and checks after each one that no exposed slot is a hole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
@@ -20,8 +20,31 @@ pub struct MapError {
     pub message: String,
 }
 
+/// What the maps held when they were opened: empty for fresh maps, a previous kproxy's
+/// entries for maps it pinned. Read once, at load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contents {
+    /// `kp_services`.
+    pub services: BTreeMap<KpServiceKey, KpService>,
+    /// `kp_external`.
+    pub external: BTreeMap<KpServiceKey, KpExternal>,
+    /// `kp_endpoints`.
+    pub endpoints: BTreeMap<KpEndpointKey, KpAddr>,
+    /// `kp_ranges`.
+    pub ranges: BTreeSet<KpRangeKey>,
+}
+
+impl Contents {
+    /// Whether every map was empty.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.external.is_empty() && self.endpoints.is_empty() && self.ranges.is_empty()
+    }
+}
+
 /// The writes a sync makes. Removing an absent key succeeds.
 pub trait Maps: Send {
+    /// Everything the maps hold now (read when they are opened, never to sync).
+    fn contents(&self) -> Result<Contents, MapError>;
     /// Sets a service address.
     fn put_service(&mut self, key: &KpServiceKey, value: &KpService) -> Result<(), MapError>;
     /// Removes a service address.
@@ -71,7 +94,7 @@ pub struct FakeTables {
     /// `kp_external`.
     pub external: BTreeMap<KpServiceKey, KpExternal>,
     /// `kp_ranges`.
-    pub ranges: std::collections::BTreeSet<KpRangeKey>,
+    pub ranges: BTreeSet<KpRangeKey>,
     /// Every write, in order.
     pub log: Vec<Write>,
     /// Service addresses that, after some write, exposed a slot that did not exist.
@@ -171,6 +194,16 @@ impl FakeMaps {
 }
 
 impl Maps for FakeMaps {
+    fn contents(&self) -> Result<Contents, MapError> {
+        let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(Contents {
+            services: tables.services.clone(),
+            external: tables.external.clone(),
+            endpoints: tables.endpoints.clone(),
+            ranges: tables.ranges.clone(),
+        })
+    }
+
     fn put_service(&mut self, key: &KpServiceKey, value: &KpService) -> Result<(), MapError> {
         self.write("kp_services", Write::PutService(*key, *value))
     }

@@ -6,7 +6,8 @@
 //! from outside (a count grows only after its slots exist, and shrinks before its slots
 //! go), (3) service addresses it no longer has, (4) source ranges it no longer has, slots
 //! past the new counts and sets it no longer uses. What was committed is kept in memory; the maps are
-//! never read back.
+//! never read back to sync (only once, when maps a previous kproxy pinned are opened: see
+//! [`Committed::adopt`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,6 +65,8 @@ pub struct Committed {
     /// The same for the addresses of traffic from outside.
     external_owners: BTreeMap<KpServiceKey, PortKey>,
     next_id: u32,
+    /// What maps a previous kproxy filled held at load, until the first full write is swept.
+    leftovers: Option<adopt::Leftovers>,
 }
 
 /// Counts of one sync.
@@ -125,7 +128,13 @@ impl Committed {
         let mut next = CommittedPort::default();
         let Some(plan) = plan else { return next };
         for (role, endpoints) in &plan.sets {
-            let id = old.sets.get(role).map_or_else(|| self.allocate_id(), |s| s.id);
+            let id = match old.sets.get(role) {
+                Some(set) => set.id,
+                None => match self.leftovers.as_mut().and_then(|l| l.take_id(plan, *role)) {
+                    Some(id) => id,
+                    None => self.allocate_id(),
+                },
+            };
             next.sets.insert(*role, CommittedSet { id, endpoints: endpoints.clone() });
         }
         for (address, entry) in &plan.entries {
@@ -241,6 +250,9 @@ fn delete_owned<V>(
     }
     Ok(())
 }
+
+#[path = "sync_adopt.rs"]
+mod adopt;
 
 #[cfg(test)]
 #[path = "sync_tests.rs"]
