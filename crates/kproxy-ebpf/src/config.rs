@@ -43,8 +43,7 @@ pub struct EbpfConfig {
     /// The cgroup (v2) whose processes are balanced, with every cgroup below it.
     pub cgroup_path: PathBuf,
     /// Where links and maps are pinned so a restart keeps traffic flowing (on a bpf
-    /// filesystem); `None`: not pinned
-    /// (the programs detach when kproxy exits).
+    /// filesystem); `None`: not pinned (the programs detach when kproxy exits).
     pub pin_dir: Option<PathBuf>,
     /// Map sizes.
     pub map_sizes: MapSizes,
