@@ -1,14 +1,16 @@
 //! `EbpfDataplane`: the [`Dataplane`] of `--mode ebpf`.
 
 use std::fmt::Write as _;
+use std::time::Instant;
 
 use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
+use kproxy_core::stale_flows::FlowCleanup;
 use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
 
 use crate::config::EbpfConfig;
 use crate::interfaces::choose;
 use crate::kernel::{AyaKernel, Kernel, KernelError};
-use crate::maps::{MapError, Maps};
+use crate::maps::{MapError, Maps, family_index};
 use crate::plan::{PlanContext, PortPlan, Role, plan_port, plan_state};
 use crate::sync::{Committed, PortKey, Written};
 
@@ -93,6 +95,32 @@ impl EbpfDataplane {
     }
 }
 
+impl EbpfDataplane {
+    /// Deletes the conntrack and affinity entries of what this sync removed (the maps are
+    /// read only then); the conntrack deletions are reported like stale UDP flows. A
+    /// failure is logged: the entries age out of their LRU maps anyway.
+    fn forget_stale(&mut self) -> Option<FlowCleanup> {
+        let stale = self.committed.take_stale();
+        let maps = self.maps.as_deref_mut().filter(|_| !stale.is_empty())?;
+        let started = Instant::now();
+        match maps.forget(&stale) {
+            Ok(forgotten) => {
+                tracing::debug!(?forgotten, "deleted entries of removed endpoints");
+                let mut families = [false; 2];
+                for endpoint in &stale.endpoints {
+                    families[family_index(endpoint.family)] = true;
+                }
+                let looked = families.iter().any(|f| *f);
+                looked.then(|| FlowCleanup { duration: started.elapsed(), families, deleted: forgotten.conntrack })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot delete conntrack and affinity entries of removed endpoints");
+                None
+            }
+        }
+    }
+}
+
 /// Keeps the first error of several results.
 fn keep_first(first: &mut Option<MapError>, result: Result<(), MapError>) {
     if let Err(e) = result {
@@ -128,12 +156,14 @@ impl Dataplane for EbpfDataplane {
             let attachment = choose(&self.config.interfaces, &state.node.addresses, &present);
             self.kernel.attach_tc(&attachment).map_err(|e| kernel_error("attach tc", e))?;
         }
+        let stale_flows = self.forget_stale();
         let touched = IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum();
         Ok(SyncStats {
             full,
             service_ports: state.families().map(|f| f.services.len()).sum(),
             touched_service_ports: touched,
             rules: written.writes,
+            stale_flows,
             ..SyncStats::default()
         })
     }

@@ -23,9 +23,10 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use crate::config::{EbpfConfig, MapSizes};
 use crate::interfaces::{Interface, TcAttachment};
 use crate::layout::{
-    CFG_NETNS_FILTER, KpAddr, KpConfig, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey,
+    CFG_NETNS_FILTER, KpAddr, KpAffinity, KpAffinityKey, KpClientKey, KpConfig, KpCt, KpCtKey, KpEndpointKey,
+    KpExternal, KpRangeKey, KpService, KpServiceKey,
 };
-use crate::maps::{Contents, MapError, Maps};
+use crate::maps::{Contents, Forgotten, MapError, Maps, Stale, family_index};
 use crate::pins::{self, MAP_NAMES};
 use crate::tc_links::{self, TcLinks};
 
@@ -197,8 +198,24 @@ impl Kernel for AyaKernel {
             HashMap::try_from(take(&mut ebpf, "kp_endpoints")?).map_err(|e| KernelError::fatal("map", e))?;
         let external = HashMap::try_from(take(&mut ebpf, "kp_external")?).map_err(|e| KernelError::fatal("map", e))?;
         let ranges = LpmTrie::try_from(take(&mut ebpf, "kp_ranges")?).map_err(|e| KernelError::fatal("map", e))?;
+        let conntrack =
+            HashMap::try_from(take(&mut ebpf, "kp_conntrack")?).map_err(|e| KernelError::fatal("map", e))?;
+        let affinity = HashMap::try_from(take(&mut ebpf, "kp_affinity")?).map_err(|e| KernelError::fatal("map", e))?;
+        let client_affinity =
+            HashMap::try_from(take(&mut ebpf, "kp_client_affinity")?).map_err(|e| KernelError::fatal("map", e))?;
         self.ebpf = Some(ebpf);
-        Ok(Box::new(KernelMaps { services, endpoints, external, ranges }))
+        let sizes = self.config.map_sizes;
+        let scan_limit = 2 * usize::try_from(sizes.conntrack.max(sizes.affinity)).unwrap_or(usize::MAX);
+        Ok(Box::new(KernelMaps {
+            services,
+            endpoints,
+            external,
+            ranges,
+            conntrack,
+            affinity,
+            client_affinity,
+            scan_limit,
+        }))
     }
 
     fn attach(&mut self) -> Result<(), KernelError> {
@@ -328,6 +345,34 @@ struct KernelMaps {
     endpoints: HashMap<MapData, KpEndpointKey, KpAddr>,
     external: HashMap<MapData, KpServiceKey, KpExternal>,
     ranges: LpmTrie<MapData, RangeData, u32>,
+    conntrack: HashMap<MapData, KpCtKey, KpCt>,
+    affinity: HashMap<MapData, KpAffinityKey, KpAffinity>,
+    client_affinity: HashMap<MapData, KpClientKey, KpAffinity>,
+    /// The most entries one read-through of an LRU map visits (the programs change them
+    /// meanwhile, and a key evicted under the cursor restarts the kernel's walk).
+    scan_limit: usize,
+}
+
+/// The keys of `map` whose entries `stale` says go (read first, deleted after).
+fn doomed<K: aya::Pod, V: aya::Pod>(
+    map: &HashMap<MapData, K, V>,
+    limit: usize,
+    stale: impl Fn(&K, &V) -> bool,
+) -> Vec<K> {
+    map.iter().take(limit).filter_map(Result::ok).filter(|(k, v)| stale(k, v)).map(|(k, _)| k).collect()
+}
+
+/// Removes `key` from `map` (named `name`); whether it was there.
+fn delete<K: aya::Pod, V: aya::Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    key: &K,
+    name: &'static str,
+) -> Result<bool, MapError> {
+    match map.remove(key) {
+        Ok(()) => Ok(true),
+        Err(e) if absent(&e) => Ok(false),
+        Err(e) => Err(map_error("remove", name, &e)),
+    }
 }
 
 /// The part of [`KpRangeKey`] after the prefix length, as aya's LPM key carries it.
@@ -368,6 +413,26 @@ fn removed(result: Result<(), aya::maps::MapError>, map: &'static str) -> Result
 }
 
 impl Maps for KernelMaps {
+    fn forget(&mut self, stale: &Stale) -> Result<Forgotten, MapError> {
+        let mut forgotten = Forgotten::default();
+        if !stale.endpoints.is_empty() {
+            for key in doomed(&self.conntrack, self.scan_limit, |k, v| stale.conntrack(k, v)) {
+                if delete(&mut self.conntrack, &key, "kp_conntrack")? {
+                    forgotten.conntrack[family_index(key.family)] += 1;
+                }
+            }
+        }
+        if !stale.members.is_empty() || !stale.sets.is_empty() {
+            for key in doomed(&self.affinity, self.scan_limit, |k, v| stale.affinity(k.service_id, v)) {
+                forgotten.affinity += u64::from(delete(&mut self.affinity, &key, "kp_affinity")?);
+            }
+            for key in doomed(&self.client_affinity, self.scan_limit, |k, v| stale.affinity(k.service_id, v)) {
+                forgotten.affinity += u64::from(delete(&mut self.client_affinity, &key, "kp_client_affinity")?);
+            }
+        }
+        Ok(forgotten)
+    }
+
     fn put_service(&mut self, key: &KpServiceKey, value: &KpService) -> Result<(), MapError> {
         self.services.insert(key, value, 0).map_err(|e| map_error("insert", "kp_services", &e))
     }

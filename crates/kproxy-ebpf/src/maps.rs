@@ -6,7 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
+use crate::layout::{
+    KpAddr, KpAffinity, KpAffinityKey, KpClientKey, KpCt, KpCtKey, KpEndpointKey, KpExternal, KpRangeKey, KpService,
+    KpServiceKey,
+};
 
 /// A map write that failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +44,57 @@ impl Contents {
     }
 }
 
+/// Entries of the maps the programs fill (tc conntrack, affinity: LRU) that point at
+/// endpoints a sync removed. Collected while a sync writes, deleted right after it by
+/// [`Maps::forget`], the only time those maps are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stale {
+    /// Endpoints no set has any more: both directions of every tracked flow to them.
+    pub endpoints: BTreeSet<KpAddr>,
+    /// Endpoints gone from a set (set id, endpoint): the set's affinity entries to them.
+    pub members: BTreeSet<(u32, KpAddr)>,
+    /// Sets gone altogether: every affinity entry of theirs.
+    pub sets: BTreeSet<u32>,
+}
+
+impl Stale {
+    /// Nothing to delete.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty() && self.members.is_empty() && self.sets.is_empty()
+    }
+
+    /// Whether `kp_conntrack`'s `key` → `value` is a direction of a flow to a removed
+    /// endpoint: the client's direction is rewritten to it, the reply's comes from it.
+    pub fn conntrack(&self, key: &KpCtKey, value: &KpCt) -> bool {
+        let from = KpAddr { addr: key.saddr, port: key.sport, family: key.family, pad: 0 };
+        self.endpoints.contains(&KpAddr { pad: 0, ..value.dst }) || self.endpoints.contains(&from)
+    }
+
+    /// Whether an affinity entry of set `set` (node clients' or outside clients') is stale.
+    pub fn affinity(&self, set: u32, value: &KpAffinity) -> bool {
+        self.sets.contains(&set) || self.members.contains(&(set, KpAddr { pad: 0, ..value.endpoint }))
+    }
+}
+
+/// What [`Maps::forget`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// `kp_conntrack` entries, per family (IPv4, IPv6).
+    pub conntrack: [u64; 2],
+    /// `kp_affinity` and `kp_client_affinity` entries.
+    pub affinity: u64,
+}
+
+/// The index of a map family byte (4 or 6) in [`Forgotten::conntrack`].
+pub(crate) fn family_index(family: u8) -> usize {
+    usize::from(family == 6)
+}
+
 /// The writes a sync makes. Removing an absent key succeeds.
 pub trait Maps: Send {
+    /// Deletes the entries `stale` names from the maps the programs fill: `kp_conntrack`
+    /// only when endpoints are gone, the affinity maps only when members or sets are.
+    fn forget(&mut self, stale: &Stale) -> Result<Forgotten, MapError>;
     /// Everything the maps hold now (read when they are opened, never to sync).
     fn contents(&self) -> Result<Contents, MapError>;
     /// Sets a service address.
@@ -95,6 +147,14 @@ pub struct FakeTables {
     pub external: BTreeMap<KpServiceKey, KpExternal>,
     /// `kp_ranges`.
     pub ranges: BTreeSet<KpRangeKey>,
+    /// `kp_conntrack` (the tc programs fill it).
+    pub conntrack: BTreeMap<KpCtKey, KpCt>,
+    /// `kp_affinity` (the socket programs fill it).
+    pub affinity: BTreeMap<KpAffinityKey, KpAffinity>,
+    /// `kp_client_affinity` (the tc programs fill it).
+    pub client_affinity: BTreeMap<KpClientKey, KpAffinity>,
+    /// How many times one of those three was read through.
+    pub scans: usize,
     /// Every write, in order.
     pub log: Vec<Write>,
     /// Service addresses that, after some write, exposed a slot that did not exist.
@@ -149,6 +209,11 @@ impl FakeMaps {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Adds entries as the programs would.
+    pub fn seed(&self, seed: impl FnOnce(&mut FakeTables)) {
+        seed(&mut self.tables.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
     /// Makes every write after the next `n` fail.
     pub fn fail_after(&self, n: Option<usize>) {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner).fail_after = n;
@@ -194,6 +259,27 @@ impl FakeMaps {
 }
 
 impl Maps for FakeMaps {
+    fn forget(&mut self, stale: &Stale) -> Result<Forgotten, MapError> {
+        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut forgotten = Forgotten::default();
+        if !stale.endpoints.is_empty() {
+            tables.scans += 1;
+            let before: Vec<KpCtKey> = tables.conntrack.keys().copied().collect();
+            tables.conntrack.retain(|k, v| !stale.conntrack(k, v));
+            for key in before.iter().filter(|k| !tables.conntrack.contains_key(*k)) {
+                forgotten.conntrack[family_index(key.family)] += 1;
+            }
+        }
+        if !stale.members.is_empty() || !stale.sets.is_empty() {
+            tables.scans += 2;
+            let before = tables.affinity.len() + tables.client_affinity.len();
+            tables.affinity.retain(|k, v| !stale.affinity(k.service_id, v));
+            tables.client_affinity.retain(|k, v| !stale.affinity(k.service_id, v));
+            forgotten.affinity = (before - tables.affinity.len() - tables.client_affinity.len()) as u64;
+        }
+        Ok(forgotten)
+    }
+
     fn contents(&self) -> Result<Contents, MapError> {
         let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(Contents {

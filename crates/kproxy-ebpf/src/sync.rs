@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kproxy_core::{IpFamily, ServicePortName};
 
 use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
-use crate::maps::{MapError, Maps};
+use crate::maps::{MapError, Maps, Stale};
 use crate::plan::{PortPlan, Role};
 
 /// A service port of one family: the unit of a sync.
@@ -67,6 +67,8 @@ pub struct Committed {
     next_id: u32,
     /// What maps a previous kproxy filled held at load, until the first full write is swept.
     leftovers: Option<adopt::Leftovers>,
+    /// Endpoints and sets removed since [`Committed::take_stale`] was last called.
+    stale: Stale,
 }
 
 /// Counts of one sync.
@@ -111,6 +113,7 @@ impl Committed {
         let next = self.next_port(&old, plan);
         match self.write(maps, key, &old, &next, rewrite, written) {
             Ok(()) => {
+                self.note_removed(&old, &next);
                 if !next.is_empty() {
                     self.ports.insert(key.clone(), next);
                 }
@@ -121,6 +124,47 @@ impl Committed {
                 Err(e)
             }
         }
+    }
+
+    /// Notes the endpoints and sets `old` had and `next` has not (written: no program
+    /// picks them any more).
+    fn note_removed(&mut self, old: &CommittedPort, next: &CommittedPort) {
+        if old.sets == next.sets {
+            return;
+        }
+        for (role, set) in &old.sets {
+            match next.sets.get(role).filter(|n| n.id == set.id) {
+                Some(kept) => {
+                    let kept: BTreeSet<&KpAddr> = kept.endpoints.iter().collect();
+                    for endpoint in set.endpoints.iter().filter(|e| !kept.contains(e)) {
+                        self.stale.members.insert((set.id, *endpoint));
+                        self.stale.endpoints.insert(*endpoint);
+                    }
+                }
+                None => {
+                    self.stale.sets.insert(set.id);
+                    self.stale.endpoints.extend(set.endpoints.iter().copied());
+                }
+            }
+        }
+    }
+
+    /// The entries of the programs' own maps (conntrack, affinity) that point at what the
+    /// syncs since the last call removed: endpoints are stale only when no set has them any
+    /// more (an endpoint of several services keeps its flows). Reads all sets when some
+    /// endpoint went, nothing otherwise.
+    pub fn take_stale(&mut self) -> Stale {
+        let mut stale = std::mem::take(&mut self.stale);
+        if !stale.endpoints.is_empty() {
+            'sets: for set in self.ports.values().flat_map(|p| p.sets.values()) {
+                for endpoint in &set.endpoints {
+                    if stale.endpoints.remove(endpoint) && stale.endpoints.is_empty() {
+                        break 'sets;
+                    }
+                }
+            }
+        }
+        stale
     }
 
     /// The committed form of `plan`, keeping the ids of sets `old` had.

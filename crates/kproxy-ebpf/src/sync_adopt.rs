@@ -80,7 +80,8 @@ impl Committed {
     }
 
     /// After a full write over taken-over maps: removes their entries the state does not
-    /// have, service addresses first, then source ranges, then endpoint slots.
+    /// have, service addresses first, then source ranges, then endpoint slots; what is gone
+    /// is noted for [`Committed::take_stale`].
     pub fn sweep(&mut self, maps: &mut dyn Maps, written: &mut Written) -> Result<(), MapError> {
         let Some(leftovers) = self.leftovers.take() else { return Ok(()) };
         let result = self.sweep_leftovers(maps, &leftovers, written);
@@ -112,13 +113,23 @@ impl Committed {
         }
         let sets: BTreeMap<u32, &[KpAddr]> =
             self.ports.values().flat_map(|p| p.sets.values()).map(|s| (s.id, s.endpoints.as_slice())).collect();
-        for key in contents.endpoints.keys() {
+        for (key, endpoint) in &contents.endpoints {
             let KpEndpointKey { service_id, slot } = *key;
-            let kept = sets.get(&service_id).and_then(|e| e.get(slot as usize));
-            if kept.is_none() {
+            if sets.get(&service_id).and_then(|e| e.get(slot as usize)).is_none() {
                 maps.delete_endpoint(key)?;
                 written.writes += 1;
             }
+            // What a previous kproxy's programs may still point at.
+            match sets.get(&service_id) {
+                None => {
+                    self.stale.sets.insert(service_id);
+                }
+                Some(kept) if !kept.contains(endpoint) => {
+                    self.stale.members.insert((service_id, *endpoint));
+                }
+                Some(_) => {}
+            }
+            self.stale.endpoints.insert(*endpoint);
         }
         Ok(())
     }
