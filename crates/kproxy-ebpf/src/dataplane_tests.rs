@@ -279,21 +279,21 @@ fn an_endpoint_another_service_still_has_keeps_its_flows_but_not_the_affinity_of
     let kernel = FakeKernel::default();
     let mut dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
     let api = ServicePortName::new(NamespacedName::new("ns", "api"), "http", Protocol::Tcp);
-    let with_api = |endpoints: &[&str]| {
+    let sharing = |endpoints: &[&str]| {
         let mut state = state_with(endpoints);
         let v4 = state.family_mut(IpFamily::V4);
         v4.services.insert(api.clone(), ServicePort::new(ip("172.30.0.2"), 80, Protocol::Tcp));
         v4.endpoints.insert(api.clone(), vec![Endpoint::new(ip("10.0.1.10"), 8080)]);
         state
     };
-    block_on(dataplane.sync(&with_api(&["10.0.1.10", "10.0.2.10"]), &Changes::default())).unwrap();
+    block_on(dataplane.sync(&sharing(&["10.0.1.10", "10.0.2.10"]), &Changes::default())).unwrap();
     let (web_set, api_set) = (set_of(&kernel, "172.30.0.1:80"), set_of(&kernel, "172.30.0.2:80"));
     kernel.maps.seed(|t| {
         flow(t, "192.168.0.1:40000", "10.0.1.10:8080");
         affine(t, 1, web_set, "10.0.1.10:8080");
         affine(t, 2, api_set, "10.0.1.10:8080");
     });
-    block_on(dataplane.sync(&with_api(&["10.0.2.10"]), &changed(web()))).unwrap();
+    block_on(dataplane.sync(&sharing(&["10.0.2.10"]), &changed(web()))).unwrap();
     let tables = kernel.maps.snapshot();
     assert_eq!(tables.conntrack.len(), 2, "10.0.1.10 still serves api");
     let kept = [(api_set, "10.0.1.10:8080".to_owned()), (api_set, "10.0.1.10:8080".to_owned())];
@@ -313,4 +313,58 @@ fn a_deleted_service_takes_its_flows_and_affinity_along() {
     block_on(dataplane.sync(&ProxyState::new("node1"), &changed(web()))).unwrap();
     let tables = kernel.maps.snapshot();
     assert!(tables.conntrack.is_empty() && affinities(&tables).is_empty(), "{tables:?}");
+}
+
+/// [`state_with`] plus service `api` (172.30.0.2) on 10.0.9.10.
+fn with_api(endpoints: &[&str]) -> ProxyState {
+    let mut state = state_with(endpoints);
+    let api = ServicePortName::new(NamespacedName::new("ns", "api"), "http", Protocol::Tcp);
+    let v4 = state.family_mut(IpFamily::V4);
+    v4.services.insert(api.clone(), ServicePort::new(ip("172.30.0.2"), 80, Protocol::Tcp));
+    v4.endpoints.insert(api, vec![Endpoint::new(ip("10.0.9.10"), 8080)]);
+    state
+}
+
+fn usage_of(stats: &SyncStats, map: &str) -> (u64, Option<u64>) {
+    let usage = stats.maps.iter().find(|u| u.map == map).unwrap_or_else(|| panic!("no {map}"));
+    (usage.max_entries, usage.entries)
+}
+
+#[test]
+fn a_service_beyond_a_map_s_capacity_is_skipped_the_sync_fails_and_the_rest_is_balanced() {
+    let kernel = FakeKernel::default();
+    let sizes = crate::config::MapSizes { endpoints: 2, ..crate::config::MapSizes::default() };
+    let config = EbpfConfig { map_sizes: sizes, ..EbpfConfig::default() };
+    let mut dataplane = EbpfDataplane::with_kernel(config, Box::new(kernel.clone()));
+    // api (1 slot) comes first; web (2 slots) no longer fits.
+    let error = block_on(dataplane.sync(&with_api(&["10.0.1.10", "10.0.2.10"]), &Changes::default())).unwrap_err();
+    assert!(error.is_retryable() && !error.is_rejection(), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("kp_endpoints holds at most 2") && text.contains("ns/web"), "{text}");
+    assert_eq!(kernel.calls(), ["load", "attach"], "what fits is attached and balanced");
+    assert_eq!(endpoints_of(&kernel), Vec::<String>::new(), "web is not written at all");
+    let api = KpServiceKey::new(ip("172.30.0.2"), 80, Protocol::Tcp);
+    assert_eq!(kernel.maps.snapshot().endpoints_of(&api).map(|e| e.len()), Some(1));
+
+    let stats = block_on(dataplane.sync(&with_api(&["10.0.1.10"]), &Changes::full_sync())).unwrap();
+    assert_eq!(endpoints_of(&kernel), ["10.0.1.10:8080"], "once it fits, it is written");
+    assert_eq!(usage_of(&stats, "kp_endpoints"), (2, Some(2)));
+}
+
+#[test]
+fn every_sync_reports_each_map_s_size_and_the_entries_written() {
+    let kernel = FakeKernel::default();
+    let mut dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel.clone()));
+    let mut state = with_api(&["10.0.1.10", "10.0.2.10"]);
+    state.node.addresses = vec![ip("192.168.0.2")];
+    let stats = block_on(dataplane.sync(&state, &Changes::default())).unwrap();
+    let sizes = crate::config::MapSizes::default();
+    assert_eq!(usage_of(&stats, "kp_services"), (u64::from(sizes.services), Some(2)));
+    assert_eq!(usage_of(&stats, "kp_external"), (u64::from(sizes.services), Some(2)), "ClusterIPs from outside");
+    assert_eq!(usage_of(&stats, "kp_endpoints"), (u64::from(sizes.endpoints), Some(3)));
+    assert_eq!(usage_of(&stats, "kp_ranges"), (u64::from(sizes.source_ranges), Some(0)));
+    assert_eq!(usage_of(&stats, "kp_conntrack"), (u64::from(sizes.conntrack), None), "the programs fill it");
+    assert_eq!(stats.maps.iter().count(), 9);
+    let stats = block_on(dataplane.sync(&with_api(&["10.0.1.10"]), &changed(web()))).unwrap();
+    assert_eq!(usage_of(&stats, "kp_endpoints").1, Some(2), "counts follow every change");
 }

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_core::{IpFamily, ServicePortName};
 
+use crate::config::MapSizes;
 use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
 use crate::maps::{MapError, Maps, Stale};
 use crate::plan::{PortPlan, Role};
@@ -57,7 +58,7 @@ impl CommittedPort {
 }
 
 /// What the dataplane has written to the maps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Committed {
     ports: BTreeMap<PortKey, CommittedPort>,
     /// Which port wrote each service address (a claim may move between ports in one sync).
@@ -69,6 +70,39 @@ pub struct Committed {
     leftovers: Option<adopt::Leftovers>,
     /// Endpoints and sets removed since [`Committed::take_stale`] was last called.
     stale: Stale,
+    /// The maps' sizes.
+    limits: capacity::Limits,
+    /// Endpoint slots written (over all sets).
+    slots: usize,
+    /// Source ranges written.
+    ranges: usize,
+}
+
+impl Default for Committed {
+    fn default() -> Self {
+        Self {
+            ports: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            external_owners: BTreeMap::new(),
+            next_id: 0,
+            leftovers: None,
+            stale: Stale::default(),
+            limits: capacity::Limits::NONE,
+            slots: 0,
+            ranges: 0,
+        }
+    }
+}
+
+/// Why a service port was not (fully) written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A map write failed (the port may be half written, never with a hole).
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// It would take a map past its size: nothing of it was written.
+    #[error(transparent)]
+    Full(#[from] MapFull),
 }
 
 /// Counts of one sync.
@@ -79,9 +113,14 @@ pub struct Written {
 }
 
 impl Committed {
-    /// Nothing written yet.
+    /// Nothing written yet, maps of any size.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Nothing written yet, to maps of `sizes`.
+    pub fn with_sizes(sizes: &MapSizes) -> Self {
+        Self { limits: capacity::Limits::of(sizes), ..Self::default() }
     }
 
     /// The ports written.
@@ -108,22 +147,27 @@ impl Committed {
         plan: Option<&PortPlan>,
         rewrite: bool,
         written: &mut Written,
-    ) -> Result<(), MapError> {
+    ) -> Result<(), WriteError> {
         let old = self.ports.remove(key).unwrap_or_default();
         let next = self.next_port(&old, plan);
-        match self.write(maps, key, &old, &next, rewrite, written) {
-            Ok(()) => {
-                self.note_removed(&old, &next);
-                if !next.is_empty() {
-                    self.ports.insert(key.clone(), next);
+        let (old_slots, old_ranges) = capacity::counts(&old);
+        let (stored, result) = match self.check_capacity(key, &old, &next) {
+            Err(full) => (old, Err(full.into())),
+            Ok(()) => match self.write(maps, key, &old, &next, rewrite, written) {
+                Ok(()) => {
+                    self.note_removed(&old, &next);
+                    (next, Ok(()))
                 }
-                Ok(())
-            }
-            Err(e) => {
-                self.ports.insert(key.clone(), old.union(next));
-                Err(e)
-            }
+                Err(e) => (old.union(next), Err(e.into())),
+            },
+        };
+        let (slots, ranges) = capacity::counts(&stored);
+        self.slots = (self.slots + slots).saturating_sub(old_slots);
+        self.ranges = (self.ranges + ranges).saturating_sub(old_ranges);
+        if !stored.is_empty() {
+            self.ports.insert(key.clone(), stored);
         }
+        result
     }
 
     /// Notes the endpoints and sets `old` had and `next` has not (written: no program
@@ -297,6 +341,10 @@ fn delete_owned<V>(
 
 #[path = "sync_adopt.rs"]
 mod adopt;
+#[path = "sync_capacity.rs"]
+mod capacity;
+
+pub use capacity::{MapFull, Usage};
 
 #[cfg(test)]
 #[path = "sync_tests.rs"]

@@ -213,3 +213,31 @@ fn a_set_id_another_address_used_is_not_taken_over() {
     assert_eq!(seen(&maps, "192.168.99.11:80").unwrap(), ["10.0.0.9:80"]);
     assert_eq!(tables.endpoints.len(), 2, "the shared set's slots are swept: {:?}", tables.endpoints);
 }
+
+#[test]
+fn a_port_that_would_overflow_a_map_is_not_written_and_the_others_are() {
+    let sizes = crate::config::MapSizes { services: 2, endpoints: 3, ..crate::config::MapSizes::default() };
+    let (mut committed, mut maps) = (Committed::with_sizes(&sizes), FakeMaps::new());
+    let (web, api, db) = (name("web"), name("api"), name("db"));
+    apply(&mut committed, &mut maps, &web, Some(&plan("172.30.0.1:80", &["10.0.0.1:80", "10.0.0.2:80"])));
+
+    let mut written = Written::default();
+    let two = plan("172.30.0.2:80", &["10.0.0.3:80", "10.0.0.4:80"]);
+    let error = committed.apply(&mut maps, &api, Some(&two), false, &mut written).unwrap_err();
+    assert!(matches!(&error, WriteError::Full(full) if full.map == "kp_endpoints" && full.needed == 1), "{error}");
+    assert!(error.to_string().contains("ns/api"), "the message names the port: {error}");
+    assert_eq!((seen(&maps, "172.30.0.2:80"), written.writes), (None, 0), "nothing of it is written");
+    assert_eq!(committed.usage(), Usage { services: 1, external: 0, endpoints: 2, ranges: 0 });
+
+    // Once web shrinks, api fits; a third address does not fit kp_services.
+    apply(&mut committed, &mut maps, &web, Some(&plan("172.30.0.1:80", &["10.0.0.1:80"])));
+    apply(&mut committed, &mut maps, &api, Some(&two));
+    assert_eq!(seen(&maps, "172.30.0.2:80").unwrap(), ["10.0.0.3:80", "10.0.0.4:80"]);
+    assert_eq!(committed.usage(), Usage { services: 2, external: 0, endpoints: 3, ranges: 0 });
+    let error = committed.apply(&mut maps, &db, Some(&plan("172.30.0.3:80", &[])), false, &mut written).unwrap_err();
+    assert!(matches!(&error, WriteError::Full(full) if full.map == "kp_services"), "{error}");
+    // Removing always works.
+    apply(&mut committed, &mut maps, &web, None);
+    assert_eq!(committed.usage(), Usage { services: 1, external: 0, endpoints: 2, ranges: 0 });
+    assert!(maps.snapshot().holes.is_empty());
+}
