@@ -163,7 +163,7 @@ impl Dataplane for NftablesDataplane {
             rules: 0,
             stale_flows,
             cleanup_failures,
-            table_rules: None,
+            ..SyncStats::default()
         })
     }
 
