@@ -174,7 +174,8 @@ impl EbpfDataplane {
         let stale = self.committed.take_stale();
         let maps = self.maps.as_deref_mut().filter(|_| !stale.is_empty())?;
         let started = Instant::now();
-        match maps.forget(&stale) {
+        let committed = &self.committed;
+        match maps.forget(&stale, &|endpoints| committed.in_use(endpoints)) {
             Ok(forgotten) => {
                 tracing::debug!(?forgotten, "deleted entries of removed endpoints");
                 let mut families = [false; 2];

@@ -26,7 +26,7 @@ use crate::layout::{
     CFG_NETNS_FILTER, KpAddr, KpAffinity, KpAffinityKey, KpClientKey, KpConfig, KpCt, KpCtKey, KpEndpointKey,
     KpExternal, KpRangeKey, KpService, KpServiceKey,
 };
-use crate::maps::{Contents, Forgotten, MapError, Maps, Stale, family_index};
+use crate::maps::{Contents, Forgotten, InUse, MapError, Maps, Stale, doomed_flows, family_index};
 use crate::pins::{self, MAP_NAMES};
 use crate::tc_links::{self, TcLinks};
 
@@ -413,10 +413,12 @@ fn removed(result: Result<(), aya::maps::MapError>, map: &'static str) -> Result
 }
 
 impl Maps for KernelMaps {
-    fn forget(&mut self, stale: &Stale) -> Result<Forgotten, MapError> {
+    fn forget(&mut self, stale: &Stale, in_use: InUse<'_>) -> Result<Forgotten, MapError> {
         let mut forgotten = Forgotten::default();
         if !stale.endpoints.is_empty() {
-            for key in doomed(&self.conntrack, self.scan_limit, |k, v| stale.conntrack(k, v)) {
+            let entries = self.conntrack.iter().take(self.scan_limit).filter_map(Result::ok);
+            let found = entries.filter_map(|(k, v)| stale.conntrack(&k, &v).map(|e| (k, e))).collect();
+            for key in doomed_flows(found, in_use) {
                 if delete(&mut self.conntrack, &key, "kp_conntrack")? {
                     forgotten.conntrack[family_index(key.family)] += 1;
                 }

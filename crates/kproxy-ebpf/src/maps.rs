@@ -49,7 +49,8 @@ impl Contents {
 /// [`Maps::forget`], the only time those maps are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stale {
-    /// Endpoints no set has any more: both directions of every tracked flow to them.
+    /// Endpoints gone from some set: the tracked flows to those no set has any more go
+    /// (both directions).
     pub endpoints: BTreeSet<KpAddr>,
     /// Endpoints gone from a set (set id, endpoint): the set's affinity entries to them.
     pub members: BTreeSet<(u32, KpAddr)>,
@@ -57,23 +58,39 @@ pub struct Stale {
     pub sets: BTreeSet<u32>,
 }
 
+/// Which of the endpoints given some set still has ([`crate::sync::Committed::in_use`]).
+pub type InUse<'a> = &'a dyn Fn(&BTreeSet<KpAddr>) -> BTreeSet<KpAddr>;
+
 impl Stale {
     /// Nothing to delete.
     pub fn is_empty(&self) -> bool {
         self.endpoints.is_empty() && self.members.is_empty() && self.sets.is_empty()
     }
 
-    /// Whether `kp_conntrack`'s `key` → `value` is a direction of a flow to a removed
-    /// endpoint: the client's direction is rewritten to it, the reply's comes from it.
-    pub fn conntrack(&self, key: &KpCtKey, value: &KpCt) -> bool {
+    /// The removed endpoint `kp_conntrack`'s `key` → `value` belongs to a flow to, if any:
+    /// the client's direction is rewritten to it, the reply's comes from it.
+    pub fn conntrack(&self, key: &KpCtKey, value: &KpCt) -> Option<KpAddr> {
         let from = KpAddr { addr: key.saddr, port: key.sport, family: key.family, pad: 0 };
-        self.endpoints.contains(&KpAddr { pad: 0, ..value.dst }) || self.endpoints.contains(&from)
+        let to = KpAddr { pad: 0, ..value.dst };
+        [to, from].into_iter().find(|e| self.endpoints.contains(e))
     }
 
     /// Whether an affinity entry of set `set` (node clients' or outside clients') is stale.
     pub fn affinity(&self, set: u32, value: &KpAffinity) -> bool {
         self.sets.contains(&set) || self.members.contains(&(set, KpAddr { pad: 0, ..value.endpoint }))
     }
+}
+
+/// Of the conntrack entries `found` (key and the removed endpoint it points at), those to
+/// delete: the ones whose endpoint no set has any more (asked of `in_use` only when some
+/// entry points at a removed endpoint at all).
+pub(crate) fn doomed_flows<K>(found: Vec<(K, KpAddr)>, in_use: InUse<'_>) -> Vec<K> {
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let targets: BTreeSet<KpAddr> = found.iter().map(|(_, e)| *e).collect();
+    let used = in_use(&targets);
+    found.into_iter().filter(|(_, e)| !used.contains(e)).map(|(k, _)| k).collect()
 }
 
 /// What [`Maps::forget`] deleted.
@@ -93,8 +110,9 @@ pub(crate) fn family_index(family: u8) -> usize {
 /// The writes a sync makes. Removing an absent key succeeds.
 pub trait Maps: Send {
     /// Deletes the entries `stale` names from the maps the programs fill: `kp_conntrack`
-    /// only when endpoints are gone, the affinity maps only when members or sets are.
-    fn forget(&mut self, stale: &Stale) -> Result<Forgotten, MapError>;
+    /// (read only when endpoints went) for flows to endpoints no set has any more, the
+    /// affinity maps (read only when members or sets went).
+    fn forget(&mut self, stale: &Stale, in_use: InUse<'_>) -> Result<Forgotten, MapError>;
     /// Everything the maps hold now (read when they are opened, never to sync).
     fn contents(&self) -> Result<Contents, MapError>;
     /// Sets a service address.
@@ -259,14 +277,14 @@ impl FakeMaps {
 }
 
 impl Maps for FakeMaps {
-    fn forget(&mut self, stale: &Stale) -> Result<Forgotten, MapError> {
+    fn forget(&mut self, stale: &Stale, in_use: InUse<'_>) -> Result<Forgotten, MapError> {
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         let mut forgotten = Forgotten::default();
         if !stale.endpoints.is_empty() {
             tables.scans += 1;
-            let before: Vec<KpCtKey> = tables.conntrack.keys().copied().collect();
-            tables.conntrack.retain(|k, v| !stale.conntrack(k, v));
-            for key in before.iter().filter(|k| !tables.conntrack.contains_key(*k)) {
+            let found = tables.conntrack.iter().filter_map(|(k, v)| stale.conntrack(k, v).map(|e| (*k, e))).collect();
+            for key in doomed_flows(found, in_use) {
+                tables.conntrack.remove(&key);
                 forgotten.conntrack[family_index(key.family)] += 1;
             }
         }

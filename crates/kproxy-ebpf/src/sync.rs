@@ -18,6 +18,9 @@ use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, Kp
 use crate::maps::{MapError, Maps, Stale};
 use crate::plan::{PortPlan, Role};
 
+/// Up to how many endpoints [`Committed::in_use`] looks for one by one.
+const FEW: usize = 8;
+
 /// A service port of one family: the unit of a sync.
 pub type PortKey = (IpFamily, ServicePortName);
 
@@ -193,22 +196,41 @@ impl Committed {
         }
     }
 
-    /// The entries of the programs' own maps (conntrack, affinity) that point at what the
-    /// syncs since the last call removed: endpoints are stale only when no set has them any
-    /// more (an endpoint of several services keeps its flows). Reads all sets when some
-    /// endpoint went, nothing otherwise.
+    /// What the syncs since the last call removed: the entries of the programs' own maps
+    /// (conntrack, affinity) that point at it go (see [`Maps::forget`]).
     pub fn take_stale(&mut self) -> Stale {
-        let mut stale = std::mem::take(&mut self.stale);
-        if !stale.endpoints.is_empty() {
-            'sets: for set in self.ports.values().flat_map(|p| p.sets.values()) {
+        std::mem::take(&mut self.stale)
+    }
+
+    /// Which of `endpoints` some set still has (an endpoint of several services keeps its
+    /// flows). Reads every set: called only for endpoints that flows point at.
+    pub fn in_use(&self, endpoints: &BTreeSet<KpAddr>) -> BTreeSet<KpAddr> {
+        let mut sets = self.ports.values().flat_map(|p| p.sets.values());
+        let mut missing = endpoints.clone();
+        if missing.len() <= FEW {
+            // The usual case, one endpoint replaced: a plain comparison per slot.
+            let mut candidates: Vec<KpAddr> = missing.iter().copied().collect();
+            'few: for set in sets {
                 for endpoint in &set.endpoints {
-                    if stale.endpoints.remove(endpoint) && stale.endpoints.is_empty() {
-                        break 'sets;
+                    if let Some(i) = candidates.iter().position(|c| c == endpoint) {
+                        candidates.swap_remove(i);
+                        if candidates.is_empty() {
+                            break 'few;
+                        }
+                    }
+                }
+            }
+            missing = candidates.into_iter().collect();
+        } else {
+            'many: for set in &mut sets {
+                for endpoint in &set.endpoints {
+                    if missing.remove(endpoint) && missing.is_empty() {
+                        break 'many;
                     }
                 }
             }
         }
-        stale
+        endpoints.difference(&missing).copied().collect()
     }
 
     /// The committed form of `plan`, keeping the ids of sets `old` had.

@@ -241,3 +241,15 @@ fn a_port_that_would_overflow_a_map_is_not_written_and_the_others_are() {
     assert_eq!(committed.usage(), Usage { services: 1, external: 0, endpoints: 2, ranges: 0 });
     assert!(maps.snapshot().holes.is_empty());
 }
+
+#[test]
+fn endpoints_in_use_are_found_among_few_and_among_many() {
+    let (mut committed, mut maps) = (Committed::new(), FakeMaps::new());
+    apply(&mut committed, &mut maps, &name("web"), Some(&plan("172.30.0.1:80", &["10.0.0.1:80", "10.0.0.2:80"])));
+    apply(&mut committed, &mut maps, &name("api"), Some(&plan("172.30.0.2:80", &["10.0.0.3:80"])));
+    let addrs = |list: &[&str]| -> BTreeSet<KpAddr> { list.iter().map(|a| KpAddr::new(a.parse().unwrap())).collect() };
+    assert_eq!(committed.in_use(&addrs(&["10.0.0.1:80", "10.0.0.9:80"])), addrs(&["10.0.0.1:80"]));
+    let many: Vec<String> = (1..=12).map(|i| format!("10.0.0.{i}:80")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(committed.in_use(&addrs(&many)), addrs(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]));
+}
