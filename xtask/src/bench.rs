@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: dataplane benchmarks, each reported as a ratio to a baseline
 //! measured in the same run, inside network namespaces created for the run.
 
+#[cfg(feature = "ebpf")]
+mod ebpf;
 mod iptables;
 mod latency;
 mod memory;
@@ -18,8 +20,9 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
     if !kproxy_testkit::prereq::is_root() {
         anyhow::bail!("benchmarks create network namespaces: run them as root");
     }
-    crate::packages::ensure(&[Tool::Nft, Tool::Ip])?;
-    crate::cargo(&["build", "--quiet", "--release", "-p", "kproxy", "-p", "xtask"])?;
+    // The kproxy binary (and this program's eBPF rows) build BPF programs with clang-19.
+    crate::packages::ensure(&[Tool::Nft, Tool::Ip, Tool::Clang, Tool::Llvm, Tool::Libbpf])?;
+    crate::cargo(&["build", "--quiet", "--release", "-p", "kproxy", "-p", "xtask", "--features", "xtask/ebpf"])?;
     if cfg!(debug_assertions) {
         // Measure optimised code: hand over to the release build of this program.
         let mut release = std::process::Command::new(crate::target_dir().join("release/xtask"));
@@ -103,6 +106,8 @@ fn phases() -> Vec<Phase> {
         },
         Phase::new("connect latency", latency::run),
         Phase::new("userspace relay", userspace::run),
+        #[cfg(feature = "ebpf")]
+        Phase { rows: ebpf::row_names(), ..Phase::new("ebpf", ebpf::run) },
         // Not part of a full run: only `--only heap` (a slow, instrumented build).
         Phase { on_request: true, ..Phase::new("heap profile (manifests)", || memory::heap::run(Source::Manifests)) },
         Phase { on_request: true, ..Phase::new("heap profile (apiserver)", || memory::heap::run(Source::ApiServer)) },

@@ -137,6 +137,66 @@ pub struct SyncStats {
     pub cleanup_failures: [usize; 2],
     /// Rules per family and table, for a dataplane that writes iptables tables.
     pub table_rules: Option<TableRuleCounts>,
+    /// The fixed-size kernel maps the dataplane fills (eBPF maps): capacity and use
+    /// (`kproxy_ebpf_map_max_entries`, `kproxy_ebpf_map_entries`); empty for other kinds.
+    pub maps: MapUsages,
+}
+
+/// One fixed-size kernel map a dataplane fills (an eBPF map): how many entries it can hold
+/// and how many the dataplane has written to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapUsage {
+    /// The map's name, e.g. `kp_services`.
+    pub map: &'static str,
+    /// The entries it can hold.
+    pub max_entries: u64,
+    /// The entries the dataplane has written and not removed; `None` for a map the kernel
+    /// side fills (an LRU map of connections or affinity).
+    pub entries: Option<u64>,
+}
+
+/// The maps of [`SyncStats::maps`]: up to [`MapUsages::CAPACITY`] of them, in a fixed
+/// array so that the stats stay `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapUsages {
+    len: usize,
+    maps: [MapUsage; MapUsages::CAPACITY],
+}
+
+impl MapUsages {
+    /// How many maps it holds at most.
+    pub const CAPACITY: usize = 16;
+
+    /// Adds `usage`; `false` (and nothing added) when [`MapUsages::CAPACITY`] are there.
+    pub fn push(&mut self, usage: MapUsage) -> bool {
+        let Some(slot) = self.maps.get_mut(self.len) else { return false };
+        *slot = usage;
+        self.len += 1;
+        true
+    }
+
+    /// The maps, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &MapUsage> {
+        self.maps[..self.len].iter()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl FromIterator<MapUsage> for MapUsages {
+    /// The first [`MapUsages::CAPACITY`] of `maps`.
+    fn from_iter<I: IntoIterator<Item = MapUsage>>(maps: I) -> Self {
+        let mut usages = Self::default();
+        for usage in maps {
+            if !usages.push(usage) {
+                break;
+            }
+        }
+        usages
+    }
 }
 
 /// The tables of [`TableRuleCounts`], in index order.
@@ -226,5 +286,21 @@ impl SyncError {
     /// Whether the dataplane refused the state itself (see [`Retry::Rejected`]).
     pub fn is_rejection(&self) -> bool {
         self.retry == Retry::Rejected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_usages_keep_their_order_and_stop_at_their_capacity() {
+        let usage = |max_entries| MapUsage { map: "m", max_entries, entries: Some(1) };
+        let usages: MapUsages = (1..=20).map(usage).collect();
+        let maxima: Vec<u64> = usages.iter().map(|u| u.max_entries).collect();
+        assert_eq!(maxima, (1..=16).collect::<Vec<u64>>());
+        let mut usages = usages;
+        assert!(!usages.push(usage(21)), "full");
+        assert!(MapUsages::default().is_empty() && !usages.is_empty());
     }
 }

@@ -45,7 +45,9 @@ mod topology;
 pub use change_tracker::ChangeTracker;
 pub use claims::{Claim, ClaimKind, Conflict};
 pub use convert::NameRule;
-pub use dataplane::{Dataplane, RULE_TABLES, Retry, SyncError, SyncStats, TableRuleCounts, explain_with};
+pub use dataplane::{
+    Dataplane, MapUsage, MapUsages, RULE_TABLES, Retry, SyncError, SyncStats, TableRuleCounts, explain_with,
+};
 pub use endpoint::{Endpoint, HintNames};
 pub use endpoints_map::EndpointsMap;
 pub use error::{ConversionError, Invalid, ObjectKind};

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use kproxy_core::NodePortAddresses;
 
-/// Where kproxy pins its links by default.
+/// Where kproxy pins its links and maps by default (see [`crate::pins`]).
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/kproxy";
 
 /// Entries of each map (the kernel allocates hash maps as they fill, LRU maps up front).
@@ -42,8 +42,8 @@ impl Default for MapSizes {
 pub struct EbpfConfig {
     /// The cgroup (v2) whose processes are balanced, with every cgroup below it.
     pub cgroup_path: PathBuf,
-    /// Where links are pinned so a restart keeps traffic flowing; `None`: not pinned
-    /// (the programs detach when kproxy exits).
+    /// Where links and maps are pinned so a restart keeps traffic flowing (on a bpf
+    /// filesystem); `None`: not pinned (the programs detach when kproxy exits).
     pub pin_dir: Option<PathBuf>,
     /// Map sizes.
     pub map_sizes: MapSizes,

@@ -1,16 +1,18 @@
 //! `EbpfDataplane`: the [`Dataplane`] of `--mode ebpf`.
 
 use std::fmt::Write as _;
+use std::time::Instant;
 
 use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
-use kproxy_core::{Changes, Dataplane, IpFamily, ProxyState, SyncError, SyncStats};
+use kproxy_core::stale_flows::FlowCleanup;
+use kproxy_core::{Changes, Dataplane, IpFamily, MapUsage, MapUsages, ProxyState, SyncError, SyncStats};
 
 use crate::config::EbpfConfig;
 use crate::interfaces::choose;
 use crate::kernel::{AyaKernel, Kernel, KernelError};
-use crate::maps::Maps;
+use crate::maps::{MapError, Maps, family_index};
 use crate::plan::{PlanContext, PortPlan, Role, plan_port, plan_state};
-use crate::sync::{Committed, PortKey, Written};
+use crate::sync::{Committed, MapFull, PortKey, WriteError, Written};
 
 /// The dataplane's name.
 const NAME: &str = "ebpf";
@@ -51,28 +53,28 @@ impl EbpfDataplane {
 
     /// The dataplane on `kernel` (tests pass a fake).
     pub fn with_kernel(config: EbpfConfig, kernel: Box<dyn Kernel>) -> Self {
-        Self { config, kernel, maps: None, attached: false, committed: Committed::new() }
+        let committed = Committed::with_sizes(&config.map_sizes);
+        Self { config, kernel, maps: None, attached: false, committed }
     }
 
-    /// Writes every changed port (all of them when `full`); the first error is returned
-    /// after the other ports were written.
-    fn write(&mut self, state: &ProxyState, changes: &Changes, full: bool) -> Result<Written, SyncError> {
+    /// Writes every changed port (all of them when `full`), also after one failed; ports
+    /// that would overflow a map are skipped. The outcome says what failed.
+    fn write(&mut self, state: &ProxyState, changes: &Changes, full: bool) -> Result<(Written, Outcome), SyncError> {
         let maps = self.maps.as_deref_mut().ok_or_else(|| SyncError::retryable(NAME, "sync", "no maps loaded"))?;
         let mut written = Written::default();
-        let mut first_error = None;
-        let mut record = |result: Result<(), crate::maps::MapError>| {
-            if let Err(e) = result {
-                first_error.get_or_insert(e);
-            }
-        };
+        let mut outcome = Outcome::default();
         if full {
             let plans = plan_state(state, &self.config.nodeport_addresses);
             let gone: Vec<PortKey> = self.committed.ports().filter(|k| !plans.contains_key(*k)).cloned().collect();
             for key in &gone {
-                record(self.committed.apply(maps, key, None, true, &mut written));
+                outcome.add(self.committed.apply(maps, key, None, true, &mut written));
             }
             for (key, plan) in &plans {
-                record(self.committed.apply(maps, key, Some(plan), true, &mut written));
+                outcome.add(self.committed.apply(maps, key, Some(plan), true, &mut written));
+            }
+            if outcome.is_clean() {
+                // Entries of a previous kproxy that the state no longer has.
+                outcome.add(self.committed.sweep(maps, &mut written).map_err(WriteError::from));
             }
         } else {
             let ctx = PlanContext::of(state, &self.config.nodeport_addresses);
@@ -82,13 +84,111 @@ impl EbpfDataplane {
                     let plan =
                         view.services.get(name).map(|port| plan_port(&ctx, family, port, view.endpoints.get(name)));
                     let key = (family, name.clone());
-                    record(self.committed.apply(maps, &key, plan.as_ref(), false, &mut written));
+                    outcome.add(self.committed.apply(maps, &key, plan.as_ref(), false, &mut written));
                 }
             }
         }
-        match first_error {
-            None => Ok(written),
+        Ok((written, outcome))
+    }
+
+    /// Every map's size and the entries written to it.
+    fn map_usage(&self) -> MapUsages {
+        let sizes = &self.config.map_sizes;
+        let used = self.committed.usage();
+        let count = |n: usize| Some(u64::try_from(n).unwrap_or(u64::MAX));
+        let map = |map, max_entries: u32, entries| MapUsage { map, max_entries: u64::from(max_entries), entries };
+        [
+            map("kp_services", sizes.services, count(used.services)),
+            map("kp_external", sizes.services, count(used.external)),
+            map("kp_endpoints", sizes.endpoints, count(used.endpoints)),
+            map("kp_ranges", sizes.source_ranges, count(used.ranges)),
+            map("kp_netns", NETNS_ENTRIES, count(self.config.netns_cookies.len())),
+            map("kp_revnat", sizes.reverse_nat, None),
+            map("kp_affinity", sizes.affinity, None),
+            map("kp_client_affinity", sizes.affinity, None),
+            map("kp_conntrack", sizes.conntrack, None),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// The entries of `kp_netns` (fixed in `bpf/maps.h`).
+const NETNS_ENTRIES: u32 = 1024;
+
+/// How many skipped ports one sync logs by name.
+const LOGGED_SKIPS: usize = 10;
+
+/// The outcome of the ports of one sync: the first map error, and every port that did not
+/// fit.
+#[derive(Debug, Default)]
+struct Outcome {
+    error: Option<MapError>,
+    full: Vec<MapFull>,
+}
+
+impl Outcome {
+    fn add(&mut self, result: Result<(), WriteError>) {
+        match result {
+            Ok(()) => {}
+            Err(WriteError::Map(e)) => {
+                self.error.get_or_insert(e);
+            }
+            Err(WriteError::Full(full)) => self.full.push(full),
+        }
+    }
+
+    fn is_clean(&self) -> bool {
+        self.error.is_none() && self.full.is_empty()
+    }
+
+    /// The first map error, if any.
+    fn map_error(&mut self) -> Result<(), SyncError> {
+        match self.error.take() {
             Some(e) => Err(SyncError::retryable(NAME, "map update", e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The ports skipped for capacity, each logged, as one error.
+    fn capacity(&self) -> Result<(), SyncError> {
+        let Some(first) = self.full.first() else { return Ok(()) };
+        for full in self.full.iter().take(LOGGED_SKIPS) {
+            let (port, map, max_entries) = (&full.port, full.map, full.max_entries);
+            tracing::warn!(%port, map, max_entries, "service port not written: the map is full");
+        }
+        let more = self.full.len().saturating_sub(LOGGED_SKIPS);
+        if more > 0 {
+            tracing::warn!(more, "more service ports not written: maps are full");
+        }
+        let message = format!("{} service port(s) not written, maps full; first: {first}", self.full.len());
+        Err(SyncError::retryable(NAME, "map capacity", message))
+    }
+}
+
+impl EbpfDataplane {
+    /// Deletes the conntrack and affinity entries of what this sync removed (the maps are
+    /// read only then); the conntrack deletions are reported like stale UDP flows. A
+    /// failure is logged: the entries age out of their LRU maps anyway.
+    fn forget_stale(&mut self) -> Option<FlowCleanup> {
+        let stale = self.committed.take_stale();
+        let maps = self.maps.as_deref_mut().filter(|_| !stale.is_empty())?;
+        let started = Instant::now();
+        let committed = &self.committed;
+        match maps.forget(&stale, &|endpoints| committed.in_use(endpoints)) {
+            Ok(forgotten) => {
+                tracing::debug!(?forgotten, "deleted entries of removed endpoints");
+                let mut families = [false; 2];
+                for endpoint in &stale.endpoints {
+                    families[family_index(endpoint.family)] = true;
+                }
+                let looked = families.iter().any(|f| *f);
+                looked.then(|| FlowCleanup { duration: started.elapsed(), families, deleted: forgotten.conntrack })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot delete conntrack and affinity entries of removed endpoints");
+                None
+            }
         }
     }
 }
@@ -102,11 +202,17 @@ impl Dataplane for EbpfDataplane {
     async fn sync(&mut self, state: &ProxyState, changes: &Changes) -> Result<SyncStats, SyncError> {
         let fresh = self.maps.is_none();
         if fresh {
-            self.maps = Some(self.kernel.load().map_err(|e| kernel_error("load", e))?);
-            self.committed = Committed::new();
+            let maps = self.kernel.load().map_err(|e| kernel_error("load", e))?;
+            // Maps a previous kproxy pinned come with its entries: reconciled by this sync.
+            let contents = maps.contents().map_err(|e| SyncError::retryable(NAME, "read pinned maps", e))?;
+            self.committed = Committed::with_sizes(&self.config.map_sizes);
+            self.committed.adopt(contents);
+            self.maps = Some(maps);
         }
         let full = fresh || changes.full();
-        let written = self.write(state, changes, full)?;
+        let (written, mut outcome) = self.write(state, changes, full)?;
+        // A failed write: a previous kproxy's programs (if any) keep serving until the retry.
+        outcome.map_error()?;
         if !self.attached {
             self.kernel.attach().map_err(|e| kernel_error("attach", e))?;
             self.attached = true;
@@ -117,12 +223,17 @@ impl Dataplane for EbpfDataplane {
             let attachment = choose(&self.config.interfaces, &state.node.addresses, &present);
             self.kernel.attach_tc(&attachment).map_err(|e| kernel_error("attach tc", e))?;
         }
+        let stale_flows = self.forget_stale();
+        // Ports that did not fit: what fits is attached and balanced; the sync still fails.
+        outcome.capacity()?;
         let touched = IpFamily::ALL.iter().map(|f| changes.family(*f).service_ports.len()).sum();
         Ok(SyncStats {
             full,
             service_ports: state.families().map(|f| f.services.len()).sum(),
             touched_service_ports: touched,
             rules: written.writes,
+            stale_flows,
+            maps: self.map_usage(),
             ..SyncStats::default()
         })
     }
@@ -130,7 +241,7 @@ impl Dataplane for EbpfDataplane {
     async fn cleanup(&mut self) -> Result<(), SyncError> {
         self.maps = None;
         self.attached = false;
-        self.committed = Committed::new();
+        self.committed = Committed::with_sizes(&self.config.map_sizes);
         self.kernel.cleanup().map_err(|e| kernel_error("cleanup", e))
     }
 

@@ -1,11 +1,14 @@
 //! The kernel side: loading the embedded object with aya, the real [`Maps`], attaching to
-//! the cgroup and (through [`crate::tc_links`]) to interfaces, pinning links, and removing
-//! our pins.
+//! the cgroup and (through [`crate::tc_links`]) to interfaces, pinning links and maps, and
+//! removing our pins.
 //!
-//! [`Kernel`] is the seam: [`AyaKernel`] does the work, tests use a fake. Loading creates
-//! fresh maps each time; a new kproxy fills them, attaches its programs next to the links
-//! a previous kproxy pinned, and only then removes those (both run for a moment: the first
-//! rewrites, the second sees an endpoint address and lets it be), so a restart has no gap.
+//! [`Kernel`] is the seam: [`AyaKernel`] does the work, tests use a fake. With a pin
+//! directory on a bpf filesystem ([`crate::pins`]), loading opens the maps a previous
+//! kproxy of the same version pinned (or creates and pins fresh ones), and attaching keeps
+//! that kproxy's links when their programs use those maps: a restart replaces nothing. A
+//! kproxy of another version attaches its programs next to the old links and only then
+//! removes those and their maps (both run for a moment: the first rewrites, the second sees
+//! an endpoint address and lets it be), so no restart has a gap.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,9 +23,11 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use crate::config::{EbpfConfig, MapSizes};
 use crate::interfaces::{Interface, TcAttachment};
 use crate::layout::{
-    CFG_NETNS_FILTER, KpAddr, KpConfig, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey,
+    CFG_NETNS_FILTER, KpAddr, KpAffinity, KpAffinityKey, KpClientKey, KpConfig, KpCt, KpCtKey, KpEndpointKey,
+    KpExternal, KpRangeKey, KpService, KpServiceKey,
 };
-use crate::maps::{MapError, Maps};
+use crate::maps::{Contents, Forgotten, InUse, MapError, Maps, Stale, doomed_flows, family_index};
+use crate::pins::{self, MAP_NAMES};
 use crate::tc_links::{self, TcLinks};
 
 /// The compiled programs (`bpf/kproxy.c`, built by `build.rs`).
@@ -91,8 +96,16 @@ pub trait Kernel: Send {
 /// [`Kernel`] through aya.
 pub struct AyaKernel {
     config: EbpfConfig,
+    /// The version of our programs ([`pins::version`]).
+    version: String,
     ebpf: Option<Ebpf>,
-    /// Links pinned by this process (closing them leaves them attached).
+    /// The pin directory, when it is usable (decided at load).
+    pin_dir: Option<PathBuf>,
+    /// The ids of the loaded maps when they are pinned: a pinned link whose program uses
+    /// one of them runs this version.
+    map_ids: Option<Vec<u32>>,
+    /// Links pinned by this process or kept from a previous one (closing them leaves them
+    /// attached).
     pinned: Vec<PinnedLink>,
     /// The tc links.
     tc: TcLinks,
@@ -101,13 +114,42 @@ pub struct AyaKernel {
 impl AyaKernel {
     /// A kernel side for `config`; nothing happens until [`Kernel::load`].
     pub fn new(config: EbpfConfig) -> Self {
-        Self { config, ebpf: None, pinned: Vec::new(), tc: TcLinks::default() }
+        let version = pins::version(OBJECT, &config.map_sizes, &config.cgroup_path);
+        Self { config, version, ebpf: None, pin_dir: None, map_ids: None, pinned: Vec::new(), tc: TcLinks::default() }
+    }
+
+    /// The version of the programs this kernel side loads ([`pins::version`]).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The directory for this load's maps, made if needed; `None` without a pin directory.
+    fn maps_dir(&self) -> Option<PathBuf> {
+        let dir = pins::maps_dir(self.pin_dir.as_deref()?, &self.version);
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot pin maps; a restart starts with fresh maps");
+                None
+            }
+        }
+    }
+
+    /// Whether every cgroup link pinned in `dir` runs our program on our maps.
+    fn links_current(dir: &Path, map_ids: &[u32]) -> bool {
+        PROGRAMS.iter().all(|name| {
+            pins::linked_program(&dir.join(name)).is_some_and(|id| pins::program_matches(id, name, map_ids))
+        })
     }
 }
 
 impl std::fmt::Debug for AyaKernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AyaKernel").field("config", &self.config).field("loaded", &self.ebpf.is_some()).finish()
+        f.debug_struct("AyaKernel")
+            .field("config", &self.config)
+            .field("version", &self.version)
+            .field("loaded", &self.ebpf.is_some())
+            .finish()
     }
 }
 
@@ -129,8 +171,17 @@ impl Kernel for AyaKernel {
     fn load(&mut self) -> Result<Box<dyn Maps>, KernelError> {
         self.tc.clear(self.ebpf.as_mut());
         self.ebpf = None;
-        let mut ebpf =
-            loader(&self.config.map_sizes).load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
+        self.pin_dir = self.config.pin_dir.as_deref().and_then(usable_pin_dir);
+        let maps_dir = self.maps_dir();
+        let mut loader = loader(&self.config.map_sizes);
+        if let Some(dir) = &maps_dir {
+            // A map pinned there already (same version) is opened instead of created.
+            for name in MAP_NAMES {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
+        self.map_ids = maps_dir.map(|dir| pins::map_ids(&dir)).filter(|ids| !ids.is_empty());
         for name in PROGRAMS {
             let program: &mut CgroupSockAddr = ebpf
                 .program_mut(name)
@@ -147,33 +198,67 @@ impl Kernel for AyaKernel {
             HashMap::try_from(take(&mut ebpf, "kp_endpoints")?).map_err(|e| KernelError::fatal("map", e))?;
         let external = HashMap::try_from(take(&mut ebpf, "kp_external")?).map_err(|e| KernelError::fatal("map", e))?;
         let ranges = LpmTrie::try_from(take(&mut ebpf, "kp_ranges")?).map_err(|e| KernelError::fatal("map", e))?;
+        let conntrack =
+            HashMap::try_from(take(&mut ebpf, "kp_conntrack")?).map_err(|e| KernelError::fatal("map", e))?;
+        let affinity = HashMap::try_from(take(&mut ebpf, "kp_affinity")?).map_err(|e| KernelError::fatal("map", e))?;
+        let client_affinity =
+            HashMap::try_from(take(&mut ebpf, "kp_client_affinity")?).map_err(|e| KernelError::fatal("map", e))?;
         self.ebpf = Some(ebpf);
-        Ok(Box::new(KernelMaps { services, endpoints, external, ranges }))
+        let sizes = self.config.map_sizes;
+        let scan_limit = 2 * usize::try_from(sizes.conntrack.max(sizes.affinity)).unwrap_or(usize::MAX);
+        Ok(Box::new(KernelMaps {
+            services,
+            endpoints,
+            external,
+            ranges,
+            conntrack,
+            affinity,
+            client_affinity,
+            scan_limit,
+        }))
     }
 
     fn attach(&mut self) -> Result<(), KernelError> {
         let ebpf = self.ebpf.as_mut().ok_or_else(|| KernelError::transient("attach", "nothing loaded"))?;
-        let cgroup = File::open(&self.config.cgroup_path)
-            .map_err(|e| KernelError::fatal("open cgroup", format!("{}: {e}", self.config.cgroup_path.display())))?;
-        let pin_dir = self.config.pin_dir.as_deref().and_then(usable_pin_dir);
-        for name in PROGRAMS {
-            let program: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .ok_or_else(|| KernelError::fatal("find program", name))?
-                .try_into()
-                .map_err(|e| KernelError::fatal("program type", e))?;
-            // A bpf_link on a cgroup always runs next to other links (the kernel takes no
-            // flags for it), which is what replacing a previous kproxy's links needs.
-            let id = program
-                .attach(&cgroup, CgroupAttachMode::Single)
-                .map_err(|e| KernelError::fatal("attach", format!("{name}: {}", chain(&e))))?;
-            let Some(dir) = &pin_dir else { continue };
-            let path = dir.join(name);
-            unpin(&path)?;
-            let link = program.take_link(id).map_err(|e| KernelError::transient("take link", e))?;
-            let link = FdLink::try_from(link).map_err(|e| KernelError::transient("link", e))?;
-            let pinned = link.pin(&path).map_err(|e| KernelError::transient("pin link", chain(&e)))?;
-            self.pinned.push(pinned);
+        let pin_dir = self.pin_dir.clone();
+        let current = match (&pin_dir, &self.map_ids) {
+            (Some(dir), Some(ids)) => Self::links_current(dir, ids),
+            _ => false,
+        };
+        if let Some(dir) = pin_dir.as_deref().filter(|_| current) {
+            for name in PROGRAMS {
+                let link = PinnedLink::from_pin(dir.join(name)).map_err(|e| KernelError::transient("open link", e))?;
+                self.pinned.push(link);
+            }
+            tracing::info!(version = %self.version, "kept the programs a previous kproxy of this version attached");
+        } else {
+            let cgroup = File::open(&self.config.cgroup_path).map_err(|e| {
+                KernelError::fatal("open cgroup", format!("{}: {e}", self.config.cgroup_path.display()))
+            })?;
+            for name in PROGRAMS {
+                let program: &mut CgroupSockAddr = ebpf
+                    .program_mut(name)
+                    .ok_or_else(|| KernelError::fatal("find program", name))?
+                    .try_into()
+                    .map_err(|e| KernelError::fatal("program type", e))?;
+                // A bpf_link on a cgroup always runs next to other links (the kernel takes no
+                // flags for it), which is what replacing a previous kproxy's links needs.
+                let id = program
+                    .attach(&cgroup, CgroupAttachMode::Single)
+                    .map_err(|e| KernelError::fatal("attach", format!("{name}: {}", chain(&e))))?;
+                let Some(dir) = &pin_dir else { continue };
+                let path = dir.join(name);
+                unpin(&path)?;
+                let link = program.take_link(id).map_err(|e| KernelError::transient("take link", e))?;
+                let link = FdLink::try_from(link).map_err(|e| KernelError::transient("link", e))?;
+                let pinned = link.pin(&path).map_err(|e| KernelError::transient("pin link", chain(&e)))?;
+                self.pinned.push(pinned);
+            }
+        }
+        if let Some(dir) = &pin_dir {
+            // Maps of other versions: their programs are detached now (or go with their
+            // process); ours stay.
+            pins::remove_map_dirs(dir, self.map_ids.as_ref().map(|_| self.version.as_str()))?;
         }
         Ok(())
     }
@@ -184,8 +269,7 @@ impl Kernel for AyaKernel {
 
     fn attach_tc(&mut self, attachment: &TcAttachment) -> Result<(), KernelError> {
         let ebpf = self.ebpf.as_mut().ok_or_else(|| KernelError::transient("attach tc", "nothing loaded"))?;
-        let pin_dir = self.config.pin_dir.as_deref().and_then(usable_pin_dir);
-        self.tc.sync(ebpf, attachment, pin_dir.as_deref())
+        self.tc.sync(ebpf, attachment, self.pin_dir.as_deref(), self.map_ids.as_deref())
     }
 
     fn cleanup(&mut self) -> Result<(), KernelError> {
@@ -200,6 +284,7 @@ impl Kernel for AyaKernel {
             unpin(&dir.join(name))?;
         }
         tc_links::unpin_all(dir)?;
+        pins::remove_map_dirs(dir, None)?;
         match std::fs::remove_dir(dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -208,11 +293,15 @@ impl Kernel for AyaKernel {
     }
 }
 
-/// The pin directory, made if needed; `None` (links live with this process) when it
-/// cannot be, e.g. no bpf filesystem is mounted.
+/// The pin directory, made if needed; `None` (links and maps live with this process) when
+/// it cannot be or is not on a bpf filesystem.
 fn usable_pin_dir(dir: &Path) -> Option<PathBuf> {
     match std::fs::create_dir_all(dir) {
-        Ok(()) => Some(dir.to_owned()),
+        Ok(()) if pins::on_bpffs(dir) => Some(dir.to_owned()),
+        Ok(()) => {
+            tracing::warn!(dir = %dir.display(), "not on a bpf filesystem: nothing pinned; a restart detaches the programs");
+            None
+        }
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot pin links; a restart will detach the programs");
             None
@@ -230,19 +319,24 @@ pub(crate) fn unpin(path: &Path) -> Result<(), KernelError> {
     Ok(())
 }
 
+/// Makes `kp_config` and `kp_netns` say `netns_cookies` (maps opened from pins may hold a
+/// previous kproxy's list): cookies no longer listed go, listed ones are added, then the
+/// switch is set.
 fn write_config(ebpf: &mut Ebpf, netns_cookies: &[u64]) -> Result<(), KernelError> {
-    if netns_cookies.is_empty() {
-        return Ok(());
-    }
     let map = ebpf.map_mut("kp_netns").ok_or_else(|| KernelError::fatal("find map", "kp_netns"))?;
     let mut netns: HashMap<&mut MapData, u64, u32> =
         HashMap::try_from(map).map_err(|e| KernelError::fatal("map", e))?;
+    let listed: Vec<u64> = netns.keys().filter_map(Result::ok).collect();
+    for cookie in listed.iter().filter(|c| !netns_cookies.contains(c)) {
+        removed(netns.remove(cookie), "kp_netns").map_err(|e| KernelError::transient("netns filter", e))?;
+    }
     for cookie in netns_cookies {
         netns.insert(cookie, 1, 0).map_err(|e| KernelError::fatal("netns filter", e))?;
     }
+    let flags = if netns_cookies.is_empty() { 0 } else { CFG_NETNS_FILTER };
     let map = ebpf.map_mut("kp_config").ok_or_else(|| KernelError::fatal("find map", "kp_config"))?;
     let mut config: Array<&mut MapData, KpConfig> = Array::try_from(map).map_err(|e| KernelError::fatal("map", e))?;
-    config.set(0, KpConfig { flags: CFG_NETNS_FILTER, pad: 0 }, 0).map_err(|e| KernelError::fatal("config", e))
+    config.set(0, KpConfig { flags, pad: 0 }, 0).map_err(|e| KernelError::fatal("config", e))
 }
 
 /// The real maps.
@@ -251,6 +345,34 @@ struct KernelMaps {
     endpoints: HashMap<MapData, KpEndpointKey, KpAddr>,
     external: HashMap<MapData, KpServiceKey, KpExternal>,
     ranges: LpmTrie<MapData, RangeData, u32>,
+    conntrack: HashMap<MapData, KpCtKey, KpCt>,
+    affinity: HashMap<MapData, KpAffinityKey, KpAffinity>,
+    client_affinity: HashMap<MapData, KpClientKey, KpAffinity>,
+    /// The most entries one read-through of an LRU map visits (the programs change them
+    /// meanwhile, and a key evicted under the cursor restarts the kernel's walk).
+    scan_limit: usize,
+}
+
+/// The keys of `map` whose entries `stale` says go (read first, deleted after).
+fn doomed<K: aya::Pod, V: aya::Pod>(
+    map: &HashMap<MapData, K, V>,
+    limit: usize,
+    stale: impl Fn(&K, &V) -> bool,
+) -> Vec<K> {
+    map.iter().take(limit).filter_map(Result::ok).filter(|(k, v)| stale(k, v)).map(|(k, _)| k).collect()
+}
+
+/// Removes `key` from `map` (named `name`); whether it was there.
+fn delete<K: aya::Pod, V: aya::Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    key: &K,
+    name: &'static str,
+) -> Result<bool, MapError> {
+    match map.remove(key) {
+        Ok(()) => Ok(true),
+        Err(e) if absent(&e) => Ok(false),
+        Err(e) => Err(map_error("remove", name, &e)),
+    }
 }
 
 /// The part of [`KpRangeKey`] after the prefix length, as aya's LPM key carries it.
@@ -291,6 +413,28 @@ fn removed(result: Result<(), aya::maps::MapError>, map: &'static str) -> Result
 }
 
 impl Maps for KernelMaps {
+    fn forget(&mut self, stale: &Stale, in_use: InUse<'_>) -> Result<Forgotten, MapError> {
+        let mut forgotten = Forgotten::default();
+        if !stale.endpoints.is_empty() {
+            let entries = self.conntrack.iter().take(self.scan_limit).filter_map(Result::ok);
+            let found = entries.filter_map(|(k, v)| stale.conntrack(&k, &v).map(|e| (k, e))).collect();
+            for key in doomed_flows(found, in_use) {
+                if delete(&mut self.conntrack, &key, "kp_conntrack")? {
+                    forgotten.conntrack[family_index(key.family)] += 1;
+                }
+            }
+        }
+        if !stale.members.is_empty() || !stale.sets.is_empty() {
+            for key in doomed(&self.affinity, self.scan_limit, |k, v| stale.affinity(k.service_id, v)) {
+                forgotten.affinity += u64::from(delete(&mut self.affinity, &key, "kp_affinity")?);
+            }
+            for key in doomed(&self.client_affinity, self.scan_limit, |k, v| stale.affinity(k.service_id, v)) {
+                forgotten.affinity += u64::from(delete(&mut self.client_affinity, &key, "kp_client_affinity")?);
+            }
+        }
+        Ok(forgotten)
+    }
+
     fn put_service(&mut self, key: &KpServiceKey, value: &KpService) -> Result<(), MapError> {
         self.services.insert(key, value, 0).map_err(|e| map_error("insert", "kp_services", &e))
     }
@@ -321,5 +465,24 @@ impl Maps for KernelMaps {
 
     fn delete_range(&mut self, key: &KpRangeKey) -> Result<(), MapError> {
         removed(self.ranges.remove(&lpm_key(key)), "kp_ranges")
+    }
+
+    fn contents(&self) -> Result<Contents, MapError> {
+        let read = |map: &'static str| move |e: aya::maps::MapError| map_error("read", map, &e);
+        let services = self.services.iter().collect::<Result<_, _>>().map_err(read("kp_services"))?;
+        let external = self.external.iter().collect::<Result<_, _>>().map_err(read("kp_external"))?;
+        let endpoints = self.endpoints.iter().collect::<Result<_, _>>().map_err(read("kp_endpoints"))?;
+        let ranges = self
+            .ranges
+            .keys()
+            .map(|key| {
+                key.map(|key| {
+                    let RangeData { ranges_id, addr } = key.data();
+                    KpRangeKey { prefixlen: key.prefix_len(), ranges_id, addr }
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(read("kp_ranges"))?;
+        Ok(Contents { services, external, endpoints, ranges })
     }
 }

@@ -86,7 +86,7 @@ pub struct KpRevnatKey {
 
 /// `struct kp_affinity_key`: a client (network namespace) of an affine endpoint set.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct KpAffinityKey {
     /// The client's netns cookie.
     pub netns_cookie: u64,
@@ -98,7 +98,7 @@ pub struct KpAffinityKey {
 
 /// `struct kp_affinity`: the endpoint an affine client used last.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct KpAffinity {
     /// `bpf_ktime_get_ns` of the last use.
     pub last_used_ns: u64,
@@ -146,7 +146,7 @@ pub struct KpRangeKey {
 
 /// `struct kp_ct_key`: a packet's tuple, one direction of a tracked flow.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct KpCtKey {
     /// Source address.
     pub saddr: [u32; 4],
@@ -166,7 +166,7 @@ pub struct KpCtKey {
 
 /// `struct kp_ct`: what packets of a tracked flow are rewritten to.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct KpCt {
     /// The new source.
     pub src: KpAddr,
@@ -176,7 +176,7 @@ pub struct KpCt {
 
 /// `struct kp_client_key`: a client address of an affine endpoint set (tc).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct KpClientKey {
     /// The client's address.
     pub addr: [u32; 4],

@@ -25,6 +25,7 @@ pub mod kernel;
 pub mod layout;
 pub mod maps;
 pub mod netns;
+pub mod pins;
 pub mod plan;
 pub mod sync;
 mod tc_links;
@@ -32,7 +33,7 @@ mod tc_links;
 pub use config::{EbpfConfig, MapSizes, cgroup2_root};
 pub use dataplane::EbpfDataplane;
 pub use kernel::{AyaKernel, Kernel, KernelError};
-pub use maps::{FakeMaps, FakeTables, MapError, Maps};
+pub use maps::{FakeMaps, FakeTables, Forgotten, MapError, Maps, Stale};
 pub use netns::netns_cookie;
 
 /// Upstream has no eBPF mode; of its modes only nftables has `cluster-ips-check`.

@@ -6,15 +6,20 @@
 //! from outside (a count grows only after its slots exist, and shrinks before its slots
 //! go), (3) service addresses it no longer has, (4) source ranges it no longer has, slots
 //! past the new counts and sets it no longer uses. What was committed is kept in memory; the maps are
-//! never read back.
+//! never read back to sync (only once, when maps a previous kproxy pinned are opened: see
+//! [`Committed::adopt`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kproxy_core::{IpFamily, ServicePortName};
 
+use crate::config::MapSizes;
 use crate::layout::{KpAddr, KpEndpointKey, KpExternal, KpRangeKey, KpService, KpServiceKey};
-use crate::maps::{MapError, Maps};
+use crate::maps::{MapError, Maps, Stale};
 use crate::plan::{PortPlan, Role};
+
+/// Up to how many endpoints [`Committed::in_use`] looks for one by one.
+const FEW: usize = 8;
 
 /// A service port of one family: the unit of a sync.
 pub type PortKey = (IpFamily, ServicePortName);
@@ -56,7 +61,7 @@ impl CommittedPort {
 }
 
 /// What the dataplane has written to the maps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Committed {
     ports: BTreeMap<PortKey, CommittedPort>,
     /// Which port wrote each service address (a claim may move between ports in one sync).
@@ -64,6 +69,43 @@ pub struct Committed {
     /// The same for the addresses of traffic from outside.
     external_owners: BTreeMap<KpServiceKey, PortKey>,
     next_id: u32,
+    /// What maps a previous kproxy filled held at load, until the first full write is swept.
+    leftovers: Option<adopt::Leftovers>,
+    /// Endpoints and sets removed since [`Committed::take_stale`] was last called.
+    stale: Stale,
+    /// The maps' sizes.
+    limits: capacity::Limits,
+    /// Endpoint slots written (over all sets).
+    slots: usize,
+    /// Source ranges written.
+    ranges: usize,
+}
+
+impl Default for Committed {
+    fn default() -> Self {
+        Self {
+            ports: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            external_owners: BTreeMap::new(),
+            next_id: 0,
+            leftovers: None,
+            stale: Stale::default(),
+            limits: capacity::Limits::NONE,
+            slots: 0,
+            ranges: 0,
+        }
+    }
+}
+
+/// Why a service port was not (fully) written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A map write failed (the port may be half written, never with a hole).
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// It would take a map past its size: nothing of it was written.
+    #[error(transparent)]
+    Full(#[from] MapFull),
 }
 
 /// Counts of one sync.
@@ -74,9 +116,14 @@ pub struct Written {
 }
 
 impl Committed {
-    /// Nothing written yet.
+    /// Nothing written yet, maps of any size.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Nothing written yet, to maps of `sizes`.
+    pub fn with_sizes(sizes: &MapSizes) -> Self {
+        Self { limits: capacity::Limits::of(sizes), ..Self::default() }
     }
 
     /// The ports written.
@@ -103,21 +150,87 @@ impl Committed {
         plan: Option<&PortPlan>,
         rewrite: bool,
         written: &mut Written,
-    ) -> Result<(), MapError> {
+    ) -> Result<(), WriteError> {
         let old = self.ports.remove(key).unwrap_or_default();
         let next = self.next_port(&old, plan);
-        match self.write(maps, key, &old, &next, rewrite, written) {
-            Ok(()) => {
-                if !next.is_empty() {
-                    self.ports.insert(key.clone(), next);
+        let (old_slots, old_ranges) = capacity::counts(&old);
+        let (stored, result) = match self.check_capacity(key, &old, &next) {
+            Err(full) => (old, Err(full.into())),
+            Ok(()) => match self.write(maps, key, &old, &next, rewrite, written) {
+                Ok(()) => {
+                    self.note_removed(&old, &next);
+                    (next, Ok(()))
                 }
-                Ok(())
-            }
-            Err(e) => {
-                self.ports.insert(key.clone(), old.union(next));
-                Err(e)
+                Err(e) => (old.union(next), Err(e.into())),
+            },
+        };
+        let (slots, ranges) = capacity::counts(&stored);
+        self.slots = (self.slots + slots).saturating_sub(old_slots);
+        self.ranges = (self.ranges + ranges).saturating_sub(old_ranges);
+        if !stored.is_empty() {
+            self.ports.insert(key.clone(), stored);
+        }
+        result
+    }
+
+    /// Notes the endpoints and sets `old` had and `next` has not (written: no program
+    /// picks them any more).
+    fn note_removed(&mut self, old: &CommittedPort, next: &CommittedPort) {
+        if old.sets == next.sets {
+            return;
+        }
+        for (role, set) in &old.sets {
+            match next.sets.get(role).filter(|n| n.id == set.id) {
+                Some(kept) => {
+                    let kept: BTreeSet<&KpAddr> = kept.endpoints.iter().collect();
+                    for endpoint in set.endpoints.iter().filter(|e| !kept.contains(e)) {
+                        self.stale.members.insert((set.id, *endpoint));
+                        self.stale.endpoints.insert(*endpoint);
+                    }
+                }
+                None => {
+                    self.stale.sets.insert(set.id);
+                    self.stale.endpoints.extend(set.endpoints.iter().copied());
+                }
             }
         }
+    }
+
+    /// What the syncs since the last call removed: the entries of the programs' own maps
+    /// (conntrack, affinity) that point at it go (see [`Maps::forget`]).
+    pub fn take_stale(&mut self) -> Stale {
+        std::mem::take(&mut self.stale)
+    }
+
+    /// Which of `endpoints` some set still has (an endpoint of several services keeps its
+    /// flows). Reads every set: called only for endpoints that flows point at.
+    pub fn in_use(&self, endpoints: &BTreeSet<KpAddr>) -> BTreeSet<KpAddr> {
+        let mut sets = self.ports.values().flat_map(|p| p.sets.values());
+        let mut missing = endpoints.clone();
+        if missing.len() <= FEW {
+            // The usual case, one endpoint replaced: a plain comparison per slot.
+            let mut candidates: Vec<KpAddr> = missing.iter().copied().collect();
+            'few: for set in sets {
+                for endpoint in &set.endpoints {
+                    if let Some(i) = candidates.iter().position(|c| c == endpoint) {
+                        candidates.swap_remove(i);
+                        if candidates.is_empty() {
+                            break 'few;
+                        }
+                    }
+                }
+            }
+            missing = candidates.into_iter().collect();
+        } else {
+            'many: for set in &mut sets {
+                for endpoint in &set.endpoints {
+                    if missing.remove(endpoint) && missing.is_empty() {
+                        break 'many;
+                    }
+                }
+            }
+        }
+        endpoints.difference(&missing).copied().collect()
     }
 
     /// The committed form of `plan`, keeping the ids of sets `old` had.
@@ -125,7 +238,13 @@ impl Committed {
         let mut next = CommittedPort::default();
         let Some(plan) = plan else { return next };
         for (role, endpoints) in &plan.sets {
-            let id = old.sets.get(role).map_or_else(|| self.allocate_id(), |s| s.id);
+            let id = match old.sets.get(role) {
+                Some(set) => set.id,
+                None => match self.leftovers.as_mut().and_then(|l| l.take_id(plan, *role)) {
+                    Some(id) => id,
+                    None => self.allocate_id(),
+                },
+            };
             next.sets.insert(*role, CommittedSet { id, endpoints: endpoints.clone() });
         }
         for (address, entry) in &plan.entries {
@@ -241,6 +360,13 @@ fn delete_owned<V>(
     }
     Ok(())
 }
+
+#[path = "sync_adopt.rs"]
+mod adopt;
+#[path = "sync_capacity.rs"]
+mod capacity;
+
+pub use capacity::{MapFull, Usage};
 
 #[cfg(test)]
 #[path = "sync_tests.rs"]

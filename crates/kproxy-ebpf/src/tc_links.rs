@@ -3,8 +3,10 @@
 //! (not pinned: those filters go with the process).
 //!
 //! Every sync brings the links in line with the chosen [`TcAttachment`]: new interfaces
-//! (a pod's veth) get their program, interfaces gone or changed lose it. A new link is
-//! attached next to one a previous kproxy pinned at the same path before that is unpinned.
+//! (a pod's veth) get their program, interfaces gone or changed lose it. A link a previous
+//! kproxy pinned for an interface is kept when it runs the same program on this version's
+//! maps (see [`crate::pins`]); otherwise a new link is attached next to it before it is
+//! unpinned. Pinned links of interfaces no longer chosen are unpinned.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use aya::util::KernelVersion;
 
 use crate::interfaces::TcAttachment;
 use crate::kernel::{KernelError, chain, unpin};
+use crate::pins;
 
 /// The tc program for external interfaces.
 pub const INGRESS: &str = "kp_tc_ingress";
@@ -79,8 +82,15 @@ pub fn load(ebpf: &mut Ebpf) -> Result<(), KernelError> {
 }
 
 impl TcLinks {
-    /// Attaches and detaches so that exactly `wanted` holds.
-    pub fn sync(&mut self, ebpf: &mut Ebpf, wanted: &TcAttachment, pin_dir: Option<&Path>) -> Result<(), KernelError> {
+    /// Attaches and detaches so that exactly `wanted` holds; with `pin_dir`, links pinned
+    /// there whose programs use the maps `map_ids` (this version's) are kept.
+    pub fn sync(
+        &mut self,
+        ebpf: &mut Ebpf,
+        wanted: &TcAttachment,
+        pin_dir: Option<&Path>,
+        map_ids: Option<&[u32]>,
+    ) -> Result<(), KernelError> {
         let mut target: BTreeMap<&str, &'static str> = BTreeMap::new();
         target.extend(wanted.external.iter().map(|n| (n.as_str(), INGRESS)));
         target.extend(wanted.pod_side.iter().map(|n| (n.as_str(), REPLY)));
@@ -99,6 +109,14 @@ impl TcLinks {
             if self.by_interface.contains_key(name) {
                 continue;
             }
+            let kept = match (pin_dir, map_ids) {
+                (Some(dir), Some(ids)) if has_tcx() => keep(dir, name, program, ids),
+                _ => None,
+            };
+            if let Some(kept) = kept {
+                self.by_interface.insert(name.to_owned(), kept);
+                continue;
+            }
             // An interface may vanish between listing and attaching (a pod deleted).
             match attach(ebpf, name, program, pin_dir) {
                 Ok(attached) => {
@@ -108,6 +126,11 @@ impl TcLinks {
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        if let Some(dir) = pin_dir {
+            // A previous kproxy's link on an interface that failed to attach stays for now.
+            let chosen = |name: &str| wanted.external.iter().chain(&wanted.pod_side).any(|w| w == name);
+            unpin_except(dir, chosen)?;
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -124,6 +147,20 @@ impl TcLinks {
 
 fn ifindex(name: &str) -> Option<u32> {
     nix::net::if_::if_nametoindex(name).ok()
+}
+
+/// The link pinned in `dir` for interface `name`, when it runs `program` on the maps
+/// `map_ids` there now.
+fn keep(dir: &Path, name: &str, program: &'static str, map_ids: &[u32]) -> Option<Attached> {
+    let path = dir.join(format!("{PIN_PREFIX}{name}"));
+    let id = pins::linked_program(&path)?;
+    let (_, running) = SchedClassifier::query_tcx(name, TcAttachType::Ingress).ok()?;
+    if !running.iter().any(|info| info.id() == id && pins::uses(info, program, map_ids)) {
+        return None;
+    }
+    let ifindex = ifindex(name)?;
+    let link = PinnedLink::from_pin(&path).ok()?;
+    Some(Attached { program, ifindex, held: Held::Pinned(link, path) })
 }
 
 fn attach(
@@ -184,9 +221,16 @@ fn drop_held(held: Held) {
 
 /// Removes every pinned tc link in `dir` (ours or a previous kproxy's).
 pub fn unpin_all(dir: &Path) -> Result<(), KernelError> {
+    unpin_except(dir, |_| false)
+}
+
+/// Removes the pinned tc links in `dir` of the interfaces `keep` does not name.
+fn unpin_except(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<(), KernelError> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(PIN_PREFIX) {
+        let name = entry.file_name();
+        let Some(interface) = name.to_str().and_then(|n| n.strip_prefix(PIN_PREFIX)) else { continue };
+        if !keep(interface) {
             unpin(&entry.path())?;
         }
     }

@@ -164,7 +164,7 @@ impl Dataplane for NftablesDataplane {
             rules: 0,
             stale_flows,
             cleanup_failures,
-            table_rules: None,
+            ..SyncStats::default()
         })
     }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kproxy_core::stale_flows::FlowCleanup;
-use kproxy_core::{IpFamily, ObjectKind, PacketCounters, RULE_TABLES, TableRuleCounts};
+use kproxy_core::{IpFamily, MapUsages, ObjectKind, PacketCounters, RULE_TABLES, TableRuleCounts};
 use prometheus_client::encoding::{EncodeLabelSet, text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -78,6 +78,11 @@ struct KindLabel {
     kind: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MapLabel {
+    map: &'static str,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 type PerFamily<M> = Family<FamilyLabel, M>;
 type HistogramPerFamily = Family<FamilyLabel, Histogram, fn() -> Histogram>;
@@ -122,6 +127,9 @@ pub struct Metrics {
     conntrack_deleted_entries: PerFamily<Counter>,
     iptables_total: Family<TableLabel, Gauge>,
     iptables_last: Family<TableLabel, Gauge>,
+    ebpf_sync_failures: PerFamily<Counter>,
+    ebpf_map_max_entries: Family<MapLabel, Gauge>,
+    ebpf_map_entries: Family<MapLabel, Gauge>,
     packet_counters: Option<packet_counters::PacketCounterMetrics>,
 }
 
@@ -182,12 +190,16 @@ impl Metrics {
             conntrack_deleted_entries: Family::default(),
             iptables_total: Family::default(),
             iptables_last: Family::default(),
+            ebpf_sync_failures: Family::default(),
+            ebpf_map_max_entries: Family::default(),
+            ebpf_map_entries: Family::default(),
             packet_counters: None,
         };
         metrics.register_sync();
         metrics.register_failures();
         metrics.register_changes();
         metrics.register_health();
+        metrics.register_ebpf();
         metrics.initialise_labels();
         metrics
     }
@@ -311,6 +323,26 @@ impl Metrics {
             "kproxy_quarantined_service_ports",
             "Service ports held out of the dataplane because programming them failed",
             self.quarantined_service_ports.clone(),
+        );
+    }
+
+    /// The eBPF mode's own (no upstream counterpart); their series appear once it reports.
+    fn register_ebpf(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "kproxy_ebpf_sync_failures",
+            "Cumulative eBPF dataplane syncs that failed (a map write, or a map that would exceed its capacity)",
+            self.ebpf_sync_failures.clone(),
+        );
+        r.register(
+            "kproxy_ebpf_map_max_entries",
+            "Entries each eBPF map of the dataplane can hold",
+            self.ebpf_map_max_entries.clone(),
+        );
+        r.register(
+            "kproxy_ebpf_map_entries",
+            "Entries the eBPF dataplane has written to each map it fills (maps the programs fill are not counted)",
+            self.ebpf_map_entries.clone(),
         );
     }
 
@@ -439,6 +471,18 @@ impl Metrics {
         }
     }
 
+    /// The capacity of each map a dataplane fills, and the entries it has written to it.
+    pub fn set_map_usage(&self, maps: &MapUsages) {
+        for usage in maps.iter() {
+            let label = MapLabel { map: usage.map };
+            let max = i64::try_from(usage.max_entries).unwrap_or(i64::MAX);
+            self.ebpf_map_max_entries.get_or_create(&label).set(max);
+            if let Some(entries) = usage.entries {
+                self.ebpf_map_entries.get_or_create(&label).set(i64::try_from(entries).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     /// `failures[i]` loads over stale objects of an earlier run failed for the family of
     /// index `i` (nftables mode; the sync recovered by replacing the table).
     pub fn add_cleanup_failures(&self, failures: [usize; 2]) {
@@ -500,6 +544,7 @@ impl Metrics {
                         self.iptables_partial_restore_failures.get_or_create(&label).inc_by(failures);
                     }
                 }
+                "ebpf" => drop(self.ebpf_sync_failures.get_or_create(&label).inc_by(failures)),
                 _ => {}
             }
         }

@@ -3,15 +3,15 @@
 //! same daemon on an empty cluster (its baseline, measured in the same run).
 
 mod apiserver;
-mod daemon;
+pub(crate) mod daemon;
 pub(crate) mod heap;
 mod objects;
 
 use std::time::Duration;
 
 use super::Row;
-use daemon::Measured;
 pub(crate) use daemon::Source;
+use daemon::{Measured, Setup};
 
 /// Service ports of the loaded cluster.
 const SERVICES: usize = 10_000;
@@ -41,8 +41,8 @@ pub(crate) fn apiserver() -> anyhow::Result<Vec<Row>> {
 
 /// Measures the daemon on an empty cluster, then on the loaded one.
 fn run(source: Source) -> anyhow::Result<Vec<Row>> {
-    let idle = daemon::measure(source, 0, ENDPOINTS, None)?;
-    let loaded = daemon::measure(source, SERVICES, ENDPOINTS, None)?;
+    let idle = daemon::measure(source, 0, ENDPOINTS, None, &Setup::PLAIN)?;
+    let loaded = daemon::measure(source, SERVICES, ENDPOINTS, None, &Setup::PLAIN)?;
     let [peak_name, steady_name] = row_names(source);
     let per_service = |loaded: u64, idle: u64| loaded.saturating_sub(idle) as f64 * 1024.0 / SERVICES as f64;
     Ok(vec![
@@ -75,6 +75,6 @@ fn ratio(loaded: &Measured, idle: &Measured, kib: impl Fn(&Measured) -> u64) -> 
     kib(loaded) as f64 / kib(idle).max(1) as f64
 }
 
-fn mib(kib: u64) -> String {
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }

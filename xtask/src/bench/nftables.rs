@@ -10,7 +10,8 @@ use super::state::{endpoint_ip, port_name, synthetic};
 use super::{Row, median, ms};
 use crate::netns::run as sh;
 
-const ENDPOINTS: usize = 10;
+/// Endpoints per service port.
+pub(super) const ENDPOINTS: usize = 10;
 const CHANGE_SAMPLES: usize = 15;
 
 /// Cold sync at 1k and 10k service ports, and one change at 10k.
@@ -42,7 +43,7 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn dataplane(ns: &str) -> NftablesDataplane {
+pub(super) fn dataplane(ns: &str) -> NftablesDataplane {
     NftablesDataplane::new(NftablesConfig { netns: Some(ns.to_owned()), ..NftablesConfig::default() })
 }
 
@@ -67,6 +68,15 @@ async fn cold_sync(ns: &str, state: &ProxyState) -> anyhow::Result<(Duration, Du
 async fn one_change(ns: &str, mut state: ProxyState) -> anyhow::Result<Duration> {
     let mut dp = dataplane(ns);
     dp.sync(&state, &Changes::full_sync()).await?;
+    let change = median_change(&mut dp, &mut state).await?;
+    dp.cleanup().await?;
+    Ok(change)
+}
+
+/// The median of [`CHANGE_SAMPLES`] partial syncs of `dp`, which has `state` programmed
+/// (synthetic, [`ENDPOINTS`] per service): each replaces the first endpoint of another
+/// service port.
+pub(super) async fn median_change(dp: &mut dyn Dataplane, state: &mut ProxyState) -> anyhow::Result<Duration> {
     let mut samples = Vec::new();
     for round in 0..CHANGE_SAMPLES {
         let name = port_name(round * 7);
@@ -78,18 +88,18 @@ async fn one_change(ns: &str, mut state: ProxyState) -> anyhow::Result<Duration>
         let mut changes = Changes::default();
         changes.family_mut(IpFamily::V4).service_ports.insert(name);
         let started = Instant::now();
-        dp.sync(&state, &changes).await?;
+        dp.sync(state, &changes).await?;
         samples.push(started.elapsed());
     }
-    dp.cleanup().await?;
     Ok(median(samples))
 }
 
 /// A namespace for the benchmark, removed on drop.
-struct Namespace(String);
+pub(super) struct Namespace(pub(super) String);
 
 impl Namespace {
-    fn create(name: &str) -> anyhow::Result<Self> {
+    /// Creates namespace `name`.
+    pub(super) fn create(name: &str) -> anyhow::Result<Self> {
         sh(&["ip", "netns", "add", name])?;
         Ok(Self(name.to_owned()))
     }

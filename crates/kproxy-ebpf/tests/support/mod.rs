@@ -23,8 +23,13 @@ fn own_cgroup(root: &Path) -> Option<PathBuf> {
 impl TestCgroup {
     /// Creates the cgroup (needs root and a cgroup2 mount).
     pub fn create(tag: &str) -> Self {
+        Self::named(&format!("kproxy-test-{}-{tag}", std::process::id()))
+    }
+
+    /// Creates the cgroup `name` under the cgroup2 mount.
+    pub fn named(name: &str) -> Self {
         let root = kproxy_ebpf::cgroup2_root().expect("no cgroup2 mount in /proc/mounts");
-        let path = root.join(format!("kproxy-test-{}-{tag}", std::process::id()));
+        let path = root.join(name);
         std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         Self { path, home: None }
     }
@@ -55,4 +60,5 @@ impl Drop for TestCgroup {
         }
     }
 }
+pub mod bpffs;
 pub mod netns;

@@ -176,6 +176,9 @@ impl ProxyTask {
         if let Some(tables) = &report.stats.table_rules {
             metrics.set_table_rules(tables);
         }
+        if !report.stats.maps.is_empty() {
+            metrics.set_map_usage(&report.stats.maps);
+        }
         service_health.sync_services(inputs.health_check_node_ports).await;
         service_health.sync_endpoints(inputs.local_endpoints);
         self.report_pending();

@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
 
-use kproxy_core::ObjectKind;
+use kproxy_core::{MapUsage, ObjectKind};
 
 use super::*;
 
@@ -13,7 +13,7 @@ const HISTOGRAMS: [&str; 5] = [
     "kubeproxy_conntrack_reconciler_sync_duration_seconds",
 ];
 
-const GAUGES: [&str; 9] = [
+const GAUGES: [&str; 11] = [
     "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
     "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
     "kubeproxy_sync_proxy_rules_service_changes_pending",
@@ -23,9 +23,11 @@ const GAUGES: [&str; 9] = [
     "kproxy_quarantined_service_ports",
     "kubeproxy_sync_proxy_rules_iptables_total",
     "kubeproxy_sync_proxy_rules_iptables_last",
+    "kproxy_ebpf_map_max_entries",
+    "kproxy_ebpf_map_entries",
 ];
 
-const COUNTERS: [&str; 10] = [
+const COUNTERS: [&str; 11] = [
     "kubeproxy_sync_proxy_rules_service_changes_total",
     "kubeproxy_sync_proxy_rules_endpoint_changes_total",
     "kubeproxy_proxy_healthz_total",
@@ -36,14 +38,18 @@ const COUNTERS: [&str; 10] = [
     "kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total",
     "kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total",
     "kubeproxy_conntrack_reconciler_deleted_entries_total",
+    "kproxy_ebpf_sync_failures_total",
 ];
 
-/// The metrics that start with no series and get one per family on first use.
-const LAZY: [&str; 4] = [
+/// The metrics that start with no series and get one per family (or map) on first use.
+const LAZY: [&str; 7] = [
     "kubeproxy_conntrack_reconciler_sync_duration_seconds",
     "kubeproxy_conntrack_reconciler_deleted_entries_total",
     "kubeproxy_sync_proxy_rules_iptables_total",
     "kubeproxy_sync_proxy_rules_iptables_last",
+    "kproxy_ebpf_sync_failures_total",
+    "kproxy_ebpf_map_max_entries",
+    "kproxy_ebpf_map_entries",
 ];
 
 fn render(metrics: &Metrics) -> String {
@@ -81,6 +87,8 @@ fn used() -> Metrics {
     let cleanup = FlowCleanup { duration: Duration::from_millis(3), families: [true, true], deleted: [2, 0] };
     metrics.observe_flow_cleanup(&cleanup);
     metrics.set_table_rules(&TableRuleCounts::default());
+    metrics.add_sync_failures("ebpf", None, 0, false);
+    metrics.set_map_usage(&[MapUsage { map: "kp_services", max_entries: 8, entries: Some(1) }].into_iter().collect());
     metrics
 }
 
@@ -260,6 +268,25 @@ fn sync_failures_count_in_the_metric_of_the_mode_and_family() {
     assert_eq!((value(partial, "IPv4"), value(partial, "IPv6")), ("4".into(), "0".into()));
     let cleanup = "kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total";
     assert_eq!((value(cleanup, "IPv4"), value(cleanup, "IPv6")), ("0".into(), "3".into()));
+    let ebpf = "kproxy_ebpf_sync_failures_total";
+    assert_eq!((value(ebpf, "IPv4"), value(ebpf, "IPv6")), ("9".into(), "9".into()));
+}
+
+#[test]
+fn ebpf_maps_show_their_capacity_and_the_entries_written() {
+    let metrics = Metrics::new();
+    let usages = [
+        MapUsage { map: "kp_services", max_entries: 65_536, entries: Some(3) },
+        MapUsage { map: "kp_conntrack", max_entries: 131_072, entries: None },
+    ];
+    metrics.set_map_usage(&usages.into_iter().collect());
+    metrics.set_map_usage(&[MapUsage { entries: Some(2), ..usages[0] }].into_iter().collect());
+    let text = render(&metrics);
+    let value = |name: &str, map: &str| value_of(&text, &format!(r#"{name}{{map="{map}"}}"#));
+    assert_eq!(value("kproxy_ebpf_map_max_entries", "kp_services"), "65536");
+    assert_eq!(value("kproxy_ebpf_map_entries", "kp_services"), "2", "the last sync's count");
+    assert_eq!(value("kproxy_ebpf_map_max_entries", "kp_conntrack"), "131072");
+    assert!(!text.contains(r#"kproxy_ebpf_map_entries{map="kp_conntrack"}"#), "the programs fill it: no count");
 }
 
 #[test]

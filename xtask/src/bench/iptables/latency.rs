@@ -16,6 +16,8 @@ pub(super) fn run(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Row> {
         rounds: 5,
         name: "iptables-legacy connect+first byte via ClusterIP, 10k svc vs 10 (p50 / p99)",
         goal: "grows (anchor 2.4)",
+        client_cgroup: None,
+        direct: None,
     };
     let mut dp = None;
     latency_row(&latency, |cluster, state| {

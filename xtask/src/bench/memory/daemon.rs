@@ -47,6 +47,19 @@ pub(crate) struct HeapRun<'a> {
     pub(crate) profile: &'a Path,
 }
 
+/// How the daemon runs: the namespace prefix of its cluster and flags besides the common ones.
+pub(crate) struct Setup<'a> {
+    /// The prefix of the cluster's namespaces (the process id is appended).
+    pub(crate) prefix: &'a str,
+    /// More flags, e.g. `--mode ebpf` and its settings.
+    pub(crate) args: &'a [String],
+}
+
+impl Setup<'static> {
+    /// The daemon in its default mode, in `kpmem…` namespaces.
+    pub(crate) const PLAIN: Self = Self { prefix: "kpmem", args: &[] };
+}
+
 /// How long the daemon may take to start and sync (a heap-profiling one is much slower).
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 const PROFILED_SYNC_TIMEOUT: Duration = Duration::from_secs(900);
@@ -57,10 +70,11 @@ pub(crate) fn measure(
     services: usize,
     endpoints: usize,
     heap: Option<HeapRun<'_>>,
+    setup: &Setup<'_>,
 ) -> anyhow::Result<Measured> {
     let dir = std::env::temp_dir().join(format!("kproxy-bench-memory-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = measure_in(&dir, source, services, endpoints, heap);
+    let result = measure_in(&dir, source, services, endpoints, heap, setup);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -71,8 +85,9 @@ fn measure_in(
     services: usize,
     endpoints: usize,
     heap: Option<HeapRun<'_>>,
+    setup: &Setup<'_>,
 ) -> anyhow::Result<Measured> {
-    let mut cluster = Cluster::create(&format!("kpmem{}", std::process::id() % 10_000), 0)?;
+    let mut cluster = Cluster::create(&format!("{}{}", setup.prefix, std::process::id() % 10_000), 0)?;
     let mut args: Vec<String> = Vec::new();
     if let Some(heap) = &heap {
         args.extend(["env".to_owned(), format!("DHAT_HEAP_PROFILE_FILE={}", heap.profile.display())]);
@@ -99,6 +114,7 @@ fn measure_in(
     let common = ["--hostname-override", objects::NODE, "--metrics-bind-address", "127.0.0.1:10249"];
     args.extend(common.map(str::to_owned));
     args.extend(["--healthz-bind-address", "", "--log-level", "warn"].map(str::to_owned));
+    args.extend(setup.args.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = Instant::now();
     let pid = cluster.spawn("node", &args, true)?;

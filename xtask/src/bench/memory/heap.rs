@@ -21,7 +21,8 @@ const OWNER_FRAMES: usize = 2;
 pub(crate) fn run(source: Source) -> anyhow::Result<Vec<Row>> {
     let binary = profiled_binary()?;
     let profile = daemon::profile_path(source);
-    let measured = daemon::measure(source, SERVICES, ENDPOINTS, Some(HeapRun { binary: &binary, profile: &profile }))?;
+    let heap = Some(HeapRun { binary: &binary, profile: &profile });
+    let measured = daemon::measure(source, SERVICES, ENDPOINTS, heap, &daemon::Setup::PLAIN)?;
     let text = std::fs::read_to_string(&profile).with_context(|| format!("read {}", profile.display()))?;
     let _ = std::fs::remove_file(&profile);
     let owners = Owners::parse(&serde_json::from_str(&text)?)?;

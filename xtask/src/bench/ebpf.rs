@@ -1,0 +1,219 @@
+//! The eBPF dataplane (`--mode ebpf`): one endpoint change with 10k services present and a
+//! cold load of 10k services × 10 endpoints, each against the nftables dataplane in the same
+//! run; connect plus first byte via a ClusterIP with 10k services against 10, and against a
+//! direct connection to the pod; the daemon's RSS at 10k × 10 against the same daemon on an
+//! empty cluster.
+//!
+//! Where things run: every program attaches to a child cgroup `kpeb-<pid>` this phase
+//! creates and removes (also on failure), never to the cgroup root, and only the latency
+//! client joins it; the in-process dataplane runs on a thread inside the phase's node
+//! namespace, so its tc programs reach only that namespace's interfaces; the daemon runs in
+//! a namespace of its own. Every namespace starts with `kpeb`; nothing is pinned.
+
+mod cgroup;
+mod node;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kproxy_core::{Changes, Dataplane, ProxyState};
+use kproxy_ebpf::{EbpfConfig, EbpfDataplane};
+
+use super::latency::{Latency, latency_rows};
+use super::memory::daemon::{self, Measured, Setup, Source};
+use super::memory::mib;
+use super::nftables::{self, ENDPOINTS, Namespace, median_change};
+use super::state::synthetic;
+use super::{Row, median, ms};
+use crate::netns::{Cluster, NODE_IP};
+use cgroup::BenchCgroup;
+use node::NodeThread;
+
+/// Service ports of the loaded state.
+const SERVICES: usize = 10_000;
+/// Cold loads per dataplane (alternating).
+const COLD_SAMPLES: usize = 3;
+
+const CHANGE: &str = "ebpf one endpoint change, 10k svc present";
+const COLD: &str = "ebpf cold load, 10k svc x 10 ep";
+const LATENCY: &str = "ebpf connect+first byte via ClusterIP, 10k svc vs 10 (p50 / p99)";
+const DIRECT: &str = "ebpf connect+first byte via ClusterIP (10k svc) vs direct to the pod (p50 / p99)";
+const PEAK: &str = "ebpf daemon peak RSS, 10k svc x 10 ep (manifests)";
+const STEADY: &str = "ebpf daemon steady RSS, 10k svc x 10 ep (manifests)";
+
+/// Every row name, for `--only`.
+pub(crate) fn row_names() -> Vec<String> {
+    [CHANGE, COLD, LATENCY, DIRECT, PEAK, STEADY].map(str::to_owned).into()
+}
+
+/// Every eBPF row.
+pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
+    let cgroup = BenchCgroup::create()?;
+    let mut rows = Vec::new();
+    // A group that fails reports that and lets the others run.
+    for (group, measured) in [
+        ("ebpf sync", sync_rows(cgroup.path())),
+        ("ebpf latency", latency(cgroup.path())),
+        ("ebpf daemon RSS", memory(&cgroup)),
+    ] {
+        match measured {
+            Ok(measured) => rows.extend(measured),
+            Err(error) => rows.push(Row {
+                name: group.to_owned(),
+                value: format!("failed: {error:#}"),
+                baseline: "-".to_owned(),
+                ratio: None,
+                goal: "-".to_owned(),
+            }),
+        }
+    }
+    drop(cgroup);
+    Ok(rows)
+}
+
+/// The dataplane's settings: attached to `cgroup` only, nothing pinned.
+fn config(cgroup: &Path) -> EbpfConfig {
+    assert_ne!(Some(cgroup), kproxy_ebpf::cgroup2_root().as_deref(), "never the cgroup root");
+    EbpfConfig { cgroup_path: cgroup.to_owned(), pin_dir: None, ..EbpfConfig::default() }
+}
+
+/// 10k × 10 synthetic services on a node holding [`NODE_IP`] (so the tc programs have an
+/// external interface, and every service an entry for traffic from outside too).
+fn loaded_state() -> anyhow::Result<ProxyState> {
+    let mut state = synthetic(SERVICES, ENDPOINTS);
+    state.node.addresses = vec![NODE_IP.parse()?];
+    Ok(state)
+}
+
+/// Cold load and one change, eBPF against nftables.
+fn sync_rows(cgroup: &Path) -> anyhow::Result<Vec<Row>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let pid = std::process::id() % 10_000;
+    let cluster = Cluster::create(&format!("kpebs{pid}"), 0)?;
+    let nft_ns = Namespace::create(&format!("kpebn{pid}"))?;
+    let node = NodeThread::start(&cluster.ns("node"))?;
+    let (mut ebpf_cold, mut nft_cold) = (Vec::new(), Vec::new());
+    let mut state = loaded_state()?;
+    for _ in 0..COLD_SAMPLES {
+        let config = config(cgroup);
+        let (back, took) = node.run(move |n| -> anyhow::Result<(ProxyState, Duration)> {
+            let mut dp = EbpfDataplane::new(config);
+            let started = Instant::now();
+            let synced = n.runtime.block_on(dp.sync(&state, &Changes::full_sync()));
+            let took = started.elapsed();
+            n.runtime.block_on(dp.cleanup())?;
+            synced?;
+            Ok((state, took))
+        })??;
+        state = back;
+        ebpf_cold.push(took);
+        nft_cold.push(runtime.block_on(nft_cold_load(&nft_ns.0, &state))?);
+    }
+    let config = config(cgroup);
+    let ebpf_change = node.run(move |n| -> anyhow::Result<Duration> {
+        let mut state = state;
+        let mut dp = EbpfDataplane::new(config);
+        n.runtime.block_on(dp.sync(&state, &Changes::full_sync()))?;
+        let change = n.runtime.block_on(median_change(&mut dp, &mut state));
+        n.runtime.block_on(dp.cleanup())?;
+        change
+    })??;
+    let nft_change = runtime.block_on(nft_one_change(&nft_ns.0, loaded_state()?))?;
+    let (ebpf_cold, nft_cold) = (median(ebpf_cold), median(nft_cold));
+    Ok(vec![
+        Row {
+            name: CHANGE.to_owned(),
+            value: ms(ebpf_change),
+            baseline: format!("nftables {}", ms(nft_change)),
+            ratio: Some(ebpf_change.as_secs_f64() / nft_change.as_secs_f64()),
+            goal: "< 10 ms".to_owned(),
+        },
+        Row {
+            name: COLD.to_owned(),
+            value: ms(ebpf_cold),
+            baseline: format!("nftables {}", ms(nft_cold)),
+            ratio: Some(ebpf_cold.as_secs_f64() / nft_cold.as_secs_f64()),
+            goal: "< 1 s".to_owned(),
+        },
+    ])
+}
+
+/// One cold full sync of the nftables dataplane in namespace `ns`.
+async fn nft_cold_load(ns: &str, state: &ProxyState) -> anyhow::Result<Duration> {
+    let mut dp = nftables::dataplane(ns);
+    dp.cleanup().await?;
+    let started = Instant::now();
+    let synced = dp.sync(state, &Changes::full_sync()).await;
+    let took = started.elapsed();
+    dp.cleanup().await?;
+    synced?;
+    Ok(took)
+}
+
+/// The nftables dataplane's median endpoint change with `state` loaded.
+async fn nft_one_change(ns: &str, mut state: ProxyState) -> anyhow::Result<Duration> {
+    let mut dp = nftables::dataplane(ns);
+    dp.sync(&state, &Changes::full_sync()).await?;
+    let change = median_change(&mut dp, &mut state).await;
+    dp.cleanup().await?;
+    change
+}
+
+/// Connect latency: the client in the cgroup, its connections balanced at `connect`.
+fn latency(cgroup: &Path) -> anyhow::Result<Vec<Row>> {
+    let latency = Latency {
+        prefix: "kpebl",
+        rounds: 3,
+        name: LATENCY,
+        goal: "<= 1.1",
+        client_cgroup: Some(cgroup.to_owned()),
+        direct: Some((DIRECT, "<= 1.05")),
+    };
+    let mut node: Option<NodeThread> = None;
+    let rows = latency_rows(&latency, |cluster, state| {
+        let node = match &mut node {
+            Some(node) => node,
+            None => {
+                // Balanced connections go straight to the pod's address.
+                let client = cluster.ns("client");
+                crate::netns::run(&["ip", "-n", &client, "route", "replace", "10.0.1.0/24", "via", NODE_IP])?;
+                node.insert(NodeThread::start(&cluster.ns("node"))?)
+            }
+        };
+        let mut state = state.clone();
+        state.node.addresses = vec![NODE_IP.parse()?];
+        let config = config(cgroup);
+        node.run(move |n| -> anyhow::Result<()> {
+            let dp = n.dataplane.get_or_insert_with(|| EbpfDataplane::new(config));
+            n.runtime.block_on(dp.sync(&state, &Changes::full_sync()))?;
+            Ok(())
+        })?
+    });
+    // The node thread (cleaning its dataplane up) goes before the cluster it lives in.
+    drop(node);
+    rows
+}
+
+/// The daemon in ebpf mode on an empty cluster, then on 10k × 10.
+fn memory(cgroup: &BenchCgroup) -> anyhow::Result<Vec<Row>> {
+    let args = [
+        "--proxy-mode=ebpf".to_owned(),
+        format!("--ebpf-cgroup-path={}", cgroup.path_for_daemon().display()),
+        "--ebpf-pin-path=".to_owned(),
+    ];
+    let setup = Setup { prefix: "kpebm", args: &args };
+    let idle = daemon::measure(Source::Manifests, 0, ENDPOINTS, None, &setup)?;
+    let loaded = daemon::measure(Source::Manifests, SERVICES, ENDPOINTS, None, &setup)?;
+    let row = |name: &str, kib: fn(&Measured) -> u64, goal: &str| Row {
+        name: name.to_owned(),
+        value: format!(
+            "{} ({:.0} B/svc)",
+            mib(kib(&loaded)),
+            kib(&loaded).saturating_sub(kib(&idle)) as f64 * 1024.0 / SERVICES as f64
+        ),
+        baseline: format!("empty cluster {}", mib(kib(&idle))),
+        ratio: Some(kib(&loaded) as f64 / kib(&idle).max(1) as f64),
+        goal: goal.to_owned(),
+    };
+    Ok(vec![row(PEAK, |m| m.peak_kib, "< 100 MiB"), row(STEADY, |m| m.steady_kib, "-")])
+}
