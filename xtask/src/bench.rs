@@ -5,6 +5,7 @@ mod iptables;
 mod latency;
 mod memory;
 mod nftables;
+mod scale;
 mod state;
 mod userspace;
 
@@ -101,6 +102,9 @@ fn phases() -> Vec<Phase> {
             rows: memory::rows_of(Source::ApiServer),
             ..Phase::new("daemon memory (apiserver)", memory::apiserver)
         },
+        Phase { rows: scale::nftables::rows(), ..Phase::new("scale 50k (nftables)", scale::nftables::run) },
+        Phase { rows: scale::iptables::rows(), ..Phase::new("scale 50k (iptables-legacy)", scale::iptables::run) },
+        Phase { rows: scale::daemon::rows(), ..Phase::new("scale 50k (daemon)", scale::daemon::run) },
         Phase::new("connect latency", latency::run),
         Phase::new("userspace relay", userspace::run),
         // Not part of a full run: only `--only heap` (a slow, instrumented build).

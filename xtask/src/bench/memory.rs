@@ -3,9 +3,9 @@
 //! same daemon on an empty cluster (its baseline, measured in the same run).
 
 mod apiserver;
-mod daemon;
+pub(super) mod daemon;
 pub(crate) mod heap;
-mod objects;
+pub(super) mod objects;
 
 use std::time::Duration;
 

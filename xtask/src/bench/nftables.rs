@@ -1,12 +1,11 @@
 //! nftables: cold full sync against `nft -f` of the same text, and one endpoint change.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use kproxy_core::{Changes, Dataplane, Endpoint, IpFamily, ProxyState};
+use kproxy_core::{Changes, Dataplane, ProxyState};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 
-use super::state::{endpoint_ip, port_name, synthetic};
+use super::state::{change_one_endpoint, synthetic};
 use super::{Row, median, ms};
 use crate::netns::run as sh;
 
@@ -42,7 +41,7 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn dataplane(ns: &str) -> NftablesDataplane {
+pub(super) fn dataplane(ns: &str) -> NftablesDataplane {
     NftablesDataplane::new(NftablesConfig { netns: Some(ns.to_owned()), ..NftablesConfig::default() })
 }
 
@@ -64,25 +63,29 @@ async fn cold_sync(ns: &str, state: &ProxyState) -> anyhow::Result<(Duration, Du
     Ok((cold, raw))
 }
 
-async fn one_change(ns: &str, mut state: ProxyState) -> anyhow::Result<Duration> {
+async fn one_change(ns: &str, state: ProxyState) -> anyhow::Result<Duration> {
     let mut dp = dataplane(ns);
     dp.sync(&state, &Changes::full_sync()).await?;
-    let mut samples = Vec::new();
-    for round in 0..CHANGE_SAMPLES {
-        let name = port_name(round * 7);
-        let replacement = Endpoint::new(IpAddr::V4(endpoint_ip(20_000 + round, 0, ENDPOINTS)), 8080);
-        let view = state.family_mut(IpFamily::V4);
-        let mut endpoints = view.endpoints.get(&name).to_vec();
-        endpoints[0] = replacement;
-        view.endpoints.insert(name.clone(), endpoints);
-        let mut changes = Changes::default();
-        changes.family_mut(IpFamily::V4).service_ports.insert(name);
+    let took = changes(&mut dp, state, CHANGE_SAMPLES).await?;
+    dp.cleanup().await?;
+    Ok(took)
+}
+
+/// The median of `samples` one-endpoint changes (each to another service port) synced by
+/// `dp`, which has `state` loaded.
+pub(super) async fn changes(
+    dp: &mut NftablesDataplane,
+    mut state: ProxyState,
+    samples: usize,
+) -> anyhow::Result<Duration> {
+    let mut took = Vec::new();
+    for round in 0..samples {
+        let changes = change_one_endpoint(&mut state, round, ENDPOINTS);
         let started = Instant::now();
         dp.sync(&state, &changes).await?;
-        samples.push(started.elapsed());
+        took.push(started.elapsed());
     }
-    dp.cleanup().await?;
-    Ok(median(samples))
+    Ok(median(took))
 }
 
 /// A namespace for the benchmark, removed on drop.
