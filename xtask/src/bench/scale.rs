@@ -44,3 +44,38 @@ impl Drop for Namespace {
         let _ = sh(&["ip", "netns", "del", &self.0]);
     }
 }
+
+/// CPU time used so far: by this process (rendering, diffing), and by its waited-for
+/// children (`nft`, `iptables-restore`). On a shared machine wall times include waiting
+/// for a core; these do not.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    own: std::time::Duration,
+    children: std::time::Duration,
+}
+
+impl Cpu {
+    fn now() -> anyhow::Result<Self> {
+        use nix::sys::resource::{UsageWho, getrusage};
+        let total = |who| -> anyhow::Result<std::time::Duration> {
+            let usage = getrusage(who)?;
+            let micros = |t: nix::sys::time::TimeVal| {
+                std::time::Duration::from_secs(t.tv_sec().max(0) as u64)
+                    + std::time::Duration::from_micros(t.tv_usec().max(0) as u64)
+            };
+            Ok(micros(usage.user_time()) + micros(usage.system_time()))
+        };
+        Ok(Self { own: total(UsageWho::RUSAGE_SELF)?, children: total(UsageWho::RUSAGE_CHILDREN)? })
+    }
+
+    /// The CPU time used since `self`.
+    fn since(self) -> anyhow::Result<Self> {
+        let now = Self::now()?;
+        Ok(Self { own: now.own.saturating_sub(self.own), children: now.children.saturating_sub(self.children) })
+    }
+}
+
+/// Seconds with one decimal.
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}

@@ -9,7 +9,7 @@ use kproxy_core::{Changes, Dataplane, ProxyState};
 use kproxy_netfilter::{CommandError, ExecNft, NetlinkConntrack, NftRunner};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 
-use super::{ENDPOINTS, Namespace, SERVICES, count};
+use super::{Cpu, ENDPOINTS, Namespace, SERVICES, count, secs};
 use crate::bench::state::synthetic;
 use crate::bench::{Row, ms};
 use crate::netns::run as sh;
@@ -37,15 +37,15 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let state = synthetic(SERVICES, ENDPOINTS);
     let (cold, scripts, change) = runtime.block_on(load_and_change(state))?;
-    let bare = nft_f(&scripts)?;
+    let (bare, bare_cpu) = nft_f(&scripts)?;
     drop(scripts);
     let (_, _, baseline_change) = runtime.block_on(load_and_change(synthetic(BASELINE_SERVICES, ENDPOINTS)))?;
     Ok(vec![
         Row {
             name: cold_name(),
-            value: ms(cold),
-            baseline: format!("nft -f same text, fresh netns {}", ms(bare)),
-            ratio: Some(cold.as_secs_f64() / bare.as_secs_f64()),
+            value: format!("{} (CPU: kproxy {}, nft {})", secs(cold.wall), secs(cold.cpu.own), secs(cold.cpu.children)),
+            baseline: format!("nft -f same text, fresh netns {} (CPU {})", secs(bare), secs(bare_cpu.children)),
+            ratio: Some(cold.wall.as_secs_f64() / bare.as_secs_f64()),
             goal: "< 10 s, ratio <= 1.2".to_owned(),
         },
         Row {
@@ -60,27 +60,35 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
 
 /// Loads `state` into a fresh namespace (timed; the scripts sent are kept), then times
 /// [`CHANGE_SAMPLES`] one-endpoint changes (median).
-async fn load_and_change(state: ProxyState) -> anyhow::Result<(Duration, Vec<String>, Duration)> {
+async fn load_and_change(state: ProxyState) -> anyhow::Result<(Cold, Vec<String>, Duration)> {
     let ns = Namespace::create(&format!("nft{}", count(state.family(kproxy_core::IpFamily::V4).services.len())))?;
     let recorded = Arc::new(Recording { inner: ExecNft::new(Some(ns.0.clone())), scripts: Mutex::default() });
     let config = NftablesConfig { netns: Some(ns.0.clone()), ..NftablesConfig::default() };
     let conntrack = Arc::new(NetlinkConntrack::new(Some(ns.0.clone())));
     let mut dp = NftablesDataplane::with_runners(config, recorded.clone(), conntrack);
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), Cpu::now()?);
     dp.sync(&state, &Changes::full_sync()).await?;
-    let cold = started.elapsed();
+    let cold = Cold { wall: started.elapsed(), cpu: cpu.since()? };
     let scripts = std::mem::take(&mut *recorded.scripts.lock().unwrap_or_else(PoisonError::into_inner));
     let change = crate::bench::nftables::changes(&mut dp, state, CHANGE_SAMPLES).await?;
     Ok((cold, scripts, change))
 }
 
-/// `nft -f` of each script in turn, into a fresh namespace: the bare tool's time.
-fn nft_f(scripts: &[String]) -> anyhow::Result<Duration> {
+/// A cold load: its wall time and the CPU it used.
+struct Cold {
+    wall: Duration,
+    cpu: Cpu,
+}
+
+/// `nft -f` of each script in turn, into a fresh namespace: the bare tool's wall time and CPU.
+fn nft_f(scripts: &[String]) -> anyhow::Result<(Duration, Cpu)> {
     let ns = Namespace::create("nft-bare")?;
+    let cpu = Cpu::now()?;
     let file = std::env::temp_dir().join(format!("kproxy-bench-scale-{}.nft", std::process::id()));
     let mut took = Duration::ZERO;
-    for script in scripts {
+    for (i, script) in scripts.iter().enumerate() {
         std::fs::write(&file, script)?;
+        if std::env::var_os("KPSC_KEEP").is_some() { std::fs::write(format!("/tmp/kpsc-script-{i}.nft"), script)?; }
         let started = Instant::now();
         let result = sh(&["ip", "netns", "exec", &ns.0, "nft", "-f", file.to_str().unwrap_or_default()]);
         took += started.elapsed();
@@ -90,7 +98,7 @@ fn nft_f(scripts: &[String]) -> anyhow::Result<Duration> {
         }
     }
     std::fs::remove_file(&file)?;
-    Ok(took)
+    Ok((took, cpu.since()?))
 }
 
 /// The real `nft`, recording every script it applies.
