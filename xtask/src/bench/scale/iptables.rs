@@ -6,7 +6,7 @@
 use kproxy_core::Changes;
 use kproxy_netfilter::IptablesBackend;
 
-use super::{ENDPOINTS, Namespace, SERVICES, count};
+use super::{Cpu, ENDPOINTS, Namespace, SERVICES, count, secs};
 use crate::bench::iptables::{bare_restore, changes, dataplane, sync};
 use crate::bench::state::synthetic;
 use crate::bench::{Row, ms};
@@ -36,10 +36,13 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     let state = synthetic(SERVICES, ENDPOINTS);
     let ns = Namespace::create("ipt")?;
     let (mut dp, recorded) = dataplane(&ns.0, BACKEND);
+    let cpu = Cpu::now()?;
     let cold = runtime.block_on(sync(&mut dp, &state, &Changes::full_sync()))?;
-    let bare_cold = {
+    let cold_cpu = cpu.since()?;
+    let (bare_cold, bare_cpu) = {
         let fresh = Namespace::create("ipt-bare")?;
-        bare_restore(&fresh.0, BACKEND, &recorded.last())?
+        let cpu = Cpu::now()?;
+        (bare_restore(&fresh.0, BACKEND, &recorded.last())?, cpu.since()?)
     };
     let (change, bare_change) =
         runtime.block_on(changes(&ns.0, (&mut dp, &*recorded), state, BACKEND, CHANGE_SAMPLES))?;
@@ -47,8 +50,8 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     Ok(vec![
         Row {
             name: cold_name(),
-            value: ms(cold),
-            baseline: format!("{tool} same text, fresh netns {}", ms(bare_cold)),
+            value: format!("{} (CPU: kproxy {}, restore {})", secs(cold), secs(cold_cpu.own), secs(cold_cpu.children)),
+            baseline: format!("{tool} same text, fresh netns {} (CPU {})", secs(bare_cold), secs(bare_cpu.children)),
             ratio: Some(cold.as_secs_f64() / bare_cold.as_secs_f64()),
             goal: "ratio <= 1.2".to_owned(),
         },

@@ -86,9 +86,8 @@ fn nft_f(scripts: &[String]) -> anyhow::Result<(Duration, Cpu)> {
     let cpu = Cpu::now()?;
     let file = std::env::temp_dir().join(format!("kproxy-bench-scale-{}.nft", std::process::id()));
     let mut took = Duration::ZERO;
-    for (i, script) in scripts.iter().enumerate() {
+    for script in scripts {
         std::fs::write(&file, script)?;
-        if std::env::var_os("KPSC_KEEP").is_some() { std::fs::write(format!("/tmp/kpsc-script-{i}.nft"), script)?; }
         let started = Instant::now();
         let result = sh(&["ip", "netns", "exec", &ns.0, "nft", "-f", file.to_str().unwrap_or_default()]);
         took += started.elapsed();
