@@ -173,17 +173,22 @@ fn wait_synced(cluster: &Cluster, started: Instant, timeout: Duration) -> anyhow
     let me = me.as_str();
     while started.elapsed() < timeout {
         let metrics = cluster.exec("node", &[me, "http-get", "--addr", "127.0.0.1:10249", "--path", "/metrics"]);
-        let synced = metrics.as_deref().unwrap_or_default().lines().any(|l| {
-            l.starts_with("kubeproxy_sync_proxy_rules_last_timestamp_seconds ")
-                && !l.ends_with(" 0")
-                && !l.ends_with(" 0.0")
-        });
-        if synced {
+        if has_synced(metrics.as_deref().unwrap_or_default()) {
             return Ok(started.elapsed());
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     bail!("the daemon did not sync within {} s", timeout.as_secs())
+}
+
+/// Whether `metrics` (the daemon's `/metrics` text) show a sync: a last-sync timestamp
+/// above 0, with or without labels (the daemon labels it by IP family).
+fn has_synced(metrics: &str) -> bool {
+    const NAME: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
+    metrics.lines().filter_map(|l| l.strip_prefix(NAME)).any(|rest| {
+        (rest.starts_with(' ') || rest.starts_with('{'))
+            && rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
+    })
 }
 
 /// A `/proc/PID/status` figure in KiB (`VmHWM:`, `VmRSS:`).
@@ -210,4 +215,19 @@ fn write_profile(pid: u32, profile: &Path) -> anyhow::Result<()> {
 /// A path for a heap profile of this run.
 pub(crate) fn profile_path(source: Source) -> PathBuf {
     std::env::temp_dir().join(format!("kproxy-heap-{}-{}.json", source.name(), std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_shows_as_a_last_sync_timestamp_above_zero() {
+        let name = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
+        assert!(has_synced(&format!("# HELP {name} x\n{name}{{ip_family=\"IPv4\"}} 1796589273.47\n")));
+        assert!(has_synced(&format!("{name} 1796589273\n")));
+        assert!(!has_synced(&format!("{name}{{ip_family=\"IPv4\"}} 0\n{name}{{ip_family=\"IPv6\"}} 0.0\n")));
+        assert!(!has_synced(&format!("{name}_other 5\n")));
+        assert!(!has_synced(""));
+    }
 }
