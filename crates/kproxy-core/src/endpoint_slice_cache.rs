@@ -35,12 +35,15 @@ pub struct EndpointsChange {
 pub struct EndpointSliceCache {
     node_name: String,
     services: HashMap<NamespacedName, ServiceSlices>,
+    /// How many Services have pending slices: kept as they change, since every event asks
+    /// (counting them took a pass over every Service, quadratic over an initial list).
+    pending_services: usize,
 }
 
 impl EndpointSliceCache {
     /// An empty cache; endpoints on `node_name` are local.
     pub fn new(node_name: impl Into<String>) -> Self {
-        Self { node_name: node_name.into(), services: HashMap::new() }
+        Self { node_name: node_name.into(), services: HashMap::new(), pending_services: 0 }
     }
 
     /// Records a new or updated slice; returns whether it differs from what is pending or
@@ -70,12 +73,18 @@ impl EndpointSliceCache {
         if known == data.as_ref() {
             return false;
         }
+        let was_pending = !slices.pending.is_empty();
         // Back to what is applied (an add followed by a delete, or an update undone): nothing
         // is pending for this slice any more.
         if slices.applied.get(slice_name) == data.as_ref() {
             slices.pending.remove(slice_name);
         } else {
             slices.pending.insert(slice_name.to_owned(), data);
+        }
+        match (was_pending, !slices.pending.is_empty()) {
+            (false, true) => self.pending_services += 1,
+            (true, false) => self.pending_services -= 1,
+            _ => {}
         }
         true
     }
@@ -94,7 +103,7 @@ impl EndpointSliceCache {
 
     /// How many Services have pending slice changes.
     pub fn pending(&self) -> usize {
-        self.services.values().filter(|s| !s.pending.is_empty()).count()
+        self.pending_services
     }
 
     /// Promotes every pending slice to applied and returns, per Service whose endpoints
@@ -122,6 +131,7 @@ impl EndpointSliceCache {
                 changes.push(EndpointsChange { service: service.clone(), previous, current });
             }
         }
+        self.pending_services = 0;
         self.services.retain(|_, s| !s.applied.is_empty() || !s.pending.is_empty());
         changes.sort_by(|a, b| a.service.cmp(&b.service));
         changes
@@ -166,4 +176,50 @@ pub fn endpoints_by_port<'a>(
         .filter(|(_, set)| !set.is_empty())
         .map(|(name, set)| (name, set.into_values().collect()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use kproxy_testkit::slice;
+
+    use super::*;
+
+    fn info(service: &str, name: &str, ip: &str) -> EndpointSliceInfo {
+        let built = slice("ns", service, name).tcp("http", 80).ready(ip).build();
+        EndpointSliceInfo::from_slice(&built).expect("well formed").expect("for proxies")
+    }
+
+    /// The count kept, checked against a count over every Service.
+    fn pending(cache: &EndpointSliceCache) -> usize {
+        let counted = cache.services.values().filter(|s| !s.pending.is_empty()).count();
+        assert_eq!(cache.pending(), counted, "the kept count matches the Services with pending slices");
+        counted
+    }
+
+    #[test]
+    fn pending_counts_services_with_pending_slices_through_updates_undos_and_checkouts() {
+        let mut cache = EndpointSliceCache::new("node1");
+        let svc = |name: &str| NamespacedName::new("ns", name);
+        assert!(cache.update(&info("s1", "a", "10.0.0.1")));
+        assert!(cache.update(&info("s1", "b", "10.0.0.2")));
+        assert!(cache.update(&info("s2", "a", "10.0.0.3")));
+        assert_eq!(pending(&cache), 2);
+        assert!(cache.delete(&svc("s2"), "a"), "an add then a delete leaves nothing pending");
+        assert_eq!(pending(&cache), 1);
+        assert!(!cache.update(&info("s1", "a", "10.0.0.1")), "the same slice again");
+        assert_eq!(pending(&cache), 1);
+        assert_eq!(cache.checkout().len(), 1);
+        assert_eq!(pending(&cache), 0);
+        assert!(cache.update(&info("s1", "a", "10.0.0.9")));
+        assert_eq!(pending(&cache), 1);
+        assert!(cache.update(&info("s1", "a", "10.0.0.1")), "an update undone");
+        assert_eq!(pending(&cache), 0);
+        assert!(!cache.delete(&svc("s3"), "x"), "an unknown slice");
+        assert_eq!(pending(&cache), 0);
+        assert!(cache.delete(&svc("s1"), "a"));
+        assert!(cache.update(&info("s3", "a", "10.0.0.4")));
+        assert_eq!(pending(&cache), 2);
+        assert_eq!(cache.checkout().len(), 2);
+        assert_eq!(pending(&cache), 0);
+    }
 }
