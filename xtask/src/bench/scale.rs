@@ -25,7 +25,7 @@ fn prefix() -> String {
 
 /// `n` services as the rows name them (`50k`, `10k`, `10`).
 fn count(n: usize) -> String {
-    if n >= 1_000 && n % 1_000 == 0 { format!("{}k", n / 1_000) } else { n.to_string() }
+    if n >= 1_000 && n.is_multiple_of(1_000) { format!("{}k", n / 1_000) } else { n.to_string() }
 }
 
 /// A namespace of these phases, removed on drop.

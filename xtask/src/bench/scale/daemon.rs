@@ -73,6 +73,11 @@ fn run_daemon(services: usize) -> anyhow::Result<(Measured, Vec<Duration>)> {
             0 => Vec::new(),
             _ => programming::measure(&daemon, services - 1)?,
         };
+        if !latency.is_empty() {
+            let mut sorted: Vec<u128> = latency.iter().map(Duration::as_millis).collect();
+            sorted.sort_unstable();
+            println!("network programming latencies, {} services, ms: {sorted:?}", count(services));
+        }
         Ok((measured, latency))
     })();
     let _ = std::fs::remove_dir_all(&dir);

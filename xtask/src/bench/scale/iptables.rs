@@ -13,7 +13,7 @@ use crate::bench::{Row, ms};
 
 /// Changes measured with 50k loaded (each costs a restore of the whole table in the
 /// kernel, kproxy's and the bare one's alike).
-const CHANGE_SAMPLES: usize = 5;
+const CHANGE_SAMPLES: usize = 3;
 const BACKEND: IptablesBackend = IptablesBackend::Legacy;
 
 /// The row names, for `--only`.
