@@ -32,7 +32,7 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "release benchmark run failed: {status}");
         return Ok(());
     }
-    let mut rows = Vec::new();
+    let (mut rows, mut took, started) = (Vec::new(), Vec::new(), std::time::Instant::now());
     let chosen: Vec<Phase> = phases()
         .into_iter()
         .filter(|p| match only {
@@ -42,7 +42,10 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(!chosen.is_empty(), "no benchmark phase or row matches {only:?}");
     for phase in chosen {
-        match (phase.run)() {
+        let phase_started = std::time::Instant::now();
+        let result = (phase.run)();
+        took.push((phase.name, phase_started.elapsed()));
+        match result {
             Ok(measured) => {
                 // A phase chosen by one of its rows reports only the rows asked for.
                 let by_row = only.filter(|o| !phase.name.contains(o));
@@ -65,7 +68,17 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
         }
     }
     print_table(&rows);
+    print_durations(&took, started.elapsed());
     Ok(())
+}
+
+/// How long each phase and the whole run took (the full table has a budget: 20 minutes).
+fn print_durations(took: &[(&str, Duration)], total: Duration) {
+    let phases: Vec<String> = took.iter().map(|(name, d)| format!("{name} {:.0} s", d.as_secs_f64())).collect();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    println!("\nphases: {}", phases.join(", "));
+    println!("run took {:.1} min (load average now {load})", total.as_secs_f64() / 60.0);
 }
 
 /// A group of rows measured together; `--only` picks it by its name or a row's.
