@@ -7,6 +7,7 @@ mod iptables;
 mod latency;
 mod memory;
 mod nftables;
+mod scale;
 mod state;
 mod userspace;
 
@@ -34,7 +35,7 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "release benchmark run failed: {status}");
         return Ok(());
     }
-    let mut rows = Vec::new();
+    let (mut rows, mut took, started) = (Vec::new(), Vec::new(), std::time::Instant::now());
     let chosen: Vec<Phase> = phases()
         .into_iter()
         .filter(|p| match only {
@@ -44,7 +45,10 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(!chosen.is_empty(), "no benchmark phase or row matches {only:?}");
     for phase in chosen {
-        match (phase.run)() {
+        let phase_started = std::time::Instant::now();
+        let result = (phase.run)();
+        took.push((phase.name, phase_started.elapsed()));
+        match result {
             Ok(measured) => {
                 // A phase chosen by one of its rows reports only the rows asked for.
                 let by_row = only.filter(|o| !phase.name.contains(o));
@@ -67,7 +71,17 @@ pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
         }
     }
     print_table(&rows);
+    print_durations(&took, started.elapsed());
     Ok(())
+}
+
+/// How long each phase and the whole run took (the full table has a budget: 20 minutes).
+fn print_durations(took: &[(&str, Duration)], total: Duration) {
+    let phases: Vec<String> = took.iter().map(|(name, d)| format!("{name} {:.0} s", d.as_secs_f64())).collect();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    println!("\nphases: {}", phases.join(", "));
+    println!("run took {:.1} min (load average now {load})", total.as_secs_f64() / 60.0);
 }
 
 /// A group of rows measured together; `--only` picks it by its name or a row's.
@@ -104,6 +118,9 @@ fn phases() -> Vec<Phase> {
             rows: memory::rows_of(Source::ApiServer),
             ..Phase::new("daemon memory (apiserver)", memory::apiserver)
         },
+        Phase { rows: scale::nftables::rows(), ..Phase::new("scale 50k (nftables)", scale::nftables::run) },
+        Phase { rows: scale::iptables::rows(), ..Phase::new("scale 50k (iptables-legacy)", scale::iptables::run) },
+        Phase { rows: scale::daemon::rows(), ..Phase::new("scale 50k (daemon)", scale::daemon::run) },
         Phase::new("connect latency", latency::run),
         Phase::new("userspace relay", userspace::run),
         #[cfg(feature = "ebpf")]

@@ -129,14 +129,17 @@ fn merged<'a>(
 /// The restore text of a full sync: every chain, the jumps `filter_save`/`nat_save` lack,
 /// canaries, and deletion of the service chains `nat_save` holds that are not wanted.
 pub(crate) fn full_text(render: &FamilyRender, filter_save: &str, nat_save: &str) -> String {
-    let wanted: std::collections::BTreeSet<&str> =
-        render.ports.values().flat_map(|p| &p.chains).map(|c| c.name.as_str()).collect();
-    let stale = service_chains(nat_save).into_iter().filter(|c| !wanted.contains(c.as_str())).collect();
+    let mut stale = service_chains(nat_save);
+    if !stale.is_empty() {
+        let wanted: std::collections::HashSet<&str> =
+            render.ports.values().flat_map(|p| &p.chains).map(|c| c.name.as_str()).collect();
+        stale.retain(|c| !wanted.contains(c.as_str()));
+    }
     let input = RestoreInput {
         statics: &render.statics,
         shared: render.ports.values().map(|p| p.shared.as_slice()).collect(),
         chains: render.ports.values().flat_map(|p| &p.chains).collect(),
-        stale,
+        stale: stale.into_iter().collect(),
         jumps: missing_jumps(&render.statics.jumps, filter_save, nat_save),
         canary: true,
     };

@@ -22,7 +22,7 @@ use kproxy_ebpf::{EbpfConfig, EbpfDataplane};
 use super::latency::{Latency, latency_rows};
 use super::memory::daemon::{self, Measured, Setup, Source};
 use super::memory::mib;
-use super::nftables::{self, ENDPOINTS, Namespace, median_change};
+use super::nftables::{self, CHANGE_SAMPLES, ENDPOINTS, Namespace};
 use super::state::synthetic;
 use super::{Row, median, ms};
 use crate::netns::{Cluster, NODE_IP};
@@ -111,10 +111,9 @@ fn sync_rows(cgroup: &Path) -> anyhow::Result<Vec<Row>> {
     }
     let config = config(cgroup);
     let ebpf_change = node.run(move |n| -> anyhow::Result<Duration> {
-        let mut state = state;
         let mut dp = EbpfDataplane::new(config);
         n.runtime.block_on(dp.sync(&state, &Changes::full_sync()))?;
-        let change = n.runtime.block_on(median_change(&mut dp, &mut state));
+        let change = n.runtime.block_on(nftables::changes(&mut dp, state, CHANGE_SAMPLES));
         n.runtime.block_on(dp.cleanup())?;
         change
     })??;
@@ -151,10 +150,10 @@ async fn nft_cold_load(ns: &str, state: &ProxyState) -> anyhow::Result<Duration>
 }
 
 /// The nftables dataplane's median endpoint change with `state` loaded.
-async fn nft_one_change(ns: &str, mut state: ProxyState) -> anyhow::Result<Duration> {
+async fn nft_one_change(ns: &str, state: ProxyState) -> anyhow::Result<Duration> {
     let mut dp = nftables::dataplane(ns);
     dp.sync(&state, &Changes::full_sync()).await?;
-    let change = median_change(&mut dp, &mut state).await;
+    let change = nftables::changes(&mut dp, state, CHANGE_SAMPLES).await;
     dp.cleanup().await?;
     change
 }

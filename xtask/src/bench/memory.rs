@@ -5,7 +5,7 @@
 mod apiserver;
 pub(crate) mod daemon;
 pub(crate) mod heap;
-mod objects;
+pub(super) mod objects;
 
 use std::time::Duration;
 

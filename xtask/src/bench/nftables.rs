@@ -1,18 +1,17 @@
 //! nftables: cold full sync against `nft -f` of the same text, and one endpoint change.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use kproxy_core::{Changes, Dataplane, Endpoint, IpFamily, ProxyState};
+use kproxy_core::{Changes, Dataplane, ProxyState};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 
-use super::state::{endpoint_ip, port_name, synthetic};
+use super::state::{change_one_endpoint, synthetic};
 use super::{Row, median, ms};
 use crate::netns::run as sh;
 
 /// Endpoints per service port.
 pub(super) const ENDPOINTS: usize = 10;
-const CHANGE_SAMPLES: usize = 15;
+pub(super) const CHANGE_SAMPLES: usize = 15;
 
 /// Cold sync at 1k and 10k service ports, and one change at 10k.
 pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
@@ -65,33 +64,25 @@ async fn cold_sync(ns: &str, state: &ProxyState) -> anyhow::Result<(Duration, Du
     Ok((cold, raw))
 }
 
-async fn one_change(ns: &str, mut state: ProxyState) -> anyhow::Result<Duration> {
+async fn one_change(ns: &str, state: ProxyState) -> anyhow::Result<Duration> {
     let mut dp = dataplane(ns);
     dp.sync(&state, &Changes::full_sync()).await?;
-    let change = median_change(&mut dp, &mut state).await?;
+    let took = changes(&mut dp, state, CHANGE_SAMPLES).await?;
     dp.cleanup().await?;
-    Ok(change)
+    Ok(took)
 }
 
-/// The median of [`CHANGE_SAMPLES`] partial syncs of `dp`, which has `state` programmed
-/// (synthetic, [`ENDPOINTS`] per service): each replaces the first endpoint of another
-/// service port.
-pub(super) async fn median_change(dp: &mut dyn Dataplane, state: &mut ProxyState) -> anyhow::Result<Duration> {
-    let mut samples = Vec::new();
-    for round in 0..CHANGE_SAMPLES {
-        let name = port_name(round * 7);
-        let replacement = Endpoint::new(IpAddr::V4(endpoint_ip(20_000 + round, 0, ENDPOINTS)), 8080);
-        let view = state.family_mut(IpFamily::V4);
-        let mut endpoints = view.endpoints.get(&name).to_vec();
-        endpoints[0] = replacement;
-        view.endpoints.insert(name.clone(), endpoints);
-        let mut changes = Changes::default();
-        changes.family_mut(IpFamily::V4).service_ports.insert(name);
+/// The median of `samples` one-endpoint changes (each to another service port) synced by
+/// `dp`, which has `state` loaded.
+pub(super) async fn changes(dp: &mut dyn Dataplane, mut state: ProxyState, samples: usize) -> anyhow::Result<Duration> {
+    let mut took = Vec::new();
+    for round in 0..samples {
+        let changes = change_one_endpoint(&mut state, round, ENDPOINTS);
         let started = Instant::now();
-        dp.sync(state, &changes).await?;
-        samples.push(started.elapsed());
+        dp.sync(&state, &changes).await?;
+        took.push(started.elapsed());
     }
-    Ok(median(samples))
+    Ok(median(took))
 }
 
 /// A namespace for the benchmark, removed on drop.

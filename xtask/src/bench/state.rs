@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use kproxy_core::{Endpoint, IpFamily, NamespacedName, Protocol, ProxyState, ServicePort, ServicePortName};
+use kproxy_core::{Changes, Endpoint, IpFamily, NamespacedName, Protocol, ProxyState, ServicePort, ServicePortName};
 
 /// Cluster IP of service `i` (172.30.0.0/16 and up).
 pub(crate) fn service_ip(i: usize) -> Ipv4Addr {
@@ -33,4 +33,21 @@ pub(crate) fn synthetic(services: usize, per_service: usize) -> ProxyState {
         view.endpoints.insert(name, endpoints);
     }
     state
+}
+
+/// Replaces the first endpoint of service port `round × 7` in `state` (of `per_service`
+/// endpoints each) with an address no service has: the same change at any number of
+/// services. Returns the changes that sync it.
+pub(crate) fn change_one_endpoint(state: &mut ProxyState, round: usize, per_service: usize) -> Changes {
+    let name = port_name(round * 7);
+    let fresh = Endpoint::new(IpAddr::V4(endpoint_ip(1_000_000 + round, 0, per_service)), 8080);
+    let view = state.family_mut(IpFamily::V4);
+    let mut endpoints = view.endpoints.get(&name).to_vec();
+    if let Some(first) = endpoints.first_mut() {
+        *first = fresh;
+    }
+    view.endpoints.insert(name.clone(), endpoints);
+    let mut changes = Changes::default();
+    changes.family_mut(IpFamily::V4).service_ports.insert(name);
+    changes
 }

@@ -1,7 +1,7 @@
 //! nft scripts: full load (keeping affinity state), from-scratch replace, partial update,
 //! cleanup.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use kproxy_core::IpFamily;
@@ -44,12 +44,16 @@ impl<'a> Script<'a> {
     /// each element once), written straight from the elements: a full load has hundreds
     /// of thousands, and a text of each beside the script would double its memory.
     fn elements<'e>(&mut self, verb: &str, elements: impl IntoIterator<Item = ElementRef<'e>>) {
-        let mut sorted: Vec<ElementRef<'e>> = elements.into_iter().collect();
-        sorted.sort_by(|a, b| a.set.cmp(b.set).then_with(|| text_order(a, b)));
-        sorted.dedup_by(|a, b| a.set == b.set && text_order(a, b).is_eq());
-        for group in sorted.chunk_by(|a, b| a.set == b.set) {
+        let mut by_set: BTreeMap<&'static str, Vec<ElementRef<'e>>> = BTreeMap::new();
+        for element in elements {
+            by_set.entry(element.set).or_default().push(element);
+        }
+        for (set, mut group) in by_set {
+            // Unstable: elements that compare equal write the same text (and are deduplicated).
+            group.sort_unstable_by(text_order);
+            group.dedup_by(|a, b| text_order(a, b).is_eq());
             for chunk in group.chunks(ELEMENTS_PER_COMMAND) {
-                let _ = write!(self.out, "{verb} element {} {} {{ ", self.table, chunk[0].set);
+                let _ = write!(self.out, "{verb} element {} {set} {{ ", self.table);
                 for (i, element) in chunk.iter().enumerate() {
                     if i > 0 {
                         self.out.push_str(", ");
@@ -137,8 +141,15 @@ impl<'a> From<&'a Element> for ElementRef<'a> {
 }
 
 /// How the texts of two elements (`key` or `key : value`) order, without writing them.
+/// Keys that differ within their common length decide at once (one slice comparison: a
+/// full load sorts a million elements); otherwise the texts are compared byte by byte.
 fn text_order(a: &ElementRef<'_>, b: &ElementRef<'_>) -> std::cmp::Ordering {
-    text_bytes(a).cmp(text_bytes(b))
+    let (ka, kb) = (a.key.as_bytes(), b.key.as_bytes());
+    let common = ka.len().min(kb.len());
+    match ka[..common].cmp(&kb[..common]) {
+        std::cmp::Ordering::Equal => text_bytes(a).cmp(text_bytes(b)),
+        decided => decided,
+    }
 }
 
 /// The bytes of an element's text.
@@ -232,5 +243,32 @@ mod tests {
         script.elements("add", elements.iter().map(ElementRef::from));
         assert_eq!(script.out, by_texts(&refs));
         assert_eq!(script.out.lines().filter(|l| l.contains(" many ")).count(), 3, "at most 1000 per command");
+    }
+
+    #[test]
+    fn elements_order_as_their_texts() {
+        let elements = [
+            element("s", "10.0.0.1 . 80", None),
+            element("s", "10.0.0.1 . 80", Some("goto x")),
+            element("s", "10.0.0.1 . 80", Some("drop")),
+            element("s", "10.0.0.1 . 8080", None),
+            element("s", "10.0.0.1 . 8", Some("a")),
+            element("s", "10.0.0.1 . 8 ", None),
+            element("s", "10.0.0.1 . 8 :", None),
+            element("s", "10.0.0.1 . 8 : a", None),
+            element("s", "10.0.0.10 . 80", None),
+            element("s", "", Some("x")),
+            element("s", "", None),
+        ];
+        let text = |e: &Element| match &e.value {
+            Some(value) => format!("{} : {value}", e.key),
+            None => e.key.clone(),
+        };
+        for a in &elements {
+            for b in &elements {
+                let order = text_order(&ElementRef::from(a), &ElementRef::from(b));
+                assert_eq!(order, text(a).cmp(&text(b)), "{:?} vs {:?}", text(a), text(b));
+            }
+        }
     }
 }

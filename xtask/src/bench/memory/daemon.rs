@@ -87,47 +87,91 @@ fn measure_in(
     heap: Option<HeapRun<'_>>,
     setup: &Setup<'_>,
 ) -> anyhow::Result<Measured> {
-    let mut cluster = Cluster::create(&format!("{}{}", setup.prefix, std::process::id() % 10_000), 0)?;
-    let mut args: Vec<String> = Vec::new();
-    if let Some(heap) = &heap {
-        args.extend(["env".to_owned(), format!("DHAT_HEAP_PROFILE_FILE={}", heap.profile.display())]);
-        args.push(heap.binary.display().to_string());
-    } else {
-        args.push(crate::target_dir().join("release/kproxy").display().to_string());
-    }
-    // Kept until the daemon is gone: the apiserver serves it for the whole run.
-    let _api = match source {
-        Source::Manifests => {
-            std::fs::write(dir.join("services.yaml"), objects::manifests(services, endpoints))?;
-            args.extend(["--manifests".to_owned(), dir.display().to_string()]);
-            None
-        }
-        Source::ApiServer => {
-            let api = ApiServerThread::start(&cluster.ns("node"))?;
-            load(&api, services, endpoints);
-            let kubeconfig = dir.join("kubeconfig");
-            api.server().write_kubeconfig(&kubeconfig)?;
-            args.extend(["--kubeconfig".to_owned(), kubeconfig.display().to_string()]);
-            Some(api)
-        }
-    };
-    let common = ["--hostname-override", objects::NODE, "--metrics-bind-address", "127.0.0.1:10249"];
-    args.extend(common.map(str::to_owned));
-    args.extend(["--healthz-bind-address", "", "--log-level", "warn"].map(str::to_owned));
-    args.extend(setup.args.iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let started = Instant::now();
-    let pid = cluster.spawn("node", &args, true)?;
-    let timeout = if heap.is_some() { PROFILED_SYNC_TIMEOUT } else { SYNC_TIMEOUT };
-    let synced_after = wait_synced(&cluster, started, timeout)?;
+    let cluster = Cluster::create(&format!("{}{}", setup.prefix, std::process::id() % 10_000), 0)?;
+    let daemon = Daemon::start(cluster, dir, source, services, endpoints, heap.as_ref(), setup.args)?;
     std::thread::sleep(super::SETTLE);
-    let measured =
-        Measured { peak_kib: status_kib(pid, "VmHWM:")?, steady_kib: status_kib(pid, "VmRSS:")?, synced_after };
+    let measured = daemon.measured()?;
     if let Some(heap) = heap {
-        write_profile(pid, heap.profile)?;
+        write_profile(daemon.pid, heap.profile)?;
     }
-    drop(cluster);
     Ok(measured)
+}
+
+/// The daemon running in a cluster's node namespace, after its first sync; dropping it
+/// stops the daemon, removes the cluster's namespaces and stops the fake apiserver.
+pub(crate) struct Daemon {
+    /// Dropped first (fields drop in order): the daemon is killed before its apiserver stops.
+    cluster: Cluster,
+    /// Kept until the daemon is gone: the apiserver serves it for the whole run.
+    api: Option<ApiServerThread>,
+    pid: u32,
+    synced_after: Duration,
+}
+
+impl Daemon {
+    /// Starts the daemon in `cluster`'s node namespace on `services` Services of
+    /// `endpoints` endpoints each (files in `dir`), and waits for its first sync.
+    pub(crate) fn start(
+        mut cluster: Cluster,
+        dir: &Path,
+        source: Source,
+        services: usize,
+        endpoints: usize,
+        heap: Option<&HeapRun<'_>>,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
+        let mut args: Vec<String> = Vec::new();
+        if let Some(heap) = heap {
+            args.extend(["env".to_owned(), format!("DHAT_HEAP_PROFILE_FILE={}", heap.profile.display())]);
+            args.push(heap.binary.display().to_string());
+        } else {
+            args.push(crate::target_dir().join("release/kproxy").display().to_string());
+        }
+        let api = match source {
+            Source::Manifests => {
+                std::fs::write(dir.join("services.yaml"), objects::manifests(services, endpoints))?;
+                args.extend(["--manifests".to_owned(), dir.display().to_string()]);
+                None
+            }
+            Source::ApiServer => {
+                let api = ApiServerThread::start(&cluster.ns("node"))?;
+                load(&api, services, endpoints);
+                let kubeconfig = dir.join("kubeconfig");
+                api.server().write_kubeconfig(&kubeconfig)?;
+                args.extend(["--kubeconfig".to_owned(), kubeconfig.display().to_string()]);
+                Some(api)
+            }
+        };
+        let common = ["--hostname-override", objects::NODE, "--metrics-bind-address", "127.0.0.1:10249"];
+        args.extend(common.map(str::to_owned));
+        args.extend(["--healthz-bind-address", "", "--log-level", "warn"].map(str::to_owned));
+        args.extend(extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let pid = cluster.spawn("node", &args, true)?;
+        let timeout = if heap.is_some() { PROFILED_SYNC_TIMEOUT } else { SYNC_TIMEOUT };
+        let synced_after = wait_synced(&cluster, started, timeout)?;
+        Ok(Self { cluster, api, pid, synced_after })
+    }
+
+    /// The cluster the daemon runs in.
+    pub(crate) fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The fake apiserver the daemon watches (none when it reads manifests).
+    pub(crate) fn api(&self) -> Option<&kproxy_testkit::FakeApiServer> {
+        self.api.as_ref().map(ApiServerThread::server)
+    }
+
+    /// Its memory now: the highest RSS so far and the current one.
+    pub(crate) fn measured(&self) -> anyhow::Result<Measured> {
+        Ok(Measured {
+            peak_kib: status_kib(self.pid, "VmHWM:")?,
+            steady_kib: status_kib(self.pid, "VmRSS:")?,
+            synced_after: self.synced_after,
+        })
+    }
 }
 
 /// Stores every object in the fake apiserver.

@@ -54,3 +54,8 @@ pub(super) fn slice(i: usize, endpoints: usize) -> EndpointSlice {
 pub(super) fn node() -> Node {
     kproxy_testkit::node(NODE).build()
 }
+
+/// The EndpointSlice of Service `i` with one ready endpoint, at `ip` (port 8080).
+pub(in crate::bench) fn slice_at(i: usize, ip: &str) -> EndpointSlice {
+    kproxy_testkit::slice(NAMESPACE, &format!("svc{i}"), &format!("svc{i}-1")).tcp("http", 8080).ready(ip).build()
+}
