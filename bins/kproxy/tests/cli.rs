@@ -6,9 +6,12 @@
 //! that does not exist, disables the servers and is killed if it runs longer than
 //! [`DEADLINE`].
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::TempDir;
 
 /// The longest one invocation may take.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -71,24 +74,6 @@ fn assert_usage_error(outcome: &Outcome, needles: &[&str]) {
         assert!(first.contains(needle), "first stderr line {first:?} lacks {needle:?}; {outcome:#?}");
     }
     assert!(outcome.stdout.is_empty(), "{outcome:#?}");
-}
-
-/// A directory under Cargo's per-test scratch area, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
