@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Mutex, PoisonError};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
-use nix::sys::socket::{Shutdown, setsockopt, shutdown, sockopt};
+use nix::sys::socket::{Shutdown, shutdown};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -66,22 +66,9 @@ const FLAGS: SpliceFFlags = SpliceFFlags::SPLICE_F_MOVE.union(SpliceFFlags::SPLI
 
 /// Relays `a` ↔ `b` until both directions have ended. An end of stream from one side
 /// becomes a write shutdown (FIN) to the other; an error ends both directions.
-/// `receive_buffer`: the `SO_RCVBUF` a socket gets once it has carried bulk (see
-/// [`TUNE_AFTER`]).
-pub async fn relay(
-    a: &TcpStream,
-    b: &TcpStream,
-    pipes: &PipePool,
-    receive_buffer: Option<usize>,
-) -> io::Result<(u64, u64)> {
-    tokio::try_join!(pump(a, b, pipes, receive_buffer), pump(b, a, pipes, receive_buffer))
+pub async fn relay(a: &TcpStream, b: &TcpStream, pipes: &PipePool) -> io::Result<(u64, u64)> {
+    tokio::try_join!(pump(a, b, pipes), pump(b, a, pipes))
 }
-
-/// Bytes a direction moves before its source socket gets the fixed receive buffer: short
-/// exchanges (most connections) never pay for the option, bulk transfers get it early.
-/// Set once connected, never before the handshake: the window scale stays what
-/// autotuning negotiated (setting it earlier measurably slowed bulk transfers).
-pub const TUNE_AFTER: u64 = 256 * 1024;
 
 /// Pipe fills moved in one go before other tasks of the thread get a turn: a busy
 /// stream must not starve the connections that share its thread.
@@ -98,14 +85,8 @@ enum Burst {
     Ended,
 }
 
-/// Moves bytes from `src` to `dst` until `src` ends; returns how many. `src` gets
-/// `receive_buffer` once [`TUNE_AFTER`] bytes have passed.
-async fn pump(
-    src: &TcpStream,
-    dst: &TcpStream,
-    pipes: &PipePool,
-    mut receive_buffer: Option<usize>,
-) -> io::Result<u64> {
+/// Moves bytes from `src` to `dst` until `src` ends; returns how many.
+async fn pump(src: &TcpStream, dst: &TcpStream, pipes: &PipePool) -> io::Result<u64> {
     let mut total = 0;
     loop {
         src.readable().await?;
@@ -114,10 +95,6 @@ async fn pump(
         // Only empty pipes reach here: an error above drops the pipe with its bytes.
         pipes.give(pipe);
         total += moved;
-        if let Some(size) = receive_buffer.take_if(|_| total >= TUNE_AFTER) {
-            // Bytes pass the relay while still in cache; a refusal only costs that.
-            let _ = setsockopt(src, sockopt::RcvBuf, &size);
-        }
         match how {
             Burst::Drained => {}
             Burst::Yield => tokio::task::yield_now().await,
@@ -141,7 +118,7 @@ async fn burst(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> io::Result<(u64
         drain(pipe, dst, filled, how == Fill::Ended).await?;
         moved += filled as u64;
         match how {
-            Fill::Full => {}
+            Fill::Full | Fill::Stopped => {}
             Fill::Drained => return Ok((moved, Burst::Drained)),
             Fill::Ended => return Ok((moved, Burst::Ended)),
         }
@@ -154,6 +131,10 @@ async fn burst(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> io::Result<(u64
 enum Fill {
     /// The pipe is full.
     Full,
+    /// The pipe holds something, and splicing more would block: `src` may have nothing
+    /// more, or the pipe may be out of slots (one per socket buffer fragment, however few
+    /// bytes it holds). Empty the pipe and look again.
+    Stopped,
     /// `src` has nothing more for now.
     Drained,
     /// `src` has ended.
@@ -164,10 +145,20 @@ enum Fill {
 fn fill(src: &TcpStream, pipe: &Pipe) -> io::Result<(usize, Fill)> {
     let mut filled = 0;
     while filled < pipe.capacity {
-        match src.try_io(Interest::READABLE, || into_pipe(src, pipe, pipe.capacity - filled)) {
+        let len = pipe.capacity - filled;
+        let spliced = if filled == 0 {
+            // An empty pipe has room: "would block" is `src`'s, and its readiness is spent.
+            src.try_io(Interest::READABLE, || into_pipe(src, pipe, len))
+        } else {
+            // "Would block" may be the pipe's: `src`'s readiness must stay, or bytes it
+            // still holds would wait for more to arrive, which may never happen.
+            into_pipe(src, pipe, len)
+        };
+        match spliced {
             Ok(0) => return Ok((filled, Fill::Ended)),
             Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((filled, Fill::Drained)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled == 0 => return Ok((0, Fill::Drained)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((filled, Fill::Stopped)),
             Err(e) => return Err(e),
         }
     }
@@ -199,7 +190,6 @@ fn out_of_pipe(pipe: &Pipe, dst: &TcpStream, len: usize, flags: SpliceFFlags) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::socket::getsockopt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -218,9 +208,8 @@ mod tests {
         let (relay_back, mut server) = pair().await;
         let relaying = tokio::spawn(async move {
             let pool = pool;
-            let moved = relay(&relay_front, &relay_back, &pool, Some(1 << 20)).await;
-            let buffers = [&relay_front, &relay_back].map(|s| getsockopt(s, sockopt::RcvBuf).unwrap());
-            (moved, pool.idle(), buffers)
+            let moved = relay(&relay_front, &relay_back, &pool).await;
+            (moved, pool.idle())
         });
         let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         client.write_all(&payload).await.unwrap();
@@ -234,11 +223,29 @@ mod tests {
         let mut answer = Vec::new();
         client.read_to_end(&mut answer).await.unwrap();
         assert_eq!(answer, b"done");
-        let (moved, idle, [bulk, short]) = relaying.await.unwrap();
+        let (moved, idle) = relaying.await.unwrap();
         assert_eq!(moved.unwrap(), (payload.len() as u64, 4));
         assert!(idle >= 1, "pipes go back to the pool");
-        // Linux doubles what is asked; the socket that carried 4 bytes kept autotuning.
-        assert_eq!(bulk, 2 << 20, "the bulk source has the fixed receive buffer");
-        assert_ne!(short, 2 << 20);
+    }
+
+    #[tokio::test]
+    async fn small_segments_beyond_the_pipes_slots_all_pass() {
+        // A one-page pipe has one slot: each small segment queued fills it.
+        let pool = PipePool::new(4096, 4);
+        let (mut client, relay_front) = pair().await;
+        let (relay_back, mut server) = pair().await;
+        client.set_nodelay(true).unwrap();
+        // Queued before the relay starts, one segment each; then the client waits.
+        for i in 0..20u8 {
+            client.write_all(&[i; 10]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let relaying = tokio::spawn(async move { relay(&relay_front, &relay_back, &pool).await });
+        let mut got = vec![0u8; 200];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), server.read_exact(&mut got)).await;
+        assert!(read.is_ok(), "bytes held in the relay's socket were not relayed");
+        assert!(got.chunks(10).enumerate().all(|(i, c)| c.iter().all(|b| usize::from(*b) == i)));
+        drop((client, server));
+        assert!(relaying.await.is_ok());
     }
 }

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{setsockopt, sockopt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Shared;
@@ -48,7 +49,14 @@ async fn relay(client: TcpStream, peer: SocketAddr, targets: &Targets, shared: &
         reset(&client);
         return;
     };
-    if let Err(error) = splice::relay(&client, &backend, &shared.pipes, shared.receive_buffer).await {
+    if let Some(size) = shared.receive_buffer {
+        // Set once connected: the window scale stays what autotuning negotiated (setting
+        // it before the handshake measurably slowed bulk transfers).
+        for stream in [&client, &backend] {
+            let _ = setsockopt(stream, sockopt::RcvBuf, &size);
+        }
+    }
+    if let Err(error) = splice::relay(&client, &backend, &shared.pipes).await {
         tracing::trace!(%error, %peer, "userspace relay: connection ended by an error");
         reset(&client);
         reset(&backend);
