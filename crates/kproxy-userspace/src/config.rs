@@ -10,7 +10,8 @@ pub use kproxy_netfilter::LocalDetect;
 /// How the relay behaves: threads, ports, timeouts, buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
-    /// Relay worker threads (`0`: one per CPU, at most 4).
+    /// Relay worker threads, each with a single-threaded runtime and a socket of every TCP
+    /// listener of its own (`0`: one per CPU, at most 4).
     pub worker_threads: usize,
     /// Listener ports are taken from this range (upstream's `--proxy-port-range`);
     /// `None` lets the kernel pick a free ephemeral port.

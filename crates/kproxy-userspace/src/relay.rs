@@ -1,16 +1,19 @@
-//! The relay: a tokio runtime of its own (a few worker threads, no thread per
-//! connection), one listener task per planned listener, and the connections they accept.
+//! The relay: a few worker threads with a single-threaded runtime each (no thread per
+//! connection), a listener task per planned listener on each worker (TCP: a socket each,
+//! `SO_REUSEPORT`) or on one of them (UDP), and the connections they accept.
 //!
-//! Listener sockets are bound by the caller's thread and the runtime's threads are started
-//! by [`Relay::new`]'s caller: all of them live in that thread's network namespace.
+//! Listener sockets are bound by the caller's thread and the workers are started by
+//! [`Relay::new`]'s caller: all of them live in that thread's network namespace.
 
 mod balancer;
+mod connect;
 mod drain;
 mod pktinfo;
 mod socket;
 mod splice;
 mod tcp;
 mod udp;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kproxy_core::Protocol;
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::config::RelayConfig;
@@ -28,6 +31,7 @@ use drain::Connections;
 pub use socket::raise_nofile_limit;
 use socket::{Bound, PortPicker};
 use splice::PipePool;
+use worker::Workers;
 
 /// What every listener and connection of a relay shares.
 pub(crate) struct Shared {
@@ -51,7 +55,14 @@ struct Running {
     port: u16,
     spec: ListenerSpec,
     targets: Arc<Targets>,
-    task: JoinHandle<()>,
+    /// Its task on each worker that has a socket of it.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    fn abort(&self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
 }
 
 /// A listener that was stopped.
@@ -67,8 +78,7 @@ pub struct Retired {
 
 /// See the module docs.
 pub struct Relay {
-    runtime: Option<Runtime>,
-    handle: Handle,
+    workers: Workers,
     shared: Arc<Shared>,
     picker: PortPicker,
     listeners: BTreeMap<ListenerKey, Running>,
@@ -83,12 +93,7 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     /// Starts the relay's threads (in the calling thread's network namespace).
     pub fn new(config: RelayConfig) -> io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads())
-            .thread_name("kproxy-relay")
-            .enable_io()
-            .enable_time()
-            .build()?;
+        let workers = Workers::start(config.threads())?;
         let shared = Shared {
             pipes: PipePool::new(config.pipe_size, config.max_idle_pipes),
             connections: Arc::default(),
@@ -97,8 +102,7 @@ impl Relay {
             config,
         };
         let picker = PortPicker::new(shared.config.port_range.clone());
-        let handle = runtime.handle().clone();
-        Ok(Self { handle, runtime: Some(runtime), shared: Arc::new(shared), picker, listeners: BTreeMap::new() })
+        Ok(Self { workers, shared: Arc::new(shared), picker, listeners: BTreeMap::new() })
     }
 
     /// Serves every listener of `desired`: starts the missing ones, hands new endpoints
@@ -108,9 +112,7 @@ impl Relay {
         &mut self,
         desired: &BTreeMap<ListenerKey, ListenerSpec>,
     ) -> io::Result<BTreeMap<ListenerKey, u16>> {
-        if self.runtime.is_none() {
-            return Err(io::Error::other("the relay was shut down"));
-        }
+        self.running()?;
         for (key, spec) in desired {
             self.serve(key, spec)?;
         }
@@ -121,9 +123,7 @@ impl Relay {
     /// hands it `spec`'s endpoints (its connections in progress stay where they are).
     /// Returns its port.
     pub fn serve(&mut self, key: &ListenerKey, spec: &ListenerSpec) -> io::Result<u16> {
-        if self.runtime.is_none() {
-            return Err(io::Error::other("the relay was shut down"));
-        }
+        self.running()?;
         match self.listeners.get_mut(key) {
             Some(running) if running.spec.protocol == spec.protocol && running.spec.address == spec.address => {
                 if running.spec != *spec {
@@ -135,7 +135,7 @@ impl Relay {
             _ => {
                 if let Some(old) = self.listeners.remove(key) {
                     // Its address may be the one the new listener binds.
-                    old.task.abort();
+                    old.abort();
                 }
                 let running = self.start(key, spec)?;
                 let port = running.port;
@@ -145,29 +145,50 @@ impl Relay {
         }
     }
 
+    fn running(&self) -> io::Result<()> {
+        if self.workers.stopped() {
+            return Err(io::Error::other("the relay was shut down"));
+        }
+        Ok(())
+    }
+
     fn start(&mut self, key: &ListenerKey, spec: &ListenerSpec) -> io::Result<Running> {
+        let copies = self.workers.len();
         let (bound, port) = match spec.address {
-            Some(address) => socket::bind_at(spec.protocol, address)?,
+            Some(address) => socket::bind_at(spec.protocol, address, copies)?,
             None => {
                 let ip = self.shared.config.bind_ip(key.family == kproxy_core::IpFamily::V6);
-                socket::bind_listener(spec.protocol, ip, &mut self.picker)?
+                socket::bind_listener(spec.protocol, ip, &mut self.picker, copies)?
             }
         };
         let targets = Arc::new(Targets::new(Balancer::new(spec)));
-        let shared = self.shared.clone();
-        let _context = self.handle.enter();
-        let task = match bound {
-            Bound::Tcp(listener) => {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                self.handle.spawn(tcp::serve(listener, targets.clone(), shared))
+        let tasks = match bound {
+            Bound::Tcp(listeners) => {
+                // Each copy is registered with its worker's own reactor.
+                let registered = listeners
+                    .into_iter()
+                    .zip(self.workers.handles())
+                    .map(|(listener, worker)| {
+                        let _context = worker.enter();
+                        Ok((tokio::net::TcpListener::from_std(listener)?, worker))
+                    })
+                    .collect::<io::Result<Vec<_>>>()?;
+                let serve = |(listener, worker): (_, &Handle)| {
+                    worker.spawn(tcp::serve(listener, targets.clone(), self.shared.clone()))
+                };
+                registered.into_iter().map(serve).collect()
             }
             Bound::Udp(socket) => {
-                let socket = tokio::net::UdpSocket::from_std(socket)?;
-                self.handle.spawn(udp::serve(socket, targets.clone(), shared))
+                let worker = self.workers.next().ok_or_else(|| io::Error::other("the relay was shut down"))?;
+                let socket = {
+                    let _context = worker.enter();
+                    tokio::net::UdpSocket::from_std(socket)?
+                };
+                vec![worker.spawn(udp::serve(socket, targets.clone(), self.shared.clone()))]
             }
         };
         tracing::debug!(service = %key.name, role = key.role.as_str(), port, "userspace relay: listening");
-        Ok(Running { port, spec: spec.clone(), targets, task })
+        Ok(Running { port, spec: spec.clone(), targets, tasks })
     }
 
     /// Stops the listeners that are not in `desired` (their TCP connections go on to
@@ -185,7 +206,7 @@ impl Relay {
 
     fn stop(&mut self, key: ListenerKey) -> Option<Retired> {
         let running = self.listeners.remove(&key)?;
-        running.task.abort();
+        running.abort();
         tracing::debug!(service = %key.name, role = key.role.as_str(), "userspace relay: listener stopped");
         Some(Retired { key, spec: running.spec, port: running.port })
     }
@@ -207,24 +228,13 @@ impl Relay {
         self.stop_all();
         let drained = self.shared.connections.drained(drain).await;
         let cut = if drained { 0 } else { self.active_connections() };
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.workers.stop();
         cut
     }
 
     /// Whether `protocol` can be relayed.
     pub fn supports(protocol: Protocol) -> bool {
         matches!(protocol, Protocol::Tcp | Protocol::Udp)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            // Never blocks, so it is safe inside an async context too.
-            runtime.shutdown_background();
-        }
     }
 }
 

@@ -15,11 +15,12 @@ use nix::sys::socket::{
 /// The accept queue of each TCP listener.
 const BACKLOG: i32 = 4096;
 
-/// A bound socket, ready to hand to the runtime.
+/// Bound sockets, ready to hand to the runtime.
 #[derive(Debug)]
 pub enum Bound {
-    /// A listening TCP socket.
-    Tcp(std::net::TcpListener),
+    /// Listening TCP sockets on one address, one per worker (`SO_REUSEPORT` when there
+    /// are several). They set `TCP_NODELAY`, which the connections they accept inherit.
+    Tcp(Vec<std::net::TcpListener>),
     /// A UDP socket that reports each datagram's destination address.
     Udp(std::net::UdpSocket),
 }
@@ -51,10 +52,16 @@ impl PortPicker {
     }
 }
 
-/// Binds a `protocol` socket on `ip` and a port from `picker`; returns it and the port.
-pub fn bind_listener(protocol: Protocol, ip: IpAddr, picker: &mut PortPicker) -> io::Result<(Bound, u16)> {
+/// Binds a `protocol` listener on `ip` and a port from `picker` (TCP: `copies` sockets);
+/// returns it and the port.
+pub fn bind_listener(
+    protocol: Protocol,
+    ip: IpAddr,
+    picker: &mut PortPicker,
+    copies: usize,
+) -> io::Result<(Bound, u16)> {
     for port in picker.candidates() {
-        match bind_one(protocol, SocketAddr::new(ip, port)) {
+        match bind_one(protocol, SocketAddr::new(ip, port), copies) {
             Ok((bound, port)) => {
                 picker.cursor = port.wrapping_add(1);
                 return Ok((bound, port));
@@ -66,34 +73,69 @@ pub fn bind_listener(protocol: Protocol, ip: IpAddr, picker: &mut PortPicker) ->
     Err(io::Error::new(io::ErrorKind::AddrInUse, "every port of the listener port range is taken"))
 }
 
-/// Binds a `protocol` socket on exactly `address`; returns it and its port.
-pub fn bind_at(protocol: Protocol, address: SocketAddr) -> io::Result<(Bound, u16)> {
-    bind_one(protocol, address).map_err(io::Error::from)
+/// Binds a `protocol` listener on exactly `address` (TCP: `copies` sockets); returns it
+/// and its port.
+pub fn bind_at(protocol: Protocol, address: SocketAddr, copies: usize) -> io::Result<(Bound, u16)> {
+    bind_one(protocol, address, copies).map_err(io::Error::from)
 }
 
-fn bind_one(protocol: Protocol, addr: SocketAddr) -> Result<(Bound, u16), Errno> {
-    let ipv6 = addr.is_ipv6();
-    let domain = if ipv6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
-    let kind = if protocol == Protocol::Udp { SockType::Datagram } else { SockType::Stream };
-    let fd: OwnedFd = nix::sys::socket::socket(domain, kind, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
-    if ipv6 {
-        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+fn bind_one(protocol: Protocol, addr: SocketAddr, copies: usize) -> Result<(Bound, u16), Errno> {
+    if protocol != Protocol::Udp {
+        return bind_tcp(addr, copies);
     }
-    match protocol {
-        Protocol::Udp if ipv6 => setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)?,
-        Protocol::Udp => setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?,
-        _ => setsockopt(&fd, sockopt::ReuseAddr, &true)?,
+    let fd = new_socket(addr, SockType::Datagram)?;
+    if addr.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)?;
+    } else {
+        setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
     }
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    if protocol == Protocol::Udp {
-        let socket = std::net::UdpSocket::from(fd);
-        let port = socket.local_addr().map_err(|_| Errno::EINVAL)?.port();
-        return Ok((Bound::Udp(socket), port));
+    let socket = std::net::UdpSocket::from(fd);
+    let port = socket.local_addr().map_err(|_| Errno::EINVAL)?.port();
+    Ok((Bound::Udp(socket), port))
+}
+
+/// `copies` listening sockets on `addr`. The first is bound without `SO_REUSEPORT`, so it
+/// takes the port only if nobody holds it (not even another process's `SO_REUSEPORT`
+/// group); the option is set after, and the copies join that group alone.
+fn bind_tcp(addr: SocketAddr, copies: usize) -> Result<(Bound, u16), Errno> {
+    let first = tcp_listener(addr, false)?;
+    let port = first.local_addr().map_err(|_| Errno::EINVAL)?.port();
+    let mut listeners = vec![first];
+    if copies > 1 {
+        setsockopt(&listeners[0], sockopt::ReusePort, &true)?;
+        let shared = SocketAddr::new(addr.ip(), port);
+        for _ in 1..copies {
+            listeners.push(tcp_listener(shared, true)?);
+        }
     }
-    listen(&fd, Backlog::new(BACKLOG)?)?;
-    let listener = std::net::TcpListener::from(fd);
-    let port = listener.local_addr().map_err(|_| Errno::EINVAL)?.port();
-    Ok((Bound::Tcp(listener), port))
+    for listener in &listeners {
+        listen(listener, Backlog::new(BACKLOG)?)?;
+    }
+    Ok((Bound::Tcp(listeners), port))
+}
+
+/// A TCP socket bound on `addr`, not yet listening.
+fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> Result<std::net::TcpListener, Errno> {
+    let fd = new_socket(addr, SockType::Stream)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if reuse_port {
+        setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
+    // A relay must not add Nagle delays; accepted connections inherit the option.
+    setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// A non-blocking socket of `addr`'s family (IPv6 sockets: IPv6 only).
+fn new_socket(addr: SocketAddr, kind: SockType) -> Result<OwnedFd, Errno> {
+    let domain = if addr.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+    let fd: OwnedFd = nix::sys::socket::socket(domain, kind, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    if addr.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    Ok(fd)
 }
 
 /// Raises the soft open-files limit to the hard one; returns the new soft limit.
@@ -117,7 +159,7 @@ mod tests {
         // A range of the taken port and the next one.
         let mut picker = PortPicker::new(Some(p..=p.saturating_add(1)));
         let localhost: IpAddr = "127.0.0.1".parse().unwrap();
-        match bind_listener(Protocol::Tcp, localhost, &mut picker) {
+        match bind_listener(Protocol::Tcp, localhost, &mut picker, 1) {
             Ok((_bound, port)) => assert_eq!(port, p + 1),
             // The next port may be taken by someone else: then the range is exhausted.
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::AddrInUse),
@@ -127,9 +169,37 @@ mod tests {
     #[test]
     fn without_range_the_kernel_picks() {
         let mut picker = PortPicker::new(None);
-        let (bound, port) = bind_listener(Protocol::Udp, "::1".parse().unwrap(), &mut picker).unwrap();
+        let (bound, port) = bind_listener(Protocol::Udp, "::1".parse().unwrap(), &mut picker, 2).unwrap();
         assert_ne!(port, 0);
         assert!(matches!(bound, Bound::Udp(_)));
+    }
+
+    #[test]
+    fn tcp_copies_share_one_port_and_accepted_connections_skip_nagle() {
+        let mut picker = PortPicker::new(None);
+        let (bound, port) = bind_listener(Protocol::Tcp, "127.0.0.1".parse().unwrap(), &mut picker, 3).unwrap();
+        let Bound::Tcp(listeners) = bound else { panic!("a TCP listener") };
+        assert_eq!(listeners.len(), 3);
+        assert!(listeners.iter().all(|l| l.local_addr().unwrap().port() == port));
+        // The kernel spreads connections over the copies; each accepted one has TCP_NODELAY.
+        let clients: Vec<_> = (0..32).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+        let mut accepted = 0;
+        for listener in &listeners {
+            while let Ok((stream, _)) = listener.accept() {
+                assert!(nix::sys::socket::getsockopt(&stream, sockopt::TcpNoDelay).unwrap());
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, clients.len());
+    }
+
+    #[test]
+    fn a_port_held_by_another_reuse_port_group_is_not_joined() {
+        let other = tcp_listener("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        listen(&other, Backlog::new(8).unwrap()).unwrap();
+        let held = other.local_addr().unwrap();
+        let error = bind_at(Protocol::Tcp, held, 2).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     }
 
     #[test]

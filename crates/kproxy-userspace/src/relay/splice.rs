@@ -118,7 +118,7 @@ async fn burst(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> io::Result<(u64
         drain(pipe, dst, filled, how == Fill::Ended).await?;
         moved += filled as u64;
         match how {
-            Fill::Full => {}
+            Fill::Full | Fill::Stopped => {}
             Fill::Drained => return Ok((moved, Burst::Drained)),
             Fill::Ended => return Ok((moved, Burst::Ended)),
         }
@@ -131,6 +131,10 @@ async fn burst(src: &TcpStream, dst: &TcpStream, pipe: &Pipe) -> io::Result<(u64
 enum Fill {
     /// The pipe is full.
     Full,
+    /// The pipe holds something, and splicing more would block: `src` may have nothing
+    /// more, or the pipe may be out of slots (one per socket buffer fragment, however few
+    /// bytes it holds). Empty the pipe and look again.
+    Stopped,
     /// `src` has nothing more for now.
     Drained,
     /// `src` has ended.
@@ -141,10 +145,20 @@ enum Fill {
 fn fill(src: &TcpStream, pipe: &Pipe) -> io::Result<(usize, Fill)> {
     let mut filled = 0;
     while filled < pipe.capacity {
-        match src.try_io(Interest::READABLE, || into_pipe(src, pipe, pipe.capacity - filled)) {
+        let len = pipe.capacity - filled;
+        let spliced = if filled == 0 {
+            // An empty pipe has room: "would block" is `src`'s, and its readiness is spent.
+            src.try_io(Interest::READABLE, || into_pipe(src, pipe, len))
+        } else {
+            // "Would block" may be the pipe's: `src`'s readiness must stay, or bytes it
+            // still holds would wait for more to arrive, which may never happen.
+            into_pipe(src, pipe, len)
+        };
+        match spliced {
             Ok(0) => return Ok((filled, Fill::Ended)),
             Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((filled, Fill::Drained)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled == 0 => return Ok((0, Fill::Drained)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((filled, Fill::Stopped)),
             Err(e) => return Err(e),
         }
     }
@@ -212,5 +226,26 @@ mod tests {
         let (moved, idle) = relaying.await.unwrap();
         assert_eq!(moved.unwrap(), (payload.len() as u64, 4));
         assert!(idle >= 1, "pipes go back to the pool");
+    }
+
+    #[tokio::test]
+    async fn small_segments_beyond_the_pipes_slots_all_pass() {
+        // A one-page pipe has one slot: each small segment queued fills it.
+        let pool = PipePool::new(4096, 4);
+        let (mut client, relay_front) = pair().await;
+        let (relay_back, mut server) = pair().await;
+        client.set_nodelay(true).unwrap();
+        // Queued before the relay starts, one segment each; then the client waits.
+        for i in 0..20u8 {
+            client.write_all(&[i; 10]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let relaying = tokio::spawn(async move { relay(&relay_front, &relay_back, &pool).await });
+        let mut got = vec![0u8; 200];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), server.read_exact(&mut got)).await;
+        assert!(read.is_ok(), "bytes held in the relay's socket were not relayed");
+        assert!(got.chunks(10).enumerate().all(|(i, c)| c.iter().all(|b| usize::from(*b) == i)));
+        drop((client, server));
+        assert!(relaying.await.is_ok());
     }
 }

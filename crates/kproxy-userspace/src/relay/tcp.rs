@@ -1,6 +1,7 @@
 //! TCP: accept, pick an endpoint and connect (the next endpoint after a failure, within a
 //! bounded number of attempts and time), then splice both ways until both sides are done.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::Shared;
 use super::balancer::Targets;
+use super::connect;
 use super::splice;
 
 /// How long to wait after an accept error (out of file descriptors, for one).
@@ -47,9 +49,6 @@ async fn relay(client: TcpStream, peer: SocketAddr, targets: &Targets, shared: &
         reset(&client);
         return;
     };
-    // A relay must not add Nagle delays; each end still has its own.
-    let _ = client.set_nodelay(true);
-    let _ = backend.set_nodelay(true);
     if let Some(size) = shared.receive_buffer {
         // Set once connected: the window scale stays what autotuning negotiated (setting
         // it before the handshake measurably slowed bulk transfers).
@@ -68,10 +67,12 @@ async fn relay(client: TcpStream, peer: SocketAddr, targets: &Targets, shared: &
 async fn connect(targets: &Targets, client: IpAddr, timeouts: &[Duration]) -> Option<TcpStream> {
     for timeout in timeouts {
         let endpoint = targets.lock().pick(client, Instant::now())?;
-        match tokio::time::timeout(*timeout, TcpStream::connect(endpoint)).await {
-            Ok(Ok(stream)) => return Some(stream),
-            Ok(Err(error)) => tracing::debug!(%error, %endpoint, "userspace relay: connect failed"),
-            Err(_) => tracing::debug!(%endpoint, ?timeout, "userspace relay: connect timed out"),
+        match connect::connect(endpoint, *timeout).await {
+            Ok(stream) => return Some(stream),
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => {
+                tracing::debug!(%endpoint, ?timeout, "userspace relay: connect timed out");
+            }
+            Err(error) => tracing::debug!(%error, %endpoint, "userspace relay: connect failed"),
         }
         targets.lock().failed(client, endpoint);
     }

@@ -111,6 +111,11 @@ impl Daemon {
         Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
     }
 
+    /// CPU time the daemon has used.
+    pub(super) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        super::cpu::used(&self.pid.to_string())
+    }
+
     /// Stops the daemon (by its pid); its tables stay until [`cleanup`].
     pub(super) fn stop(self) -> anyhow::Result<()> {
         let pid = self.pid.to_string();

@@ -156,9 +156,49 @@ fn send_for(addr: SocketAddr, duration: Duration) -> anyhow::Result<u64> {
     Ok(sent)
 }
 
+/// One path's connection rate, and the CPU time each connection cost the machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Rate {
+    /// New connections per second.
+    pub(super) per_second: f64,
+    /// CPU time used per connection by the processes `cpu` counts.
+    pub(super) cpu_per_connection: Duration,
+}
+
 /// New connections per second (connect, read the one byte, close) from `threads` clients
-/// in `ns` for `duration`.
-pub(super) fn connect_rate(ns: &str, addr: SocketAddr, threads: usize, duration: Duration) -> anyhow::Result<f64> {
+/// in `ns` to each of `addrs`, measured in `slices` turns of `slice` each, the two taking
+/// turns (in either order): both see the same load from the rest of the machine. `cpu`:
+/// the CPU time used so far by every process a connection's work runs in.
+pub(super) fn connect_rates(
+    ns: &str,
+    addrs: [SocketAddr; 2],
+    threads: usize,
+    (slice, slices): (Duration, usize),
+    cpu: &dyn Fn() -> anyhow::Result<Duration>,
+) -> anyhow::Result<[Rate; 2]> {
+    let (mut made, mut spent, mut used) = ([0u64; 2], [Duration::ZERO; 2], [Duration::ZERO; 2]);
+    for turn in 0..slices {
+        for i in turn_order(turn) {
+            let (started, cpu_before) = (Instant::now(), cpu()?);
+            made[i] += connects(ns, addrs[i], threads, slice)?;
+            spent[i] += started.elapsed();
+            used[i] += cpu()?.saturating_sub(cpu_before);
+        }
+    }
+    Ok([0, 1].map(|i| Rate {
+        per_second: made[i] as f64 / spent[i].as_secs_f64(),
+        cpu_per_connection: used[i] / u32::try_from(made[i].max(1)).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Which of two paths goes first in `turn`: each as often as the other.
+fn turn_order(turn: usize) -> [usize; 2] {
+    if turn.is_multiple_of(2) { [0, 1] } else { [1, 0] }
+}
+
+/// Connections made (connect, read the one byte, close) from `threads` clients in `ns` to
+/// `addr` within `duration`.
+fn connects(ns: &str, addr: SocketAddr, threads: usize, duration: Duration) -> anyhow::Result<u64> {
     let started = Instant::now();
     let clients: Vec<_> = (0..threads)
         .map(|_| {
@@ -176,7 +216,7 @@ pub(super) fn connect_rate(ns: &str, addr: SocketAddr, threads: usize, duration:
     for client in clients {
         total += client.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok(total)
 }
 
 fn one_byte(addr: SocketAddr) -> anyhow::Result<()> {
@@ -189,15 +229,27 @@ fn one_byte(addr: SocketAddr) -> anyhow::Result<()> {
 
 /// `count` sequential connect-plus-first-byte latencies from `ns` to `addr`.
 pub(super) fn latencies(ns: &str, addr: SocketAddr, count: usize) -> anyhow::Result<Vec<Duration>> {
+    run_in(ns, move || (0..count).map(|_| latency(addr)).collect())
+}
+
+/// `count` connect-plus-first-byte latencies from `ns` to each of `addrs`, one connection
+/// to each in turn (in either order): both see the same load from the rest of the machine.
+pub(super) fn paired_latencies(ns: &str, addrs: [SocketAddr; 2], count: usize) -> anyhow::Result<[Vec<Duration>; 2]> {
     run_in(ns, move || {
-        let mut out = Vec::with_capacity(count);
-        for _ in 0..count {
-            let started = Instant::now();
-            one_byte(addr)?;
-            out.push(started.elapsed());
+        let mut out = [Vec::with_capacity(count), Vec::with_capacity(count)];
+        for turn in 0..count {
+            for i in turn_order(turn) {
+                out[i].push(latency(addrs[i])?);
+            }
         }
         Ok(out)
     })
+}
+
+fn latency(addr: SocketAddr) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    one_byte(addr)?;
+    Ok(started.elapsed())
 }
 
 /// Opens `count` connections from `ns` to `addr` and keeps them.
