@@ -3,7 +3,7 @@
 use std::process::Stdio;
 
 use kproxy_core::SyncError;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 
 /// Where a tool runs: this process's network namespace, or a named one (`ip netns exec`).
@@ -91,17 +91,27 @@ impl Netns {
 
     /// Runs `args` with `input` on standard input; returns standard output.
     pub async fn run(&self, args: &[&str], input: &str) -> Result<String, CommandError> {
+        self.run_streamed(args, &mut Text(input)).await
+    }
+
+    /// Runs `args` with what `input` writes on standard input, while the tool reads it (a
+    /// script need not be held whole); returns standard output.
+    pub async fn run_streamed(&self, args: &[&str], input: &mut dyn WriteInput) -> Result<String, CommandError> {
         let tool = args.join(" ");
         let spawn_error = |source| CommandError::Spawn { tool: tool.clone(), source };
         let mut child = self.command(args).spawn().map_err(spawn_error)?;
+        let stdin = child.stdin.take();
         // A tool that rejects its input may exit before reading all of it: the write then
-        // fails (broken pipe) and the tool's own verdict, read below, is what counts.
-        let written = match child.stdin.take() {
-            Some(mut stdin) => stdin.write_all(input.as_bytes()).await,
-            None => Ok(()),
+        // fails (broken pipe) and the tool's own verdict, read beside it, is what counts.
+        let write = async move {
+            if let Some(mut stdin) = stdin {
+                input.write_to(&mut stdin).await?;
+                stdin.shutdown().await?;
+            }
+            Ok::<(), std::io::Error>(())
         };
-        let output =
-            child.wait_with_output().await.map_err(|source| CommandError::Io { tool: tool.clone(), source })?;
+        let (written, output) = tokio::join!(write, child.wait_with_output());
+        let output = output.map_err(|source| CommandError::Io { tool: tool.clone(), source })?;
         if !output.status.success() {
             return Err(CommandError::Failed {
                 tool,
@@ -111,5 +121,74 @@ impl Netns {
         }
         written.map_err(|source| CommandError::Io { tool, source })?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+/// Standard input written while the tool runs.
+#[async_trait::async_trait]
+pub trait WriteInput: Send {
+    /// Writes all of it to `out`.
+    async fn write_to(&mut self, out: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()>;
+}
+
+/// Standard input that is one text.
+pub struct Text<'a>(pub &'a str);
+
+#[async_trait::async_trait]
+impl WriteInput for Text<'_> {
+    async fn write_to(&mut self, out: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+        out.write_all(self.0.as_bytes()).await
+    }
+}
+
+/// All that `input` writes, as text.
+pub async fn input_text(input: &mut dyn WriteInput) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    input.write_to(&mut bytes).await?;
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `pieces` lines of 1 KiB, one piece at a time.
+    struct Lines(usize);
+
+    #[async_trait::async_trait]
+    impl WriteInput for Lines {
+        async fn write_to(&mut self, out: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+            let line = format!("{}\n", "x".repeat(1023));
+            for _ in 0..self.0 {
+                out.write_all(line.as_bytes()).await?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn input_is_written_while_the_tool_runs_and_its_output_is_read_beside_it() {
+        // 4 MiB through `cat`: more than a pipe holds in either direction, so writing all
+        // of the input before reading any output would never finish.
+        let output = Netns(None).run_streamed(&["cat"], &mut Lines(4096)).await.unwrap();
+        assert_eq!(output.len(), 4096 * 1024);
+        assert!(output.lines().all(|l| l.len() == 1023));
+    }
+
+    #[tokio::test]
+    async fn a_tool_that_stops_reading_reports_its_own_failure() {
+        let error = Netns(None)
+            .run_streamed(&["sh", "-c", "head -c 10 >/dev/null; echo refused >&2; exit 3"], &mut Lines(4096))
+            .await;
+        match error {
+            Err(CommandError::Failed { stderr, .. }) => assert_eq!(stderr, "refused"),
+            other => panic!("expected the tool's failure, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn input_text_collects_what_is_written() {
+        assert_eq!(input_text(&mut Text("a\nb\n")).await.unwrap(), "a\nb\n");
+        assert_eq!(input_text(&mut Lines(2)).await.unwrap().len(), 2048);
     }
 }

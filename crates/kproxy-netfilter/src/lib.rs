@@ -27,10 +27,11 @@ mod nfacct;
 mod nfnetlink;
 mod nft;
 mod nft_counter;
+mod nft_recording;
 pub mod nft_text;
 pub mod quote;
 
-pub use command::{CommandError, Netns};
+pub use command::{CommandError, Netns, Text, WriteInput, input_text};
 pub use conntrack::{Conntrack, FakeConntrack, Flow, FlowFilter, NetlinkConntrack, Tuple, delete_stale_flows};
 pub use iptables::{ExecIptables, FakeIptables, IptablesBackend, IptablesRunner};
 pub use kproxy_core::{NodePortAddresses, config_for_node};
@@ -38,6 +39,7 @@ pub use local_detect::{InterfaceName, LocalDetect, cidrs_of, local_cidrs_for_nod
 pub use nfacct::{CT_STATE_INVALID_DROPPED, FakeNfacct, LOCALHOST_NODEPORTS_ACCEPTED, NetlinkNfacct, Nfacct};
 pub use nft::{ExecNft, FakeNft, NftRunner};
 pub use nft_counter::named_counter_packets;
+pub use nft_recording::{RecordedScript, RecordingNft};
 pub use quote::{iptables_comment, nft_comment, nft_name, nft_name_part};
 
 /// The fwmark bit marking packets to masquerade by default: upstream's

@@ -4,13 +4,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use kproxy_core::IpFamily;
 
-use crate::command::{CommandError, Netns};
+use crate::command::{CommandError, Netns, WriteInput, input_text};
 
 /// Runs nft scripts. A script is one transaction: it applies whole or not at all.
 #[async_trait::async_trait]
 pub trait NftRunner: Send + Sync {
     /// Applies `script` (`nft -f -`).
     async fn apply(&self, script: &str) -> Result<(), CommandError>;
+
+    /// Applies the script `script` writes, fed to `nft` while it is written (a full load
+    /// at 50k Services is tens of MB of text). By default it is written whole, then applied.
+    async fn apply_streamed(&self, script: &mut dyn WriteInput) -> Result<(), CommandError> {
+        let text =
+            input_text(script).await.map_err(|source| CommandError::Io { tool: "nft -f -".to_owned(), source })?;
+        self.apply(&text).await
+    }
+
     /// Runs a listing command (e.g. `list chains ip kproxy`) and returns its text.
     async fn list(&self, what: &str) -> Result<String, CommandError>;
 
@@ -36,6 +45,10 @@ impl ExecNft {
 impl NftRunner for ExecNft {
     async fn apply(&self, script: &str) -> Result<(), CommandError> {
         self.netns.run(&["nft", "-f", "-"], script).await.map(drop)
+    }
+
+    async fn apply_streamed(&self, script: &mut dyn WriteInput) -> Result<(), CommandError> {
+        self.netns.run_streamed(&["nft", "-f", "-"], script).await.map(drop)
     }
 
     async fn list(&self, what: &str) -> Result<String, CommandError> {

@@ -10,4 +10,4 @@ pub(crate) use committed::Committed;
 #[cfg(test)]
 pub(crate) use committed::Delta;
 pub(crate) use listing::existing_objects;
-pub(crate) use script::{cleanup_script, full_script, partial_script, replace_script};
+pub(crate) use script::{FullScript, cleanup_script, partial_script, replace_script};

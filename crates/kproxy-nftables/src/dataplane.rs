@@ -9,7 +9,7 @@ use kproxy_core::stale_flows::{FlowFilter, stale_udp_flows};
 use kproxy_core::{Changes, Dataplane, IpFamily, PacketCounters, ProxyState, ServicePortName, SyncError, SyncStats};
 use kproxy_netfilter::{CommandError, Conntrack, ExecNft, NetlinkConntrack, NftRunner, delete_stale_flows};
 
-use crate::apply::{Committed, cleanup_script, existing_objects, full_script, partial_script, replace_script};
+use crate::apply::{Committed, FullScript, cleanup_script, existing_objects, partial_script, replace_script};
 use crate::config::NftablesConfig;
 use crate::counters::TableCounters;
 use crate::render::{PortRender, RenderContext, render_family, render_port, render_static, render_text};
@@ -73,9 +73,9 @@ impl NftablesDataplane {
         let desired = Committed::from_renders(renders);
         let listing = self.listing().await;
         let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
-        let script = full_script(family, &statics, &desired, &self.config.table, &existing);
-        if let Err(error) = self.nft.apply(&script).await {
-            drop(script);
+        let mut script =
+            FullScript { family, statics: &statics, ports: &desired, name: &self.config.table, existing: &existing };
+        if let Err(error) = self.nft.apply_streamed(&mut script).await {
             tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
             self.cleanup_failures[family.index()] += 1;
             let table = render_family(&config, state, family);

@@ -9,57 +9,18 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kproxy_conformance::OfflineNode;
 use kproxy_core::{Dataplane, NamespacedName};
-use kproxy_netfilter::{CommandError, ExecNft, FakeConntrack, NftRunner};
+use kproxy_netfilter::{ExecNft, FakeConntrack, RecordingNft};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 use kproxy_testkit::golden::unified_diff;
 use kproxy_testkit::ip_plan::{NODE_NAME, OTHER_NODE_NAME};
 use kproxy_testkit::{EndpointBuilder, service, slice};
 use support::{Netns, netns, node1, normalize_listing, pod_cidrs, require_kernel};
-
-/// The real `nft`, remembering every script that failed.
-struct Recording {
-    nft: ExecNft,
-    failures: Mutex<Vec<String>>,
-}
-
-impl Recording {
-    fn failures(&self) -> Vec<String> {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-}
-
-#[async_trait::async_trait]
-impl NftRunner for Recording {
-    async fn apply(&self, script: &str) -> Result<(), CommandError> {
-        let result = self.nft.apply(script).await;
-        if let Err(error) = &result {
-            self.failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(format!("{error}\n--- script:\n{script}"));
-        }
-        result
-    }
-
-    async fn list(&self, what: &str) -> Result<String, CommandError> {
-        self.nft.list(what).await
-    }
-
-    async fn counter_packets(
-        &self,
-        family: kproxy_core::IpFamily,
-        table: &str,
-        name: &str,
-    ) -> Result<Option<u64>, CommandError> {
-        self.nft.counter_packets(family, table, name).await
-    }
-}
 
 fn on(node: &'static str) -> impl FnOnce(EndpointBuilder) -> EndpointBuilder {
     move |e| e.node(node)
@@ -167,7 +128,7 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
     let before_start = live.nft_ok(&["list", "ruleset"], "");
     let config =
         NftablesConfig { cluster_cidrs: pod_cidrs(), netns: Some(live.name.clone()), ..NftablesConfig::default() };
-    let nft = Arc::new(Recording { nft: ExecNft::new(Some(live.name.clone())), failures: Mutex::default() });
+    let nft = Arc::new(RecordingNft::new(Arc::new(ExecNft::new(Some(live.name.clone())))));
     let mut dataplane = NftablesDataplane::with_runners(config, nft.clone(), Arc::new(FakeConntrack::default()));
     let mut cluster = node1();
     cluster.apply(&services(), &slices());
@@ -231,7 +192,7 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
         let changes = cluster.checkout();
         let stats = dataplane.sync(&cluster.state, &changes).await.unwrap_or_else(|e| panic!("{step}: {e}"));
         assert!(!stats.full, "{step}: expected a partial update");
-        assert!(nft.failures().is_empty(), "{step}: nft refused a script: {:?}", nft.failures());
+        assert!(nft.failures().is_empty(), "{step}: nft refused a script: {:#?}", nft.failures());
         assert_matches_scratch(step, &live, &scratch, &dataplane, &cluster);
     }
 
@@ -246,7 +207,7 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
     let changes = cluster.checkout();
     let stats = dataplane.sync(&cluster.state, &changes).await.expect("full sync");
     assert!(stats.full);
-    assert!(nft.failures().is_empty(), "the full load fell back: {:?}", nft.failures());
+    assert!(nft.failures().is_empty(), "the full load fell back: {:#?}", nft.failures());
     let set = live.nft_ok(&["list", "set", "ip", "kproxy", sticky_set], "");
     assert!(set.contains("10.99.0.1"), "the affinity entry survived the full sync:\n{set}");
     live.nft_ok(&["-f", "-"], &format!("delete element ip kproxy {sticky_set} {{ 10.99.0.1 }}\n"));

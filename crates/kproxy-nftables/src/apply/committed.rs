@@ -88,9 +88,15 @@ impl Committed {
         self.chains.iter().map(|(name, (rules, _))| (name.as_str(), rules.as_slice()))
     }
 
-    /// The elements of every port (shared ones as often as ports hold them).
-    pub(crate) fn elements(&self) -> impl Iterator<Item = ElementRef<'_>> {
-        self.ports.values().flat_map(|port| self.set_names.read_refs(&port.elements))
+    /// The sets the ports' elements belong to.
+    pub(crate) fn element_sets(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.set_names.names().iter().copied()
+    }
+
+    /// The elements of set `set` over every port (shared ones as often as ports hold
+    /// them): a full load writes one set at a time.
+    pub(crate) fn elements_of<'a>(&'a self, set: &'a str) -> impl Iterator<Item = ElementRef<'a>> + 'a {
+        self.ports.values().flat_map(move |port| self.set_names.read_refs_of(&port.elements, set))
     }
 
     /// Replaces the renders of some ports (`None`: the port is gone) and says what that

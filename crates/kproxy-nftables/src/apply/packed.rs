@@ -56,6 +56,23 @@ impl SetNames {
         })
     }
 
+    /// The names of the sets, in the order records were first written for them.
+    pub(crate) fn names(&self) -> &[&'static str] {
+        &self.0
+    }
+
+    /// The elements of set `set` among `records` (none when no record names it): a
+    /// record's set is its first field, compared without parsing the rest.
+    pub(crate) fn read_refs_of<'a>(&'a self, records: &'a str, set: &str) -> impl Iterator<Item = ElementRef<'a>> + 'a {
+        let prefix = self.0.iter().position(|s| *s == set).map(|i| format!("{i}{FIELD}"));
+        let records = records.split_terminator(RECORD);
+        records.filter(move |r| prefix.as_deref().is_some_and(|p| r.starts_with(p))).filter_map(|record| {
+            let mut fields = record.splitn(3, FIELD);
+            let set = self.0.get(fields.next()?.parse::<usize>().ok()?)?;
+            Some(ElementRef { set, key: fields.next()?, value: fields.next() })
+        })
+    }
+
     /// The elements of `records` (written by this [`SetNames`]).
     pub(crate) fn read<'a>(&'a self, records: &'a str) -> impl Iterator<Item = Element> + 'a {
         self.read_refs(records).map(|e| Element {
@@ -90,6 +107,10 @@ mod tests {
         let packed = pack(&mut names, &elements);
         assert_eq!(names.read(&packed).collect::<Vec<_>>(), elements);
         assert_eq!(names.0, ["service-ips", "hairpin"], "each set name once");
+        let of_set = |set| names.read_refs_of(&packed, set).map(|e| e.key).collect::<Vec<_>>();
+        assert_eq!(of_set("service-ips"), ["172.30.0.1 . tcp . 80", "172.30.0.2 . tcp . 80"]);
+        assert_eq!(of_set("hairpin"), ["10.0.0.1 . 10.0.0.1"]);
+        assert!(of_set("no-such-set").is_empty());
         let record = names.record(&elements[1]);
         assert_eq!(names.read(&record).collect::<Vec<_>>(), [elements[1].clone()]);
     }

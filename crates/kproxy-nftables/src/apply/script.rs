@@ -1,10 +1,12 @@
-//! nft scripts: full load (keeping affinity state), from-scratch replace, partial update,
-//! cleanup.
+//! nft scripts: full load (keeping affinity state, streamed), from-scratch replace, partial
+//! update, cleanup.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use kproxy_core::IpFamily;
+use kproxy_netfilter::WriteInput;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::committed::{Committed, Delta};
 use crate::Family;
@@ -13,6 +15,9 @@ use crate::render::{Chain, Element, StaticTable, TableRender, render_text};
 
 /// How many elements one `add element` command carries.
 const ELEMENTS_PER_COMMAND: usize = 1000;
+
+/// A streamed script is handed over in pieces of at least this many bytes.
+const PIECE: usize = 64 * 1024;
 
 struct Script<'a> {
     out: String,
@@ -41,89 +46,160 @@ impl<'a> Script<'a> {
     }
 
     /// `VERB element` commands for `elements`, by set (sets and elements in text order,
-    /// each element once), written straight from the elements: a full load has hundreds
-    /// of thousands, and a text of each beside the script would double its memory.
+    /// each element once), written straight from the elements.
     fn elements<'e>(&mut self, verb: &str, elements: impl IntoIterator<Item = ElementRef<'e>>) {
         let mut by_set: BTreeMap<&'static str, Vec<ElementRef<'e>>> = BTreeMap::new();
         for element in elements {
             by_set.entry(element.set).or_default().push(element);
         }
         for (set, mut group) in by_set {
-            // Unstable: elements that compare equal write the same text (and are deduplicated).
-            group.sort_unstable_by(text_order);
-            group.dedup_by(|a, b| text_order(a, b).is_eq());
+            sort_unique(&mut group);
             for chunk in group.chunks(ELEMENTS_PER_COMMAND) {
-                let _ = write!(self.out, "{verb} element {} {set} {{ ", self.table);
-                for (i, element) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push_str(", ");
-                    }
-                    self.out.push_str(element.key);
-                    if let Some(value) = element.value {
-                        self.out.push_str(" : ");
-                        self.out.push_str(value);
-                    }
-                }
-                self.out.push_str(" }\n");
+                self.element_command(verb, set, chunk);
             }
         }
     }
+
+    /// One `VERB element` command for `chunk` of set `set`.
+    fn element_command(&mut self, verb: &str, set: &str, chunk: &[ElementRef<'_>]) {
+        let _ = write!(self.out, "{verb} element {} {set} {{ ", self.table);
+        for (i, element) in chunk.iter().enumerate() {
+            if i > 0 {
+                self.out.push_str(", ");
+            }
+            self.out.push_str(element.key);
+            if let Some(value) = element.value {
+                self.out.push_str(" : ");
+                self.out.push_str(value);
+            }
+        }
+        self.out.push_str(" }\n");
+    }
+
+    /// Hands what was written so far to `sink` once it is at least a piece long.
+    async fn spill(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+        if self.out.len() >= PIECE {
+            self.flush(sink).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands all that was written so far to `sink`.
+    async fn flush(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+        sink.write_all(self.out.as_bytes()).await?;
+        self.out.clear();
+        Ok(())
+    }
+}
+
+/// Elements in text order, each once. Unstable: elements that compare equal write the
+/// same text (and are deduplicated).
+fn sort_unique(group: &mut Vec<ElementRef<'_>>) {
+    group.sort_unstable_by(text_order);
+    group.dedup_by(|a, b| text_order(a, b).is_eq());
 }
 
 /// Loads the table over whatever it holds, in one transaction: the static part `statics`
 /// and every port of `ports` (what will be committed); every chain and static set is
 /// emptied and refilled, objects no longer wanted (`existing` minus wanted) are deleted,
 /// and the dynamic affinity sets that are still wanted keep their entries.
-pub(crate) fn full_script(
-    family: IpFamily,
-    statics: &StaticTable,
-    ports: &Committed,
-    name: &str,
-    existing: &(BTreeSet<String>, BTreeSet<String>),
-) -> String {
-    let table = format!("{} {name}", Family(family).keyword());
-    let mut s = Script::new(&table);
-    s.line(format_args!("add table {table}"));
-    for set in &statics.sets {
-        s.line(format_args!("add {} {table} {} {{ {} }}", set.kind, set.name, set.spec));
+///
+/// Written in pieces while `nft` reads them: a full load at 50k Services is tens of MB,
+/// and its elements are gathered and sorted one set at a time.
+pub(crate) struct FullScript<'a> {
+    pub(crate) family: IpFamily,
+    pub(crate) statics: &'a StaticTable,
+    pub(crate) ports: &'a Committed,
+    pub(crate) name: &'a str,
+    pub(crate) existing: &'a (BTreeSet<String>, BTreeSet<String>),
+}
+
+#[async_trait::async_trait]
+impl WriteInput for FullScript<'_> {
+    async fn write_to(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+        let table = format!("{} {}", Family(self.family).keyword(), self.name);
+        let mut s = Script::new(&table);
+        self.declarations(&mut s, sink).await?;
+        s.line(format_args!("flush table {table}"));
+        for set in &self.statics.sets {
+            s.line(format_args!("flush {} {table} {}", set.kind, set.name));
+        }
+        self.delete_stale(&mut s);
+        for chain in &self.statics.chains {
+            s.chain_rules(&chain.chain);
+        }
+        for (chain, rules) in self.ports.chains() {
+            s.rules(chain, rules);
+            s.spill(sink).await?;
+        }
+        self.elements(&mut s, sink).await?;
+        s.flush(sink).await
     }
-    for (set, spec) in ports.sets() {
-        s.line(format_args!("add set {table} {set} {{ {spec} }}"));
+}
+
+impl FullScript<'_> {
+    /// The table, its sets, counters and chains (each created if missing).
+    async fn declarations(
+        &self,
+        s: &mut Script<'_>,
+        sink: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> std::io::Result<()> {
+        let (statics, ports, table) = (self.statics, self.ports, s.table);
+        s.line(format_args!("add table {table}"));
+        for set in &statics.sets {
+            s.line(format_args!("add {} {table} {} {{ {} }}", set.kind, set.name, set.spec));
+        }
+        for (set, spec) in ports.sets() {
+            s.line(format_args!("add set {table} {set} {{ {spec} }}"));
+            s.spill(sink).await?;
+        }
+        // Kept with their counts: `flush table` leaves counters alone.
+        for counter in &statics.counters {
+            s.line(format_args!("add counter {table} {counter}"));
+        }
+        for chain in &statics.chains {
+            match chain.hook {
+                Some(hook) => s.line(format_args!("add chain {table} {} {{ {hook} }}", chain.chain.name)),
+                None => s.line(format_args!("add chain {table} {}", chain.chain.name)),
+            }
+        }
+        for (chain, _) in ports.chains() {
+            s.line(format_args!("add chain {table} {chain}"));
+            s.spill(sink).await?;
+        }
+        Ok(())
     }
-    // Kept with their counts: `flush table` leaves counters alone.
-    for counter in &statics.counters {
-        s.line(format_args!("add counter {table} {counter}"));
-    }
-    for chain in &statics.chains {
-        match chain.hook {
-            Some(hook) => s.line(format_args!("add chain {table} {} {{ {hook} }}", chain.chain.name)),
-            None => s.line(format_args!("add chain {table} {}", chain.chain.name)),
+
+    /// Deletes the chains and sets of `existing` that are no longer wanted.
+    fn delete_stale(&self, s: &mut Script<'_>) {
+        let (statics, ports, table) = (self.statics, self.ports, s.table);
+        let wanted_chains: BTreeSet<&str> =
+            statics.chains.iter().map(|c| c.chain.name.as_str()).chain(ports.chains().map(|(n, _)| n)).collect();
+        for stale in self.existing.0.iter().filter(|c| !wanted_chains.contains(c.as_str())) {
+            s.line(format_args!("delete chain {table} {stale}"));
+        }
+        let wanted_sets: BTreeSet<&str> =
+            statics.sets.iter().map(|x| x.name).chain(ports.sets().map(|(n, _)| n)).collect();
+        for stale in self.existing.1.iter().filter(|x| !wanted_sets.contains(x.as_str())) {
+            s.line(format_args!("delete set {table} {stale}"));
         }
     }
-    for (chain, _) in ports.chains() {
-        s.line(format_args!("add chain {table} {chain}"));
+
+    /// Every element, a set at a time (sets and elements in text order, each once).
+    async fn elements(&self, s: &mut Script<'_>, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+        let (statics, ports) = (self.statics, self.ports);
+        let sets: BTreeSet<&'static str> = statics.elements.iter().map(|e| e.set).chain(ports.element_sets()).collect();
+        for set in sets {
+            let of_static = statics.elements.iter().filter(|e| e.set == set).map(ElementRef::from);
+            let mut group: Vec<ElementRef<'_>> = of_static.chain(ports.elements_of(set)).collect();
+            sort_unique(&mut group);
+            for chunk in group.chunks(ELEMENTS_PER_COMMAND) {
+                s.element_command("add", set, chunk);
+                s.spill(sink).await?;
+            }
+        }
+        Ok(())
     }
-    s.line(format_args!("flush table {table}"));
-    for set in &statics.sets {
-        s.line(format_args!("flush {} {table} {}", set.kind, set.name));
-    }
-    let wanted_chains: BTreeSet<&str> =
-        statics.chains.iter().map(|c| c.chain.name.as_str()).chain(ports.chains().map(|(n, _)| n)).collect();
-    for stale in existing.0.iter().filter(|c| !wanted_chains.contains(c.as_str())) {
-        s.line(format_args!("delete chain {table} {stale}"));
-    }
-    let wanted_sets: BTreeSet<&str> = statics.sets.iter().map(|x| x.name).chain(ports.sets().map(|(n, _)| n)).collect();
-    for stale in existing.1.iter().filter(|x| !wanted_sets.contains(x.as_str())) {
-        s.line(format_args!("delete set {table} {stale}"));
-    }
-    for chain in &statics.chains {
-        s.chain_rules(&chain.chain);
-    }
-    for (chain, rules) in ports.chains() {
-        s.rules(chain, rules);
-    }
-    s.elements("add", statics.elements.iter().map(ElementRef::from).chain(ports.elements()));
-    s.out
 }
 
 /// An element, borrowed (from a render, or from what was committed).

@@ -2,11 +2,11 @@
 //! sent, into a fresh namespace; one endpoint change with 50k loaded against the same
 //! change with 10k loaded (does a change cost more when the table is larger?).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kproxy_core::{Changes, Dataplane, ProxyState};
-use kproxy_netfilter::{CommandError, ExecNft, NetlinkConntrack, NftRunner};
+use kproxy_netfilter::{ExecNft, NetlinkConntrack, RecordingNft};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 
 use super::{Cpu, ENDPOINTS, Namespace, SERVICES, count, secs};
@@ -62,14 +62,14 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
 /// [`CHANGE_SAMPLES`] one-endpoint changes (median).
 async fn load_and_change(state: ProxyState) -> anyhow::Result<(Cold, Vec<String>, Duration)> {
     let ns = Namespace::create(&format!("nft{}", count(state.family(kproxy_core::IpFamily::V4).services.len())))?;
-    let recorded = Arc::new(Recording { inner: ExecNft::new(Some(ns.0.clone())), scripts: Mutex::default() });
+    let recorded = Arc::new(RecordingNft::new(Arc::new(ExecNft::new(Some(ns.0.clone())))));
     let config = NftablesConfig { netns: Some(ns.0.clone()), ..NftablesConfig::default() };
     let conntrack = Arc::new(NetlinkConntrack::new(Some(ns.0.clone())));
     let mut dp = NftablesDataplane::with_runners(config, recorded.clone(), conntrack);
     let (started, cpu) = (Instant::now(), Cpu::now()?);
     dp.sync(&state, &Changes::full_sync()).await?;
     let cold = Cold { wall: started.elapsed(), cpu: cpu.since()? };
-    let scripts = std::mem::take(&mut *recorded.scripts.lock().unwrap_or_else(PoisonError::into_inner));
+    let scripts: Vec<String> = recorded.take_scripts().into_iter().map(|s| s.text).collect();
     let change = crate::bench::nftables::changes(&mut dp, state, CHANGE_SAMPLES).await?;
     Ok((cold, scripts, change))
 }
@@ -98,31 +98,4 @@ fn nft_f(scripts: &[String]) -> anyhow::Result<(Duration, Cpu)> {
     }
     std::fs::remove_file(&file)?;
     Ok((took, cpu.since()?))
-}
-
-/// The real `nft`, recording every script it applies.
-struct Recording {
-    inner: ExecNft,
-    scripts: Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl NftRunner for Recording {
-    async fn apply(&self, script: &str) -> Result<(), CommandError> {
-        self.scripts.lock().unwrap_or_else(PoisonError::into_inner).push(script.to_owned());
-        self.inner.apply(script).await
-    }
-
-    async fn list(&self, what: &str) -> Result<String, CommandError> {
-        self.inner.list(what).await
-    }
-
-    async fn counter_packets(
-        &self,
-        family: kproxy_core::IpFamily,
-        table: &str,
-        name: &str,
-    ) -> Result<Option<u64>, CommandError> {
-        self.inner.counter_packets(family, table, name).await
-    }
 }
