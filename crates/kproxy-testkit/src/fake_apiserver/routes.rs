@@ -148,19 +148,14 @@ fn page_key(object: &Value) -> (String, String) {
 /// A page of the matching objects (all of them without `limit`), in key order; items omit
 /// `kind` and `apiVersion` like the apiserver's.
 fn list(shared: &Shared, kind: ResourceKind, filter: &Filter, page: &Page) -> Response {
-    let (rv, mut items) = {
+    let (rv, mut items, more) = {
         let store = shared.store();
-        (store.resource_version(), store.list(kind, filter))
+        let (items, more) = store.list_page(kind, filter, page.after.as_ref(), page.limit.unwrap_or(usize::MAX));
+        (store.resource_version(), items, more)
     };
     let rv = page.resource_version.unwrap_or(rv);
-    if let Some(after) = &page.after {
-        items.retain(|item| page_key(item) > *after);
-    }
-    let mut next = None;
-    if let Some(limit) = page.limit.filter(|limit| items.len() > *limit) {
-        items.truncate(limit);
-        next = items.last().map(page_key).map(|(namespace, name)| format!("{rv}/{namespace}/{name}"));
-    }
+    let next =
+        more.then(|| items.last().map(page_key)).flatten().map(|(namespace, name)| format!("{rv}/{namespace}/{name}"));
     for item in &mut items {
         if let Some(obj) = item.as_object_mut() {
             obj.remove("kind");

@@ -106,11 +106,33 @@ impl Store {
 
     /// The current objects of `kind` that pass `filter`, in namespace/name order.
     pub(crate) fn list(&self, kind: ResourceKind, filter: &Filter) -> Vec<Value> {
-        self.objects
-            .iter()
-            .filter(|((k, _, _), obj)| *k == kind && filter.matches(obj))
-            .map(|(_, o)| o.clone())
-            .collect()
+        self.list_page(kind, filter, None, usize::MAX).0
+    }
+
+    /// Up to `limit` objects of `kind` matching `filter` after the one named `after`
+    /// (`namespace`, `name`), in key order, and whether more follow. Only the page is
+    /// copied: listing 50k objects 500 at a time must not copy all of them per page.
+    pub(crate) fn list_page(
+        &self,
+        kind: ResourceKind,
+        filter: &Filter,
+        after: Option<&(String, String)>,
+        limit: usize,
+    ) -> (Vec<Value>, bool) {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let start = match after {
+            Some((namespace, name)) => Excluded((kind, namespace.clone(), name.clone())),
+            None => Included((kind, String::new(), String::new())),
+        };
+        let mut matching = self
+            .objects
+            .range((start, Unbounded))
+            .take_while(|((k, _, _), _)| *k == kind)
+            .filter(|(_, obj)| filter.matches(obj))
+            .map(|(_, obj)| obj);
+        let page: Vec<Value> = matching.by_ref().take(limit).cloned().collect();
+        let more = matching.next().is_some();
+        (page, more)
     }
 
     /// One object, if it exists.
