@@ -2,6 +2,7 @@
 //! committed and what is wanted for the service ports that changed.
 
 mod committed;
+mod full_load;
 mod listing;
 mod packed;
 mod script;
@@ -9,5 +10,6 @@ mod script;
 pub(crate) use committed::Committed;
 #[cfg(test)]
 pub(crate) use committed::Delta;
+pub(crate) use full_load::FullLoad;
 pub(crate) use listing::existing_objects;
-pub(crate) use script::{FullScript, cleanup_script, partial_script, replace_script};
+pub(crate) use script::{cleanup_script, partial_script, replace_script};

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use kproxy_core::explain::{ModeProfile, PortTarget, RuleRef};
-use kproxy_core::render::{entries, render_changes};
+use kproxy_core::render::render_changes;
 use kproxy_core::stale_flows::{FlowFilter, stale_udp_flows};
 use kproxy_core::{Changes, Dataplane, IpFamily, PacketCounters, ProxyState, ServicePortName, SyncError, SyncStats};
 use kproxy_netfilter::{CommandError, Conntrack, ExecNft, NetlinkConntrack, NftRunner, delete_stale_flows};
 
-use crate::apply::{Committed, FullScript, cleanup_script, existing_objects, partial_script, replace_script};
+use crate::apply::{Committed, FullLoad, cleanup_script, existing_objects, partial_script, replace_script};
 use crate::config::NftablesConfig;
 use crate::counters::TableCounters;
 use crate::render::{PortRender, RenderContext, render_family, render_port, render_static, render_text};
@@ -61,28 +61,38 @@ impl NftablesDataplane {
         self.full_sync(state, family).await
     }
 
-    /// Loads the whole table. Each port is rendered and taken into what will be committed
-    /// at once, and the script is written from that: the render of the whole table is
-    /// never held (only the rare fallback renders it).
+    /// Loads the whole table, written while each port is rendered and taken into what
+    /// will be committed ([`FullLoad`]): neither the render of the whole table nor its
+    /// script is held (only the rare fallback renders it whole).
     async fn full_sync(&mut self, state: &ProxyState, family: IpFamily) -> Result<usize, SyncError> {
         self.committed[family.index()] = None;
         let config = on_node(&self.config, &state.node);
         let ctx = RenderContext { family: crate::Family(family), config: &config, node: state.topology_node() };
         let statics = render_static(&ctx, state);
-        let renders = entries(state.family(family)).map(|entry| (entry.name.clone(), render_port(&ctx, entry)));
-        let desired = Committed::from_renders(renders);
         let listing = self.listing().await;
         let existing = existing_objects(&listing, crate::Family(family).keyword(), &self.config.table);
-        let mut script =
-            FullScript { family, statics: &statics, ports: &desired, name: &self.config.table, existing: &existing };
-        if let Err(error) = self.nft.apply_streamed(&mut script).await {
-            tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
-            self.cleanup_failures[family.index()] += 1;
-            let table = render_family(&config, state, family);
-            self.nft.apply(&replace_script(&table, &self.config.table)).await.map_err(sync_error)?;
-        }
-        let touched = desired.ports.len();
-        self.committed[family.index()] = Some(desired);
+        let ports = state.family(family);
+        let mut load = FullLoad {
+            ctx: &ctx,
+            statics: &statics,
+            ports,
+            name: &self.config.table,
+            existing: &existing,
+            committed: Committed::default(),
+        };
+        let committed = match self.nft.apply_streamed(&mut load).await {
+            Ok(()) => load.committed,
+            Err(error) => {
+                drop(load);
+                tracing::warn!(%error, ?family, "loading over the existing table failed; replacing it");
+                self.cleanup_failures[family.index()] += 1;
+                let table = render_family(&config, state, family);
+                self.nft.apply(&replace_script(&table, &self.config.table)).await.map_err(sync_error)?;
+                Committed::from_renders(table.ports)
+            }
+        };
+        let touched = committed.ports.len();
+        self.committed[family.index()] = Some(committed);
         Ok(touched)
     }
 

@@ -8,7 +8,6 @@ use kproxy_core::ServicePortName;
 use kproxy_core::stale_flows::Destinations;
 
 use super::packed::{SetNames, pack};
-use super::script::ElementRef;
 use crate::render::names::{CLUSTER_IPS, HAIRPIN};
 use crate::render::{Chain, Element, OwnedSet, PortRender};
 
@@ -71,32 +70,33 @@ impl Committed {
     pub(crate) fn from_renders(renders: impl IntoIterator<Item = (ServicePortName, PortRender)>) -> Self {
         let mut committed = Self::default();
         for (name, render) in renders {
-            committed.count(&render, 1);
-            let port = committed.port(render);
-            committed.ports.insert(name, port);
+            committed.add(name, render);
         }
         committed
     }
 
-    /// The sets of every port, each once, by name: name and declaration body.
-    pub(crate) fn sets(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.sets.iter().map(|(name, (spec, _))| (name.as_str(), spec.as_str()))
+    /// Takes port `name` (not held yet) with `render`.
+    pub(crate) fn add(&mut self, name: ServicePortName, render: PortRender) {
+        self.count(&render, 1);
+        let port = self.port(render);
+        self.ports.insert(name, port);
     }
 
-    /// The chains of every port, each once, by name: name and rules.
-    pub(crate) fn chains(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.chains.iter().map(|(name, (rules, _))| (name.as_str(), rules.as_slice()))
+    /// Whether some port uses chain `name`.
+    pub(crate) fn has_chain(&self, name: &str) -> bool {
+        self.chains.contains_key(name)
     }
 
-    /// The sets the ports' elements belong to.
-    pub(crate) fn element_sets(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.set_names.names().iter().copied()
+    /// Whether some port owns set `name`.
+    pub(crate) fn has_set(&self, name: &str) -> bool {
+        self.sets.contains_key(name)
     }
 
-    /// The elements of set `set` over every port (shared ones as often as ports hold
-    /// them): a full load writes one set at a time.
-    pub(crate) fn elements_of<'a>(&'a self, set: &'a str) -> impl Iterator<Item = ElementRef<'a>> + 'a {
-        self.ports.values().flat_map(move |port| self.set_names.read_refs_of(&port.elements, set))
+    /// Whether `element` is not held yet: always for a port's own elements, only the
+    /// first time for shared ones.
+    pub(crate) fn is_new(&self, element: &Element) -> bool {
+        !is_shared(element)
+            || !self.set_names.known_record(element).is_some_and(|record| self.shared_elements.contains_key(&record))
     }
 
     /// Replaces the renders of some ports (`None`: the port is gone) and says what that

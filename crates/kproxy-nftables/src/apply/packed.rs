@@ -16,8 +16,12 @@ const RECORD: char = '\u{1e}';
 pub(crate) struct SetNames(Vec<&'static str>);
 
 impl SetNames {
+    fn position(&self, set: &str) -> Option<usize> {
+        self.0.iter().position(|s| *s == set)
+    }
+
     fn index(&mut self, set: &'static str) -> usize {
-        match self.0.iter().position(|s| *s == set) {
+        match self.position(set) {
             Some(i) => i,
             None => {
                 self.0.push(set);
@@ -28,16 +32,8 @@ impl SetNames {
 
     /// Appends `element`'s record to `out`.
     pub(crate) fn write(&mut self, out: &mut String, element: &Element) {
-        debug_assert!(!element.key.contains([FIELD, RECORD]), "element keys are nft text");
-        out.push_str(&self.index(element.set).to_string());
-        out.push(FIELD);
-        out.push_str(&element.key);
-        if let Some(value) = &element.value {
-            debug_assert!(!value.contains([FIELD, RECORD]), "element values are nft text");
-            out.push(FIELD);
-            out.push_str(value);
-        }
-        out.push(RECORD);
+        let index = self.index(element.set);
+        write_record(out, index, element);
     }
 
     /// One element's record.
@@ -47,26 +43,17 @@ impl SetNames {
         out.into_boxed_str()
     }
 
+    /// `element`'s record, if its set has an index already (otherwise no record of it
+    /// was ever written).
+    pub(crate) fn known_record(&self, element: &Element) -> Option<Box<str>> {
+        let mut out = String::new();
+        write_record(&mut out, self.position(element.set)?, element);
+        Some(out.into_boxed_str())
+    }
+
     /// The elements of `records` (written by this [`SetNames`]), borrowed from them.
     pub(crate) fn read_refs<'a>(&'a self, records: &'a str) -> impl Iterator<Item = ElementRef<'a>> + 'a {
         records.split_terminator(RECORD).filter_map(|record| {
-            let mut fields = record.splitn(3, FIELD);
-            let set = self.0.get(fields.next()?.parse::<usize>().ok()?)?;
-            Some(ElementRef { set, key: fields.next()?, value: fields.next() })
-        })
-    }
-
-    /// The names of the sets, in the order records were first written for them.
-    pub(crate) fn names(&self) -> &[&'static str] {
-        &self.0
-    }
-
-    /// The elements of set `set` among `records` (none when no record names it): a
-    /// record's set is its first field, compared without parsing the rest.
-    pub(crate) fn read_refs_of<'a>(&'a self, records: &'a str, set: &str) -> impl Iterator<Item = ElementRef<'a>> + 'a {
-        let prefix = self.0.iter().position(|s| *s == set).map(|i| format!("{i}{FIELD}"));
-        let records = records.split_terminator(RECORD);
-        records.filter(move |r| prefix.as_deref().is_some_and(|p| r.starts_with(p))).filter_map(|record| {
             let mut fields = record.splitn(3, FIELD);
             let set = self.0.get(fields.next()?.parse::<usize>().ok()?)?;
             Some(ElementRef { set, key: fields.next()?, value: fields.next() })
@@ -81,6 +68,20 @@ impl SetNames {
             value: e.value.map(str::to_owned),
         })
     }
+}
+
+/// Appends the record of `element`, of the set at `index`, to `out`.
+fn write_record(out: &mut String, index: usize, element: &Element) {
+    debug_assert!(!element.key.contains([FIELD, RECORD]), "element keys are nft text");
+    out.push_str(&index.to_string());
+    out.push(FIELD);
+    out.push_str(&element.key);
+    if let Some(value) = &element.value {
+        debug_assert!(!value.contains([FIELD, RECORD]), "element values are nft text");
+        out.push(FIELD);
+        out.push_str(value);
+    }
+    out.push(RECORD);
 }
 
 /// The elements of one port, as records.
@@ -107,11 +108,10 @@ mod tests {
         let packed = pack(&mut names, &elements);
         assert_eq!(names.read(&packed).collect::<Vec<_>>(), elements);
         assert_eq!(names.0, ["service-ips", "hairpin"], "each set name once");
-        let of_set = |set| names.read_refs_of(&packed, set).map(|e| e.key).collect::<Vec<_>>();
-        assert_eq!(of_set("service-ips"), ["172.30.0.1 . tcp . 80", "172.30.0.2 . tcp . 80"]);
-        assert_eq!(of_set("hairpin"), ["10.0.0.1 . 10.0.0.1"]);
-        assert!(of_set("no-such-set").is_empty());
+        let unknown = Element { set: "other", key: "x".into(), value: None };
+        assert_eq!(names.known_record(&unknown), None, "no record of an unknown set");
         let record = names.record(&elements[1]);
+        assert_eq!(names.known_record(&elements[1]), Some(record.clone()));
         assert_eq!(names.read(&record).collect::<Vec<_>>(), [elements[1].clone()]);
     }
 }

@@ -1,40 +1,38 @@
-//! nft scripts: full load (keeping affinity state, streamed), from-scratch replace, partial
-//! update, cleanup.
+//! nft scripts: from-scratch replace, partial update, cleanup; the pieces the full load
+//! (`full_load`) writes with.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use kproxy_core::IpFamily;
-use kproxy_netfilter::WriteInput;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::committed::{Committed, Delta};
+use super::committed::Delta;
 use crate::Family;
 use crate::render::text::element_text;
-use crate::render::{Chain, Element, StaticTable, TableRender, render_text};
+use crate::render::{Chain, Element, TableRender, render_text};
 
 /// How many elements one `add element` command carries.
-const ELEMENTS_PER_COMMAND: usize = 1000;
+pub(super) const ELEMENTS_PER_COMMAND: usize = 1000;
 
 /// A streamed script is handed over in pieces of at least this many bytes.
 const PIECE: usize = 64 * 1024;
 
-struct Script<'a> {
+pub(super) struct Script<'a> {
     out: String,
-    table: &'a str,
+    pub(super) table: &'a str,
 }
 
 impl<'a> Script<'a> {
-    fn new(table: &'a str) -> Self {
+    pub(super) fn new(table: &'a str) -> Self {
         Self { out: String::new(), table }
     }
 
-    fn line(&mut self, text: std::fmt::Arguments<'_>) {
+    pub(super) fn line(&mut self, text: std::fmt::Arguments<'_>) {
         let _ = self.out.write_fmt(text);
         self.out.push('\n');
     }
 
-    fn chain_rules(&mut self, chain: &Chain) {
+    pub(super) fn chain_rules(&mut self, chain: &Chain) {
         self.rules(&chain.name, &chain.rules);
     }
 
@@ -76,8 +74,13 @@ impl<'a> Script<'a> {
         self.out.push_str(" }\n");
     }
 
+    /// One `VERB element` command for the elements written in `text` (`a, b : c`).
+    pub(super) fn element_text_command(&mut self, verb: &str, set: &str, text: &str) {
+        let _ = writeln!(self.out, "{verb} element {} {set} {{ {text} }}", self.table);
+    }
+
     /// Hands what was written so far to `sink` once it is at least a piece long.
-    async fn spill(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+    pub(super) async fn spill(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
         if self.out.len() >= PIECE {
             self.flush(sink).await?;
         }
@@ -85,121 +88,19 @@ impl<'a> Script<'a> {
     }
 
     /// Hands all that was written so far to `sink`.
-    async fn flush(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
+    pub(super) async fn flush(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
         sink.write_all(self.out.as_bytes()).await?;
         self.out.clear();
         Ok(())
     }
 }
 
-/// Elements in text order, each once. Unstable: elements that compare equal write the
-/// same text (and are deduplicated).
-fn sort_unique(group: &mut Vec<ElementRef<'_>>) {
-    group.sort_unstable_by(text_order);
-    group.dedup_by(|a, b| text_order(a, b).is_eq());
-}
-
-/// Loads the table over whatever it holds, in one transaction: the static part `statics`
-/// and every port of `ports` (what will be committed); every chain and static set is
-/// emptied and refilled, objects no longer wanted (`existing` minus wanted) are deleted,
-/// and the dynamic affinity sets that are still wanted keep their entries.
-///
-/// Written in pieces while `nft` reads them: a full load at 50k Services is tens of MB,
-/// and its elements are gathered and sorted one set at a time.
-pub(crate) struct FullScript<'a> {
-    pub(crate) family: IpFamily,
-    pub(crate) statics: &'a StaticTable,
-    pub(crate) ports: &'a Committed,
-    pub(crate) name: &'a str,
-    pub(crate) existing: &'a (BTreeSet<String>, BTreeSet<String>),
-}
-
-#[async_trait::async_trait]
-impl WriteInput for FullScript<'_> {
-    async fn write_to(&mut self, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
-        let table = format!("{} {}", Family(self.family).keyword(), self.name);
-        let mut s = Script::new(&table);
-        self.declarations(&mut s, sink).await?;
-        s.line(format_args!("flush table {table}"));
-        for set in &self.statics.sets {
-            s.line(format_args!("flush {} {table} {}", set.kind, set.name));
-        }
-        self.delete_stale(&mut s);
-        for chain in &self.statics.chains {
-            s.chain_rules(&chain.chain);
-        }
-        for (chain, rules) in self.ports.chains() {
-            s.rules(chain, rules);
-            s.spill(sink).await?;
-        }
-        self.elements(&mut s, sink).await?;
-        s.flush(sink).await
-    }
-}
-
-impl FullScript<'_> {
-    /// The table, its sets, counters and chains (each created if missing).
-    async fn declarations(
-        &self,
-        s: &mut Script<'_>,
-        sink: &mut (dyn AsyncWrite + Unpin + Send),
-    ) -> std::io::Result<()> {
-        let (statics, ports, table) = (self.statics, self.ports, s.table);
-        s.line(format_args!("add table {table}"));
-        for set in &statics.sets {
-            s.line(format_args!("add {} {table} {} {{ {} }}", set.kind, set.name, set.spec));
-        }
-        for (set, spec) in ports.sets() {
-            s.line(format_args!("add set {table} {set} {{ {spec} }}"));
-            s.spill(sink).await?;
-        }
-        // Kept with their counts: `flush table` leaves counters alone.
-        for counter in &statics.counters {
-            s.line(format_args!("add counter {table} {counter}"));
-        }
-        for chain in &statics.chains {
-            match chain.hook {
-                Some(hook) => s.line(format_args!("add chain {table} {} {{ {hook} }}", chain.chain.name)),
-                None => s.line(format_args!("add chain {table} {}", chain.chain.name)),
-            }
-        }
-        for (chain, _) in ports.chains() {
-            s.line(format_args!("add chain {table} {chain}"));
-            s.spill(sink).await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the chains and sets of `existing` that are no longer wanted.
-    fn delete_stale(&self, s: &mut Script<'_>) {
-        let (statics, ports, table) = (self.statics, self.ports, s.table);
-        let wanted_chains: BTreeSet<&str> =
-            statics.chains.iter().map(|c| c.chain.name.as_str()).chain(ports.chains().map(|(n, _)| n)).collect();
-        for stale in self.existing.0.iter().filter(|c| !wanted_chains.contains(c.as_str())) {
-            s.line(format_args!("delete chain {table} {stale}"));
-        }
-        let wanted_sets: BTreeSet<&str> =
-            statics.sets.iter().map(|x| x.name).chain(ports.sets().map(|(n, _)| n)).collect();
-        for stale in self.existing.1.iter().filter(|x| !wanted_sets.contains(x.as_str())) {
-            s.line(format_args!("delete set {table} {stale}"));
-        }
-    }
-
-    /// Every element, a set at a time (sets and elements in text order, each once).
-    async fn elements(&self, s: &mut Script<'_>, sink: &mut (dyn AsyncWrite + Unpin + Send)) -> std::io::Result<()> {
-        let (statics, ports) = (self.statics, self.ports);
-        let sets: BTreeSet<&'static str> = statics.elements.iter().map(|e| e.set).chain(ports.element_sets()).collect();
-        for set in sets {
-            let of_static = statics.elements.iter().filter(|e| e.set == set).map(ElementRef::from);
-            let mut group: Vec<ElementRef<'_>> = of_static.chain(ports.elements_of(set)).collect();
-            sort_unique(&mut group);
-            for chunk in group.chunks(ELEMENTS_PER_COMMAND) {
-                s.element_command("add", set, chunk);
-                s.spill(sink).await?;
-            }
-        }
-        Ok(())
-    }
+/// Elements by set, then in text order, each once. Unstable: elements that compare equal
+/// write the same text in the same set (and are deduplicated).
+pub(super) fn sort_unique(group: &mut Vec<ElementRef<'_>>) {
+    let order = |a: &ElementRef<'_>, b: &ElementRef<'_>| a.set.cmp(b.set).then_with(|| text_order(a, b));
+    group.sort_unstable_by(order);
+    group.dedup_by(|a, b| order(a, b).is_eq());
 }
 
 /// An element, borrowed (from a render, or from what was committed).
