@@ -97,7 +97,6 @@ impl FullLoad<'_> {
             render.elements.iter().filter(|e| self.committed.is_new(e)).map(ElementRef::from).collect();
         sort_unique(&mut elements);
         batches.add(s, &elements);
-        drop(elements);
         self.committed.add(name.clone(), render);
     }
 
