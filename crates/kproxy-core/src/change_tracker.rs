@@ -250,7 +250,7 @@ impl ChangeTracker {
             let view = state.family_mut(family);
             let out = changes.family_mut(family);
             out.service_ports = view.services.apply(&service_changes);
-            let result = view.endpoints.apply(&endpoint_changes.changes);
+            let result = view.endpoints.apply(endpoint_changes.changes);
             out.service_ports.extend(result.changed_ports);
             out.stale_udp_endpoints = result.stale_udp_endpoints;
             out.trigger_times = endpoint_changes.trigger_times.into_values().flatten().collect();

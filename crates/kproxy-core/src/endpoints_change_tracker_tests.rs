@@ -59,7 +59,7 @@ impl FakeProxier {
     /// Checks the pending changes out into the map.
     fn sync(&mut self) -> (UpdateEndpointsMapResult, BTreeMap<NamespacedName, Vec<SystemTime>>) {
         let EndpointsChanges { changes, trigger_times } = self.changes.checkout();
-        (self.map.apply(&changes), trigger_times)
+        (self.map.apply(changes), trigger_times)
     }
 }
 

@@ -22,8 +22,9 @@ pub struct EndpointsMap {
 }
 
 impl EndpointsMap {
-    /// Applies checked-out changes.
-    pub fn apply(&mut self, changes: &[EndpointsChange]) -> UpdateEndpointsMapResult {
+    /// Applies checked-out changes, taking their endpoints (a first checkout carries every
+    /// port's: copying them would hold them twice).
+    pub fn apply(&mut self, changes: Vec<EndpointsChange>) -> UpdateEndpointsMapResult {
         let mut result = UpdateEndpointsMapResult::default();
         for change in changes {
             for (name, before) in &change.previous {
@@ -36,11 +37,11 @@ impl EndpointsMap {
                     result.changed_ports.insert(name.clone());
                 }
             }
-            for (name, after) in &change.current {
-                if change.previous.get(name) != Some(after) {
+            for (name, after) in change.current {
+                if change.previous.get(&name) != Some(&after) {
                     result.changed_ports.insert(name.clone());
                 }
-                self.endpoints.insert(name.clone(), after.clone());
+                self.endpoints.insert(name, after);
             }
         }
         result
