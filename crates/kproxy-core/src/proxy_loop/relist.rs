@@ -6,7 +6,8 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 
 use super::fold::{InitialLists, Outcome};
@@ -95,68 +96,113 @@ pub(super) fn take(
     event: SourceEvent,
 ) -> Piece {
     match event {
-        SourceEvent::Service(event) => services(relists, tracker, lists, event),
-        SourceEvent::EndpointSlice(event) => slices(relists, tracker, lists, event),
+        SourceEvent::Service(event) => streamed(relists, tracker, lists, event),
+        SourceEvent::EndpointSlice(event) => streamed(relists, tracker, lists, event),
         SourceEvent::Node(event) => gather(&mut relists.node, event, SourceEvent::Node),
         SourceEvent::ServiceCidr(event) => gather(&mut relists.service_cidrs, event, SourceEvent::ServiceCidr),
     }
 }
 
-fn services(
-    relists: &mut Relists,
-    tracker: &mut ChangeTracker,
-    lists: &mut InitialLists,
-    event: ObjectEvent<k8s_openapi::api::core::v1::Service>,
-) -> Piece {
-    match event {
-        ObjectEvent::ListStart => relists.services = Some(Streamed::default()),
-        ObjectEvent::Listed { objects, undecodable } => {
-            let relist = relists.services.get_or_insert_with(Streamed::default);
-            for service in objects {
-                relist.listed.insert(name(&service.metadata));
-                if let Err(error) = tracker.on_service_update(&service) {
-                    relist.conversion.push(error);
-                }
-            }
-            relist.listed.extend(undecodable.iter().map(|e| e.object.clone()));
-            relist.unreadable(undecodable);
-        }
-        ObjectEvent::ListEnd => {
-            let relist = relists.services.take().unwrap_or_default();
-            tracker.on_services_relist_end(&relist.listed);
-            lists.services = true;
-            return Piece::Ended(ObjectKind::Service, relist.outcome());
-        }
-        other => return Piece::Event(SourceEvent::Service(other)),
-    }
-    Piece::Folded
+/// A kind whose relists are folded into the tracker as they come.
+trait StreamedKind: Sized {
+    /// What a relist remembers of each object it listed.
+    type Key;
+    const KIND: ObjectKind;
+    fn relist(relists: &mut Relists) -> &mut Option<Streamed<Self::Key>>;
+    /// Folds one listed object into the tracker, noting its keys in `listed`.
+    fn fold(tracker: &mut ChangeTracker, object: &Self, listed: &mut HashSet<Self::Key>)
+    -> Result<(), ConversionError>;
+    /// Deletes what `relist` did not list (nor could read).
+    fn end(tracker: &mut ChangeTracker, relist: &mut Streamed<Self::Key>);
+    fn mark_listed(lists: &mut InitialLists);
+    fn wrap(event: ObjectEvent<Self>) -> SourceEvent;
 }
 
-fn slices(
+impl StreamedKind for Service {
+    type Key = NamespacedName;
+    const KIND: ObjectKind = ObjectKind::Service;
+
+    fn relist(relists: &mut Relists) -> &mut Option<Streamed<NamespacedName>> {
+        &mut relists.services
+    }
+
+    fn fold(
+        tracker: &mut ChangeTracker,
+        service: &Service,
+        listed: &mut HashSet<NamespacedName>,
+    ) -> Result<(), ConversionError> {
+        listed.insert(name(&service.metadata));
+        tracker.on_service_update(service).map(drop)
+    }
+
+    fn end(tracker: &mut ChangeTracker, relist: &mut Streamed<NamespacedName>) {
+        relist.listed.extend(relist.kept.iter().cloned());
+        tracker.on_services_relist_end(&relist.listed);
+    }
+
+    fn mark_listed(lists: &mut InitialLists) {
+        lists.services = true;
+    }
+
+    fn wrap(event: ObjectEvent<Service>) -> SourceEvent {
+        SourceEvent::Service(event)
+    }
+}
+
+impl StreamedKind for EndpointSlice {
+    type Key = SliceKey;
+    const KIND: ObjectKind = ObjectKind::EndpointSlice;
+
+    fn relist(relists: &mut Relists) -> &mut Option<Streamed<SliceKey>> {
+        &mut relists.slices
+    }
+
+    fn fold(
+        tracker: &mut ChangeTracker,
+        slice: &EndpointSlice,
+        listed: &mut HashSet<SliceKey>,
+    ) -> Result<(), ConversionError> {
+        listed.extend(slice_key(slice));
+        tracker.on_slice_update(slice).map(drop)
+    }
+
+    fn end(tracker: &mut ChangeTracker, relist: &mut Streamed<SliceKey>) {
+        tracker.on_slices_relist_end(&relist.listed, &relist.kept);
+    }
+
+    fn mark_listed(lists: &mut InitialLists) {
+        lists.slices = true;
+    }
+
+    fn wrap(event: ObjectEvent<EndpointSlice>) -> SourceEvent {
+        SourceEvent::EndpointSlice(event)
+    }
+}
+
+fn streamed<K: StreamedKind>(
     relists: &mut Relists,
     tracker: &mut ChangeTracker,
     lists: &mut InitialLists,
-    event: ObjectEvent<k8s_openapi::api::discovery::v1::EndpointSlice>,
+    event: ObjectEvent<K>,
 ) -> Piece {
     match event {
-        ObjectEvent::ListStart => relists.slices = Some(Streamed::default()),
+        ObjectEvent::ListStart => *K::relist(relists) = Some(Streamed::default()),
         ObjectEvent::Listed { objects, undecodable } => {
-            let relist = relists.slices.get_or_insert_with(Streamed::default);
-            for slice in objects {
-                relist.listed.extend(slice_key(&slice));
-                if let Err(error) = tracker.on_slice_update(&slice) {
+            let relist = K::relist(relists).get_or_insert_with(Streamed::default);
+            for object in objects {
+                if let Err(error) = K::fold(tracker, &object, &mut relist.listed) {
                     relist.conversion.push(error);
                 }
             }
             relist.unreadable(undecodable);
         }
         ObjectEvent::ListEnd => {
-            let relist = relists.slices.take().unwrap_or_default();
-            tracker.on_slices_relist_end(&relist.listed, &relist.kept);
-            lists.slices = true;
-            return Piece::Ended(ObjectKind::EndpointSlice, relist.outcome());
+            let mut relist = K::relist(relists).take().unwrap_or_default();
+            K::end(tracker, &mut relist);
+            K::mark_listed(lists);
+            return Piece::Ended(K::KIND, relist.outcome());
         }
-        other => return Piece::Event(SourceEvent::EndpointSlice(other)),
+        other => return Piece::Event(K::wrap(other)),
     }
     Piece::Folded
 }
