@@ -194,3 +194,21 @@ fn memory(cgroup: &BenchCgroup) -> anyhow::Result<Vec<Row>> {
     };
     Ok(vec![row(PEAK, |m| m.peak_kib, "< 100 MiB"), row(STEADY, |m| m.steady_kib, "-")])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_sizes_are_the_defaults_until_a_map_would_be_too_small() {
+        assert_eq!(map_sizes(SERVICES), MapSizes::default());
+        let sizes = map_sizes(50_000);
+        assert_eq!(sizes.endpoints, 524_288, "50k x 10 slots, to the next power of two");
+        assert_eq!(sizes.services, MapSizes::default().services, "65,536 holds 50k addresses");
+        assert_eq!(map_sizes(70_000).services, 131_072);
+        assert_eq!(
+            MapSizes { services: 0, endpoints: 0, ..sizes },
+            MapSizes { services: 0, endpoints: 0, ..MapSizes::default() }
+        );
+    }
+}
