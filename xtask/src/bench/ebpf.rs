@@ -208,7 +208,8 @@ mod tests {
         assert_eq!(map_sizes(70_000).services, 131_072);
         assert_eq!(
             MapSizes { services: 0, endpoints: 0, ..sizes },
-            MapSizes { services: 0, endpoints: 0, ..MapSizes::default() }
+            MapSizes { services: 0, endpoints: 0, ..MapSizes::default() },
+            "the maps the programs fill keep their defaults"
         );
     }
 }
