@@ -121,6 +121,8 @@ fn phases() -> Vec<Phase> {
         Phase { rows: scale::nftables::rows(), ..Phase::new("scale 50k (nftables)", scale::nftables::run) },
         Phase { rows: scale::iptables::rows(), ..Phase::new("scale 50k (iptables-legacy)", scale::iptables::run) },
         Phase { rows: scale::daemon::rows(), ..Phase::new("scale 50k (daemon)", scale::daemon::run) },
+        #[cfg(feature = "ebpf")]
+        Phase { rows: scale::ebpf::rows(), ..Phase::new("scale 50k (ebpf)", scale::ebpf::run) },
         Phase::new("connect latency", latency::run),
         Phase::new("userspace relay", userspace::run),
         #[cfg(feature = "ebpf")]

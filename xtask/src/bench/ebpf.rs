@@ -9,25 +9,30 @@
 //! client joins it; the in-process dataplane runs on a thread inside the phase's node
 //! namespace, so its tc programs reach only that namespace's interfaces; the daemon runs in
 //! a namespace of its own. Every namespace starts with `kpeb`; nothing is pinned.
+//!
+//! The sync measurements ([`sync::SyncBench`]), the cgroup, the map sizes and the loaded
+//! state take the number of services: the 50k rows (`scale 50k (ebpf)`) use them too.
 
-mod cgroup;
+pub(super) mod cgroup;
 mod node;
+pub(super) mod sync;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use kproxy_core::{Changes, Dataplane, ProxyState};
-use kproxy_ebpf::{EbpfConfig, EbpfDataplane};
+use kproxy_ebpf::{EbpfConfig, EbpfDataplane, MapSizes};
 
 use super::latency::{Latency, latency_rows};
 use super::memory::daemon::{self, Measured, Setup, Source};
 use super::memory::mib;
-use super::nftables::{self, CHANGE_SAMPLES, ENDPOINTS, Namespace};
+use super::nftables::ENDPOINTS;
 use super::state::synthetic;
 use super::{Row, median, ms};
-use crate::netns::{Cluster, NODE_IP};
+use crate::netns::NODE_IP;
 use cgroup::BenchCgroup;
 use node::NodeThread;
+use sync::SyncBench;
 
 /// Service ports of the loaded state.
 const SERVICES: usize = 10_000;
@@ -48,7 +53,7 @@ pub(crate) fn row_names() -> Vec<String> {
 
 /// Every eBPF row.
 pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
-    let cgroup = BenchCgroup::create()?;
+    let cgroup = BenchCgroup::create("kpeb")?;
     let mut rows = Vec::new();
     // A group that fails reports that and lets the others run.
     for (group, measured) in [
@@ -71,53 +76,47 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The dataplane's settings: attached to `cgroup` only, nothing pinned.
-fn config(cgroup: &Path) -> EbpfConfig {
+/// The dataplane's settings: attached to `cgroup` only, nothing pinned, maps of `sizes`.
+fn config(cgroup: &Path, sizes: MapSizes) -> EbpfConfig {
     assert_ne!(Some(cgroup), kproxy_ebpf::cgroup2_root().as_deref(), "never the cgroup root");
-    EbpfConfig { cgroup_path: cgroup.to_owned(), pin_dir: None, ..EbpfConfig::default() }
+    EbpfConfig { cgroup_path: cgroup.to_owned(), pin_dir: None, map_sizes: sizes, ..EbpfConfig::default() }
 }
 
-/// 10k × 10 synthetic services on a node holding [`NODE_IP`] (so the tc programs have an
-/// external interface, and every service an entry for traffic from outside too).
-fn loaded_state() -> anyhow::Result<ProxyState> {
-    let mut state = synthetic(SERVICES, ENDPOINTS);
+/// Map sizes that hold [`loaded_state`] of `services`: the defaults, each raised to the
+/// next power of two where it is too small. Its ClusterIPs take one `kp_services` and one
+/// `kp_external` entry each (those two maps have one size), its endpoints one
+/// `kp_endpoints` slot each (only the cluster set: no endpoint is local).
+pub(super) fn map_sizes(services: usize) -> MapSizes {
+    let fit = |default: u32, needed: usize| default.max(u32::try_from(needed.next_power_of_two()).unwrap_or(u32::MAX));
+    let default = MapSizes::default();
+    MapSizes {
+        services: fit(default.services, services),
+        endpoints: fit(default.endpoints, services * ENDPOINTS),
+        ..default
+    }
+}
+
+/// `services` synthetic services of [`ENDPOINTS`] each on a node holding [`NODE_IP`] (so
+/// the tc programs have an external interface, and every service an entry for traffic
+/// from outside too).
+pub(super) fn loaded_state(services: usize) -> anyhow::Result<ProxyState> {
+    let mut state = synthetic(services, ENDPOINTS);
     state.node.addresses = vec![NODE_IP.parse()?];
     Ok(state)
 }
 
-/// Cold load and one change, eBPF against nftables.
+/// Cold load and one change at 10k, eBPF against nftables; the cold loads alternate.
 fn sync_rows(cgroup: &Path) -> anyhow::Result<Vec<Row>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let pid = std::process::id() % 10_000;
-    let cluster = Cluster::create(&format!("kpebs{pid}"), 0)?;
-    let nft_ns = Namespace::create(&format!("kpebn{pid}"))?;
-    let node = NodeThread::start(&cluster.ns("node"))?;
+    let bench = SyncBench::create("kpeb", cgroup, map_sizes(SERVICES))?;
     let (mut ebpf_cold, mut nft_cold) = (Vec::new(), Vec::new());
-    let mut state = loaded_state()?;
+    let state = Arc::new(loaded_state(SERVICES)?);
     for _ in 0..COLD_SAMPLES {
-        let config = config(cgroup);
-        let (back, took) = node.run(move |n| -> anyhow::Result<(ProxyState, Duration)> {
-            let mut dp = EbpfDataplane::new(config);
-            let started = Instant::now();
-            let synced = n.runtime.block_on(dp.sync(&state, &Changes::full_sync()));
-            let took = started.elapsed();
-            n.runtime.block_on(dp.cleanup())?;
-            synced?;
-            Ok((state, took))
-        })??;
-        state = back;
-        ebpf_cold.push(took);
-        nft_cold.push(runtime.block_on(nft_cold_load(&nft_ns.0, &state))?);
+        ebpf_cold.push(bench.ebpf_cold(&state)?.0);
+        nft_cold.push(bench.nft_cold(&state)?.0);
     }
-    let config = config(cgroup);
-    let ebpf_change = node.run(move |n| -> anyhow::Result<Duration> {
-        let mut dp = EbpfDataplane::new(config);
-        n.runtime.block_on(dp.sync(&state, &Changes::full_sync()))?;
-        let change = n.runtime.block_on(nftables::changes(&mut dp, state, CHANGE_SAMPLES));
-        n.runtime.block_on(dp.cleanup())?;
-        change
-    })??;
-    let nft_change = runtime.block_on(nft_one_change(&nft_ns.0, loaded_state()?))?;
+    let state = Arc::unwrap_or_clone(state);
+    let ebpf_change = bench.ebpf_change(state.clone())?;
+    let nft_change = bench.nft_change(state)?;
     let (ebpf_cold, nft_cold) = (median(ebpf_cold), median(nft_cold));
     Ok(vec![
         Row {
@@ -135,27 +134,6 @@ fn sync_rows(cgroup: &Path) -> anyhow::Result<Vec<Row>> {
             goal: "< 1 s".to_owned(),
         },
     ])
-}
-
-/// One cold full sync of the nftables dataplane in namespace `ns`.
-async fn nft_cold_load(ns: &str, state: &ProxyState) -> anyhow::Result<Duration> {
-    let mut dp = nftables::dataplane(ns);
-    dp.cleanup().await?;
-    let started = Instant::now();
-    let synced = dp.sync(state, &Changes::full_sync()).await;
-    let took = started.elapsed();
-    dp.cleanup().await?;
-    synced?;
-    Ok(took)
-}
-
-/// The nftables dataplane's median endpoint change with `state` loaded.
-async fn nft_one_change(ns: &str, state: ProxyState) -> anyhow::Result<Duration> {
-    let mut dp = nftables::dataplane(ns);
-    dp.sync(&state, &Changes::full_sync()).await?;
-    let change = nftables::changes(&mut dp, state, CHANGE_SAMPLES).await;
-    dp.cleanup().await?;
-    change
 }
 
 /// Connect latency: the client in the cgroup, its connections balanced at `connect`.
@@ -181,7 +159,7 @@ fn latency(cgroup: &Path) -> anyhow::Result<Vec<Row>> {
         };
         let mut state = state.clone();
         state.node.addresses = vec![NODE_IP.parse()?];
-        let config = config(cgroup);
+        let config = config(cgroup, map_sizes(SERVICES));
         node.run(move |n| -> anyhow::Result<()> {
             let dp = n.dataplane.get_or_insert_with(|| EbpfDataplane::new(config));
             n.runtime.block_on(dp.sync(&state, &Changes::full_sync()))?;
@@ -215,4 +193,23 @@ fn memory(cgroup: &BenchCgroup) -> anyhow::Result<Vec<Row>> {
         goal: goal.to_owned(),
     };
     Ok(vec![row(PEAK, |m| m.peak_kib, "< 100 MiB"), row(STEADY, |m| m.steady_kib, "-")])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_sizes_are_the_defaults_until_a_map_would_be_too_small() {
+        assert_eq!(map_sizes(SERVICES), MapSizes::default());
+        let sizes = map_sizes(50_000);
+        assert_eq!(sizes.endpoints, 524_288, "50k x 10 slots, to the next power of two");
+        assert_eq!(sizes.services, MapSizes::default().services, "65,536 holds 50k addresses");
+        assert_eq!(map_sizes(70_000).services, 131_072);
+        assert_eq!(
+            MapSizes { services: 0, endpoints: 0, ..sizes },
+            MapSizes { services: 0, endpoints: 0, ..MapSizes::default() },
+            "the maps the programs fill keep their defaults"
+        );
+    }
 }

@@ -1,12 +1,16 @@
 //! Issue 13's rows at 50k service ports × 10 endpoints: the nftables and iptables-legacy
-//! dataplanes' cold load and one change, each against its tool loading the same text, and
-//! the daemon's RSS and network programming latency from the fake apiserver.
+//! dataplanes' cold load and one change, each against its tool loading the same text, the
+//! daemon's RSS and network programming latency from the fake apiserver, and (with the
+//! `ebpf` feature) the eBPF dataplane's cold load and one change.
 //!
-//! Three phases (`--only 50k` runs them all): each builds the 50k state once and keeps its
+//! Four phases (`--only 50k` runs them all): each builds the 50k state once and keeps its
 //! counts bounded, so a full `cargo xtask bench` stays within its 20 minutes. Every
-//! namespace is named `kpsc<pid>-…` and removed after (also on failure).
+//! namespace is named `kpsc<pid>-…` (the eBPF phase's `kpe5…`) and removed after (also on
+//! failure).
 
 pub(crate) mod daemon;
+#[cfg(feature = "ebpf")]
+pub(crate) mod ebpf;
 pub(crate) mod iptables;
 pub(crate) mod nftables;
 mod programming;
@@ -17,6 +21,8 @@ use crate::netns::run as sh;
 const SERVICES: usize = 50_000;
 /// Endpoints per service port.
 const ENDPOINTS: usize = 10;
+/// The table size of the one-endpoint changes' baselines.
+const CHANGE_BASELINE_SERVICES: usize = 10_000;
 
 /// The prefix of every namespace of these phases.
 fn prefix() -> String {
@@ -49,13 +55,14 @@ impl Drop for Namespace {
 /// children (`nft`, `iptables-restore`). On a shared machine wall times include waiting
 /// for a core; these do not.
 #[derive(Debug, Clone, Copy, Default)]
-struct Cpu {
-    own: std::time::Duration,
-    children: std::time::Duration,
+pub(super) struct Cpu {
+    pub(super) own: std::time::Duration,
+    pub(super) children: std::time::Duration,
 }
 
 impl Cpu {
-    fn now() -> anyhow::Result<Self> {
+    /// The CPU time used so far.
+    pub(super) fn now() -> anyhow::Result<Self> {
         use nix::sys::resource::{UsageWho, getrusage};
         let total = |who| -> anyhow::Result<std::time::Duration> {
             let usage = getrusage(who)?;
@@ -69,7 +76,7 @@ impl Cpu {
     }
 
     /// The CPU time used since `self`.
-    fn since(self) -> anyhow::Result<Self> {
+    pub(super) fn since(self) -> anyhow::Result<Self> {
         let now = Self::now()?;
         Ok(Self { own: now.own.saturating_sub(self.own), children: now.children.saturating_sub(self.children) })
     }

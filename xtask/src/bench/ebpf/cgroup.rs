@@ -5,23 +5,23 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-/// A cgroup v2 directory `kpeb-<pid>` under the cgroup2 mount, removed on drop (also after
-/// a failure). Only the benchmark's clients join it; nothing attaches above it.
-pub(super) struct BenchCgroup {
+/// A cgroup v2 directory `<prefix>-<pid>` under the cgroup2 mount, removed on drop (also
+/// after a failure). Only the benchmark's clients join it; nothing attaches above it.
+pub(in crate::bench) struct BenchCgroup {
     path: PathBuf,
 }
 
 impl BenchCgroup {
-    /// Creates the cgroup.
-    pub(super) fn create() -> anyhow::Result<Self> {
+    /// Creates the cgroup `<prefix>-<pid>`.
+    pub(in crate::bench) fn create(prefix: &str) -> anyhow::Result<Self> {
         let root = kproxy_ebpf::cgroup2_root().context("no cgroup2 mount in /proc/mounts")?;
-        let path = root.join(format!("kpeb-{}", std::process::id()));
+        let path = root.join(format!("{prefix}-{}", std::process::id()));
         std::fs::create_dir(&path).with_context(|| format!("mkdir {}", path.display()))?;
         Ok(Self { path })
     }
 
     /// Its directory, where the programs attach.
-    pub(super) fn path(&self) -> &Path {
+    pub(in crate::bench) fn path(&self) -> &Path {
         &self.path
     }
 

@@ -9,15 +9,13 @@ use kproxy_core::{Changes, Dataplane, ProxyState};
 use kproxy_netfilter::{ExecNft, NetlinkConntrack, RecordingNft};
 use kproxy_nftables::{NftablesConfig, NftablesDataplane};
 
-use super::{Cpu, ENDPOINTS, Namespace, SERVICES, count, secs};
+use super::{CHANGE_BASELINE_SERVICES, Cpu, ENDPOINTS, Namespace, SERVICES, count, secs};
 use crate::bench::state::synthetic;
 use crate::bench::{Row, ms};
 use crate::netns::run as sh;
 
 /// Changes per table size (median reported).
 const CHANGE_SAMPLES: usize = 15;
-/// The table size of the change's baseline.
-const BASELINE_SERVICES: usize = 10_000;
 
 /// The row names, for `--only`.
 pub(crate) fn rows() -> Vec<String> {
@@ -39,7 +37,7 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
     let (cold, scripts, change) = runtime.block_on(load_and_change(state))?;
     let (bare, bare_cpu) = nft_f(&scripts)?;
     drop(scripts);
-    let (_, _, baseline_change) = runtime.block_on(load_and_change(synthetic(BASELINE_SERVICES, ENDPOINTS)))?;
+    let (_, _, baseline_change) = runtime.block_on(load_and_change(synthetic(CHANGE_BASELINE_SERVICES, ENDPOINTS)))?;
     Ok(vec![
         Row {
             name: cold_name(),
@@ -51,7 +49,7 @@ pub(crate) fn run() -> anyhow::Result<Vec<Row>> {
         Row {
             name: change_name(),
             value: ms(change),
-            baseline: format!("same change, {} svc present {}", count(BASELINE_SERVICES), ms(baseline_change)),
+            baseline: format!("same change, {} svc present {}", count(CHANGE_BASELINE_SERVICES), ms(baseline_change)),
             ratio: Some(change.as_secs_f64() / baseline_change.as_secs_f64()),
             goal: "< 50 ms".to_owned(),
         },
