@@ -133,6 +133,11 @@ pub struct Flags {
     /// comma-separated, e.g. /run/netns/NAME or /proc/PID/ns/net; default: all).
     #[arg(long, value_name = "PATH[,PATH]")]
     pub ebpf_netns: Option<String>,
+    /// Entries of the eBPF mode's maps (comma-separated MAP=ENTRIES; maps: services,
+    /// endpoints, reverse-nat, affinity, conntrack, source-ranges; default 65536, 262144,
+    /// 65536, 65536, 131072, 16384).
+    #[arg(long, value_name = "MAP=ENTRIES[,MAP=ENTRIES]")]
+    pub ebpf_map_sizes: Option<String>,
     /// Accept NodePort traffic to localhost (iptables mode).
     #[arg(long = "iptables-localhost-nodeports", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub localhost_nodeports: Option<bool>,
@@ -299,6 +304,7 @@ impl Flags {
             ebpf_pin_path: self.ebpf_pin_path.clone(),
             ebpf_interfaces: self.ebpf_interfaces.clone(),
             ebpf_netns: self.ebpf_netns.clone(),
+            ebpf_map_sizes: self.ebpf_map_sizes.clone(),
             conntrack_max_per_core: self.conntrack_max_per_core,
             conntrack_min: self.conntrack_min,
             conntrack_tcp_timeout_established: self.conntrack_tcp_timeout_established.clone(),

@@ -193,7 +193,7 @@ mod userspace {
 
 #[cfg(feature = "ebpf")]
 mod ebpf {
-    use kproxy_ebpf::{EbpfConfig, EbpfDataplane, netns_cookie};
+    use kproxy_ebpf::{EbpfConfig, EbpfDataplane, MapSizes, netns_cookie};
     use kproxy_runtime::config::{self, ConfigError, ProxyConfig};
 
     /// The eBPF dataplane configured from the daemon's configuration; `--ebpf-netns` is
@@ -222,12 +222,50 @@ mod ebpf {
             cgroup_path: config.ebpf_cgroup_path.clone().unwrap_or(defaults.cgroup_path),
             pin_dir: config.ebpf_pin_path.clone(),
             interfaces: config.ebpf_interfaces.clone(),
+            map_sizes: map_sizes(&config.ebpf_map_sizes),
             nodeport_addresses: match &config.nodeport_addresses {
                 config::NodePortAddresses::Cidrs(cidrs) => kproxy_core::NodePortAddresses::Cidrs(cidrs.clone()),
                 config::NodePortAddresses::All => kproxy_core::NodePortAddresses::All,
                 config::NodePortAddresses::Primary => kproxy_core::NodePortAddresses::Primary,
             },
             ..defaults
+        }
+    }
+
+    /// `--ebpf-map-sizes` over the dataplane's defaults.
+    fn map_sizes(given: &config::EbpfMapSizes) -> MapSizes {
+        let defaults = MapSizes::default();
+        MapSizes {
+            services: given.services.unwrap_or(defaults.services),
+            endpoints: given.endpoints.unwrap_or(defaults.endpoints),
+            reverse_nat: given.reverse_nat.unwrap_or(defaults.reverse_nat),
+            affinity: given.affinity.unwrap_or(defaults.affinity),
+            conntrack: given.conntrack.unwrap_or(defaults.conntrack),
+            source_ranges: given.source_ranges.unwrap_or(defaults.source_ranges),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn each_map_size_flag_sets_its_own_map_and_names_it_back() {
+            for name in config::EBPF_MAPS {
+                let given = config::EbpfMapSizes::parse(&format!("{name}=7")).expect("a known map");
+                let sizes = map_sizes(&given);
+                let set = [
+                    (sizes.services, "kp_services"),
+                    (sizes.endpoints, "kp_endpoints"),
+                    (sizes.reverse_nat, "kp_revnat"),
+                    (sizes.affinity, "kp_affinity"),
+                    (sizes.conntrack, "kp_conntrack"),
+                    (sizes.source_ranges, "kp_ranges"),
+                ];
+                let maps: Vec<&str> = set.iter().filter(|(size, _)| *size == 7).map(|(_, map)| *map).collect();
+                assert_eq!(maps.len(), 1, "{name} sets one map: {maps:?}");
+                assert_eq!(MapSizes::flag_name(maps[0]), Some(name), "the error for a full {} names {name}", maps[0]);
+            }
         }
     }
 }

@@ -109,6 +109,15 @@ fn interface_detect_local_modes_need_a_valid_interface() {
 }
 
 #[test]
+fn bad_ebpf_map_sizes_exit_2_naming_the_map() {
+    let outcome = daemon(&["--ebpf-map-sizes=endpoints=524288,backends=10"], &[]);
+    assert_usage_error(&outcome, &["kproxy:", "ebpf-map-sizes", "unknown map \"backends\"", "endpoints"]);
+    assert_eq!(outcome.stderr.lines().count(), 1, "{outcome:#?}");
+    let outcome = daemon(&[], &[("KPROXY_EBPF_MAP_SIZES", "endpoints=0")]);
+    assert_usage_error(&outcome, &["kproxy:", "ebpf-map-sizes", "endpoints", "not a size"]);
+}
+
+#[test]
 fn bad_environment_value_exits_2() {
     let outcome = daemon(&[], &[("KPROXY_SYNC_PERIOD", "bogus")]);
     assert_usage_error(&outcome, &["kproxy:", "sync-period", "bogus"]);

@@ -37,6 +37,21 @@ impl Default for MapSizes {
     }
 }
 
+impl MapSizes {
+    /// How `--ebpf-map-sizes` names the size of map `map` (`kp_endpoints`: `endpoints`).
+    pub fn flag_name(map: &str) -> Option<&'static str> {
+        Some(match map {
+            "kp_services" | "kp_external" => "services",
+            "kp_endpoints" => "endpoints",
+            "kp_revnat" => "reverse-nat",
+            "kp_affinity" | "kp_client_affinity" => "affinity",
+            "kp_conntrack" => "conntrack",
+            "kp_ranges" => "source-ranges",
+            _ => return None,
+        })
+    }
+}
+
 /// The eBPF dataplane's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EbpfConfig {

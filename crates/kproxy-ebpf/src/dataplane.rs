@@ -161,7 +161,10 @@ impl Outcome {
         if more > 0 {
             tracing::warn!(more, "more service ports not written: maps are full");
         }
-        let message = format!("{} service port(s) not written, maps full; first: {first}", self.full.len());
+        let mut message = format!("{} service port(s) not written, maps full; first: {first}", self.full.len());
+        if let Some(flag) = crate::MapSizes::flag_name(first.map) {
+            message.push_str(&format!("; --ebpf-map-sizes {flag}=ENTRIES makes it larger"));
+        }
         Err(SyncError::retryable(NAME, "map capacity", message))
     }
 }

@@ -341,6 +341,7 @@ fn a_service_beyond_a_map_s_capacity_is_skipped_the_sync_fails_and_the_rest_is_b
     assert!(error.is_retryable() && !error.is_rejection(), "{error}");
     let text = error.to_string();
     assert!(text.contains("kp_endpoints holds at most 2") && text.contains("ns/web"), "{text}");
+    assert!(text.contains("--ebpf-map-sizes endpoints=ENTRIES"), "says how to make room: {text}");
     assert_eq!(kernel.calls(), ["load", "attach"], "what fits is attached and balanced");
     assert_eq!(endpoints_of(&kernel), Vec::<String>::new(), "web is not written at all");
     let api = KpServiceKey::new(ip("172.30.0.2"), 80, Protocol::Tcp);
@@ -349,6 +350,17 @@ fn a_service_beyond_a_map_s_capacity_is_skipped_the_sync_fails_and_the_rest_is_b
     let stats = block_on(dataplane.sync(&with_api(&["10.0.1.10"]), &Changes::full_sync())).unwrap();
     assert_eq!(endpoints_of(&kernel), ["10.0.1.10:8080"], "once it fits, it is written");
     assert_eq!(usage_of(&stats, "kp_endpoints"), (2, Some(2)));
+}
+
+#[test]
+fn every_sized_map_has_a_flag_name() {
+    let kernel = FakeKernel::default();
+    let mut dataplane = EbpfDataplane::with_kernel(EbpfConfig::default(), Box::new(kernel));
+    let stats = block_on(dataplane.sync(&with_api(&["10.0.1.10"]), &Changes::default())).unwrap();
+    // kp_netns has a fixed size: one entry per `--ebpf-netns` namespace.
+    for usage in stats.maps.iter().filter(|u| u.map != "kp_netns") {
+        assert!(crate::config::MapSizes::flag_name(usage.map).is_some(), "{} has no flag name", usage.map);
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod conntrack;
 mod duration;
+mod ebpf_maps;
 mod file;
 mod layers;
 mod validate;
@@ -11,6 +12,7 @@ mod write;
 
 pub use conntrack::ConntrackConfig;
 pub use duration::{format_go_duration, parse_go_duration};
+pub use ebpf_maps::{EBPF_MAP_MAX_ENTRIES, EBPF_MAPS, EbpfMapSizes};
 pub use file::KubeProxyConfiguration;
 pub use layers::{ConfigLayers, PartialConfig};
 pub use validate::{ConfigError, DetectLocalMode, LogFormat, NodePortAddresses, ProxyConfig, ProxyMode};

@@ -67,6 +67,8 @@ pub struct PartialConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ebpf_netns: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebpf_map_sizes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack_max_per_core: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack_min: Option<i32>,

@@ -9,6 +9,7 @@ pub use kproxy_core::InterfaceName;
 
 use super::conntrack::ConntrackConfig;
 use super::duration::parse_go_duration;
+use super::ebpf_maps::EbpfMapSizes;
 use super::layers::PartialConfig;
 
 /// A configuration that cannot be used. The daemon prints it and exits with status 2.
@@ -176,6 +177,8 @@ pub struct ProxyConfig {
     /// (their files, e.g. `/run/netns/<name>` or `/proc/<pid>/ns/net`); empty: all. For
     /// hosts that run several nodes on one kernel (kind), which share a cgroup.
     pub ebpf_netns: Vec<PathBuf>,
+    /// `--ebpf-map-sizes`: entries of the eBPF mode's maps, for those given.
+    pub ebpf_map_sizes: EbpfMapSizes,
     /// `--conntrack-*`: the kernel's conntrack settings, set at start.
     pub conntrack: ConntrackConfig,
 }
@@ -217,6 +220,7 @@ impl ProxyConfig {
             ebpf_pin_path: non_empty(&c.ebpf_pin_path).map(PathBuf::from),
             ebpf_interfaces: name_list(c.ebpf_interfaces.as_deref().unwrap_or_default()),
             ebpf_netns: name_list(c.ebpf_netns.as_deref().unwrap_or_default()).into_iter().map(PathBuf::from).collect(),
+            ebpf_map_sizes: EbpfMapSizes::parse(c.ebpf_map_sizes.as_deref().unwrap_or_default())?,
             conntrack: ConntrackConfig::validate(c)?,
         })
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{ConfigLayers, KubeProxyConfiguration};
+use crate::config::{ConfigLayers, EbpfMapSizes, KubeProxyConfiguration};
 
 fn resolve(file: Option<&str>, env: &[(&str, &str)], flags: PartialConfig) -> Result<ProxyConfig, ConfigError> {
     let layers = ConfigLayers {
@@ -207,6 +207,17 @@ fn ebpf_interfaces_are_a_comma_separated_list_from_env_or_flags() {
     let flags = PartialConfig { ebpf_interfaces: Some("ens3".to_owned()), ..PartialConfig::default() };
     let c = resolve(None, &[("KPROXY_EBPF_INTERFACES", "eth0")], flags).unwrap();
     assert_eq!(c.ebpf_interfaces, ["ens3"], "the flag wins");
+}
+
+#[test]
+fn ebpf_map_sizes_come_from_env_or_flags() {
+    let c = resolve(None, &[], PartialConfig::default()).unwrap();
+    assert_eq!(c.ebpf_map_sizes, EbpfMapSizes::default(), "default: the dataplane's sizes");
+    let c = resolve(None, &[("KPROXY_EBPF_MAP_SIZES", "endpoints=524288")], PartialConfig::default()).unwrap();
+    assert_eq!(c.ebpf_map_sizes.endpoints, Some(524_288));
+    let flags = PartialConfig { ebpf_map_sizes: Some("services=131072".to_owned()), ..PartialConfig::default() };
+    let c = resolve(None, &[("KPROXY_EBPF_MAP_SIZES", "endpoints=524288")], flags).unwrap();
+    assert_eq!((c.ebpf_map_sizes.services, c.ebpf_map_sizes.endpoints), (Some(131_072), None), "the flag wins whole");
 }
 
 #[test]
