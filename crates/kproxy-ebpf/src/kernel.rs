@@ -109,13 +109,31 @@ pub struct AyaKernel {
     pinned: Vec<PinnedLink>,
     /// The tc links.
     tc: TcLinks,
+    /// The loader, made once with the kernel side: making one parses the kernel's BTF
+    /// (20 MiB at its peak). Made before the daemon holds any state, that memory is reused
+    /// for it; made at the first sync, it came on top of 10k services' state. The BTF
+    /// itself is dropped at once: the programs use no CO-RE relocations.
+    loader: EbpfLoader<'static>,
+    /// The maps directory the loader's pin paths point into.
+    loader_pins: Option<PathBuf>,
 }
 
 impl AyaKernel {
     /// A kernel side for `config`; nothing happens until [`Kernel::load`].
     pub fn new(config: EbpfConfig) -> Self {
         let version = pins::version(OBJECT, &config.map_sizes, &config.cgroup_path);
-        Self { config, version, ebpf: None, pin_dir: None, map_ids: None, pinned: Vec::new(), tc: TcLinks::default() }
+        let loader = loader(&config.map_sizes);
+        Self {
+            config,
+            version,
+            ebpf: None,
+            pin_dir: None,
+            map_ids: None,
+            pinned: Vec::new(),
+            tc: TcLinks::default(),
+            loader,
+            loader_pins: None,
+        }
     }
 
     /// The version of the programs this kernel side loads ([`pins::version`]).
@@ -153,9 +171,11 @@ impl std::fmt::Debug for AyaKernel {
     }
 }
 
+/// A loader for maps of `sizes`, without the kernel's BTF (see [`AyaKernel::loader`]).
 fn loader(sizes: &MapSizes) -> EbpfLoader<'static> {
     let mut loader = EbpfLoader::new();
     loader
+        .btf(None)
         .map_max_entries("kp_services", sizes.services)
         .map_max_entries("kp_endpoints", sizes.endpoints)
         .map_max_entries("kp_revnat", sizes.reverse_nat)
@@ -173,14 +193,19 @@ impl Kernel for AyaKernel {
         self.ebpf = None;
         self.pin_dir = self.config.pin_dir.as_deref().and_then(usable_pin_dir);
         let maps_dir = self.maps_dir();
-        let mut loader = loader(&self.config.map_sizes);
+        if self.loader_pins.is_some() && self.loader_pins != maps_dir {
+            // Pin paths cannot be unset: a loader pinning elsewhere is made again.
+            self.loader = loader(&self.config.map_sizes);
+            self.loader_pins = None;
+        }
         if let Some(dir) = &maps_dir {
             // A map pinned there already (same version) is opened instead of created.
             for name in MAP_NAMES {
-                loader.map_pin_path(name, dir.join(name));
+                self.loader.map_pin_path(name, dir.join(name));
             }
+            self.loader_pins = Some(dir.clone());
         }
-        let mut ebpf = loader.load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
+        let mut ebpf = self.loader.load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
         self.map_ids = maps_dir.map(|dir| pins::map_ids(&dir)).filter(|ids| !ids.is_empty());
         for name in PROGRAMS {
             let program: &mut CgroupSockAddr = ebpf
