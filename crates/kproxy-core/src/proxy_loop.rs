@@ -92,6 +92,8 @@ pub struct ProxyLoop {
     dataplane_unsure: bool,
     /// Quarantined ports, as their Services define them, and why.
     quarantine: BTreeMap<(IpFamily, ServicePortName), (ServicePort, String)>,
+    /// The next sync tries the quarantined ports again, full or not.
+    retry_quarantine: bool,
     /// Claims lost, as of the last successful sync.
     conflicts: BTreeSet<Conflict>,
     health: HealthIndex,
@@ -112,6 +114,7 @@ impl ProxyLoop {
             failed: None,
             dataplane_unsure: false,
             quarantine: BTreeMap::new(),
+            retry_quarantine: false,
             conflicts: BTreeSet::new(),
             health: HealthIndex::default(),
             node_eligible: true,
@@ -164,6 +167,12 @@ impl ProxyLoop {
         self.tracker.request_full_sync();
     }
 
+    /// Makes the next sync try every quarantined port again without being full (the
+    /// runner's periodic sync: the kernel may accept them now).
+    pub fn retry_quarantined(&mut self) {
+        self.retry_quarantine = true;
+    }
+
     /// The model as of the last sync, without quarantined ports.
     pub fn state(&self) -> &ProxyState {
         &self.state
@@ -190,9 +199,11 @@ impl ProxyLoop {
 
     /// Checks the pending changes out into the state and programs `dataplane`.
     ///
-    /// The sync is full when `full` is set (the runner's periodic resync, which also gives
-    /// every quarantined port another try), on the first sync, after a node change, and
-    /// after a failed one (whose changes it carries too); otherwise partial.
+    /// The sync is full when `full` is set (the runner's hourly full resync), on the first
+    /// sync, after a node change, and after a failed one (whose changes it carries too);
+    /// otherwise partial. A full sync, and the one after
+    /// [`retry_quarantined`](Self::retry_quarantined), give every quarantined port another
+    /// try.
     ///
     /// When the dataplane rejects the state ([`Retry::Rejected`](crate::Retry::Rejected)),
     /// the changed service ports (all of them on a full sync) are held out and the rest is
@@ -223,7 +234,7 @@ impl ProxyLoop {
             changes = failed;
         }
         self.quarantine.retain(|(family, name), _| !changes.family(*family).service_ports.contains(name));
-        if full {
+        if full || std::mem::take(&mut self.retry_quarantine) {
             for ((family, name), (port, _)) in std::mem::take(&mut self.quarantine) {
                 let changed = self.state.family_mut(family).services.insert(name, port);
                 changes.family_mut(family).service_ports.extend(changed);

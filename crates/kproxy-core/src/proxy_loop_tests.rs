@@ -164,7 +164,7 @@ fn a_full_sync_tries_every_quarantined_port_again() {
     let changes = proxy.checkout(false);
     block_on(proxy.program(&mut dataplane, changes)).unwrap();
     assert_eq!(proxy.quarantined().count(), 1);
-    // The kernel accepts it now (say, a module was loaded): the periodic full sync programs it.
+    // The kernel accepts it now (say, a module was loaded): the hourly full sync programs it.
     dataplane.poison.clear();
     let changes = proxy.checkout(true);
     assert!(changes.full());
@@ -172,6 +172,30 @@ fn a_full_sync_tries_every_quarantined_port_again() {
     assert_eq!(report.attempts, 1);
     assert_eq!(names(&dataplane.programmed), ["a", "bad"]);
     assert_eq!(proxy.quarantined().count(), 0);
+}
+
+#[test]
+fn a_periodic_sync_tries_quarantined_ports_again_without_a_full_sync() {
+    let mut proxy = loop_with(&["a", "bad"]);
+    let mut dataplane = FakeDataplane::rejecting(&["bad"]);
+    let changes = proxy.checkout(false);
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
+    // A partial sync leaves it out.
+    let changes = proxy.checkout(false);
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
+    assert_eq!(proxy.quarantined().count(), 1);
+    dataplane.poison.clear();
+    proxy.retry_quarantined();
+    let changes = proxy.checkout(false);
+    assert!(!changes.full(), "what was programmed is trusted");
+    let retried: Vec<&str> =
+        changes.family(IpFamily::V4).service_ports.iter().map(|p| p.service.name.as_str()).collect();
+    assert_eq!(retried, ["bad"], "only the held-back port");
+    block_on(proxy.program(&mut dataplane, changes)).unwrap();
+    assert_eq!(names(&dataplane.programmed), ["a", "bad"]);
+    assert_eq!(proxy.quarantined().count(), 0);
+    // Asked once: the next partial sync retries nothing.
+    assert!(proxy.checkout(false).family(IpFamily::V4).service_ports.is_empty());
 }
 
 /// Fails whatever the state, with `retry`: the cause is not in any port.

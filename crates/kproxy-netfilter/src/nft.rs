@@ -62,8 +62,8 @@ impl NftRunner for ExecNft {
     }
 }
 
-/// A fake `nft`: records every script, answers listings from a canned text, and can be
-/// told to fail.
+/// A fake `nft`: records every script, answers listings from a canned text, knows the
+/// named counters the scripts declared, and can be told to fail.
 #[derive(Debug, Clone, Default)]
 pub struct FakeNft {
     inner: Arc<Mutex<FakeNftState>>,
@@ -77,7 +77,52 @@ struct FakeNftState {
     counters: std::collections::BTreeMap<(IpFamily, String), u64>,
 }
 
+impl FakeNftState {
+    /// Counters the script declares exist from now on (counting nothing yet); a deleted
+    /// table takes its family's counters with it.
+    fn track_counters(&mut self, script: &str) {
+        // The family of the `table FAMILY NAME { … }` block being read, if any.
+        let mut block = None;
+        for line in script.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["add", "counter", family, _table, name, ..] => {
+                    if let Some(family) = family_of(family) {
+                        self.counters.entry((family, (*name).to_owned())).or_insert(0);
+                    }
+                }
+                ["table", family, _table, "{"] => block = family_of(family),
+                ["counter", name, "{", ..] => {
+                    if let Some(family) = block {
+                        self.counters.entry((family, (*name).to_owned())).or_insert(0);
+                    }
+                }
+                ["delete", "table", family, _table] => {
+                    if let Some(family) = family_of(family) {
+                        self.counters.retain(|(f, _), _| *f != family);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The family of an nft family keyword.
+fn family_of(keyword: &str) -> Option<IpFamily> {
+    match keyword {
+        "ip" => Some(IpFamily::V4),
+        "ip6" => Some(IpFamily::V6),
+        _ => None,
+    }
+}
+
 impl FakeNft {
+    /// Forgets the tables of `family`, as if someone deleted them (their counters go).
+    pub fn drop_tables(&self, family: IpFamily) {
+        self.lock().counters.retain(|(f, _), _| *f != family);
+    }
+
     /// Every script applied so far (failed ones included).
     pub fn scripts(&self) -> Vec<String> {
         self.lock().scripts.clone()
@@ -116,6 +161,7 @@ impl NftRunner for FakeNft {
                 stderr: "fake failure".to_owned(),
             });
         }
+        state.track_counters(script);
         Ok(())
     }
 
@@ -125,5 +171,29 @@ impl NftRunner for FakeNft {
 
     async fn counter_packets(&self, family: IpFamily, _table: &str, name: &str) -> Result<Option<u64>, CommandError> {
         Ok(self.lock().counters.get(&(family, name.to_owned())).copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_fake_knows_the_counters_scripts_declare_until_their_table_goes() {
+        let nft = FakeNft::default();
+        let count = |nft: FakeNft, family| async move { nft.counter_packets(family, "t", "c").await.unwrap() };
+        assert_eq!(count(nft.clone(), IpFamily::V4).await, None);
+        nft.apply("add table ip t\nadd counter ip t c\n").await.unwrap();
+        assert_eq!(count(nft.clone(), IpFamily::V4).await, Some(0));
+        assert_eq!(count(nft.clone(), IpFamily::V6).await, None, "the other family has none");
+        nft.set_counter(IpFamily::V4, "c", 7);
+        nft.apply("add counter ip t c\n").await.unwrap();
+        assert_eq!(count(nft.clone(), IpFamily::V4).await, Some(7), "declaring again keeps the count");
+        nft.apply("add table ip t\ndelete table ip t\n").await.unwrap();
+        assert_eq!(count(nft.clone(), IpFamily::V4).await, None);
+        nft.apply("table ip6 t {\n\tcounter c {\n\t}\n}\n").await.unwrap();
+        assert_eq!(count(nft.clone(), IpFamily::V6).await, Some(0), "declared inside a table block");
+        nft.drop_tables(IpFamily::V6);
+        assert_eq!(count(nft.clone(), IpFamily::V6).await, None);
     }
 }

@@ -12,6 +12,7 @@ use kproxy_netfilter::{CommandError, Conntrack, ExecNft, NetlinkConntrack, NftRu
 use crate::apply::{Committed, FullLoad, cleanup_script, existing_objects, partial_script, replace_script};
 use crate::config::NftablesConfig;
 use crate::counters::TableCounters;
+use crate::render::names::CT_STATE_INVALID_DROPPED;
 use crate::render::{PortRender, RenderContext, render_family, render_port, render_static, render_text};
 
 const NAME: &str = "nftables";
@@ -118,12 +119,29 @@ impl NftablesDataplane {
         let committed = self.committed[family.index()].take().unwrap_or_default();
         let mut committed = committed;
         let delta = committed.update(renders);
-        if !delta.is_empty() {
+        if delta.is_empty() {
+            self.check_table(family).await?;
+        } else {
             let script = partial_script(ctx.family.keyword(), &self.config.table, &delta);
             self.nft.apply(&script).await.map_err(sync_error)?;
         }
         self.committed[family.index()] = Some(committed);
         Ok(touched)
+    }
+
+    /// With nothing to send (the periodic sync), checks that the table is still there,
+    /// by a counter it always declares (read over netlink, not by listing the table):
+    /// a table someone deleted is loaded again at once rather than at the hourly full
+    /// sync, as upstream's iptables canary does. A failed read proves nothing.
+    async fn check_table(&self, family: IpFamily) -> Result<(), SyncError> {
+        match self.nft.counter_packets(family, &self.config.table, CT_STATE_INVALID_DROPPED).await {
+            Ok(None) => Err(SyncError::retryable(NAME, "check table", "the table or its counters are gone")),
+            Ok(Some(_)) => Ok(()),
+            Err(error) => {
+                tracing::debug!(%error, ?family, "cannot check the nftables table");
+                Ok(())
+            }
+        }
     }
 
     /// The flows of every stale UDP endpoint in `changes`. Computed before a sync, so that

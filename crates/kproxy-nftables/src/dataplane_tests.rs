@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kproxy_core::{ChangeTracker, Changes, Dataplane, NamespacedName, ProxyState, SyncStats};
+use kproxy_core::{ChangeTracker, Changes, Dataplane, IpFamily, NamespacedName, ProxyState, SyncStats};
 use kproxy_netfilter::{FakeConntrack, FakeNft, FlowFilter};
 use kproxy_testkit::ip_plan::{NODE_IP, NODE_NAME, OTHER_NODE_NAME, POD_CIDR};
 use kproxy_testkit::{node, service, slice};
@@ -463,6 +463,20 @@ async fn nothing_changed_sends_nothing() {
     let (stats, scripts) = h.sync_scripts().await;
     assert!(!stats.full);
     assert!(scripts.is_empty());
+}
+
+#[tokio::test]
+async fn a_table_someone_deleted_is_loaded_again_by_the_next_sync_with_nothing_changed() {
+    let mut h = Harness::new();
+    h.apply(&[svc("svc1", "172.30.0.41")], &[eps("svc1", &["10.180.1.1"])]);
+    h.sync().await;
+    h.nft.drop_tables(IpFamily::V4);
+    let (_, scripts) = h.sync_scripts().await;
+    assert_eq!(scripts.len(), 1, "the IPv4 table only: {scripts:?}");
+    assert!(scripts[0].contains("\nflush table ip kproxy\n"), "a full load:\n{}", scripts[0]);
+    assert!(scripts[0].contains("172.30.0.41 . tcp . 80"), "with the services:\n{}", scripts[0]);
+    let (_, scripts) = h.sync_scripts().await;
+    assert!(scripts.is_empty(), "back in place: {scripts:?}");
 }
 
 #[tokio::test]

@@ -213,6 +213,17 @@ async fn partial_updates_keep_the_kernel_equal_to_a_fresh_load() {
     live.nft_ok(&["-f", "-"], &format!("delete element ip kproxy {sticky_set} {{ 10.99.0.1 }}\n"));
     assert_matches_scratch("full sync over the live table", &live, &scratch, &dataplane, &cluster);
 
+    // Nothing changed (the periodic sync): nothing is sent while the table is there; a
+    // table someone deleted is loaded again at once.
+    let sent = nft.scripts().len();
+    let changes = cluster.checkout();
+    dataplane.sync(&cluster.state, &changes).await.expect("a sync with nothing changed");
+    assert_eq!(nft.scripts().len(), sent, "nothing to send");
+    live.nft_ok(&["delete", "table", "ip", "kproxy"], "");
+    let changes = cluster.checkout();
+    dataplane.sync(&cluster.state, &changes).await.expect("a sync after the table went");
+    assert_matches_scratch("a deleted table loaded again", &live, &scratch, &dataplane, &cluster);
+
     dataplane.cleanup().await.expect("cleanup");
     assert_eq!(live.nft_ok(&["list", "ruleset"], ""), before_start, "cleanup leaves the ruleset as it was before");
     dataplane.cleanup().await.expect("cleanup twice");

@@ -119,6 +119,7 @@ fn sync_config(config: &ProxyConfig) -> SyncConfig {
         min_interval: config.min_sync_period,
         retry_interval: config.sync_period,
         max_interval: config.sync_period,
+        full_interval: crate::runner::DEFAULT_FULL_INTERVAL,
     }
 }
 

@@ -50,6 +50,6 @@ pub mod source;
 mod test_http;
 
 pub use runner::{
-    DEFAULT_MIN_INTERVAL, DEFAULT_SYNC_PERIOD, Driver, RetryableError, RunError, StopReason, SyncConfig,
-    SyncConfigError, SyncFn, SyncHandle, SyncKind, SyncRunner,
+    DEFAULT_FULL_INTERVAL, DEFAULT_MIN_INTERVAL, DEFAULT_SYNC_PERIOD, Driver, RetryableError, RunError, StopReason,
+    SyncConfig, SyncConfigError, SyncFn, SyncHandle, SyncKind, SyncRunner,
 };

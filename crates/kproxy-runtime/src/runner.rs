@@ -9,11 +9,16 @@
 //!    collapse into one run, started as soon as the interval is over.
 //! 2. **Maximum interval.** A run starts at most [`SyncConfig::max_interval`] after the end
 //!    of the previous one (or after the runner starts), with no request needed. That
-//!    periodic run is [full](SyncKind::Full).
+//!    [periodic](SyncKind::Periodic) run applies what changed and retries what was held
+//!    back; it trusts what was programmed.
 //! 3. **Retry interval.** After a [retryable](RetryableError::is_retryable) error, the next
 //!    run starts [`SyncConfig::retry_interval`] after the failed one ended, or earlier if a
 //!    request or the periodic run comes first, but never before the minimum interval. The
 //!    run after a failure is always full. A successful run cancels the pending retry.
+//! 4. **Full interval.** A run is [full](SyncKind::Full) when the last full one succeeded
+//!    more than [`SyncConfig::full_interval`] before it starts (upstream's
+//!    `FullSyncPeriod`, an hour): a full load of 50k services takes `nft` ten seconds, not
+//!    something to repeat every `--sync-period`.
 //!
 //! The first run is always full too: nothing can be assumed about what was programmed
 //! before the runner started. A fatal error stops the runner and is returned.
@@ -44,6 +49,9 @@ pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// kube-proxy's default `--sync-period`.
 pub const DEFAULT_SYNC_PERIOD: Duration = Duration::from_secs(30);
 
+/// The default [`SyncConfig::full_interval`]: upstream's `proxyutil.FullSyncPeriod`.
+pub const DEFAULT_FULL_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Roughly 30 years: the deadline used when adding an interval would overflow.
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
@@ -56,8 +64,11 @@ pub struct SyncConfig {
     /// How long after a failed run ends the next run starts, at the latest.
     pub retry_interval: Duration,
     /// The most time from the end of one run to the start of the next, and so the period
-    /// of the unconditional full sync (kube-proxy's `--sync-period`).
+    /// of the unconditional periodic run (kube-proxy's `--sync-period`).
     pub max_interval: Duration,
+    /// How long after the last successful full run the next run is full again, whatever
+    /// started it (zero: every run is full).
+    pub full_interval: Duration,
 }
 
 impl Default for SyncConfig {
@@ -66,6 +77,7 @@ impl Default for SyncConfig {
             min_interval: DEFAULT_MIN_INTERVAL,
             retry_interval: DEFAULT_SYNC_PERIOD,
             max_interval: DEFAULT_SYNC_PERIOD,
+            full_interval: DEFAULT_FULL_INTERVAL,
         }
     }
 }
@@ -112,6 +124,10 @@ pub enum SyncConfigError {
 pub enum SyncKind {
     /// Only the changes since the last successful run need applying.
     Partial,
+    /// The periodic run: the changes since the last successful run, and another try for
+    /// whatever was held back (service ports the dataplane refused); what was programmed
+    /// is trusted.
+    Periodic,
     /// Nothing programmed before may be trusted: rebuild everything.
     Full,
 }
@@ -328,12 +344,20 @@ struct Schedule {
     periodic_at: Instant,
     retry_at: Option<Instant>,
     full_next: bool,
+    /// When the next run must be full again ([`SyncConfig::full_interval`] after the end of
+    /// the last successful full run).
+    full_at: Instant,
 }
 
 impl Schedule {
     /// Before the first run, which is full.
     fn new(start: Instant, config: &SyncConfig) -> Self {
-        Self { periodic_at: after(start, config.max_interval), retry_at: None, full_next: true }
+        Self { periodic_at: after(start, config.max_interval), retry_at: None, full_next: true, full_at: start }
+    }
+
+    /// Whether a run starting at `now` must be full.
+    fn full_due(&self, now: Instant) -> bool {
+        self.full_next || now >= self.full_at
     }
 
     /// The earlier of the retry and the periodic run.
@@ -344,11 +368,14 @@ impl Schedule {
         }
     }
 
-    /// After a run that ended at `end` and succeeded.
-    fn succeeded(&mut self, end: Instant, config: &SyncConfig) {
+    /// After a run of `kind` that ended at `end` and succeeded.
+    fn succeeded(&mut self, end: Instant, kind: SyncKind, config: &SyncConfig) {
         self.periodic_at = after(end, config.max_interval);
         self.retry_at = None;
         self.full_next = false;
+        if kind.is_full() {
+            self.full_at = after(end, config.full_interval);
+        }
     }
 
     /// After a run that ended at `end` with a retryable error.
@@ -477,8 +504,10 @@ impl SyncRunner {
             tracing::trace!(?trigger, "pending sync request joins this run");
         }
         let requested_full = self.full.swap(false, Ordering::SeqCst);
-        if requested_full || schedule.full_next || trigger != Trigger::Requested {
+        if requested_full || schedule.full_due(Instant::now()) {
             SyncKind::Full
+        } else if trigger == Trigger::Periodic {
+            SyncKind::Periodic
         } else {
             SyncKind::Partial
         }
@@ -500,7 +529,7 @@ impl SyncRunner {
         match result {
             Ok(()) => {
                 tracing::debug!(?kind, ?elapsed, "sync succeeded");
-                schedule.succeeded(end, &self.config);
+                schedule.succeeded(end, kind, &self.config);
             }
             Err(error) if error.is_retryable() => {
                 tracing::warn!(%error, ?elapsed, retry_in = ?self.config.retry_interval, "sync failed; will retry with a full sync");

@@ -104,7 +104,7 @@ async fn updates_are_synced_partially_and_other_proxies_services_are_not_program
         assert!(first.changes.full());
         assert_eq!(first.ports(), [SVC1], "only svc1 is ours");
 
-        // Right after a sync, so the periodic full sync is a whole sync period away.
+        // Right after a sync, so the periodic sync is a whole sync period away.
         let from = recorder.len();
         server.apply(&svc1_slice(&["10.180.0.1", "10.180.0.2"]));
         let (_, update) = recorder.wait_for("the new endpoint", from, |s| s.endpoints(SVC1).len() == 2).await;
@@ -209,8 +209,8 @@ async fn apiserver_outage_keeps_the_last_state_and_recovers() {
         // Let the cut watches end before the change, so none of them carries it.
         tokio::time::sleep(Duration::from_millis(300)).await;
         server.apply(&service("ns1", "during").cluster_ip("172.30.0.45").tcp("p80", 80).build());
-        // The periodic full sync runs during the outage with the last state, not an empty one.
-        let (_, periodic) = recorder.wait_for("a periodic sync during the outage", from, |s| s.changes.full()).await;
+        // The periodic sync runs during the outage with the last state, not an empty one.
+        let (_, periodic) = recorder.wait_for("a periodic sync during the outage", from, |s| s.is_idle()).await;
         assert!(periodic.has_port(SVC1), "{}", periodic.summary());
         assert!(!periodic.has_port("ns1/during:p80"));
         let healthz = get(daemon.healthz, "/healthz").await;
@@ -394,11 +394,11 @@ async fn a_service_that_loses_a_claim_gets_one_event_while_the_conflict_lasts() 
         assert_eq!(event["reportingController"], "kproxy", "{event}");
         assert_eq!(daemon.metric("kproxy_service_port_conflicts").await, Some(1.0));
 
-        // While it lasts, neither a change of the loser nor the periodic full sync publishes again.
+        // While it lasts, neither a change of the loser nor the periodic sync publishes again.
         let from = recorder.len();
         server.apply(&claiming("a-newer", "172.30.0.53", 2_000_000_000, 80));
         recorder.wait_for("the loser's change", from, |s| s.changed_port("ns1/a-newer:p80")).await;
-        recorder.wait_for("a periodic full sync", from, |s| s.changes.full()).await;
+        recorder.wait_for("a periodic sync", from, |s| s.is_idle()).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(server.events().len(), 1, "one Event per conflict: {:?}", server.events());
         daemon.stop().await;

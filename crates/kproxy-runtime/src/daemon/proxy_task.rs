@@ -191,6 +191,9 @@ impl SyncFn for ProxyTask {
     async fn sync(&mut self, kind: SyncKind) -> Result<(), SyncError> {
         let started = tokio::time::Instant::now();
         let mode = self.dataplane.name();
+        if kind == SyncKind::Periodic {
+            self.proxy.retry_quarantined();
+        }
         match self.proxy.sync(self.dataplane.as_mut(), kind.is_full()).await {
             Ok(report) => {
                 let partial = !report.changes.full();

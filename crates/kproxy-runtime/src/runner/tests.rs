@@ -16,6 +16,8 @@ use super::*;
 
 const F: SyncKind = SyncKind::Full;
 const P: SyncKind = SyncKind::Partial;
+/// A periodic run.
+const R: SyncKind = SyncKind::Periodic;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -27,7 +29,12 @@ fn secs(n: u64) -> Duration {
 
 /// Upstream's test intervals: min 1 s, retry 5 s, max 10 s.
 fn upstream_config() -> SyncConfig {
-    SyncConfig { min_interval: secs(1), retry_interval: secs(5), max_interval: secs(10) }
+    SyncConfig {
+        min_interval: secs(1),
+        retry_interval: secs(5),
+        max_interval: secs(10),
+        full_interval: DEFAULT_FULL_INTERVAL,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +172,12 @@ fn default_config_is_kube_proxys() {
 
 #[test]
 fn config_rejects_max_below_min() {
-    let config = SyncConfig { min_interval: secs(2), retry_interval: secs(1), max_interval: secs(1) };
+    let config = SyncConfig {
+        min_interval: secs(2),
+        retry_interval: secs(1),
+        max_interval: secs(1),
+        full_interval: DEFAULT_FULL_INTERVAL,
+    };
     let error = config.validate().expect_err("max < min");
     assert_eq!(error, SyncConfigError::MaxBelowMin { min_interval: secs(2), max_interval: secs(1) });
     assert_eq!(error.to_string(), "max sync interval (1s) must be >= min sync interval (2s)");
@@ -177,16 +189,31 @@ fn config_rejects_max_below_min() {
 
 #[test]
 fn config_rejects_zero_max_interval() {
-    let config = SyncConfig { min_interval: Duration::ZERO, retry_interval: secs(1), max_interval: Duration::ZERO };
+    let config = SyncConfig {
+        min_interval: Duration::ZERO,
+        retry_interval: secs(1),
+        max_interval: Duration::ZERO,
+        full_interval: DEFAULT_FULL_INTERVAL,
+    };
     assert_eq!(config.validate(), Err(SyncConfigError::ZeroMaxInterval));
     assert!(SyncRunner::new(config).is_err());
 }
 
 #[test]
 fn config_accepts_max_equal_to_min_and_zero_min_and_retry() {
-    let equal = SyncConfig { min_interval: secs(5), retry_interval: secs(5), max_interval: secs(5) };
+    let equal = SyncConfig {
+        min_interval: secs(5),
+        retry_interval: secs(5),
+        max_interval: secs(5),
+        full_interval: DEFAULT_FULL_INTERVAL,
+    };
     assert_eq!(equal.validate(), Ok(()));
-    let zero = SyncConfig { min_interval: Duration::ZERO, retry_interval: Duration::ZERO, max_interval: secs(1) };
+    let zero = SyncConfig {
+        min_interval: Duration::ZERO,
+        retry_interval: Duration::ZERO,
+        max_interval: secs(1),
+        full_interval: DEFAULT_FULL_INTERVAL,
+    };
     assert_eq!(zero.validate(), Ok(()));
     let (runner, _handle) = SyncRunner::new(zero).expect("valid");
     assert_eq!(runner.config(), &zero);
@@ -305,19 +332,33 @@ async fn upstream_runner_timeline() {
     h.at(14_000).await;
     let (result, calls) = h.finish().await;
     assert_eq!(result, Ok(StopReason::HandlesDropped));
-    assert_eq!(calls, vec![(ms(0), F), (ms(1_000), P), (ms(2_000), P), (ms(12_000), F), (ms(13_000), P)]);
+    assert_eq!(calls, vec![(ms(0), F), (ms(1_000), P), (ms(2_000), P), (ms(12_000), R), (ms(13_000), P)]);
 }
 
 // ---------------------------------------------------------------- max interval
 
 #[tokio::test(start_paused = true)]
-async fn periodic_full_runs_happen_max_interval_after_each_end_without_requests() {
+async fn periodic_runs_happen_max_interval_after_each_end_without_requests() {
     let plan = vec![Step::ok_taking(secs(2)), Step::ok_taking(secs(2)), Step::ok_taking(secs(2))];
     let h = Harness::start(upstream_config(), plan);
     h.at(40_000).await;
     let (result, calls) = h.finish().await;
     assert_eq!(result, Ok(StopReason::HandlesDropped));
-    assert_eq!(calls, vec![(ms(10_000), F), (ms(22_000), F), (ms(34_000), F)]);
+    assert_eq!(calls, vec![(ms(10_000), F), (ms(22_000), R), (ms(34_000), R)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_is_full_again_once_the_full_interval_has_passed_since_the_last_full_one() {
+    let config = SyncConfig { full_interval: secs(25), ..upstream_config() };
+    let h = Harness::start(config, vec![]);
+    // 10 s: the first run, full (the next full one is due from 35 s); then periodic ones.
+    h.at(55_000).await;
+    h.handle.request(); // 55 s: the last full run (40 s) is recent: partial.
+    h.at(56_000).await;
+    let (result, calls) = h.finish().await;
+    assert_eq!(result, Ok(StopReason::HandlesDropped));
+    let expected = [(10_000, F), (20_000, R), (30_000, R), (40_000, F), (50_000, R), (55_000, P)];
+    assert_eq!(calls, expected.map(|(at, kind)| (ms(at), kind)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -328,12 +369,17 @@ async fn a_request_postpones_the_periodic_run() {
     h.at(20_000).await;
     let (result, calls) = h.finish().await;
     assert_eq!(result, Ok(StopReason::HandlesDropped));
-    assert_eq!(calls, vec![(ms(7_000), F), (ms(17_000), F)]);
+    assert_eq!(calls, vec![(ms(7_000), F), (ms(17_000), R)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn huge_intervals_do_not_overflow() {
-    let config = SyncConfig { min_interval: Duration::MAX, retry_interval: Duration::MAX, max_interval: Duration::MAX };
+    let config = SyncConfig {
+        min_interval: Duration::MAX,
+        retry_interval: Duration::MAX,
+        max_interval: Duration::MAX,
+        full_interval: DEFAULT_FULL_INTERVAL,
+    };
     let h = Harness::start(config, vec![]);
     h.handle.request();
     h.at(1_000).await;
@@ -446,7 +492,7 @@ async fn upstream_retry_timeline() {
             (ms(7_000), F),
             (ms(11_000), P),
             (ms(12_000), F),
-            (ms(22_000), F),
+            (ms(22_000), R),
         ]
     );
 }
@@ -454,13 +500,18 @@ async fn upstream_retry_timeline() {
 /// Upstream's `Test_BoundedFrequencyRunnerRetryShorterThanMinInterval`.
 #[tokio::test(start_paused = true)]
 async fn a_retry_shorter_than_min_interval_waits_for_min_interval() {
-    let config = SyncConfig { min_interval: secs(5), retry_interval: secs(1), max_interval: secs(10) };
+    let config = SyncConfig {
+        min_interval: secs(5),
+        retry_interval: secs(1),
+        max_interval: secs(10),
+        full_interval: DEFAULT_FULL_INTERVAL,
+    };
     let h = Harness::start(config, vec![Step::retryable()]);
     h.handle.request();
     h.at(16_000).await;
     let (result, calls) = h.finish().await;
     assert_eq!(result, Ok(StopReason::HandlesDropped));
-    assert_eq!(calls, vec![(ms(0), F), (ms(5_000), F), (ms(15_000), F)]);
+    assert_eq!(calls, vec![(ms(0), F), (ms(5_000), F), (ms(15_000), R)]);
 }
 
 #[tokio::test(start_paused = true)]

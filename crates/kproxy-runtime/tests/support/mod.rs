@@ -74,6 +74,14 @@ impl Recorded {
         self.changes.family(IpFamily::V4).service_ports.iter().map(ToString::to_string).collect()
     }
 
+    /// A sync with nothing to apply, neither full nor failed: the periodic run's, when no
+    /// change came in (full runs come an hour apart).
+    pub fn is_idle(&self) -> bool {
+        !self.changes.full()
+            && !self.failed
+            && IpFamily::ALL.iter().all(|f| self.changes.family(*f).service_ports.is_empty())
+    }
+
     /// Whether `port` is among the changed service ports.
     pub fn changed_port(&self, port: &str) -> bool {
         self.changed().iter().any(|p| p == port)
