@@ -154,18 +154,24 @@ fn a_quarantined_port_is_tried_again_when_its_service_changes() {
     assert_eq!(names(&dataplane.programmed), ["a", "bad"]);
 }
 
-#[test]
-fn a_full_sync_tries_every_quarantined_port_again() {
+/// Services `a` and `bad` synced twice, `bad` refused by the dataplane: quarantined, and
+/// left out by the partial sync after; then the dataplane accepts it (say, a module was
+/// loaded).
+fn quarantined_then_accepted() -> (ProxyLoop, FakeDataplane) {
     let mut proxy = loop_with(&["a", "bad"]);
     let mut dataplane = FakeDataplane::rejecting(&["bad"]);
-    let changes = proxy.checkout(false);
-    block_on(proxy.program(&mut dataplane, changes)).unwrap();
-    // A partial sync leaves it out.
-    let changes = proxy.checkout(false);
-    block_on(proxy.program(&mut dataplane, changes)).unwrap();
+    for _ in 0..2 {
+        let changes = proxy.checkout(false);
+        block_on(proxy.program(&mut dataplane, changes)).unwrap();
+    }
     assert_eq!(proxy.quarantined().count(), 1);
-    // The kernel accepts it now (say, a module was loaded): the hourly full sync programs it.
     dataplane.poison.clear();
+    (proxy, dataplane)
+}
+
+#[test]
+fn a_full_sync_tries_every_quarantined_port_again() {
+    let (mut proxy, mut dataplane) = quarantined_then_accepted();
     let changes = proxy.checkout(true);
     assert!(changes.full());
     let report = block_on(proxy.program(&mut dataplane, changes)).unwrap();
@@ -176,15 +182,7 @@ fn a_full_sync_tries_every_quarantined_port_again() {
 
 #[test]
 fn a_periodic_sync_tries_quarantined_ports_again_without_a_full_sync() {
-    let mut proxy = loop_with(&["a", "bad"]);
-    let mut dataplane = FakeDataplane::rejecting(&["bad"]);
-    let changes = proxy.checkout(false);
-    block_on(proxy.program(&mut dataplane, changes)).unwrap();
-    // A partial sync leaves it out.
-    let changes = proxy.checkout(false);
-    block_on(proxy.program(&mut dataplane, changes)).unwrap();
-    assert_eq!(proxy.quarantined().count(), 1);
-    dataplane.poison.clear();
+    let (mut proxy, mut dataplane) = quarantined_then_accepted();
     proxy.retry_quarantined();
     let changes = proxy.checkout(false);
     assert!(!changes.full(), "what was programmed is trusted");
