@@ -272,6 +272,12 @@ ignored_flags! {
     value ipvs_tcpfin_timeout = "ipvs-tcpfin-timeout",
     value ipvs_udp_timeout = "ipvs-udp-timeout",
     switch windows_service = "windows-service",
+    value log_flush_frequency = "log-flush-frequency",
+    value log_json_info_buffer_size = "log-json-info-buffer-size",
+    switch log_json_split_stream = "log-json-split-stream",
+    value log_text_info_buffer_size = "log-text-info-buffer-size",
+    switch log_text_split_stream = "log-text-split-stream",
+    value vmodule = "vmodule",
 }
 
 impl Flags {

@@ -287,6 +287,12 @@ fn every_kube_proxy_flag_is_accepted() {
         "--ipvs-tcpfin-timeout=0s",
         "--ipvs-udp-timeout=0s",
         "--windows-service",
+        "--log-flush-frequency=5s",
+        "--log-json-info-buffer-size=0",
+        "--log-json-split-stream",
+        "--log-text-info-buffer-size=0",
+        "--log-text-split-stream=false",
+        "--vmodule=proxier=4",
     ];
     for flag in flags {
         let outcome = daemon(&[flag, &to], &[]);
