@@ -75,12 +75,14 @@ struct FakeNftState {
     listing: String,
     fail_next: usize,
     counters: std::collections::BTreeMap<(IpFamily, String), u64>,
+    /// The tables the scripts made and did not delete: family keyword and name.
+    tables: std::collections::BTreeSet<(String, String)>,
 }
 
 impl FakeNftState {
-    /// Counters the script declares exist from now on (counting nothing yet); a deleted
-    /// table takes its family's counters with it.
-    fn track_counters(&mut self, script: &str) {
+    /// Tables and counters the script makes exist from now on (counters counting nothing
+    /// yet); a deleted table takes its family's counters with it.
+    fn track_objects(&mut self, script: &str) {
         // The family of the `table FAMILY NAME { … }` block being read, if any.
         let mut block = None;
         for line in script.lines() {
@@ -91,13 +93,20 @@ impl FakeNftState {
                         self.counters.entry((family, (*name).to_owned())).or_insert(0);
                     }
                 }
-                ["table", family, _table, "{"] => block = family_of(family),
+                ["add", "table", family, table] | ["table", family, table, "{}"] => {
+                    self.tables.insert(((*family).to_owned(), (*table).to_owned()));
+                }
+                ["table", family, table, "{"] => {
+                    self.tables.insert(((*family).to_owned(), (*table).to_owned()));
+                    block = family_of(family);
+                }
                 ["counter", name, "{", ..] => {
                     if let Some(family) = block {
                         self.counters.entry((family, (*name).to_owned())).or_insert(0);
                     }
                 }
-                ["delete", "table", family, _table] => {
+                ["delete", "table", family, table] => {
+                    self.tables.remove(&((*family).to_owned(), (*table).to_owned()));
                     if let Some(family) = family_of(family) {
                         self.counters.retain(|(f, _), _| *f != family);
                     }
@@ -120,7 +129,9 @@ fn family_of(keyword: &str) -> Option<IpFamily> {
 impl FakeNft {
     /// Forgets the tables of `family`, as if someone deleted them (their counters go).
     pub fn drop_tables(&self, family: IpFamily) {
-        self.lock().counters.retain(|(f, _), _| *f != family);
+        let mut state = self.lock();
+        state.counters.retain(|(f, _), _| *f != family);
+        state.tables.retain(|(f, _)| family_of(f) != Some(family));
     }
 
     /// Every script applied so far (failed ones included).
@@ -161,12 +172,24 @@ impl NftRunner for FakeNft {
                 stderr: "fake failure".to_owned(),
             });
         }
-        state.track_counters(script);
+        state.track_objects(script);
         Ok(())
     }
 
-    async fn list(&self, _what: &str) -> Result<String, CommandError> {
-        Ok(self.lock().listing.clone())
+    async fn list(&self, what: &str) -> Result<String, CommandError> {
+        let state = self.lock();
+        let words: Vec<&str> = what.split_whitespace().collect();
+        // Listing one table or chain fails, as the real one does, when its table is gone.
+        if let ["list", "table" | "chain", family, table, ..] = words.as_slice()
+            && !state.tables.contains(&((*family).to_owned(), (*table).to_owned()))
+        {
+            return Err(CommandError::Failed {
+                tool: format!("nft {what}"),
+                status: "exit status: 1".to_owned(),
+                stderr: "Error: No such file or directory".to_owned(),
+            });
+        }
+        Ok(state.listing.clone())
     }
 
     async fn counter_packets(&self, family: IpFamily, _table: &str, name: &str) -> Result<Option<u64>, CommandError> {
@@ -195,5 +218,21 @@ mod tests {
         assert_eq!(count(nft.clone(), IpFamily::V6).await, Some(0), "declared inside a table block");
         nft.drop_tables(IpFamily::V6);
         assert_eq!(count(nft.clone(), IpFamily::V6).await, None);
+    }
+
+    #[tokio::test]
+    async fn the_fake_lists_a_table_or_chain_only_while_the_table_exists() {
+        let nft = FakeNft::default();
+        nft.set_listing("canned");
+        assert!(nft.list("list chain ip t output").await.is_err(), "no table yet");
+        assert_eq!(nft.list("list chains").await.unwrap(), "canned", "whole listings answer as set");
+        nft.apply("table ip t {}\ndelete table ip t\ntable ip t {\n}\n").await.unwrap();
+        assert_eq!(nft.list("list chain ip t output").await.unwrap(), "canned");
+        assert!(nft.list("list table ip6 t").await.is_err(), "the other family has none");
+        nft.drop_tables(IpFamily::V4);
+        assert!(nft.list("list table ip t").await.is_err());
+        nft.apply("add table ip t\n").await.unwrap();
+        nft.apply("table ip t {}\ndelete table ip t\n").await.unwrap();
+        assert!(nft.list("list table ip t").await.is_err(), "deleted");
     }
 }

@@ -78,6 +78,10 @@ impl UserspaceDataplane {
         let committed = self.committed[index].take();
         if let Some(before) = committed.filter(|b| !full && b.fixed == rules.fixed) {
             match patch_script(&before, &rules) {
+                None if self.table_gone(&rules).await => {
+                    tracing::warn!(table = %rules.table, "userspace redirect table gone; loading it whole");
+                    self.nft.apply(&full_script(&rules)).await.map_err(sync_error)?;
+                }
                 None => {}
                 Some(script) => match self.nft.apply(&script).await {
                     Ok(()) => {}
@@ -92,6 +96,16 @@ impl UserspaceDataplane {
         }
         self.committed[index] = Some(rules);
         Ok(())
+    }
+}
+
+impl UserspaceDataplane {
+    /// With nothing to send (the periodic sync): whether someone deleted the table (its
+    /// output chain, a few rules over maps, cannot be listed). A tool that cannot run
+    /// proves nothing.
+    async fn table_gone(&self, rules: &TableRules) -> bool {
+        let what = format!("list chain {} {} output", rules.family, rules.table);
+        matches!(self.nft.list(&what).await, Err(CommandError::Failed { .. }))
     }
 }
 

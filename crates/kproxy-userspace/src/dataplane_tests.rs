@@ -117,6 +117,22 @@ async fn a_failed_load_is_retryable_and_the_next_sync_is_full() {
 }
 
 #[tokio::test]
+async fn a_table_someone_deleted_is_loaded_again_by_the_next_sync_with_nothing_changed() {
+    let mut f = fixture();
+    let st = state(&[("web", Protocol::Tcp, "172.30.0.10", "10.0.0.1")]);
+    f.dp.sync(&st, &Changes::full_sync()).await.unwrap();
+    let loaded = f.nft.scripts().len();
+    f.dp.sync(&st, &Changes::default()).await.unwrap();
+    assert_eq!(f.nft.scripts().len(), loaded, "nothing to send while the tables are there");
+    f.nft.drop_tables(IpFamily::V4);
+    f.dp.sync(&st, &Changes::default()).await.unwrap();
+    let scripts = f.nft.scripts();
+    assert_eq!(scripts.len(), loaded + 1, "the IPv4 table only: {:?}", &scripts[loaded..]);
+    assert!(scripts[loaded].contains("delete table ip "), "loaded whole:\n{}", scripts[loaded]);
+    assert!(scripts[loaded].contains("172.30.0.10"), "with the services:\n{}", scripts[loaded]);
+}
+
+#[tokio::test]
 async fn a_failed_patch_falls_back_to_a_full_load() {
     let mut f = fixture();
     f.dp.sync(&state(&[("a", Protocol::Tcp, "172.30.0.1", "10.0.1.10")]), &Changes::full_sync()).await.unwrap();
