@@ -171,6 +171,23 @@ impl std::fmt::Debug for AyaKernel {
     }
 }
 
+/// Program `name` of `ebpf`, one of the cgroup socket-address programs.
+fn sock_program<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut CgroupSockAddr, KernelError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| KernelError::fatal("find program", name))?
+        .try_into()
+        .map_err(|e| KernelError::fatal("program type", e))
+}
+
+/// Map `name` of `ebpf`, taken out of it as its typed handle.
+fn take_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M, KernelError>
+where
+    M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| KernelError::fatal("find map", name))?;
+    M::try_from(map).map_err(|e| KernelError::fatal("map", e))
+}
+
 /// A loader for maps of `sizes`, without the kernel's BTF (see [`AyaKernel::loader`]).
 fn loader(sizes: &MapSizes) -> EbpfLoader<'static> {
     let mut loader = EbpfLoader::new();
@@ -208,26 +225,18 @@ impl Kernel for AyaKernel {
         let mut ebpf = self.loader.load(OBJECT).map_err(|e| KernelError::fatal("load object", chain(&e)))?;
         self.map_ids = maps_dir.map(|dir| pins::map_ids(&dir)).filter(|ids| !ids.is_empty());
         for name in PROGRAMS {
-            let program: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .ok_or_else(|| KernelError::fatal("find program", name))?
-                .try_into()
-                .map_err(|e| KernelError::fatal("program type", e))?;
+            let program = sock_program(&mut ebpf, name)?;
             program.load().map_err(|e| KernelError::fatal("load program", format!("{name}: {}", chain(&e))))?;
         }
         tc_links::load(&mut ebpf)?;
         write_config(&mut ebpf, &self.config.netns_cookies)?;
-        let take = |ebpf: &mut Ebpf, name| ebpf.take_map(name).ok_or_else(|| KernelError::fatal("find map", name));
-        let services = HashMap::try_from(take(&mut ebpf, "kp_services")?).map_err(|e| KernelError::fatal("map", e))?;
-        let endpoints =
-            HashMap::try_from(take(&mut ebpf, "kp_endpoints")?).map_err(|e| KernelError::fatal("map", e))?;
-        let external = HashMap::try_from(take(&mut ebpf, "kp_external")?).map_err(|e| KernelError::fatal("map", e))?;
-        let ranges = LpmTrie::try_from(take(&mut ebpf, "kp_ranges")?).map_err(|e| KernelError::fatal("map", e))?;
-        let conntrack =
-            HashMap::try_from(take(&mut ebpf, "kp_conntrack")?).map_err(|e| KernelError::fatal("map", e))?;
-        let affinity = HashMap::try_from(take(&mut ebpf, "kp_affinity")?).map_err(|e| KernelError::fatal("map", e))?;
-        let client_affinity =
-            HashMap::try_from(take(&mut ebpf, "kp_client_affinity")?).map_err(|e| KernelError::fatal("map", e))?;
+        let services = take_map(&mut ebpf, "kp_services")?;
+        let endpoints = take_map(&mut ebpf, "kp_endpoints")?;
+        let external = take_map(&mut ebpf, "kp_external")?;
+        let ranges = take_map(&mut ebpf, "kp_ranges")?;
+        let conntrack = take_map(&mut ebpf, "kp_conntrack")?;
+        let affinity = take_map(&mut ebpf, "kp_affinity")?;
+        let client_affinity = take_map(&mut ebpf, "kp_client_affinity")?;
         self.ebpf = Some(ebpf);
         let sizes = self.config.map_sizes;
         let scan_limit = 2 * usize::try_from(sizes.conntrack.max(sizes.affinity)).unwrap_or(usize::MAX);
@@ -261,11 +270,7 @@ impl Kernel for AyaKernel {
                 KernelError::fatal("open cgroup", format!("{}: {e}", self.config.cgroup_path.display()))
             })?;
             for name in PROGRAMS {
-                let program: &mut CgroupSockAddr = ebpf
-                    .program_mut(name)
-                    .ok_or_else(|| KernelError::fatal("find program", name))?
-                    .try_into()
-                    .map_err(|e| KernelError::fatal("program type", e))?;
+                let program = sock_program(ebpf, name)?;
                 // A bpf_link on a cgroup always runs next to other links (the kernel takes no
                 // flags for it), which is what replacing a previous kproxy's links needs.
                 let id = program
