@@ -167,17 +167,22 @@ async fn source_emits_relists_at_start_and_on_change() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[tokio::test]
-async fn a_large_directory_is_sent_in_pieces() {
-    let dir = temp_dir("pieces");
+/// `count` ClusterIP Services of namespace `big`, one YAML document each.
+fn many_services(count: usize) -> String {
     let doc = |i: usize| {
         format!(
-            "kind: Service\nmetadata: {{name: s{i}, namespace: big}}\nspec: {{clusterIP: 10.96.{}.{}, ports: [{{port: 80}}]}}\n---\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: big}}\nspec:\n  clusterIP: 10.96.{}.{}\n  ports: [{{port: 80}}]\n---\n",
             i / 250,
             i % 250 + 1
         )
     };
-    std::fs::write(dir.join("big.yaml"), (0..1_000).map(doc).collect::<String>()).unwrap();
+    (0..count).map(doc).collect()
+}
+
+#[tokio::test]
+async fn a_large_directory_is_sent_in_pieces() {
+    let dir = temp_dir("pieces");
+    std::fs::write(dir.join("big.yaml"), many_services(1_000)).unwrap();
     let (tx, mut rx) = mpsc::channel(64);
     let task = tokio::spawn(ManifestSource::new(dir.clone(), "node1", Duration::from_secs(60)).run(tx));
     let mut pieces = Vec::new();
@@ -197,14 +202,7 @@ async fn a_large_directory_is_sent_in_pieces() {
 #[test]
 fn reads_files_with_thousands_of_documents() {
     let dir = temp_dir("large");
-    let doc = |i: usize| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: big}}\nspec:\n  clusterIP: 10.96.{}.{}\n  ports: [{{port: 80}}]\n---\n",
-            i / 250,
-            i % 250 + 1
-        )
-    };
-    std::fs::write(dir.join("big.yaml"), (0..3_000).map(doc).collect::<String>()).unwrap();
+    std::fs::write(dir.join("big.yaml"), many_services(3_000)).unwrap();
     assert_eq!(read_manifests(&dir).services.len(), 3_000);
     std::fs::remove_dir_all(dir).unwrap();
 }
