@@ -26,10 +26,15 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
+/// Makes the kernel settings `config` asks for; returns those that could not be made.
+fn make_settings(config: &ProxyConfig) -> Vec<node_setup::SetupFailure> {
+    node_setup::apply(&node_setup::settings(config, cpus()), &ProcFs)
+}
+
 /// Applies the privileged one-time setup and exits (upstream's `--init-only`): status 1
 /// when a setting the mode needs could not be made.
 pub fn run(config: &ProxyConfig) -> ExitCode {
-    let failures = node_setup::apply(&node_setup::settings(config, cpus()), &ProcFs);
+    let failures = make_settings(config);
     if let Some(failure) = failures.iter().find(|f| f.setting.required) {
         let setting = &failure.setting;
         eprintln!(
@@ -45,7 +50,7 @@ pub fn run(config: &ProxyConfig) -> ExitCode {
 /// The same settings when the daemon starts; what cannot be made (a container without the
 /// privilege, after an init container made them) is logged and the proxy runs on.
 pub fn at_start(config: &ProxyConfig) {
-    let failures = node_setup::apply(&node_setup::settings(config, cpus()), &ProcFs);
+    let failures = make_settings(config);
     if !failures.is_empty() {
         tracing::warn!(failed = failures.len(), "some kernel settings were not made; the proxy runs without them");
     }
